@@ -1,0 +1,110 @@
+/**
+ * The vocabulary of the rolling-restart engine: what it is told (events),
+ * what it asks the shell to do (effects), and how it is configured.
+ *
+ * The core has no clock, no processes and no sockets: every event carries the
+ * time it happened at, and every action is returned as an effect.
+ */
+
+/** How a worker proves it is ready to serve. */
+export type AckMode =
+  /** Up once it has lived `ms` milliseconds (or sooner if it sends worker:ack). */
+  | { kind: 'timer'; ms: number }
+  /** Up only when it sends worker:ack; a failed start if none arrives within `deadlineMs`. */
+  | { kind: 'manual'; deadlineMs: number };
+
+export type UpgradeMode = 'smooth' | 'fleet';
+
+export interface CoreConfig {
+  /** Target number of serving workers. */
+  number: number;
+  ackMode: AckMode;
+  /**
+   * Consecutive failed starts (exit before ack, missed ack deadline, spawn error,
+   * or an exit shortly after the ack) tolerated before giving up.
+   * Infinity: never give up (einhorn's behaviour), only back off.
+   */
+  retries: number;
+  /** Failed starts an upgrade tolerates before it is abandoned (old workers keep serving). */
+  upgradeRetries: number;
+  /** Base delay before re-spawning after a failed start; doubles per consecutive failure. */
+  respawnDelayMs: number;
+  /** Cap of that delay. */
+  backoffCapMs: number;
+  /** A worker that exits unexpectedly less than this long after its ack counts as a failed start. */
+  stableAfterMs: number;
+  /** Time between the stop signal and SIGKILL; null: never escalate. */
+  signalTimeoutMs: number | null;
+  /** The signal that asks a worker to drain and exit. */
+  drainSignal: string;
+  /** At most this many current-generation workers starting at once. */
+  maxUnacked: number;
+  /** During an upgrade, at most this many processes beyond `number` at once; Infinity: all at once. */
+  maxUpgradeAdditional: number;
+}
+
+export type WorkerState = 'starting' | 'up' | 'stopping' | 'killed';
+
+export interface WorkerView {
+  id: number;
+  pid: number | null;
+  slot: number;
+  generation: number;
+  state: WorkerState;
+  spawnedAt: number;
+  ackedAt: number | null;
+  signaledAt: number | null;
+  /** Signals recorded against this worker (drain, KILL, shutdown signal). */
+  signals: readonly string[];
+  /** Why it is stopping, when it is. */
+  stopReason: string | null;
+  pingedAt: number | null;
+  pingRequestId: string | number | null;
+}
+
+/** Opaque token the shell uses to route replies to a control connection. */
+export type ReplyTo = number;
+
+export type Event =
+  | { type: 'start' }
+  | { type: 'spawned'; id: number; pid: number }
+  | { type: 'spawnFailed'; id: number; error: string }
+  | { type: 'exited'; pid: number; code: number | null; signal: string | null }
+  | { type: 'ack'; pid: number }
+  | { type: 'ping'; pid: number; requestId: string | number | null }
+  | { type: 'timer'; key: string }
+  | { type: 'inc'; replyTo?: ReplyTo }
+  | { type: 'dec'; replyTo?: ReplyTo }
+  | { type: 'setWorkers'; count: number; replyTo?: ReplyTo }
+  | { type: 'upgrade'; mode: UpgradeMode; replyTo?: ReplyTo }
+  | { type: 'signal'; signals: string[]; replyTo?: ReplyTo }
+  | { type: 'shutdown'; signal: string; replyTo?: ReplyTo };
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export type Effect =
+  | { type: 'spawn'; id: number; slot: number; generation: number }
+  | { type: 'kill'; pid: number; signal: string }
+  | { type: 'setTimer'; key: string; ms: number }
+  | { type: 'clearTimer'; key: string }
+  | { type: 'reply'; to: ReplyTo; message: string; wait: boolean; ok: boolean }
+  | { type: 'log'; level: LogLevel; message: string; pid?: number; slot?: number }
+  | { type: 'exit'; code: number };
+
+export interface UpgradeView {
+  mode: UpgradeMode;
+  generation: number;
+  startedAt: number;
+  failures: number;
+}
+
+export interface CoreSnapshot {
+  config: Readonly<CoreConfig>;
+  generation: number;
+  streak: number;
+  gaveUp: boolean;
+  shuttingDown: string | null;
+  upgrade: UpgradeView | null;
+  lastUpgrade: { generation: number; ok: boolean; message: string; finishedAt: number } | null;
+  workers: WorkerView[];
+}

@@ -1,0 +1,360 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Sim } from './sim.js';
+import { backoffDelay } from '../src/backoff.js';
+
+const manual = { kind: 'manual', deadlineMs: 5000 } as const;
+
+test('backoff doubles from the base and stops at the cap', () => {
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7, 50].map((s) => backoffDelay(s, 1000, 30_000)),
+    [0, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000],
+  );
+});
+
+test('start spawns every worker at once, timer mode acks them after the timer', () => {
+  const sim = new Sim({ number: 3, ackMode: { kind: 'timer', ms: 1000 } });
+  sim.start();
+  assert.equal(sim.alive().length, 3);
+  assert.deepEqual(sim.alive().map((p) => p.slot).sort(), [0, 1, 2]);
+  assert.equal(sim.serving(), 0);
+  sim.advance(999);
+  assert.equal(sim.serving(), 0);
+  sim.advance(1);
+  assert.equal(sim.serving(), 3);
+});
+
+test('timer mode: an early worker:ack makes the worker up at once', () => {
+  const sim = new Sim({ number: 1, ackMode: { kind: 'timer', ms: 1000 } });
+  sim.start();
+  const [p] = sim.alive();
+  sim.ack(p!.pid);
+  assert.equal(sim.serving(), 1);
+  assert.equal(sim.timers.has(`ack:${p!.id}`), false);
+});
+
+test('manual mode: up only after the ack; an unknown pid is ignored', () => {
+  const sim = new Sim({ number: 2, ackMode: manual });
+  sim.start();
+  sim.advance(4000);
+  assert.equal(sim.serving(), 0);
+  sim.ack(424242);
+  assert.equal(sim.serving(), 0);
+  for (const p of sim.alive()) sim.ack(p.pid);
+  assert.equal(sim.serving(), 2);
+});
+
+test('manual mode: a worker that misses its ack deadline is stopped and replaced after a backoff', () => {
+  const sim = new Sim({ number: 1, ackMode: manual, respawnDelayMs: 1000 });
+  sim.start();
+  const [first] = sim.alive();
+  sim.advance(5000);
+  assert.deepEqual(first!.signals, ['SIGUSR2']);
+  assert.equal(sim.sup.snapshot().streak, 1);
+  sim.advance(1); // it exits (drainExitMs 0)
+  assert.equal(first!.alive, false);
+  assert.equal(sim.spawnCount, 1, 'no replacement before the backoff delay');
+  sim.advance(999);
+  assert.equal(sim.spawnCount, 2);
+  const [second] = sim.alive();
+  assert.equal(second!.slot, 0);
+  sim.ack(second!.pid);
+  assert.equal(sim.sup.snapshot().streak, 0);
+});
+
+test('a crashed healthy worker is replaced at once in the same slot', () => {
+  const sim = new Sim({ number: 2, ackMode: { kind: 'timer', ms: 100 }, stableAfterMs: 10_000 });
+  sim.start();
+  sim.advance(20_000);
+  const victim = sim.alive().find((p) => p.slot === 1)!;
+  sim.exit(victim.pid, 1, null);
+  assert.equal(sim.alive().length, 2);
+  assert.equal(sim.alive().find((p) => p.pid !== victim.pid && p.slot === 1) !== undefined, true);
+  assert.equal(sim.sup.snapshot().streak, 0);
+});
+
+test('crash loop: exponential backoff, one probe at a time, no fork storm', () => {
+  const sim = new Sim({ number: 4, ackMode: { kind: 'timer', ms: 1000 }, respawnDelayMs: 1000, backoffCapMs: 30_000 });
+  sim.start();
+  assert.equal(sim.spawnCount, 4);
+  // Every worker dies 10 ms after it starts.
+  const crashAll = () => {
+    for (const p of sim.alive()) sim.exit(p.pid, 1, null);
+  };
+  crashAll();
+  assert.equal(sim.sup.snapshot().streak, 4);
+  const spawnTimes: number[] = [];
+  let last = sim.spawnCount;
+  for (let t = 0; t < 120_000; t += 10) {
+    sim.advance(10);
+    if (sim.spawnCount !== last) {
+      spawnTimes.push(sim.now);
+      last = sim.spawnCount;
+      assert.ok(sim.alive().length <= 1, 'only one probe at a time while failing');
+      crashAll();
+    }
+  }
+  const gaps = spawnTimes.slice(1).map((t, i) => t - spawnTimes[i]!);
+  assert.ok(spawnTimes.length <= 10, `bounded spawns in 2 min: ${spawnTimes.length}`);
+  assert.ok(gaps.every((g, i) => i === 0 || g >= gaps[i - 1]!), `gaps never shrink: ${gaps}`);
+  assert.ok(gaps.at(-1)! <= 30_010 && gaps.at(-1)! >= 29_990, `capped at 30 s: ${gaps}`);
+});
+
+test('a probe that acks ends the streak and the rest start at once', () => {
+  const sim = new Sim({ number: 3, ackMode: manual, respawnDelayMs: 100 });
+  sim.start();
+  for (const p of sim.alive()) sim.exit(p.pid, 1, null);
+  sim.advance(10_000);
+  assert.equal(sim.alive().length, 1);
+  sim.ack(sim.alive()[0]!.pid);
+  assert.equal(sim.alive().length, 3);
+});
+
+test('finite retries: gives up, keeps running, inc tries again', () => {
+  let broken = true;
+  const sim = new Sim({ number: 1, ackMode: manual, retries: 2, respawnDelayMs: 100 });
+  sim.onSpawn = () => (broken ? { fail: 'ENOENT' } : 'ok');
+  sim.start();
+  sim.advance(60_000);
+  assert.equal(sim.spawnCount, 3, 'first attempt + 2 retries');
+  assert.equal(sim.sup.snapshot().gaveUp, true);
+  assert.equal(sim.exitCode, null, 'the master keeps running');
+  broken = false;
+  sim.feed({ type: 'inc', replyTo: 7 });
+  assert.equal(sim.sup.snapshot().gaveUp, false);
+  assert.equal(sim.alive().length, 2);
+  assert.deepEqual(sim.repliesTo(7), ['Incrementing number of workers from 1 -> 2']);
+});
+
+test('a worker that exits right after its ack counts as a failed start', () => {
+  const sim = new Sim({ number: 1, ackMode: manual, stableAfterMs: 5000, respawnDelayMs: 1000 });
+  sim.start();
+  const [p] = sim.alive();
+  sim.ack(p!.pid);
+  sim.advance(100);
+  sim.exit(p!.pid, 1, null);
+  assert.equal(sim.sup.snapshot().streak, 1);
+  assert.equal(sim.alive().length, 0);
+  sim.advance(1000);
+  assert.equal(sim.alive().length, 1);
+});
+
+test('dec retires an unacked worker first; inc adds one in the lowest free slot', () => {
+  const sim = new Sim({ number: 3, ackMode: manual });
+  sim.start();
+  const [a, b, c] = sim.alive();
+  sim.ack(a!.pid);
+  sim.ack(c!.pid);
+  sim.feed({ type: 'dec', replyTo: 1 });
+  assert.deepEqual(b!.signals, ['SIGUSR2']);
+  assert.deepEqual(sim.repliesTo(1), ['Decrementing number of workers from 3 -> 2']);
+  sim.advance(1);
+  assert.equal(sim.alive().length, 2);
+  sim.feed({ type: 'inc' });
+  const added = sim.alive().find((p) => p.pid !== a!.pid && p.pid !== c!.pid)!;
+  assert.equal(added.slot, 1);
+});
+
+test('set_workers validates its count and scales both ways', () => {
+  const sim = new Sim({ number: 2, ackMode: manual });
+  sim.start();
+  sim.feed({ type: 'setWorkers', count: -1, replyTo: 1 });
+  sim.feed({ type: 'setWorkers', count: 1.5, replyTo: 1 });
+  assert.equal(sim.replies.filter((r) => !r.ok).length, 2);
+  sim.feed({ type: 'setWorkers', count: 5, replyTo: 2 });
+  assert.equal(sim.alive().length, 5);
+  sim.feed({ type: 'setWorkers', count: 0, replyTo: 3 });
+  sim.advance(1);
+  assert.equal(sim.alive().length, 0);
+  assert.equal(sim.exitCode, null);
+});
+
+test('shutdown: drain signal to all, KILL after the signal timeout, exit when none is left', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, signalTimeoutMs: 3000 });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.drainExitMs = null; // they ignore the signal
+  sim.feed({ type: 'shutdown', signal: 'SIGUSR2', replyTo: 9 });
+  assert.ok(sim.alive().every((p) => p.signals[0] === 'SIGUSR2'));
+  assert.equal(sim.exitCode, null);
+  sim.advance(2999);
+  assert.equal(sim.alive().length, 2);
+  sim.advance(1);
+  assert.equal(sim.alive().length, 0);
+  assert.equal(sim.exitCode, 0);
+  assert.equal(sim.spawnCount, 2, 'nothing respawned while going down');
+});
+
+test('shutdown asked twice kills at once', () => {
+  const sim = new Sim({ number: 1, ackMode: manual, signalTimeoutMs: null });
+  sim.start();
+  sim.drainExitMs = null;
+  sim.feed({ type: 'shutdown', signal: 'SIGUSR2' });
+  sim.advance(100_000);
+  assert.equal(sim.alive().length, 1, 'no escalation without a signal timeout');
+  sim.feed({ type: 'shutdown', signal: 'SIGUSR2' });
+  assert.equal(sim.alive().length, 0);
+  assert.equal(sim.exitCode, 0);
+});
+
+test('signal command reaches every worker and records nothing', () => {
+  const sim = new Sim({ number: 2, ackMode: manual });
+  sim.start();
+  sim.feed({ type: 'signal', signals: ['SIGUSR1', 'SIGHUP'], replyTo: 1 });
+  assert.ok(sim.alive().every((p) => p.signals.join() === 'SIGUSR1,SIGHUP'));
+  assert.ok(sim.sup.snapshot().workers.every((w) => w.signals.length === 0));
+});
+
+// ---- upgrades ---------------------------------------------------------------
+
+function upAndRunning(n: number, extra: Partial<ConstructorParameters<typeof Sim>[0]> = {}): Sim {
+  const sim = new Sim({ number: n, ackMode: manual, ...extra });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  assert.equal(sim.serving(), n);
+  return sim;
+}
+
+test('smooth upgrade: each new ack retires one old worker, never fewer than N serving', () => {
+  const sim = upAndRunning(3);
+  const old = sim.alive().map((p) => p.pid);
+  sim.check = () => assert.ok(sim.serving() >= 3, `serving ${sim.serving()} at ${sim.now}`);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 5 });
+  const fresh = sim.alive((p) => p.generation === 1);
+  assert.equal(fresh.length, 3);
+  sim.ack(fresh[0]!.pid);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length > 0).length, 1);
+  sim.ack(fresh[1]!.pid);
+  sim.ack(fresh[2]!.pid);
+  sim.advance(1);
+  assert.deepEqual(sim.alive().map((p) => p.generation), [1, 1, 1]);
+  assert.ok(old.every((pid) => !sim.procs.get(pid)!.alive));
+  const msgs = sim.replies.filter((r) => r.to === 5);
+  assert.equal(msgs[0]!.message, 'Upgrading smoothly, as commanded');
+  assert.equal(msgs.at(-1)!.message, 'Upgrade done');
+  assert.equal(msgs.at(-1)!.wait, false);
+  assert.ok(msgs.slice(0, -1).every((m) => m.wait));
+  assert.equal(sim.sup.snapshot().upgrade, null);
+});
+
+test('fleet upgrade: no old worker is retired until every new one acked', () => {
+  const sim = upAndRunning(2);
+  sim.feed({ type: 'upgrade', mode: 'fleet', replyTo: 1 });
+  const fresh = sim.alive((p) => p.generation === 1);
+  sim.ack(fresh[0]!.pid);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 2);
+  sim.ack(fresh[1]!.pid);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 0);
+  assert.equal(sim.repliesTo(1).at(-1), 'Upgrade done');
+});
+
+test('upgrade whose new workers crash: abandoned after the retries, old workers keep serving', () => {
+  const sim = upAndRunning(2, { upgradeRetries: 2, respawnDelayMs: 100 });
+  sim.check = () => assert.ok(sim.serving() >= 2);
+  sim.onSpawn = (gen) => (gen === 1 ? 'ok' : 'ok');
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 3 });
+  for (let i = 0; i < 100 && sim.sup.snapshot().upgrade; i++) {
+    for (const p of sim.alive((x) => x.generation === 1)) sim.exit(p.pid, 1, null);
+    sim.advance(1000);
+  }
+  const snap = sim.sup.snapshot();
+  assert.equal(snap.upgrade, null);
+  assert.equal(snap.lastUpgrade?.ok, false);
+  const final = sim.replies.filter((r) => r.to === 3).at(-1)!;
+  assert.equal(final.ok, false);
+  assert.equal(final.wait, false);
+  assert.match(sim.repliesTo(3).at(-2)!, /failed/);
+  assert.deepEqual(sim.alive().map((p) => p.generation), [0, 0]);
+  assert.equal(sim.serving(), 2);
+  // And it stays that way: nothing keeps respawning the broken generation.
+  const spawns = sim.spawnCount;
+  sim.advance(120_000);
+  assert.equal(sim.spawnCount, spawns);
+});
+
+test('upgrade in manual mode whose new workers never ack fails at the deadline', () => {
+  const sim = upAndRunning(1, { upgradeRetries: 0 });
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 3 });
+  sim.advance(5000);
+  assert.equal(sim.replies.filter((r) => r.to === 3).at(-1)!.ok, false);
+  sim.advance(10);
+  assert.deepEqual(sim.alive().map((p) => p.generation), [0]);
+});
+
+test('an upgrade during an upgrade is merged: one final reply for both callers', () => {
+  const sim = upAndRunning(2);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 1 });
+  const g1 = sim.alive((p) => p.generation === 1);
+  sim.ack(g1[0]!.pid);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 2 });
+  assert.match(sim.repliesTo(2)[0]!, /merged/);
+  const g2 = sim.alive((p) => p.generation === 2);
+  assert.equal(g2.length, 2);
+  for (const p of g2) sim.ack(p.pid);
+  sim.advance(1);
+  assert.deepEqual(sim.alive().map((p) => p.generation), [2, 2]);
+  assert.equal(sim.repliesTo(1).at(-1), 'Upgrade done');
+  assert.equal(sim.repliesTo(2).at(-1), 'Upgrade done');
+});
+
+test('max-upgrade-additional paces the upgrade', () => {
+  const sim = upAndRunning(4, { maxUpgradeAdditional: 1 });
+  let peak = 0;
+  sim.check = () => {
+    peak = Math.max(peak, sim.alive().length);
+  };
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 1 });
+  for (let i = 0; i < 20 && sim.sup.snapshot().upgrade; i++) {
+    for (const p of sim.alive((x) => x.generation === 1)) sim.ack(p.pid);
+    sim.advance(1);
+  }
+  assert.equal(sim.repliesTo(1).at(-1), 'Upgrade done');
+  assert.equal(peak, 5);
+});
+
+test('dec during an upgrade lowers the target of the new generation', () => {
+  const sim = upAndRunning(3);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 1 });
+  sim.feed({ type: 'dec' });
+  for (const p of sim.alive((x) => x.generation === 1 && x.signals.length === 0)) sim.ack(p.pid);
+  sim.advance(1);
+  assert.deepEqual(sim.alive().map((p) => p.generation), [1, 1]);
+  assert.equal(sim.repliesTo(1).at(-1), 'Upgrade done');
+});
+
+test('a worker crashing while it drains is just gone; escalation timer is cleared', () => {
+  const sim = upAndRunning(1, { signalTimeoutMs: 1000 });
+  sim.drainExitMs = null;
+  sim.feed({ type: 'upgrade', mode: 'smooth' });
+  const [fresh] = sim.alive((p) => p.generation === 1);
+  sim.ack(fresh!.pid);
+  const [old] = sim.alive((p) => p.generation === 0);
+  sim.exit(old!.pid, null, 'SIGSEGV');
+  assert.equal([...sim.timers.keys()].some((k) => k.startsWith('kill:')), false);
+  assert.equal(sim.serving(), 1);
+});
+
+test('shutdown during an upgrade tells the waiting client', () => {
+  const sim = upAndRunning(1);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 4 });
+  sim.feed({ type: 'shutdown', signal: 'SIGUSR2' });
+  const last = sim.replies.filter((r) => r.to === 4).at(-1)!;
+  assert.equal(last.ok, false);
+  assert.equal(last.wait, false);
+  sim.advance(1);
+  assert.equal(sim.exitCode, 0);
+  const again = sim.replies.length;
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 6 });
+  assert.equal(sim.replies.length, again + 1);
+  assert.equal(sim.replies.at(-1)!.ok, false);
+});
+
+test('slots: new generation takes the lowest free indices, reused after exits', () => {
+  const sim = upAndRunning(2);
+  sim.feed({ type: 'upgrade', mode: 'smooth' });
+  assert.deepEqual(sim.alive((p) => p.generation === 1).map((p) => p.slot).sort(), [2, 3]);
+  for (const p of sim.alive((x) => x.generation === 1)) sim.ack(p.pid);
+  sim.advance(1);
+  sim.feed({ type: 'upgrade', mode: 'smooth' });
+  assert.deepEqual(sim.alive((p) => p.generation === 2).map((p) => p.slot).sort(), [0, 1]);
+});
