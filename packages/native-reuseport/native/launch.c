@@ -1,0 +1,102 @@
+/*
+ * einhyrningsins-launch: the exec launcher the master uses to start a child.
+ *
+ *   einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]
+ *
+ *   --setpgid     setpgid(0, 0): become a process-group leader (einhorn's
+ *                 setpgrp), so a terminal Ctrl-C reaches only the master.
+ *   --pdeathsig   prctl(PR_SET_PDEATHSIG, SIGNUM); then, if getppid() != PID,
+ *                 the master already died: refuse to exec (einhorn's -k).
+ *   then execv(PATH, [ARG0, ARGS...]) -- no PATH search, no shell.
+ *
+ * Exit codes (only reached when nothing was exec'd):
+ *     1  setup failed: setpgid/prctl error, or the parent died before pdeathsig
+ *     2  bad usage
+ *   126  PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY)
+ *   127  any other exec failure (ENOENT, ENOTDIR, ELOOP, ...)
+ *
+ * It allocates nothing (execv reuses our own NULL-terminated argv tail) and
+ * touches no fd except writing diagnostics to fd 2 on failure, so inherited
+ * listening sockets (fds 3, 4, ...) and their flags pass through untouched.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define PROG "einhyrningsins-launch: "
+#define USAGE "usage: einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID]" \
+              " -- PATH ARG0 [ARGS...]\n"
+
+/* write(2) "einhyrningsins-launch: " a b c d "\n" in one go, best effort. */
+static void say(const char *a, const char *b, const char *c, const char *d) {
+  struct iovec v[6] = {
+      {(void *)PROG, sizeof PROG - 1}, {(void *)a, strlen(a)}, {(void *)b, strlen(b)},
+      {(void *)c, strlen(c)},          {(void *)d, strlen(d)}, {(void *)"\n", 1},
+  };
+  ssize_t r = writev(2, v, 6);
+  (void)r;
+}
+
+static void usage(const char *why, const char *arg) {
+  say(why, arg, "", "");
+  ssize_t r = write(2, USAGE, sizeof USAGE - 1);
+  (void)r;
+  _exit(2);
+}
+
+/* Parse a decimal integer in [min, max]; -1 if malformed. */
+static long number(const char *s, long min, long max) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max) return -1;
+  return v;
+}
+
+int main(int argc, char **argv) {
+  int setpg = 0, i;
+  long sig = 0, ppid = 0;
+
+  for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--setpgid") == 0) {
+      setpg = 1;
+    } else if (strcmp(argv[i], "--pdeathsig") == 0 && i + 1 < argc) {
+      if ((sig = number(argv[++i], 1, _NSIG - 1)) < 0) usage("bad --pdeathsig: ", argv[i]);
+    } else if (strcmp(argv[i], "--ppid") == 0 && i + 1 < argc) {
+      if ((ppid = number(argv[++i], 1, INT_MAX)) < 0) usage("bad --ppid: ", argv[i]);
+    } else {
+      usage("unknown or incomplete option: ", argv[i]);
+    }
+  }
+  if (i >= argc) usage("missing '--'", "");
+  if (argc - i < 3) usage("missing PATH or ARG0 after '--'", "");
+  if ((sig == 0) != (ppid == 0)) usage("--pdeathsig and --ppid go together", "");
+  const char *path = argv[i + 1];
+
+  /* EPERM when we already lead a session (spawned detached): that is fine. */
+  if (setpg && setpgid(0, 0) < 0 && getpgrp() != getpid()) {
+    say("setpgid: ", strerror(errno), "", "");
+    _exit(1);
+  }
+  if (sig) {
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0UL, 0UL, 0UL) < 0) {
+      say("prctl(PR_SET_PDEATHSIG): ", strerror(errno), "", "");
+      _exit(1);
+    }
+    /* The master may have died before prctl: we were then reparented. */
+    if (getppid() != (pid_t)ppid) {
+      say("parent process died before we set pdeathsig; refusing to exec ", path, "", "");
+      _exit(1);
+    }
+  }
+
+  execv(path, &argv[i + 2]); /* argv[argc] is NULL: a ready-made argv */
+  int err = errno;
+  say("cannot execute ", path, ": ", strerror(err));
+  _exit(err == EACCES || err == EPERM || err == ENOEXEC || err == ETXTBSY ? 126 : 127);
+}

@@ -1,0 +1,261 @@
+/**
+ * native-reuseport: raw listening sockets (SO_REUSEPORT, blocking or not) and
+ * a few fd helpers that Node's `net` module does not offer, plus the path of
+ * the `einhyrningsins-launch` exec launcher.
+ *
+ * The C addon (build/Release/native_reuseport.node, built by `node-gyp
+ * rebuild` in this package) is loaded lazily on the first call, so importing
+ * this module never throws, even when the addon has not been built yet.
+ *
+ * Errors from system calls are plain `Error`s carrying `code` (errno name,
+ * e.g. `'EADDRINUSE'`), `errno` (the positive Linux errno, comparable with
+ * `os.constants.errno.*`; note that Node's own SystemErrors use negative
+ * libuv numbers instead) and `syscall`; see {@link NativeSyscallError}.
+ * Misuse of the arguments (wrong types, out-of-range numbers, strings with
+ * NUL bytes) throws a `TypeError` whose `code` is `ERR_INVALID_ARG_TYPE`,
+ * `ERR_INVALID_ARG_VALUE` or `ERR_MISSING_ARGS`.
+ *
+ * @module
+ */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Options for {@link listenTcp}. Every field is required. */
+export interface ListenTcpOptions {
+  /** NUMERIC address (`'127.0.0.1'`, `'::'`, `'fe80::1%eth0'`); never a host name. */
+  host: string;
+  /** 0..65535; 0 lets the kernel pick (read it back with {@link getsockname}). */
+  port: number;
+  /** Address family of `host`: 4 (AF_INET) or 6 (AF_INET6). */
+  family: 4 | 6;
+  /** Set SO_REUSEADDR before bind. */
+  reuseAddr: boolean;
+  /** Set SO_REUSEPORT before bind (every socket sharing the port needs it, same uid). */
+  reusePort: boolean;
+  /** Set O_NONBLOCK after listen (OR-ed into the existing file status flags). */
+  nonBlock: boolean;
+  /**
+   * Family 6 only: IPV6_V6ONLY 1/0, or `null` to keep the kernel default
+   * (net.ipv6.bindv6only). Note that Linux forces it to true when binding to a
+   * specific non-v4-mapped IPv6 address such as `::1`. Ignored for family 4.
+   */
+  v6Only: boolean | null;
+  /** listen(2) backlog, >= 0 (the kernel caps it at net.core.somaxconn). */
+  backlog: number;
+}
+
+/** Options for {@link listenUnix}. */
+export interface ListenUnixOptions {
+  /** Filesystem path of the socket; must not exist yet and be < 108 bytes. */
+  path: string;
+  /** listen(2) backlog, >= 0. */
+  backlog: number;
+  /** Set O_NONBLOCK after listen. */
+  nonBlock: boolean;
+}
+
+/** Result of {@link getsockname}. */
+export interface SockName {
+  /** 4, 6, or `'unix'` for AF_UNIX sockets. */
+  family: 4 | 6 | 'unix';
+  /**
+   * Numeric address, or the socket path for unix sockets (`''` when unnamed,
+   * `'@name'` for the abstract namespace).
+   */
+  address: string;
+  /** Local port; 0 for unix sockets. */
+  port: number;
+}
+
+/** Result of {@link fdInfo}. */
+export interface FdInfo {
+  /** O_NONBLOCK is set on the open file description (shared by every dup). */
+  nonBlock: boolean;
+  /** FD_CLOEXEC is set on this descriptor (per-fd, not shared by dups). */
+  cloexec: boolean;
+  /** SO_REUSEADDR (false for non-sockets). */
+  reuseAddr: boolean;
+  /** SO_REUSEPORT (false for non-sockets). */
+  reusePort: boolean;
+  /** IPV6_V6ONLY, or `null` when the fd is not an AF_INET6 socket. */
+  v6Only: boolean | null;
+  /** SO_ACCEPTCONN: the socket is listening. */
+  listening: boolean;
+  /** TCP over IPv4/IPv6, AF_UNIX stream socket, or anything else (files, pipes, UDP...). */
+  type: 'tcp4' | 'tcp6' | 'unix' | 'other';
+}
+
+/** The Error thrown when a system call fails. */
+export interface NativeSyscallError extends Error {
+  /** errno name, e.g. `'EADDRINUSE'`, `'EACCES'`, `'EADDRNOTAVAIL'`, `'EINVAL'`. */
+  code: string;
+  /** Positive Linux errno (same numbering as `os.constants.errno`). */
+  errno: number;
+  /** Failing call: `'socket'`, `'setsockopt'`, `'bind'`, `'listen'`, `'inet_pton'`, ... */
+  syscall: string;
+  /** listenTcp only: the host and port that were asked for. */
+  address?: string;
+  port?: number;
+  /** listenUnix only: the socket path. */
+  path?: string;
+}
+
+interface NativeBinding {
+  listenTcp(opts: ListenTcpOptions): number;
+  listenUnix(opts: ListenUnixOptions): number;
+  getsockname(fd: number): SockName;
+  fdInfo(fd: number): FdInfo;
+  close(fd: number): void;
+  setCloexec(fd: number, on: boolean): void;
+  flock(fd: number): boolean;
+  openFds(): number[];
+}
+
+/** Absolute path of the compiled addon (`build/Release/native_reuseport.node`). */
+export const addonPath: string = fileURLToPath(
+  new URL('../../build/Release/native_reuseport.node', import.meta.url),
+);
+
+/**
+ * Absolute path of the `einhyrningsins-launch` executable
+ * (`build/Release/einhyrningsins-launch`). Not checked at import time; use
+ * {@link assertLauncher} to verify it exists.
+ *
+ * Usage: `einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]`.
+ * It execv()s PATH without touching any fd. Exit codes when it cannot exec:
+ * 1 setup failure (setpgid/prctl failed, or the parent died before pdeathsig
+ * was armed), 2 bad usage, 126 PATH not executable (EACCES, EPERM, ENOEXEC,
+ * ETXTBSY), 127 any other exec failure (ENOENT, ...).
+ */
+export const launcherPath: string = fileURLToPath(
+  new URL('../../build/Release/einhyrningsins-launch', import.meta.url),
+);
+
+/** Launcher exit codes (only seen when PATH was not exec'd). */
+export const LAUNCH_EXIT = {
+  /** setpgid/prctl failed, or the parent died before PR_SET_PDEATHSIG was armed. */
+  SETUP_FAILED: 1,
+  /** Bad command line. */
+  USAGE: 2,
+  /** PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY). */
+  NOT_EXECUTABLE: 126,
+  /** Any other execv failure (ENOENT, ENOTDIR, ELOOP, ...). */
+  EXEC_FAILED: 127,
+} as const;
+
+/**
+ * Check that {@link launcherPath} exists and is executable; returns it.
+ * @throws Error (with `cause`) telling how to build it.
+ */
+export function assertLauncher(): string {
+  try {
+    accessSync(launcherPath, fsConstants.X_OK);
+  } catch (cause) {
+    throw new Error(
+      `native-reuseport: launcher ${launcherPath} is missing or not executable ` +
+        '(build it with `node-gyp rebuild` in packages/native-reuseport)',
+      { cause },
+    );
+  }
+  return launcherPath;
+}
+
+const require = createRequire(import.meta.url);
+let binding: NativeBinding | undefined;
+
+function native(): NativeBinding {
+  if (binding === undefined) {
+    try {
+      binding = require(addonPath) as NativeBinding;
+    } catch (cause) {
+      throw new Error(
+        `native-reuseport: cannot load ${addonPath} ` +
+          '(build it with `node-gyp rebuild` in packages/native-reuseport)',
+        { cause },
+      );
+    }
+  }
+  return binding;
+}
+
+/** True when `err` is an Error thrown by a failing system call in this addon. */
+export function isNativeSyscallError(err: unknown): err is NativeSyscallError {
+  return (
+    err instanceof Error &&
+    typeof (err as Partial<NativeSyscallError>).code === 'string' &&
+    typeof (err as Partial<NativeSyscallError>).errno === 'number' &&
+    typeof (err as Partial<NativeSyscallError>).syscall === 'string'
+  );
+}
+
+/**
+ * Create a listening TCP socket: socket(SOCK_STREAM|SOCK_CLOEXEC), the
+ * requested SO_REUSEADDR / SO_REUSEPORT / IPV6_V6ONLY options, bind, listen,
+ * then O_NONBLOCK if asked.
+ *
+ * The returned fd is close-on-exec in this process; pass it to a child through
+ * `child_process.spawn`'s `stdio` array (its dup2 clears FD_CLOEXEC on the
+ * child's copy). Close it with {@link close}.
+ *
+ * @returns the listening fd.
+ * @throws NativeSyscallError, e.g. `bind 127.0.0.1:8080: Address already in use`
+ *   (code EADDRINUSE); a non-numeric `host` gives code EINVAL, syscall
+ *   `inet_pton`. No fd is leaked on failure.
+ * @throws TypeError on malformed options.
+ */
+export function listenTcp(opts: ListenTcpOptions): number {
+  return native().listenTcp(opts);
+}
+
+/**
+ * Create a listening AF_UNIX stream socket bound at `opts.path` (close-on-exec).
+ * Never unlinks anything: an existing path fails with EADDRINUSE, and the
+ * socket file stays after {@link close} (removing it is the caller's job).
+ *
+ * @throws NativeSyscallError (EADDRINUSE, ENAMETOOLONG for paths of 108 bytes
+ *   or more, EACCES, ENOENT...), with `path` set.
+ * @throws TypeError on malformed options.
+ */
+export function listenUnix(opts: ListenUnixOptions): number {
+  return native().listenUnix(opts);
+}
+
+/** Local address of a socket fd. @throws NativeSyscallError (EBADF, ENOTSOCK...). */
+export function getsockname(fd: number): SockName {
+  return native().getsockname(fd);
+}
+
+/** Flags and socket options of an fd, for tests and diagnostics. @throws NativeSyscallError (EBADF). */
+export function fdInfo(fd: number): FdInfo {
+  return native().fdInfo(fd);
+}
+
+/**
+ * close(2). An EINTR from close is ignored (the fd is released anyway on
+ * Linux). Never use it on fds that Node itself owns.
+ * @throws NativeSyscallError (EBADF when `fd` is not open).
+ */
+export function close(fd: number): void {
+  native().close(fd);
+}
+
+/** Set (`on`) or clear FD_CLOEXEC on `fd`. @throws NativeSyscallError (EBADF). */
+export function setCloexec(fd: number, on: boolean): void {
+  native().setCloexec(fd, on);
+}
+
+/**
+ * flock(fd, LOCK_EX|LOCK_NB).
+ * @returns true when the lock is held, false when another open file
+ *   description holds it (EWOULDBLOCK).
+ * @throws NativeSyscallError for any other failure (EBADF, ...).
+ */
+export function flock(fd: number): boolean {
+  return native().flock(fd);
+}
+
+/** The fds this process has open, ascending (from /proc/self/fd), for leak checks. */
+export function openFds(): number[] {
+  return native().openFds();
+}
