@@ -1,10 +1,13 @@
 /*
  * einhyrningsins-launch: the exec launcher the master uses to start a child.
  *
- *   einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]
+ *   einhyrningsins-launch [--setpgid] [--close-from FD] [--pdeathsig SIGNUM --ppid PID]
+ *                         -- PATH ARG0 [ARGS...]
  *
  *   --setpgid     setpgid(0, 0): become a process-group leader (einhorn's
  *                 setpgrp), so a terminal Ctrl-C reaches only the master.
+ *   --close-from  close every fd >= FD first, so the child gets exactly stdio and
+ *                 the sockets it is given, whatever its parent leaked to us.
  *   --pdeathsig   prctl(PR_SET_PDEATHSIG, SIGNUM); then, if getppid() != PID,
  *                 the master already died: refuse to exec (einhorn's -k).
  *   then execv(PATH, [ARG0, ARGS...]) -- no PATH search, no shell.
@@ -16,21 +19,24 @@
  *   127  any other exec failure (ENOENT, ENOTDIR, ELOOP, ...)
  *
  * It allocates nothing (execv reuses our own NULL-terminated argv tail) and
- * touches no fd except writing diagnostics to fd 2 on failure, so inherited
- * listening sockets (fds 3, 4, ...) and their flags pass through untouched.
+ * touches no fd below --close-from except writing diagnostics to fd 2 on
+ * failure, so the listening sockets (fds 3, 4, ...) and their flags pass
+ * through untouched.
  */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define PROG "einhyrningsins-launch: "
-#define USAGE "usage: einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID]" \
-              " -- PATH ARG0 [ARGS...]\n"
+#define USAGE "usage: einhyrningsins-launch [--setpgid] [--close-from FD]" \
+              " [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
 
 /* write(2) "einhyrningsins-launch: " a b c d "\n" in one go, best effort. */
 static void say(const char *a, const char *b, const char *c, const char *d) {
@@ -58,13 +64,33 @@ static long number(const char *s, long min, long max) {
   return v;
 }
 
+/* Close every fd >= from: close_range(2) where the kernel has it, else /proc/self/fd. */
+static int close_from(int from) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)from, ~0U, 0U) == 0) return 0;
+#endif
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    long fd = number(e->d_name, 0, INT_MAX);
+    if (fd >= from && fd != self) close((int)fd);
+  }
+  closedir(d);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int setpg = 0, i;
+  long closefrom = -1;
   long sig = 0, ppid = 0;
 
   for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
     if (strcmp(argv[i], "--setpgid") == 0) {
       setpg = 1;
+    } else if (strcmp(argv[i], "--close-from") == 0 && i + 1 < argc) {
+      if ((closefrom = number(argv[++i], 3, INT_MAX)) < 0) usage("bad --close-from: ", argv[i]);
     } else if (strcmp(argv[i], "--pdeathsig") == 0 && i + 1 < argc) {
       if ((sig = number(argv[++i], 1, _NSIG - 1)) < 0) usage("bad --pdeathsig: ", argv[i]);
     } else if (strcmp(argv[i], "--ppid") == 0 && i + 1 < argc) {
@@ -78,6 +104,10 @@ int main(int argc, char **argv) {
   if ((sig == 0) != (ppid == 0)) usage("--pdeathsig and --ppid go together", "");
   const char *path = argv[i + 1];
 
+  if (closefrom >= 0 && close_from((int)closefrom) < 0) {
+    say("cannot close inherited fds: ", strerror(errno), "", "");
+    _exit(1);
+  }
   /* EPERM when we already lead a session (spawned detached): that is fine. */
   if (setpg && setpgid(0, 0) < 0 && getpgrp() != getpid()) {
     say("setpgid: ", strerror(errno), "", "");
