@@ -1,0 +1,181 @@
+import type { Event } from '@einhyrningsins/core';
+import type { Request } from '@einhyrningsins/protocol';
+import type { ControlConnection, ReplyFields } from './control-server.js';
+import { normalizeSignal } from './signals.js';
+
+/** What a command may use of the running master. */
+export interface CommandContext {
+  /** Feed an event to the core; replies it produces go to `route`. */
+  feed(event: Event): void;
+  /** A reply route for this request (streams only when the request has an id). */
+  route(conn: ControlConnection, req: Request): number;
+  stateYaml(): string;
+  statusText(): string;
+  stateObject(): unknown;
+  masterPid: number;
+  version: string;
+  commandName: string | null;
+  verbosity: number;
+  setVerbosity(v: number): void;
+  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void;
+}
+
+interface Command {
+  help?: string;
+  run(ctx: CommandContext, conn: ControlConnection, req: Request): void;
+}
+
+const say = (conn: ControlConnection, req: Request, message: string, extra: Omit<ReplyFields, 'message'> = {}) =>
+  conn.send({ message, ...extra }, req.id);
+
+function signalsFrom(args: string[]): { ok: string[] } | { bad: string } {
+  const ok: string[] = [];
+  for (const a of args) {
+    const s = normalizeSignal(a);
+    if (!s) return { bad: a };
+    ok.push(s);
+  }
+  return { ok };
+}
+
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  'worker:ack': {
+    run(ctx, conn, req) {
+      if (req.pid === undefined) {
+        ctx.log('warn', `worker:ack without a valid pid: ${JSON.stringify(req.raw)}`);
+      } else ctx.feed({ type: 'ack', pid: req.pid });
+      conn.end();
+    },
+  },
+  'worker:ping': {
+    run(ctx, conn, req) {
+      if (req.pid !== undefined) ctx.feed({ type: 'ping', pid: req.pid, requestId: req.requestId ?? null });
+      conn.end();
+    },
+  },
+  ehlo: {
+    run(ctx, conn, req) {
+      const who = req.user ?? 'stranger';
+      const name = ctx.commandName ? ` (${ctx.commandName})` : '';
+      say(conn, req, `Welcome, ${who}! You are speaking to Einhorn Master Process ${ctx.masterPid}${name}.\nThis is einhyrningsins ${ctx.version}.\n`);
+    },
+  },
+  help: {
+    help: 'Print out available commands',
+    run(_ctx, conn, req) {
+      say(conn, req, helpMessage());
+    },
+  },
+  state: {
+    help: "Get a dump of the master's current state (einhorn's format)",
+    run(ctx, conn, req) {
+      say(conn, req, ctx.stateYaml(), { state: ctx.stateObject() });
+    },
+  },
+  status: {
+    help: 'Summary of the workers and settings',
+    run(ctx, conn, req) {
+      say(conn, req, ctx.statusText(), { state: ctx.stateObject() });
+    },
+  },
+  version: {
+    help: 'Print the version of the master',
+    run(ctx, conn, req) {
+      say(conn, req, `einhyrningsins ${ctx.version}`);
+    },
+  },
+  inc: {
+    help: 'Increment the number of child processes',
+    run(ctx, conn, req) {
+      ctx.feed({ type: 'inc', replyTo: ctx.route(conn, req) });
+    },
+  },
+  dec: {
+    help: 'Decrement the number of child processes',
+    run(ctx, conn, req) {
+      ctx.feed({ type: 'dec', replyTo: ctx.route(conn, req) });
+    },
+  },
+  set_workers: {
+    help: 'Set the number of child processes (args: N)',
+    run(ctx, conn, req) {
+      const word = req.args[0];
+      if (word === undefined || !/^\d+$/.test(word)) {
+        return say(conn, req, `Invalid count: '${word ?? ''}'. Must be a non-negative integer.`, { error: true });
+      }
+      ctx.feed({ type: 'setWorkers', count: Number(word), replyTo: ctx.route(conn, req) });
+    },
+  },
+  quieter: {
+    help: 'Decrease verbosity',
+    run(ctx, conn, req) {
+      ctx.setVerbosity(Math.min(3, ctx.verbosity + 1));
+      say(conn, req, `Verbosity set to ${ctx.verbosity}`);
+    },
+  },
+  louder: {
+    help: 'Increase verbosity',
+    run(ctx, conn, req) {
+      ctx.setVerbosity(Math.max(0, ctx.verbosity - 1));
+      say(conn, req, `Verbosity set to ${ctx.verbosity}`);
+    },
+  },
+  upgrade: {
+    help: 'Upgrade all workers smoothly: each new worker that acks retires an old one',
+    run(ctx, conn, req) {
+      ctx.feed({ type: 'upgrade', mode: 'smooth', replyTo: ctx.route(conn, req) });
+    },
+  },
+  upgrade_fleet: {
+    help: 'Upgrade all workers a fleet at a time: old workers retire once every new one acked',
+    run(ctx, conn, req) {
+      ctx.feed({ type: 'upgrade', mode: 'fleet', replyTo: ctx.route(conn, req) });
+    },
+  },
+  signal: {
+    help: 'Send one or more signals to all workers (args: SIG1 [SIG2 ...])',
+    run(ctx, conn, req) {
+      if (req.args.length === 0) return say(conn, req, 'No signal given (args: SIG1 [SIG2 ...])', { error: true });
+      const sigs = signalsFrom(req.args);
+      if ('bad' in sigs) return say(conn, req, `Invalid signal: ${JSON.stringify(sigs.bad)}`, { error: true });
+      ctx.feed({ type: 'signal', signals: sigs.ok, replyTo: ctx.route(conn, req) });
+    },
+  },
+  die: {
+    help: 'Send SIGNAL (default: SIGUSR2) to all workers, stop spawning new ones, and exit once all workers die (args: [SIGNAL])',
+    run(ctx, conn, req) {
+      const sigs = signalsFrom(req.args.slice(0, 1));
+      if ('bad' in sigs) return say(conn, req, `Invalid signal: ${JSON.stringify(sigs.bad)}`, { error: true });
+      ctx.feed({ type: 'shutdown', signal: sigs.ok[0] ?? 'SIGUSR2', replyTo: ctx.route(conn, req) });
+    },
+  },
+  reload: {
+    help: 'Reload the master (not supported: einhyrningsins never re-executes itself; use upgrade)',
+    run(_ctx, conn, req) {
+      say(conn, req, 'reload is not supported: einhyrningsins does not re-execute its master. Use upgrade to restart the workers.', { error: true });
+    },
+  },
+  config: {
+    help: 'Merge in a new set of config options (not supported yet)',
+    run(_ctx, conn, req) {
+      say(conn, req, 'config is not supported yet: use set_workers, quieter and louder.', { error: true });
+    },
+  },
+};
+
+export function helpMessage(): string {
+  const lines = Object.entries(COMMANDS)
+    .filter(([, c]) => c.help)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, c]) => `${name}: ${c.help}`);
+  return `You are speaking to the Einhorn command socket. You can run the following commands:\n\n${lines.join('\n')}\n`;
+}
+
+export function dispatch(ctx: CommandContext, conn: ControlConnection, req: Request): void {
+  const cmd = Object.hasOwn(COMMANDS, req.command) ? COMMANDS[req.command] : undefined;
+  if (!cmd) {
+    conn.send({ message: `Unrecognized command: ${JSON.stringify(req.command)}\n\n${helpMessage()}`, error: true }, req.id);
+    return;
+  }
+  cmd.run(ctx, conn, req);
+}

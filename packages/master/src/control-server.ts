@@ -1,0 +1,207 @@
+import { lstatSync, statSync, chmodSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrningsins/protocol';
+import { StartupError } from './errors.js';
+import type { Logger } from './log.js';
+
+/** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
+export const MAX_LINE_BYTES = 16 * 1024;
+/** Most control connections open at once; more are refused. */
+export const MAX_CONNECTIONS = 512;
+/** A client that does not read its replies is dropped past this much queued output. */
+const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
+/** sun_path is 108 bytes on Linux, NUL included. */
+const MAX_UNIX_PATH = 107;
+
+export interface ReplyFields {
+  message: string;
+  wait?: boolean;
+  [extra: string]: unknown;
+}
+
+/** One client of the control socket. */
+export class ControlConnection {
+  private static nextId = 1;
+  readonly id = ControlConnection.nextId++;
+  closed = false;
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Send one reply line; `requestId` is echoed when the request had an id. */
+  send(reply: ReplyFields, requestId?: string | number): void {
+    if (this.closed || this.socket.destroyed || !this.socket.writable) return;
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
+      this.socket.destroy();
+      this.closed = true;
+      return;
+    }
+    const out: Parameters<typeof encodeReply>[0] = { ...reply };
+    if (requestId !== undefined) out.requestId = requestId;
+    this.socket.write(encodeReply(out));
+  }
+
+  /** Finish writing, then close (einhorn closes after worker:ack / worker:ping). */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+  }
+}
+
+export type RequestHandler = (conn: ControlConnection, req: Request) => void;
+
+/**
+ * Make `path` free for a new control socket: refuse when a live master
+ * answers there or when it is not a socket; remove a stale socket file.
+ */
+async function claimPath(path: string, log: Logger): Promise<void> {
+  const dir = dirname(path);
+  let dst;
+  try {
+    dst = statSync(dir);
+  } catch {
+    throw new StartupError(`control socket directory does not exist: ${dir}`);
+  }
+  if (!dst.isDirectory()) throw new StartupError(`control socket directory is not a directory: ${dir}`);
+  if (Buffer.byteLength(path) > MAX_UNIX_PATH) {
+    throw new StartupError(`control socket path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH}): ${path}`);
+  }
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new StartupError(`${path} exists and is not a socket; refusing to replace it (pass -d to use another path)`);
+  }
+  const live = await new Promise<boolean | Error>((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', (err: NodeJS.ErrnoException) => {
+      c.destroy();
+      resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? false : err);
+    });
+  });
+  if (live === true) {
+    throw new StartupError(`another master is listening on the control socket ${path}; pass -d to use another path`);
+  }
+  if (live instanceof Error) throw new StartupError(`cannot check the control socket ${path}: ${live.message}`);
+  log.info(`Removing stale control socket ${path}`);
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    throw new StartupError(`cannot remove stale control socket ${path}: ${(err as Error).message}`);
+  }
+}
+
+export class ControlServer {
+  private unlinked = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly server: Server,
+    private readonly conns: Set<Socket>,
+    private readonly ino: number,
+  ) {}
+
+  static async open(path: string, mode: number, log: Logger, handle: RequestHandler): Promise<ControlServer> {
+    await claimPath(path, log);
+    const server = createServer({ allowHalfOpen: true });
+    const conns = new Set<Socket>();
+    server.on('connection', (socket) => {
+      if (conns.size >= MAX_CONNECTIONS) {
+        log.warn(`Refusing a control connection: already ${conns.size} open`);
+        socket.destroy();
+        return;
+      }
+      conns.add(socket);
+      serve(socket, log, handle, () => conns.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      const old = process.umask(0o177);
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        process.umask(old);
+        reject(new StartupError(`cannot create control socket ${path}: ${err.message}`));
+      });
+      server.listen(path, () => resolve());
+      process.umask(old);
+    });
+    server.on('error', (err) => log.error(`control socket: ${err.message}`));
+    try {
+      chmodSync(path, mode);
+    } catch (err) {
+      server.close();
+      throw new StartupError(`cannot set the mode of ${path}: ${(err as Error).message}`);
+    }
+    return new ControlServer(path, server, conns, lstatSync(path).ino);
+  }
+
+  get connections(): number {
+    let n = 0;
+    for (const c of this.conns) if (!c.destroyed) n += 1;
+    return n;
+  }
+
+  /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
+  close(): void {
+    this.server.close();
+    for (const c of this.conns) c.destroy();
+    this.unlink();
+  }
+
+  unlink(): void {
+    if (this.unlinked) return;
+    this.unlinked = true;
+    try {
+      if (lstatSync(this.path).ino === this.ino) unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => void): void {
+  const conn = new ControlConnection(socket);
+  const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
+  socket.on('data', (chunk: Buffer) => {
+    for (const item of splitter.push(chunk)) {
+      if (conn.closed) return;
+      if ('error' in item) {
+        log.warn(`control: dropped a request line of more than ${MAX_LINE_BYTES} bytes`);
+        conn.send({ message: `Request too long (limit ${MAX_LINE_BYTES} bytes)`, error: true });
+        continue;
+      }
+      const parsed = parseRequest(item.line);
+      if (!parsed.ok) {
+        log.debug(`control: bad request: ${parsed.error}`);
+        conn.send({ message: parsed.error, error: true });
+        continue;
+      }
+      try {
+        handle(conn, parsed.request);
+      } catch (err) {
+        log.error(`control: error while processing '${parsed.request.command}': ${(err as Error).stack ?? err}`);
+        conn.send(
+          { message: `Error while processing command "${parsed.request.command}": ${(err as Error).message}`, error: true },
+          parsed.request.id,
+        );
+      }
+    }
+  });
+  socket.on('end', () => {
+    // Half-closed by the client: finish our replies, then close.
+    if (!conn.closed) conn.end();
+  });
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') log.debug(`control connection: ${err.message}`);
+  });
+  socket.on('close', () => {
+    conn.closed = true;
+    done();
+  });
+}

@@ -1,0 +1,49 @@
+import type { LogLevel } from '@einhyrningsins/core';
+
+const RANK: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/**
+ * The master's log: one line per message on stderr,
+ * `2026-11-23T21:28:45.123Z [MASTER 1234] WARN: message (pid 5678, index 0)`.
+ * verbosity 0 shows debug, 1 (default) info, 2 warnings, 3 errors only.
+ */
+export class Logger {
+  verbosity: number;
+  private readonly tag: string;
+  private readonly write: (line: string) => void;
+
+  constructor(verbosity: number, pid: number, write: (line: string) => void = (l) => process.stderr.write(l)) {
+    this.verbosity = verbosity;
+    this.tag = `[MASTER ${pid}]`;
+    this.write = write;
+  }
+
+  enabled(level: LogLevel): boolean {
+    return RANK[level] >= this.verbosity;
+  }
+
+  log(level: LogLevel, message: string, ctx?: { pid?: number; slot?: number }): void {
+    if (!this.enabled(level)) return;
+    let suffix = '';
+    if (ctx && (ctx.pid !== undefined || ctx.slot !== undefined)) {
+      const parts = [];
+      if (ctx.pid !== undefined && !message.includes(String(ctx.pid))) parts.push(`pid ${ctx.pid}`);
+      if (ctx.slot !== undefined && !message.includes('index:')) parts.push(`index ${ctx.slot}`);
+      if (parts.length) suffix = ` (${parts.join(', ')})`;
+    }
+    this.write(`${new Date().toISOString()} ${this.tag} ${level.toUpperCase()}: ${message}${suffix}\n`);
+  }
+
+  debug(m: string): void {
+    this.log('debug', m);
+  }
+  info(m: string): void {
+    this.log('info', m);
+  }
+  warn(m: string): void {
+    this.log('warn', m);
+  }
+  error(m: string): void {
+    this.log('error', m);
+  }
+}

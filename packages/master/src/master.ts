@@ -1,0 +1,427 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { resolve, dirname, basename, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Supervisor, type CoreConfig, type Effect, type Event } from '@einhyrningsins/core';
+import type { Request } from '@einhyrningsins/protocol';
+import * as native from 'native-reuseport';
+import { parseBindSpec, resolveBind, type ResolvedBind } from './bind-spec.js';
+import { childEnv, type PassedSocket } from './child-env.js';
+import { dispatch, type CommandContext } from './commands.js';
+import { ControlServer, type ControlConnection } from './control-server.js';
+import { StartupError } from './errors.js';
+import { Logger } from './log.js';
+import type { Options } from './options.js';
+import { resolveProgram } from './program.js';
+import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
+import { VERSION } from './version.js';
+
+interface BoundSocket {
+  bind: ResolvedBind;
+  fd: number;
+  port: number;
+}
+
+interface Route {
+  conn: ControlConnection;
+  requestId: string | number | undefined;
+  /** einhorn streams progress only to requests that carry an id. */
+  streaming: boolean;
+  sent: number;
+}
+
+/** Where einhorn puts its files: $TMPDIR when it is a directory, else /tmp. */
+function tmpdir(): string {
+  return process.env.TMPDIR && process.env.TMPDIR.startsWith('/') ? process.env.TMPDIR : '/tmp';
+}
+
+export function defaultSocketPath(commandName: string | null): string {
+  return join(tmpdir(), commandName ? `einhorn-${commandName}.sock` : 'einhorn.sock');
+}
+
+function coreConfig(o: Options): Partial<CoreConfig> {
+  return {
+    number: o.number,
+    ackMode:
+      o.ackMode.kind === 'manual'
+        ? { kind: 'manual', deadlineMs: o.ackTimeoutSec * 1000 }
+        : { kind: 'timer', ms: o.ackMode.seconds * 1000 },
+    retries: o.retries ?? Infinity,
+    upgradeRetries: o.retries ?? 3,
+    respawnDelayMs: o.seconds * 1000,
+    signalTimeoutMs: o.signalTimeoutSec > 0 ? o.signalTimeoutSec * 1000 : null,
+    maxUnacked: o.maxUnacked ?? Infinity,
+    maxUpgradeAdditional: o.maxUpgradeAdditional ?? Infinity,
+  };
+}
+
+/** Undo stack for start-up: whatever was created is removed if a later step fails. */
+class Cleanup {
+  private readonly steps: Array<() => void> = [];
+  add(step: () => void): void {
+    this.steps.push(step);
+  }
+  run(): void {
+    while (this.steps.length) {
+      try {
+        (this.steps.pop() as () => void)();
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+}
+
+export class Master {
+  private readonly core: Supervisor;
+  private readonly log: Logger;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly children = new Map<number, ChildProcess>();
+  private readonly routes = new Map<number, Route>();
+  private nextRoute = 1;
+  private readonly queue: Event[] = [];
+  private busy = false;
+  private server: ControlServer | null = null;
+  private sockets: BoundSocket[] = [];
+  private readonly cleanup = new Cleanup();
+  private readonly t0 = performance.now();
+  private readonly wall0 = Date.now();
+  private readonly socketPath: string;
+  private readonly cwd = process.cwd();
+  private exiting = false;
+  private readonly commandContext: CommandContext;
+
+  constructor(private readonly opts: Options) {
+    this.log = new Logger(opts.verbosity, process.pid);
+    this.core = new Supervisor(coreConfig(opts));
+    this.socketPath = resolve(opts.socketPath ?? defaultSocketPath(opts.commandName));
+    const log = this.log;
+    this.commandContext = {
+      feed: (ev) => this.feed(ev),
+      route: (conn, req) => {
+        const id = this.nextRoute++;
+        this.routes.set(id, { conn, requestId: req.id, streaming: req.id !== undefined, sent: 0 });
+        return id;
+      },
+      stateYaml: () => einhornStateYaml(this.core.snapshot(), this.facts()),
+      statusText: () => statusText(this.core.snapshot(), this.facts()),
+      stateObject: () => stateObject(this.core.snapshot(), this.facts()),
+      masterPid: process.pid,
+      version: VERSION,
+      commandName: opts.commandName,
+      get verbosity() {
+        return log.verbosity;
+      },
+      setVerbosity: (v) => {
+        log.verbosity = v;
+      },
+      log: (level, message) => log.log(level, message),
+    };
+  }
+
+  private now(): number {
+    return performance.now() - this.t0;
+  }
+
+  /** Start-up: every step that can fail runs before the first child starts. */
+  async start(): Promise<void> {
+    try {
+      if (this.opts.syslog) {
+        this.log.warn('--syslog is not implemented yet: logging to stderr only');
+      }
+      if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
+      this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>
+        this.onRequest(c, r),
+      );
+      const server = this.server;
+      this.cleanup.add(() => server.close());
+      resolveProgram(this.opts.program as string, process.env.PATH, this.cwd);
+      await this.bindAll();
+      if (this.opts.pidfile) this.writePidfile(resolve(this.opts.pidfile));
+    } catch (err) {
+      this.cleanup.run();
+      throw err;
+    }
+    this.installSignals();
+    const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
+    this.log.info(
+      `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
+    );
+    this.feed({ type: 'start' });
+  }
+
+  // ---- start-up steps -------------------------------------------------------
+
+  private takeLock(path: string): void {
+    let fd: number;
+    try {
+      fd = openSync(path, 'a', 0o600);
+    } catch (err) {
+      throw new StartupError(`cannot open lockfile ${path}: ${(err as Error).message}`);
+    }
+    let got: boolean;
+    try {
+      got = native.flock(fd);
+    } catch (err) {
+      closeSync(fd);
+      throw new StartupError(`cannot lock ${path}: ${(err as Error).message}`);
+    }
+    if (!got) {
+      closeSync(fd);
+      throw new StartupError(`lockfile ${path} is held by another master`);
+    }
+    this.cleanup.add(() => {
+      try {
+        unlinkSync(path);
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  private async bindAll(): Promise<void> {
+    const only = this.opts.ipv4Only ? 4 : this.opts.ipv6Only ? 6 : null;
+    const specs = this.opts.binds.map((b) => parseBindSpec(b));
+    for (const spec of specs) {
+      const bind = await resolveBind(spec, only);
+      let fd: number;
+      try {
+        fd = native.listenTcp({
+          host: bind.address,
+          port: bind.port,
+          family: bind.family,
+          reuseAddr: bind.reuseAddr,
+          reusePort: bind.reusePort,
+          nonBlock: bind.nonBlock,
+          v6Only: bind.family === 6 && this.opts.ipv6Only ? true : null,
+          backlog: this.opts.backlog,
+        });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const why =
+          e.code === 'EADDRINUSE'
+            ? 'address already in use'
+            : e.code === 'EACCES'
+              ? 'permission denied'
+              : e.code === 'EADDRNOTAVAIL'
+                ? 'address not available on this host'
+                : e.message;
+        throw new StartupError(`cannot bind -b ${spec.text}: ${why}`);
+      }
+      this.cleanup.add(() => native.close(fd));
+      this.sockets.push({ bind, fd, port: native.getsockname(fd).port });
+    }
+  }
+
+  private writePidfile(path: string): void {
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    try {
+      writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
+      renameSync(tmp, path);
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* nothing written */
+      }
+      throw new StartupError(`cannot write pidfile ${path}: ${(err as Error).message}`);
+    }
+    this.cleanup.add(() => {
+      if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+    });
+  }
+
+  private installSignals(): void {
+    const on = (sig: NodeJS.Signals, fn: () => void) => process.on(sig, fn);
+    on('SIGHUP', () => {
+      this.log.info('Got SIGHUP: upgrading');
+      this.feed({ type: 'upgrade', mode: 'smooth' });
+    });
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'] as const) {
+      on(sig, () => {
+        this.log.info(`Got ${sig}: stopping the workers gracefully`);
+        this.feed({ type: 'shutdown', signal: 'SIGUSR2' });
+      });
+    }
+    on('SIGTTIN', () => this.feed({ type: 'inc' }));
+    on('SIGTTOU', () => this.feed({ type: 'dec' }));
+    on('SIGUSR1', () => this.feed({ type: 'signal', signals: ['SIGUSR1'] }));
+  }
+
+  // ---- the event loop between kernel and core --------------------------------
+
+  feed(event: Event): void {
+    this.queue.push(event);
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length) {
+        const ev = this.queue.shift() as Event;
+        for (const effect of this.core.handle(ev, this.now())) this.apply(effect);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private apply(e: Effect): void {
+    switch (e.type) {
+      case 'spawn':
+        return this.spawn(e.id, e.slot);
+      case 'kill':
+        try {
+          process.kill(e.pid, e.signal as NodeJS.Signals);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.log.warn(`kill ${e.signal} ${e.pid}: ${(err as Error).message}`);
+        }
+        return;
+      case 'setTimer': {
+        const old = this.timers.get(e.key);
+        if (old) clearTimeout(old);
+        this.timers.set(
+          e.key,
+          setTimeout(() => {
+            this.timers.delete(e.key);
+            this.feed({ type: 'timer', key: e.key });
+          }, Math.max(0, e.ms)),
+        );
+        return;
+      }
+      case 'clearTimer': {
+        const t = this.timers.get(e.key);
+        if (t) clearTimeout(t);
+        this.timers.delete(e.key);
+        return;
+      }
+      case 'reply':
+        return this.reply(e.to, e.message, e.wait, e.ok);
+      case 'log': {
+        const ctx: { pid?: number; slot?: number } = {};
+        if (e.pid !== undefined) ctx.pid = e.pid;
+        if (e.slot !== undefined) ctx.slot = e.slot;
+        return this.log.log(e.level, e.message, ctx);
+      }
+      case 'exit':
+        return this.exit(e.code);
+    }
+  }
+
+  private spawn(id: number, slot: number): void {
+    const program = this.opts.program as string;
+    let path: string;
+    try {
+      path = resolveProgram(program, process.env.PATH, this.cwd);
+    } catch (err) {
+      this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
+      return;
+    }
+    const passed: PassedSocket[] = this.sockets.map((s, i) => ({
+      childFd: 3 + i,
+      family: s.bind.family === 6 ? 'AF_INET6' : 'AF_INET',
+    }));
+    const env = childEnv({
+      base: process.env,
+      drop: this.opts.dropEnv,
+      masterPid: process.pid,
+      sockPath: this.socketPath,
+      sockets: passed,
+      slot,
+    });
+    const launch = ['--setpgid', '--close-from', String(3 + this.sockets.length)];
+    if (this.opts.killChildrenOnExit) {
+      launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
+    }
+    launch.push('--', path, program, ...this.opts.programArgs);
+    let child: ChildProcess;
+    try {
+      child = spawn(native.launcherPath, launch, {
+        stdio: ['inherit', 'inherit', 'inherit', ...this.sockets.map((s) => s.fd)],
+        env,
+        cwd: this.cwd,
+      });
+    } catch (err) {
+      this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
+      return;
+    }
+    const pid = child.pid;
+    if (pid === undefined) {
+      child.once('error', (err) => this.feed({ type: 'spawnFailed', id, error: err.message }));
+      return;
+    }
+    this.children.set(pid, child);
+    child.on('error', (err) => this.log.warn(`child ${pid}: ${err.message}`));
+    child.once('exit', (code, signal) => {
+      this.children.delete(pid);
+      this.feed({ type: 'exited', pid, code, signal });
+    });
+    this.queue.push({ type: 'spawned', id, pid });
+  }
+
+  // ---- control socket ---------------------------------------------------------
+
+  private onRequest(conn: ControlConnection, req: Request): void {
+    dispatch(this.commandContext, conn, req);
+  }
+
+  private reply(to: number, message: string, wait: boolean, ok: boolean): void {
+    const route = this.routes.get(to);
+    if (!route) return;
+    if (!wait) this.routes.delete(to);
+    if (route.conn.closed) {
+      this.routes.delete(to);
+      return;
+    }
+    // Clients without a request id get exactly one reply (einhorn's old protocol).
+    const fields: { message: string; wait?: boolean; error?: boolean } = { message };
+    if (!ok) fields.error = true;
+    if (!route.streaming) {
+      if (route.sent === 0) route.conn.send(fields);
+      route.sent += 1;
+      return;
+    }
+    route.sent += 1;
+    if (wait) fields.wait = true;
+    route.conn.send(fields, route.requestId);
+  }
+
+  private facts(): MasterFacts {
+    const o = this.opts;
+    return {
+      masterPid: process.pid,
+      version: VERSION,
+      commandName: o.commandName,
+      socketPath: this.socketPath,
+      pidfile: o.pidfile ? resolve(o.pidfile) : null,
+      lockfile: o.lockfile ? resolve(o.lockfile) : null,
+      program: [o.program as string, ...o.programArgs],
+      binds: this.sockets.map((s) => ({
+        text: s.bind.text,
+        address: s.bind.address,
+        port: s.port,
+        flags: [s.bind.reuseAddr ? 'r' : '', s.bind.nonBlock ? 'n' : '', s.bind.reusePort ? 'p' : ''].filter(Boolean),
+      })),
+      backlog: o.backlog,
+      verbosity: this.log.verbosity,
+      ackMode: o.ackMode.kind === 'manual' ? { kind: 'manual', timeoutSec: o.ackTimeoutSec } : o.ackMode,
+      killChildrenOnExit: o.killChildrenOnExit,
+      startedAtWall: this.wall0,
+      wall: (t) => this.wall0 + t,
+      now: this.now(),
+    };
+  }
+
+  // ---- exit -------------------------------------------------------------------
+
+  private exit(code: number): void {
+    if (this.exiting) return;
+    this.exiting = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.server?.unlink();
+    this.cleanup.run();
+    process.exitCode = code;
+    // Let pending replies flush; never hang on a stray handle.
+    setTimeout(() => process.exit(code), 500).unref();
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * The command line of `einhyrningsins`, parsed the einhorn way: options are
+ * read only up to the first word that is not an option (or up to `--`);
+ * everything from there on is the program and its arguments.
+ *
+ * One table drives the parser, the --help text and the test that compares
+ * them with the man page.
+ */
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface OptionSpec {
+  short?: string;
+  long: string;
+  /** Placeholder of the value; absent for flags. */
+  arg?: string;
+  /** The value may be left out (only -m: `-m`, `-m manual`, `-m 1.5`). */
+  optionalArg?: (word: string) => boolean;
+  help: string;
+  repeatable?: boolean;
+}
+
+const isAckModeWord = (w: string): boolean => w === 'manual' || parseSeconds(w) !== null;
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { short: 'n', long: 'number', arg: 'COUNT', help: 'How many child processes to run (default 1).' },
+  {
+    short: 'b',
+    long: 'bind',
+    arg: 'ADDR:PORT[,OPT...]',
+    repeatable: true,
+    help:
+      'Socket to bind in the master and pass to every child (repeatable; EINHORN_FD_0, _1, ... in order). ' +
+      'ADDR is an IPv4 address, a [bracketed] IPv6 address or a host name. OPT: r or so_reuseaddr ' +
+      '(SO_REUSEADDR), n or o_nonblock (O_NONBLOCK), p or so_reuseport (SO_REUSEPORT).',
+  },
+  { short: '4', long: 'ipv4-only', help: 'Resolve -b host names to IPv4 addresses only.' },
+  { short: '6', long: 'ipv6-only', help: 'Resolve -b host names to IPv6 only and set IPV6_V6ONLY.' },
+  {
+    short: 'm',
+    long: 'manual',
+    optionalArg: isAckModeWord,
+    arg: 'manual|SECONDS',
+    help:
+      'Manual ACK mode: each child must send worker:ack on the control socket. `-m SECONDS` instead ' +
+      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT). Default: timer, 1 second.',
+  },
+  { long: 'ack-mode', arg: 'manual|SECONDS', help: 'Same as -m with an argument (einhorn\'s long form).' },
+  {
+    long: 'ack-timeout',
+    arg: 'SECONDS',
+    help: 'In manual mode, a child that has not acked after SECONDS is a failed start (default 30).',
+  },
+  {
+    short: 'r',
+    long: 'retries',
+    arg: 'COUNT',
+    help:
+      'Consecutive failed starts tolerated before giving up (default: never give up, back off up to 30 s). ' +
+      'An upgrade is abandoned after COUNT failed starts of its new workers (default 3).',
+  },
+  {
+    short: 'd',
+    long: 'socket-path',
+    arg: 'PATH',
+    help: 'Where to create the control socket (default $TMPDIR/einhorn.sock, or einhorn-NAME.sock with -c).',
+  },
+  { long: 'socket-mode', arg: 'OCTAL', help: 'File mode of the control socket (default 0600).' },
+  {
+    long: 'drop-env-var',
+    arg: 'VAR',
+    repeatable: true,
+    help: 'Remove VAR from the children\'s environment (repeatable).',
+  },
+  { short: 'c', long: 'command-name', arg: 'NAME', help: 'Name used in logs and in the default socket path.' },
+  { short: 'e', long: 'pidfile', arg: 'PATH', help: 'Write the master\'s pid to PATH; removed at exit.' },
+  {
+    short: 'f',
+    long: 'lockfile',
+    arg: 'PATH',
+    help: 'Hold an exclusive lock on PATH while running; another master with the same lockfile refuses to start.',
+  },
+  { short: 'l', long: 'backlog', arg: 'N', help: 'listen(2) backlog of every -b socket (default 100).' },
+  {
+    short: 's',
+    long: 'seconds',
+    arg: 'SECONDS',
+    help: 'Base delay before re-spawning after a failed start; doubles per consecutive failure (default 1).',
+  },
+  {
+    short: 't',
+    long: 'signal-timeout',
+    arg: 'SECONDS',
+    help: 'SIGKILL a child still alive SECONDS after it was asked to stop (default 30; 0: never).',
+  },
+  {
+    short: 'k',
+    long: 'kill-children-on-exit',
+    help: 'Children get SIGUSR2 if the master dies, even by SIGKILL (PR_SET_PDEATHSIG).',
+  },
+  { long: 'max-unacked', arg: 'N', help: 'At most N children starting (not yet acked) at once (default: no limit).' },
+  {
+    long: 'max-upgrade-additional',
+    arg: 'N',
+    help: 'During an upgrade, at most N processes beyond -n at once (default: all new children at once).',
+  },
+  { short: 'v', long: 'verbose', repeatable: true, help: 'More verbose logging (repeatable).' },
+  { short: 'q', long: 'quiet', repeatable: true, help: 'Less verbose logging (repeatable).' },
+  { long: 'syslog', help: 'Also log warnings and errors to syslog (not implemented yet: a warning says so).' },
+  { short: 'h', long: 'help', help: 'Print this help and exit.' },
+  { long: 'version', help: 'Print the version and exit.' },
+];
+
+/** einhorn options we know but refuse, with the reason shown to the user. */
+const REFUSED: Readonly<Record<string, string>> = {
+  'reexec-as': 'einhyrningsins never re-executes its master; upgrades replace the workers only',
+  preload: 'preloading is Ruby-only',
+  p: 'preloading (-p) is Ruby-only',
+  nice: 'not supported yet; run the master under nice(1) instead',
+  'gc-before-fork': 'Ruby-only',
+  'with-state-fd': 'internal to einhorn\'s master re-exec, which einhyrningsins does not do',
+  'upgrade-check': 'internal to einhorn\'s master re-exec, which einhyrningsins does not do',
+  g: 'not supported yet (EINHORN_SOCK_FD); children use EINHORN_SOCK_PATH',
+  'command-socket-as-fd': 'not supported yet (EINHORN_SOCK_FD); children use EINHORN_SOCK_PATH',
+};
+
+export type AckModeOption = { kind: 'manual' } | { kind: 'timer'; seconds: number };
+
+export interface Options {
+  number: number;
+  binds: string[];
+  ipv4Only: boolean;
+  ipv6Only: boolean;
+  ackMode: AckModeOption;
+  ackTimeoutSec: number;
+  retries: number | null;
+  socketPath: string | null;
+  socketMode: number;
+  dropEnv: string[];
+  commandName: string | null;
+  pidfile: string | null;
+  lockfile: string | null;
+  backlog: number;
+  seconds: number;
+  signalTimeoutSec: number;
+  killChildrenOnExit: boolean;
+  maxUnacked: number | null;
+  maxUpgradeAdditional: number | null;
+  verbosity: number;
+  syslog: boolean;
+  help: boolean;
+  version: boolean;
+  program: string | null;
+  programArgs: string[];
+}
+
+export function defaultOptions(): Options {
+  return {
+    number: 1,
+    binds: [],
+    ipv4Only: false,
+    ipv6Only: false,
+    ackMode: { kind: 'timer', seconds: 1 },
+    ackTimeoutSec: 30,
+    retries: null,
+    socketPath: null,
+    socketMode: 0o600,
+    dropEnv: [],
+    commandName: null,
+    pidfile: null,
+    lockfile: null,
+    backlog: 100,
+    seconds: 1,
+    signalTimeoutSec: 30,
+    killChildrenOnExit: false,
+    maxUnacked: null,
+    maxUpgradeAdditional: null,
+    verbosity: 1,
+    syslog: false,
+    help: false,
+    version: false,
+    program: null,
+    programArgs: [],
+  };
+}
+
+/** A non-negative decimal number of seconds, or null. */
+export function parseSeconds(word: string): number | null {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(word)) return null;
+  const n = Number(word);
+  return Number.isFinite(n) ? n : null;
+}
+
+function count(opt: string, word: string, min = 0): number {
+  if (!/^\d+$/.test(word)) throw new UsageError(`${opt} expects a non-negative integer, got '${word}'`);
+  const n = Number(word);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${opt} expects an integer >= ${min}, got '${word}'`);
+  }
+  return n;
+}
+
+function seconds(opt: string, word: string): number {
+  const n = parseSeconds(word);
+  if (n === null) throw new UsageError(`${opt} expects a number of seconds, got '${word}'`);
+  return n;
+}
+
+function ackMode(opt: string, word: string): AckModeOption {
+  if (word === 'manual') return { kind: 'manual' };
+  const s = parseSeconds(word);
+  if (s === null) throw new UsageError(`${opt} expects 'manual' or a number of seconds, got '${word}'`);
+  return { kind: 'timer', seconds: s };
+}
+
+const EINHORN_VARS = /^EINHORN_/;
+
+function apply(o: Options, spec: OptionSpec, name: string, value: string | undefined): void {
+  const v = value as string;
+  switch (spec.long) {
+    case 'number':
+      o.number = count(name, v);
+      return;
+    case 'bind':
+      o.binds.push(v);
+      return;
+    case 'ipv4-only':
+      o.ipv4Only = true;
+      return;
+    case 'ipv6-only':
+      o.ipv6Only = true;
+      return;
+    case 'manual':
+      o.ackMode = value === undefined ? { kind: 'manual' } : ackMode(name, v);
+      return;
+    case 'ack-mode':
+      o.ackMode = ackMode(name, v);
+      return;
+    case 'ack-timeout': {
+      const s = seconds(name, v);
+      if (s <= 0) throw new UsageError(`${name} must be greater than 0`);
+      o.ackTimeoutSec = s;
+      return;
+    }
+    case 'retries':
+      o.retries = count(name, v);
+      return;
+    case 'socket-path':
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      o.socketPath = v;
+      return;
+    case 'socket-mode':
+      if (!/^0?[0-7]{3}$/.test(v)) throw new UsageError(`${name} expects an octal mode like 0600, got '${v}'`);
+      o.socketMode = parseInt(v, 8);
+      return;
+    case 'drop-env-var':
+      if (!/^[^=\0]+$/.test(v)) throw new UsageError(`${name} expects a variable name, got '${v}'`);
+      if (EINHORN_VARS.test(v)) {
+        throw new UsageError(`${name} ${v}: the EINHORN_ variables are set by einhyrningsins and cannot be dropped`);
+      }
+      o.dropEnv.push(v);
+      return;
+    case 'command-name':
+      if (!/^[\w.-]+$/.test(v)) throw new UsageError(`${name} expects a name of letters, digits, '.', '_' or '-', got '${v}'`);
+      o.commandName = v;
+      return;
+    case 'pidfile':
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      o.pidfile = v;
+      return;
+    case 'lockfile':
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      o.lockfile = v;
+      return;
+    case 'backlog':
+      o.backlog = count(name, v, 1);
+      return;
+    case 'seconds': {
+      const s = seconds(name, v);
+      if (s <= 0) throw new UsageError(`${name} must be greater than 0`);
+      o.seconds = s;
+      return;
+    }
+    case 'signal-timeout':
+      o.signalTimeoutSec = seconds(name, v);
+      return;
+    case 'kill-children-on-exit':
+      o.killChildrenOnExit = true;
+      return;
+    case 'max-unacked':
+      o.maxUnacked = count(name, v, 1);
+      return;
+    case 'max-upgrade-additional':
+      o.maxUpgradeAdditional = count(name, v, 1);
+      return;
+    case 'verbose':
+      o.verbosity = Math.max(0, o.verbosity - 1);
+      return;
+    case 'quiet':
+      o.verbosity = Math.min(3, o.verbosity + 1);
+      return;
+    case 'syslog':
+      o.syslog = true;
+      return;
+    case 'help':
+      o.help = true;
+      return;
+    case 'version':
+      o.version = true;
+      return;
+  }
+}
+
+const byLong = new Map(OPTION_SPECS.map((s) => [s.long, s]));
+const byShort = new Map(OPTION_SPECS.filter((s) => s.short).map((s) => [s.short as string, s]));
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o = defaultOptions();
+  const seen = new Set<string>();
+  const once = (spec: OptionSpec, name: string) => {
+    if (!spec.repeatable && seen.has(spec.long) && spec.long !== 'manual') {
+      throw new UsageError(`${name} given more than once`);
+    }
+    seen.add(spec.long);
+  };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const word = argv[i] as string;
+    if (word === '--') {
+      i += 1;
+      break;
+    }
+    if (word.startsWith('--')) {
+      const eq = word.indexOf('=');
+      const name = eq < 0 ? word.slice(2) : word.slice(2, eq);
+      const spec = byLong.get(name);
+      if (!spec) {
+        if (name in REFUSED) throw new UsageError(`--${name}: ${REFUSED[name]}`);
+        throw new UsageError(`unknown option '--${name}' (see --help)`);
+      }
+      once(spec, `--${name}`);
+      let value: string | undefined;
+      if (eq >= 0) {
+        if (!spec.arg) throw new UsageError(`--${name} does not take a value`);
+        value = word.slice(eq + 1);
+      } else if (spec.arg && !spec.optionalArg) {
+        if (i + 1 >= argv.length) throw new UsageError(`--${name} expects a value (${spec.arg})`);
+        value = argv[++i];
+      }
+      apply(o, spec, `--${name}`, value);
+      continue;
+    }
+    if (word.startsWith('-') && word.length > 1) {
+      // One or more short options: -vq, -n3, -n 3, -m, -m manual.
+      for (let j = 1; j < word.length; j++) {
+        const ch = word[j] as string;
+        const spec = byShort.get(ch);
+        if (!spec) {
+          if (ch in REFUSED) throw new UsageError(`-${ch}: ${REFUSED[ch]}`);
+          throw new UsageError(`unknown option '-${ch}' (see --help)`);
+        }
+        once(spec, `-${ch}`);
+        if (!spec.arg) {
+          apply(o, spec, `-${ch}`, undefined);
+          continue;
+        }
+        const rest = word.slice(j + 1);
+        let value: string | undefined;
+        if (rest !== '') value = rest;
+        else if (spec.optionalArg) {
+          const next = argv[i + 1];
+          if (next !== undefined && spec.optionalArg(next)) {
+            value = next;
+            i += 1;
+          }
+        } else {
+          if (i + 1 >= argv.length) throw new UsageError(`-${ch} expects a value (${spec.arg})`);
+          value = argv[++i];
+        }
+        apply(o, spec, `-${ch}`, value);
+        break;
+      }
+      continue;
+    }
+    break; // the program
+  }
+  const rest = argv.slice(i);
+  if (o.help || o.version) return o;
+  if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
+  if (rest.length === 0 || rest[0] === '') throw new UsageError('missing program to run (try --help)');
+  o.program = rest[0] as string;
+  o.programArgs = rest.slice(1);
+  return o;
+}
+
+function wrap(text: string, width: number, indent: string): string {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out.map((l, k) => (k === 0 ? l : indent + l)).join('\n');
+}
+
+export function optionLabel(s: OptionSpec): string {
+  const names = [s.short ? `-${s.short}` : null, `--${s.long}`].filter(Boolean).join(', ');
+  if (!s.arg) return names;
+  return s.optionalArg ? `${names} [${s.arg}]` : `${names} ${s.arg}`;
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: einhyrningsins [OPTIONS] [--] PROGRAM [PROGRAM_ARGS...]',
+    '',
+    'Binds each -b socket once, runs COUNT copies of PROGRAM as direct children that inherit',
+    'the sockets (EINHORN_FD_COUNT, EINHORN_FD_<n>, ...), and restarts them without dropping',
+    'connections on upgrade (SIGHUP or `einhyrningsinsctl upgrade`).',
+    '',
+    'Options (read up to PROGRAM; everything after it is passed to PROGRAM):',
+  ];
+  for (const s of OPTION_SPECS) {
+    const label = `  ${optionLabel(s)}`;
+    const pad = 34;
+    const body = wrap(s.help, 62, ' '.repeat(pad));
+    lines.push(label.length < pad ? label.padEnd(pad) + body : `${label}\n${' '.repeat(pad)}${body}`);
+  }
+  lines.push(
+    '',
+    'Signals: HUP upgrade; INT, TERM, QUIT, USR2 stop the children gracefully and exit;',
+    'TTIN/TTOU add/remove a child; USR1 is passed on to the children.',
+    'See einhyrningsins(1).',
+  );
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,152 @@
+/**
+ * Every bad input: one clear line on stderr, a non-zero exit, and nothing
+ * left behind (no socket file, no child started, no pidfile).
+ */
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import * as native from 'native-reuseport';
+import { cleanupAll, fixture, runCli, startMaster, tempDir, until } from './harness.js';
+
+afterEach(async () => {
+  assert.deepEqual(await cleanupAll(), []);
+});
+
+interface Case {
+  name: string;
+  args: (dir: string) => string[];
+  error: RegExp;
+  code?: number;
+  setup?: (dir: string) => Promise<() => void> | (() => void);
+}
+
+const child = (dir: string) => ['--', fixture('env-child.sh'), dir];
+
+const cases: Case[] = [
+  { name: 'unknown option', args: (d) => ['--frobnicate', ...child(d)], error: /unknown option '--frobnicate'/, code: 2 },
+  { name: 'unknown short option', args: (d) => ['-Z', ...child(d)], error: /unknown option '-Z'/, code: 2 },
+  { name: 'missing program', args: () => ['-n', '2'], error: /missing program/, code: 2 },
+  { name: 'missing program after --', args: () => ['-n', '2', '--'], error: /missing program/, code: 2 },
+  { name: '-n not a number', args: (d) => ['-n', 'abc', ...child(d)], error: /-n expects a non-negative integer, got 'abc'/, code: 2 },
+  { name: '-n negative', args: (d) => ['-n', '-1', ...child(d)], error: /-n expects a non-negative integer, got '-1'/, code: 2 },
+  { name: '-n without value', args: () => ['-n'], error: /-n expects a value/, code: 2 },
+  { name: '-r not a number', args: (d) => ['-r', '1.5', ...child(d)], error: /-r expects a non-negative integer/, code: 2 },
+  { name: '-4 with -6', args: (d) => ['-4', '-6', ...child(d)], error: /-4 and -6 cannot be used together/, code: 2 },
+  { name: '-m with a bad mode', args: (d) => ['--ack-mode', 'soon', ...child(d)], error: /expects 'manual' or a number of seconds/, code: 2 },
+  { name: 'dropping an EINHORN_ variable', args: (d) => ['--drop-env-var', 'EINHORN_FD_COUNT', ...child(d)], error: /cannot be dropped/, code: 2 },
+  { name: 'einhorn option we refuse', args: (d) => ['--reexec-as=foo', ...child(d)], error: /never re-executes its master/, code: 2 },
+  { name: 'malformed -b', args: (d) => ['-b', 'localhost', ...child(d)], error: /-b localhost: expected ADDR:PORT/ },
+  { name: '-b port out of range', args: (d) => ['-b', '127.0.0.1:70000', ...child(d)], error: /port 70000 is out of range/ },
+  { name: '-b unbracketed IPv6', args: (d) => ['-b', '::1:80', ...child(d)], error: /write IPv6 addresses in brackets/ },
+  { name: '-b unknown flag', args: (d) => ['-b', '127.0.0.1:0,z', ...child(d)], error: /unknown socket option 'z'/ },
+  { name: '-b unresolvable host', args: (d) => ['-b', 'no-such-host.invalid:8080', ...child(d)], error: /cannot resolve 'no-such-host.invalid'/ },
+  { name: '-b IPv6 literal with -4', args: (d) => ['-4', '-b', '[::1]:0', ...child(d)], error: /not an IPv4 address/ },
+  { name: '-b address not on this host', args: (d) => ['-b', '192.0.2.1:8080', ...child(d)], error: /address not available/ },
+  {
+    name: 'port in use',
+    setup: async (d) => {
+      const srv = createServer();
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      writeFileSync(join(d, 'port'), String((srv.address() as { port: number }).port));
+      return () => srv.close();
+    },
+    args: (d) => ['-b', `127.0.0.1:${readPort(d)}`, ...child(d)],
+    error: /cannot bind -b 127\.0\.0\.1:\d+: address already in use/,
+  },
+  { name: 'program not found', args: () => ['--', 'no-such-program-anywhere'], error: /program not found in PATH: no-such-program-anywhere/ },
+  { name: 'program path not found', args: (d) => ['--', join(d, 'nope.sh')], error: /program not found: .*nope\.sh/ },
+  {
+    name: 'program not executable',
+    setup: (d) => {
+      writeFileSync(join(d, 'plain.sh'), '#!/bin/sh\n');
+      chmodSync(join(d, 'plain.sh'), 0o644);
+      return () => undefined;
+    },
+    args: (d) => ['--', join(d, 'plain.sh')],
+    error: /program is not executable: .*plain\.sh/,
+  },
+  { name: 'control socket directory missing', args: (d) => ['-d', join(d, 'nope', 'ctl.sock'), ...child(d)], error: /control socket directory does not exist/ },
+  {
+    name: 'control socket path is not a socket',
+    setup: (d) => {
+      writeFileSync(join(d, 'ctl.sock'), 'not a socket');
+      return () => undefined;
+    },
+    args: (d) => ['-d', join(d, 'ctl.sock'), ...child(d)],
+    error: /exists and is not a socket; refusing to replace it/,
+  },
+  {
+    name: 'lockfile held',
+    setup: (d) => {
+      const fd = openSync(join(d, 'held.lock'), 'a');
+      assert.equal(native.flock(fd), true);
+      return () => closeSync(fd);
+    },
+    args: (d) => ['-f', join(d, 'held.lock'), ...child(d)],
+    error: /lockfile .*held\.lock is held by another master/,
+  },
+  {
+    name: 'pidfile directory missing',
+    args: (d) => ['-e', join(d, 'nope', 'm.pid'), ...child(d)],
+    error: /cannot write pidfile/,
+  },
+];
+
+function readPort(dir: string): string {
+  return readFileSync(join(dir, 'port'), 'utf8');
+}
+
+for (const c of cases) {
+  test(`bad input: ${c.name}`, async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'out'));
+    const undo = c.setup ? await c.setup(dir) : () => undefined;
+    try {
+      const sock = join(dir, 'ctl.sock');
+      const args = c.args(dir);
+      const withSock = args.includes('-d') ? args : ['-d', sock, ...args];
+      const before = existsSync(sock);
+      const r = await runCli(withSock, { env: { FIXTURE_OUT: join(dir, 'out') } });
+      assert.notEqual(r.code, 0, `non-zero exit (stderr: ${r.stderr})`);
+      if (c.code !== undefined) assert.equal(r.code, c.code);
+      const lines = r.stderr.split('\n').filter((l) => l !== '');
+      assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${r.stderr}`);
+      assert.match(lines[0]!, /^einhyrningsins: /);
+      assert.match(lines[0]!, c.error);
+      if (!before) assert.equal(existsSync(sock), false, 'no control socket left');
+      assert.deepEqual(readdirSync(join(dir, 'out')), [], 'no child was started');
+      assert.equal(existsSync(join(dir, 'held.lock')) && c.name !== 'lockfile held', false);
+    } finally {
+      undo();
+    }
+  });
+}
+
+test('-h prints the usage on stdout and exits 0; --version prints the version', async () => {
+  const h = await runCli(['-h']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /^Usage: einhyrningsins \[OPTIONS\] \[--\] PROGRAM/);
+  const v = await runCli(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^einhyrningsins \d+\.\d+\.\d+\n$/);
+});
+
+test('options stop at the program: its own -n is passed through', async () => {
+  const out = tempDir();
+  const m = startMaster(['-m', '0.1', '--', 'sh', '-c', 'printf "%s " "$@" > "$0"; exec sleep 1000', join(out, 'args'), '-n', '5', '-b', 'x'], {});
+  const [w] = await m.ready(1);
+  assert.ok(w);
+  await until('args file', () => existsSync(join(out, 'args')));
+  assert.equal(readFileSync(join(out, 'args'), 'utf8'), '-n 5 -b x ');
+  await m.stop();
+});
+
+test('-m followed by the program name is manual mode, not an ack delay', async () => {
+  const m = startMaster(['-m', 'sleep', '1000']);
+  await m.waitLog(/Launched/);
+  const [st] = await m.ctl('state');
+  assert.match(st!.message, /:type: :manual/);
+  await m.stop();
+});
