@@ -166,6 +166,14 @@ export class Supervisor {
         return this.onSignal(ev.signals, ev.replyTo);
       case 'shutdown':
         return this.onShutdown(ev.signal, ev.replyTo);
+      case 'configure': {
+        Object.assign(this.cfg, ev.changes);
+        const what = Object.entries(ev.changes)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ');
+        this.log('info', `Configuration changed: ${what}`);
+        return this.reply(ev.replyTo, `Successfully merged in config: ${what}`, true);
+      }
     }
   }
 
@@ -191,7 +199,7 @@ export class Supervisor {
     if (!w) return;
     this.workers.delete(id);
     this.log('error', `Could not start worker (index: ${w.slot}): ${error}`, w);
-    this.recordFailure(w, `could not be started: ${error}`);
+    this.recordFailure(w, `(index ${w.slot}) could not be started: ${error}`);
   }
 
   private onExited(pid: number, code: number | null, signal: string | null): void {
@@ -210,14 +218,14 @@ export class Supervisor {
     }
     if (w.state === 'starting') {
       this.progress(`===> Exited worker ${pid} before it was ACKed (${how})`, w, 'warn');
-      if (!w.counted) this.recordFailure(w, `exited before it was acked (${how})`);
+      if (!w.counted) this.recordFailure(w, `${pid} (index ${w.slot}) exited before it was acked (${how})`);
       return;
     }
     // An acked worker died without being asked to.
     const upFor = this.now - (w.ackedAt ?? w.spawnedAt);
     if (upFor < this.cfg.stableAfterMs) {
       this.log('warn', `Worker ${pid} exited ${Math.round(upFor)} ms after its ack (${how})`, w);
-      this.recordFailure(w, `exited ${Math.round(upFor)} ms after its ack (${how})`);
+      this.recordFailure(w, `${pid} (index ${w.slot}) exited ${Math.round(upFor)} ms after its ack (${how})`);
     } else {
       this.log('warn', `Worker ${pid} exited unexpectedly (${how}); replacing it`, w);
     }
@@ -266,7 +274,7 @@ export class Supervisor {
       this.log('error', `Worker ${w.pid} did not ACK within ${secs}s; stopping it`, w);
       w.counted = true;
       this.retire(w, 'no ack before the deadline', this.cfg.drainSignal);
-      this.recordFailure(w, `did not ack within ${secs}s`);
+      this.recordFailure(w, `${w.pid} (index ${w.slot}) did not ack within ${secs}s`);
     } else if (kind === 'kill' && (w.state === 'stopping' || w.state === 'killed') && w.pid !== null) {
       this.log('warn', `Child ${w.pid} is still active after ${(this.cfg.signalTimeoutMs ?? 0) / 1000}s. Sending SIGKILL.`, w);
       w.state = 'killed';

@@ -78,7 +78,13 @@ export type Event =
   | { type: 'setWorkers'; count: number; replyTo?: ReplyTo }
   | { type: 'upgrade'; mode: UpgradeMode; replyTo?: ReplyTo }
   | { type: 'signal'; signals: string[]; replyTo?: ReplyTo }
-  | { type: 'shutdown'; signal: string; replyTo?: ReplyTo };
+  | { type: 'shutdown'; signal: string; replyTo?: ReplyTo }
+  | { type: 'configure'; changes: ConfigChanges; replyTo?: ReplyTo };
+
+/** Settings that may change at run time (the `config` command). */
+export type ConfigChanges = Partial<
+  Pick<CoreConfig, 'respawnDelayMs' | 'signalTimeoutMs' | 'maxUnacked' | 'maxUpgradeAdditional' | 'retries' | 'upgradeRetries'>
+>;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -358,3 +358,21 @@ test('slots: new generation takes the lowest free indices, reused after exits', 
   sim.feed({ type: 'upgrade', mode: 'smooth' });
   assert.deepEqual(sim.alive((p) => p.generation === 2).map((p) => p.slot).sort(), [0, 1]);
 });
+
+test('configure changes run-time settings: a shorter signal timeout applies to the next stop', () => {
+  const sim = upAndRunning(1, { signalTimeoutMs: 30_000 });
+  sim.feed({ type: 'configure', changes: { signalTimeoutMs: 1000 }, replyTo: 1 });
+  assert.match(sim.repliesTo(1)[0]!, /signalTimeoutMs=1000/);
+  sim.drainExitMs = null;
+  sim.feed({ type: 'shutdown', signal: 'SIGUSR2' });
+  sim.advance(1000);
+  assert.equal(sim.alive().length, 0);
+});
+
+test('a failed upgrade names the worker that did not come up', () => {
+  const sim = upAndRunning(1, { upgradeRetries: 0 });
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 2 });
+  const [fresh] = sim.alive((p) => p.generation === 1);
+  sim.exit(fresh!.pid, 3, null);
+  assert.ok(sim.repliesTo(2).some((m) => m.includes(`worker ${fresh!.pid} (index ${fresh!.slot}) exited before it was acked (exit status 3)`)));
+});

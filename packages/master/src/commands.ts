@@ -1,5 +1,5 @@
-import type { Event } from '@einhyrningsins/core';
-import type { Request } from '@einhyrningsins/protocol';
+import type { ConfigChanges, Event } from '@einhyrningsins/core';
+import { isPlainMapping, parseDocumentText, stripSymbolKeys, type Request } from '@einhyrningsins/protocol';
 import type { ControlConnection, ReplyFields } from './control-server.js';
 import { normalizeSignal } from './signals.js';
 
@@ -37,6 +37,28 @@ function signalsFrom(args: string[]): { ok: string[] } | { bad: string } {
   }
   return { ok };
 }
+
+interface ConfigKey {
+  what: string;
+  min: number;
+  integer: boolean;
+  apply: (c: ConfigChanges, n: number) => void;
+}
+
+/** What `config` may change at run time (einhorn merges any key; we check them). */
+const CONFIG_KEYS: Readonly<Record<string, ConfigKey>> = {
+  seconds: { what: 'seconds > 0', min: 0.001, integer: false, apply: (c, n) => (c.respawnDelayMs = n * 1000) },
+  signal_timeout: {
+    what: 'seconds, 0: never',
+    min: 0,
+    integer: false,
+    apply: (c, n) => (c.signalTimeoutMs = n > 0 ? n * 1000 : null),
+  },
+  max_unacked: { what: 'an integer >= 1', min: 1, integer: true, apply: (c, n) => (c.maxUnacked = n) },
+  max_upgrade_additional: { what: 'an integer >= 1', min: 1, integer: true, apply: (c, n) => (c.maxUpgradeAdditional = n) },
+  retries: { what: 'an integer >= 0', min: 0, integer: true, apply: (c, n) => ((c.retries = n), (c.upgradeRetries = n)) },
+  verbosity: { what: 'an integer 0-3', min: 0, integer: true, apply: () => undefined },
+};
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   'worker:ack': {
@@ -156,9 +178,32 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   config: {
-    help: 'Merge in a new set of config options (not supported yet)',
-    run(_ctx, conn, req) {
-      say(conn, req, 'config is not supported yet: use set_workers, quieter and louder.', { error: true });
+    help:
+      'Merge in config options, a YAML hash (args: "{seconds: 2, signal_timeout: 10}"); keys: ' +
+      `${Object.keys(CONFIG_KEYS).join(', ')}`,
+    run(ctx, conn, req) {
+      const text = req.args.join(' ');
+      if (text.trim() === '') return say(conn, req, 'Must pass in a YAML-encoded hash', { error: true });
+      const parsed = parseDocumentText(text);
+      if (!parsed.ok) return say(conn, req, 'Could not parse argument. Must be a YAML-encoded hash', { error: true });
+      const hash = stripSymbolKeys(parsed.value);
+      if (!isPlainMapping(hash)) return say(conn, req, `Parsed argument is not a hash: ${text}`, { error: true });
+      const changes: ConfigChanges = {};
+      let verbosity: number | null = null;
+      for (const [key, value] of Object.entries(hash)) {
+        const spec = Object.hasOwn(CONFIG_KEYS, key) ? CONFIG_KEYS[key] : undefined;
+        if (!spec) return say(conn, req, `Unknown config key '${key}' (known: ${Object.keys(CONFIG_KEYS).join(', ')})`, { error: true });
+        const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+        const tooBig = key === 'verbosity' && n > 3;
+        if (!Number.isFinite(n) || n < spec.min || tooBig || (spec.integer && !Number.isInteger(n))) {
+          return say(conn, req, `Invalid value for ${key}: ${JSON.stringify(value)} (${spec.what})`, { error: true });
+        }
+        if (key === 'verbosity') verbosity = n;
+        else spec.apply(changes, n);
+      }
+      if (verbosity !== null) ctx.setVerbosity(verbosity);
+      if (Object.keys(changes).length === 0) return say(conn, req, `Successfully merged in config: verbosity=${verbosity}`);
+      ctx.feed({ type: 'configure', changes, replyTo: ctx.route(conn, req) });
     },
   },
 };
