@@ -1,19 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Supervisor, type CoreConfig, type Effect, type Event } from '@einhyrningsins/core';
+import type { CoreConfig, CoreSnapshot, Event } from '@einhyrningsins/core';
 import type { Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { parseBindSpec, resolveBind, type ResolvedBind } from './bind-spec.js';
-import { childEnv, type PassedSocket } from './child-env.js';
 import { dispatch, type CommandContext } from './commands.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
+import { WorkerGroup } from './worker-group.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
 
@@ -74,14 +72,10 @@ class Cleanup {
 }
 
 export class Master {
-  private readonly core: Supervisor;
+  private group: WorkerGroup | undefined;
   private readonly log: Logger;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly children = new Map<number, ChildProcess>();
   private readonly routes = new Map<number, Route>();
   private nextRoute = 1;
-  private readonly queue: Event[] = [];
-  private busy = false;
   private server: ControlServer | null = null;
   private sockets: BoundSocket[] = [];
   private readonly cleanup = new Cleanup();
@@ -94,7 +88,6 @@ export class Master {
 
   constructor(private readonly opts: Options) {
     this.log = new Logger(opts.verbosity, process.pid);
-    this.core = new Supervisor(coreConfig(opts));
     this.socketPath = resolve(opts.socketPath ?? defaultSocketPath(opts.commandName));
     const log = this.log;
     this.commandContext = {
@@ -104,9 +97,9 @@ export class Master {
         this.routes.set(id, { conn, requestId: req.id, streaming: req.id !== undefined, sent: 0 });
         return id;
       },
-      stateYaml: () => einhornStateYaml(this.core.snapshot(), this.facts()),
-      statusText: () => statusText(this.core.snapshot(), this.facts()),
-      stateObject: () => stateObject(this.core.snapshot(), this.facts()),
+      stateYaml: () => einhornStateYaml(this.snapshot(), this.facts()),
+      statusText: () => statusText(this.snapshot(), this.facts()),
+      stateObject: () => stateObject(this.snapshot(), this.facts()),
       masterPid: process.pid,
       version: VERSION,
       commandName: opts.commandName,
@@ -143,6 +136,24 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    this.group = new WorkerGroup({
+      name: null,
+      core: coreConfig(this.opts),
+      launch: {
+        program: this.opts.program as string,
+        args: this.opts.programArgs,
+        env: process.env,
+        dropEnv: this.opts.dropEnv,
+        cwd: this.cwd,
+      },
+      listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.bind.family })),
+      socketPath: this.socketPath,
+      killChildrenOnExit: this.opts.killChildrenOnExit,
+      log: this.log,
+      onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
+      onExit: (code) => this.exit(code),
+      now: () => this.now(),
+    });
     this.installSignals();
     const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
     this.log.info(
@@ -249,118 +260,21 @@ export class Master {
     on('SIGUSR1', () => this.feed({ type: 'signal', signals: ['SIGUSR1'] }));
   }
 
-  // ---- the event loop between kernel and core --------------------------------
-
-  feed(event: Event): void {
-    this.queue.push(event);
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.queue.length) {
-        const ev = this.queue.shift() as Event;
-        for (const effect of this.core.handle(ev, this.now())) this.apply(effect);
-      }
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  private apply(e: Effect): void {
-    switch (e.type) {
-      case 'spawn':
-        return this.spawn(e.id, e.slot);
-      case 'kill':
-        try {
-          process.kill(e.pid, e.signal as NodeJS.Signals);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.log.warn(`kill ${e.signal} ${e.pid}: ${(err as Error).message}`);
-        }
-        return;
-      case 'setTimer': {
-        const old = this.timers.get(e.key);
-        if (old) clearTimeout(old);
-        this.timers.set(
-          e.key,
-          setTimeout(() => {
-            this.timers.delete(e.key);
-            this.feed({ type: 'timer', key: e.key });
-          }, Math.max(0, e.ms)),
-        );
-        return;
-      }
-      case 'clearTimer': {
-        const t = this.timers.get(e.key);
-        if (t) clearTimeout(t);
-        this.timers.delete(e.key);
-        return;
-      }
-      case 'reply':
-        return this.reply(e.to, e.message, e.wait, e.ok);
-      case 'log': {
-        const ctx: { pid?: number; slot?: number } = {};
-        if (e.pid !== undefined) ctx.pid = e.pid;
-        if (e.slot !== undefined) ctx.slot = e.slot;
-        return this.log.log(e.level, e.message, ctx);
-      }
-      case 'exit':
-        return this.exit(e.code);
-    }
-  }
-
-  private spawn(id: number, slot: number): void {
-    const program = this.opts.program as string;
-    let path: string;
-    try {
-      path = resolveProgram(program, process.env.PATH, this.cwd);
-    } catch (err) {
-      this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
-      return;
-    }
-    const passed: PassedSocket[] = this.sockets.map((s, i) => ({
-      childFd: 3 + i,
-      family: s.bind.family === 6 ? 'AF_INET6' : 'AF_INET',
-    }));
-    const env = childEnv({
-      base: process.env,
-      drop: this.opts.dropEnv,
-      masterPid: process.pid,
-      sockPath: this.socketPath,
-      sockets: passed,
-      slot,
-    });
-    const launch = ['--setpgid', '--close-from', String(3 + this.sockets.length)];
-    if (this.opts.killChildrenOnExit) {
-      launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
-    }
-    launch.push('--', path, program, ...this.opts.programArgs);
-    let child: ChildProcess;
-    try {
-      child = spawn(native.launcherPath, launch, {
-        stdio: ['inherit', 'inherit', 'inherit', ...this.sockets.map((s) => s.fd)],
-        env,
-        cwd: this.cwd,
-      });
-    } catch (err) {
-      this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
-      return;
-    }
-    const pid = child.pid;
-    if (pid === undefined) {
-      child.once('error', (err) => this.feed({ type: 'spawnFailed', id, error: err.message }));
-      return;
-    }
-    this.children.set(pid, child);
-    child.on('error', (err) => this.log.warn(`child ${pid}: ${err.message}`));
-    child.once('exit', (code, signal) => {
-      this.children.delete(pid);
-      this.feed({ type: 'exited', pid, code, signal });
-    });
-    this.queue.push({ type: 'spawned', id, pid });
-  }
-
   // ---- control socket ---------------------------------------------------------
 
+  feed(event: Event): void {
+    this.group?.feed(event);
+  }
+
+  private snapshot(): CoreSnapshot {
+    return (this.group as WorkerGroup).snapshot();
+  }
+
   private onRequest(conn: ControlConnection, req: Request): void {
+    if (!this.group) {
+      conn.send({ message: 'The master is still starting up; try again.', error: true }, req.id);
+      return;
+    }
     dispatch(this.commandContext, conn, req);
   }
 
@@ -416,8 +330,6 @@ export class Master {
   private exit(code: number): void {
     if (this.exiting) return;
     this.exiting = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
     this.server?.unlink();
     this.cleanup.run();
     process.exitCode = code;

@@ -1,0 +1,211 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Supervisor, type CoreConfig, type CoreSnapshot, type Effect, type Event, type LogLevel } from '@einhyrningsins/core';
+import * as native from 'native-reuseport';
+import { childEnv, type PassedSocket } from './child-env.js';
+import type { Logger } from './log.js';
+import { resolveProgram } from './program.js';
+
+/** What to run for each worker of a group; may change between generations. */
+export interface LaunchSpec {
+  /** The program word, resolved (PATH or path) again at every spawn. */
+  program: string;
+  args: readonly string[];
+  /** The environment the children start from (before einhorn's variables). */
+  env: NodeJS.ProcessEnv;
+  dropEnv: readonly string[];
+  cwd: string;
+  /** Extra variables per worker (e.g. DYNO, PORT), set after einhorn's. */
+  extraEnv?: (slot: number) => Record<string, string>;
+}
+
+/** A listening socket handed to every child of the group. */
+export interface SharedListener {
+  fd: number;
+  family: 4 | 6;
+}
+
+export interface WorkerGroupOptions {
+  /** Shown in logs ("web"); null for the master's single group. */
+  name: string | null;
+  core: Partial<CoreConfig>;
+  launch: LaunchSpec;
+  listeners: readonly SharedListener[];
+  /** EINHORN_SOCK_PATH. */
+  socketPath: string;
+  killChildrenOnExit: boolean;
+  log: Logger;
+  /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
+  output?: (child: ChildProcess, slot: number) => void;
+  onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
+  /** The core is done (shutdown finished: no worker left). */
+  onExit: (code: number) => void;
+  /** Monotonic ms shared by every group of a process. */
+  now?: () => number;
+}
+
+/**
+ * The imperative shell around one core: turns child exits and timers into
+ * events, and carries out the core's effects (spawn through the launcher,
+ * signals, timers, replies, logs). The master has one; the dyno driver has
+ * one per process type.
+ */
+export class WorkerGroup {
+  private readonly core: Supervisor;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly children = new Map<number, ChildProcess>();
+  private readonly queue: Event[] = [];
+  private busy = false;
+  private launch: LaunchSpec;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: WorkerGroupOptions) {
+    this.core = new Supervisor(opts.core);
+    this.launch = opts.launch;
+    const t0 = performance.now();
+    this.now = opts.now ?? (() => performance.now() - t0);
+  }
+
+  get name(): string | null {
+    return this.opts.name;
+  }
+
+  /** Use this launch spec from the next spawn on (an upgrade then rolls it out). */
+  setLaunch(spec: LaunchSpec): void {
+    this.launch = spec;
+  }
+
+  get launchSpec(): LaunchSpec {
+    return this.launch;
+  }
+
+  snapshot(): CoreSnapshot {
+    return this.core.snapshot();
+  }
+
+  hasPid(pid: number): boolean {
+    return this.children.has(pid);
+  }
+
+  feed(event: Event): void {
+    this.queue.push(event);
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length) {
+        const ev = this.queue.shift() as Event;
+        for (const effect of this.core.handle(ev, this.now())) this.apply(effect);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Drop every pending timer (at exit). */
+  stopTimers(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private log(level: LogLevel, message: string, ctx: { pid?: number; slot?: number } = {}): void {
+    this.opts.log.log(level, this.opts.name ? `[${this.opts.name}] ${message}` : message, ctx);
+  }
+
+  private apply(e: Effect): void {
+    switch (e.type) {
+      case 'spawn':
+        return this.spawn(e.id, e.slot);
+      case 'kill':
+        try {
+          process.kill(e.pid, e.signal as NodeJS.Signals);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.log('warn', `kill ${e.signal} ${e.pid}: ${(err as Error).message}`);
+        }
+        return;
+      case 'setTimer': {
+        const old = this.timers.get(e.key);
+        if (old) clearTimeout(old);
+        this.timers.set(
+          e.key,
+          setTimeout(() => {
+            this.timers.delete(e.key);
+            this.feed({ type: 'timer', key: e.key });
+          }, Math.max(0, e.ms)),
+        );
+        return;
+      }
+      case 'clearTimer': {
+        const t = this.timers.get(e.key);
+        if (t) clearTimeout(t);
+        this.timers.delete(e.key);
+        return;
+      }
+      case 'reply':
+        return this.opts.onReply(e.to, e.message, e.wait, e.ok);
+      case 'log': {
+        const ctx: { pid?: number; slot?: number } = {};
+        if (e.pid !== undefined) ctx.pid = e.pid;
+        if (e.slot !== undefined) ctx.slot = e.slot;
+        return this.log(e.level, e.message, ctx);
+      }
+      case 'exit':
+        this.stopTimers();
+        return this.opts.onExit(e.code);
+    }
+  }
+
+  private spawn(id: number, slot: number): void {
+    const spec = this.launch;
+    let path: string;
+    try {
+      path = resolveProgram(spec.program, spec.env.PATH, spec.cwd);
+    } catch (err) {
+      this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
+      return;
+    }
+    const listeners = this.opts.listeners;
+    const passed: PassedSocket[] = listeners.map((s, i) => ({ childFd: 3 + i, family: s.family === 6 ? 'AF_INET6' : 'AF_INET' }));
+    const env = {
+      ...childEnv({
+        base: spec.env,
+        drop: spec.dropEnv,
+        masterPid: process.pid,
+        sockPath: this.opts.socketPath,
+        sockets: passed,
+        slot,
+      }),
+      ...(spec.extraEnv?.(slot) ?? {}),
+    };
+    const launch = ['--setpgid', '--close-from', String(3 + listeners.length)];
+    if (this.opts.killChildrenOnExit) {
+      launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
+    }
+    launch.push('--', path, spec.program, ...spec.args);
+    const out = this.opts.output ? 'pipe' : 'inherit';
+    let child: ChildProcess;
+    try {
+      child = spawn(native.launcherPath, launch, {
+        stdio: ['inherit', out, out, ...listeners.map((s) => s.fd)],
+        env,
+        cwd: spec.cwd,
+      });
+    } catch (err) {
+      this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
+      return;
+    }
+    const pid = child.pid;
+    if (pid === undefined) {
+      child.once('error', (err) => this.feed({ type: 'spawnFailed', id, error: err.message }));
+      return;
+    }
+    this.children.set(pid, child);
+    this.opts.output?.(child, slot);
+    child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
+    child.once('exit', (code, signal) => {
+      this.children.delete(pid);
+      this.feed({ type: 'exited', pid, code, signal });
+    });
+    this.queue.push({ type: 'spawned', id, pid });
+  }
+}
