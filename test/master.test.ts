@@ -260,3 +260,40 @@ test('a second master on the same control socket is refused; a stale socket is r
   assert.match(third.stderr, /Removing stale control socket/);
   await third.stop();
 });
+
+test('--syslog-socket and --syslog-to: warnings reach a local datagram socket and a remote UDP collector', async () => {
+  const { DgramSocket } = await import('node-unix-socket');
+  const dgram = await import('node:dgram');
+  const dir = tempDir();
+  const local = new DgramSocket();
+  const localLines: string[] = [];
+  local.on('data', (buf: Buffer) => localLines.push(buf.toString()));
+  local.bind(join(dir, 'log.sock'));
+  const udp = dgram.createSocket('udp4');
+  const udpLines: string[] = [];
+  udp.on('message', (m) => udpLines.push(m.toString()));
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  try {
+    const m = startMaster(
+      ['--syslog-socket', join(dir, 'log.sock'), '--syslog-to', `udp://127.0.0.1:${udp.address().port}`, '-m', '0', '--', 'sleep', '1000'],
+      { dir },
+    );
+    const [w] = await m.ready(1);
+    process.kill(w!.pid, 'SIGKILL'); // a warning: the worker died unexpectedly
+    await until('syslog lines', () => localLines.some((l) => l.includes(`${w!.pid}`)) && udpLines.some((l) => l.includes(`${w!.pid}`)));
+    const line = localLines.find((l) => l.includes(`${w!.pid}`))!;
+    assert.match(line, new RegExp(`^<2[78]>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d einhyrningsins\\[${m.pid}\\]: `));
+    assert.ok(!localLines.some((l) => / INFO|Launched/.test(l)), 'info lines stay out of syslog');
+    await m.stop();
+  } finally {
+    local.close();
+    udp.close();
+  }
+});
+
+test('--syslog without a syslog socket is a start-up error', async () => {
+  const m = startMaster(['--syslog-socket', '/nonexistent/log.sock', '--', 'sleep', '1000']);
+  const r = await m.exit;
+  assert.equal(r.code, 1);
+  assert.match(m.stderr.trim(), /^einhyrningsins: --syslog: no syslog socket at \/nonexistent\/log\.sock/);
+});

@@ -9,6 +9,8 @@ const RANK: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, e
  */
 export class Logger {
   verbosity: number;
+  /** Also receives every message (whatever the verbosity): syslog takes warnings and errors. */
+  sink: ((level: LogLevel, message: string) => void) | null = null;
   private readonly tag: string;
   private readonly write: (line: string) => void;
 
@@ -23,7 +25,7 @@ export class Logger {
   }
 
   log(level: LogLevel, message: string, ctx?: { pid?: number; slot?: number }): void {
-    if (!this.enabled(level)) return;
+    if (!this.enabled(level) && !this.sink) return;
     let suffix = '';
     if (ctx && (ctx.pid !== undefined || ctx.slot !== undefined)) {
       const parts = [];
@@ -31,6 +33,8 @@ export class Logger {
       if (ctx.slot !== undefined && !message.includes('index:')) parts.push(`index ${ctx.slot}`);
       if (parts.length) suffix = ` (${parts.join(', ')})`;
     }
+    this.sink?.(level, message + suffix);
+    if (!this.enabled(level)) return;
     this.write(`${new Date().toISOString()} ${this.tag} ${level.toUpperCase()}: ${message}${suffix}\n`);
   }
 

@@ -12,6 +12,7 @@ import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { SyslogSink, parseSyslogUrl, type SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
 
@@ -120,8 +121,16 @@ export class Master {
   /** Start-up: every step that can fail runs before the first child starts. */
   async start(): Promise<void> {
     try {
-      if (this.opts.syslog) {
-        this.log.warn('--syslog is not implemented yet: logging to stderr only');
+      const targets: SyslogTarget[] = [];
+      if (this.opts.syslog) targets.push({ kind: 'local', path: this.opts.syslogSocket });
+      if (this.opts.syslogTo) targets.push(parseSyslogUrl(this.opts.syslogTo));
+      if (targets.length) {
+        const sink = new SyslogSink(targets, this.opts.commandName ? `einhyrningsins-${this.opts.commandName}` : 'einhyrningsins', process.pid);
+        this.log.sink = (level, message) => sink.write(level, message);
+        this.cleanup.add(() => {
+          this.log.sink = null;
+          sink.close();
+        });
       }
       if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
       this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>

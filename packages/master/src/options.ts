@@ -108,7 +108,17 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   },
   { short: 'v', long: 'verbose', repeatable: true, help: 'More verbose logging (repeatable).' },
   { short: 'q', long: 'quiet', repeatable: true, help: 'Less verbose logging (repeatable).' },
-  { long: 'syslog', help: 'Also log warnings and errors to syslog (not implemented yet: a warning says so).' },
+  { long: 'syslog', help: 'Also send warnings and errors to the local syslog (/dev/log).' },
+  {
+    long: 'syslog-socket',
+    arg: 'PATH',
+    help: 'The local syslog socket for --syslog (default /dev/log); implies --syslog.',
+  },
+  {
+    long: 'syslog-to',
+    arg: 'URL',
+    help: 'Also send warnings and errors to a remote syslog collector, udp://HOST:PORT or tcp://HOST:PORT.',
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
@@ -150,6 +160,8 @@ export interface Options {
   maxUpgradeAdditional: number | null;
   verbosity: number;
   syslog: boolean;
+  syslogSocket: string;
+  syslogTo: string | null;
   help: boolean;
   version: boolean;
   program: string | null;
@@ -179,6 +191,8 @@ export function defaultOptions(): Options {
     maxUpgradeAdditional: null,
     verbosity: 1,
     syslog: false,
+    syslogSocket: '/dev/log',
+    syslogTo: null,
     help: false,
     version: false,
     program: null,
@@ -303,6 +317,15 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       return;
     case 'syslog':
       o.syslog = true;
+      return;
+    case 'syslog-socket':
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      o.syslog = true;
+      o.syslogSocket = v;
+      return;
+    case 'syslog-to':
+      if (!/^(udp|tcp):\/\/.+:\d+\/?$/.test(v)) throw new UsageError(`${name} expects udp://HOST:PORT or tcp://HOST:PORT, got '${v}'`);
+      o.syslogTo = v;
       return;
     case 'help':
       o.help = true;
