@@ -152,6 +152,7 @@ export class MasterProc {
     readonly sockPath: string,
     env: NodeJS.ProcessEnv,
     leakFd?: number,
+    prefix: readonly string[] = [],
   ) {
     // leakFd: hand the master one more open fd (a pipe, not close-on-exec) at that number.
     const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'pipe', 'pipe'];
@@ -159,7 +160,9 @@ export class MasterProc {
       while (stdio.length < leakFd) stdio.push('ignore');
       stdio.push('pipe');
     }
-    this.proc = spawn(process.execPath, [BIN, ...args], { env, stdio, cwd: dir });
+    // prefix: a command that execs the master (e.g. prlimit), so its pid stays the master's.
+    const [cmd, ...pre] = [...prefix, process.execPath];
+    this.proc = spawn(cmd as string, [...pre, BIN, ...args], { env, stdio, cwd: dir });
     this.proc.stdout!.on('data', (d) => (this.stdout += d));
     this.proc.stderr!.on('data', (d) => {
       this.stderr += d;
@@ -249,6 +252,8 @@ export interface StartOptions {
   socket?: boolean;
   /** Give the master an extra inherited fd at this number. */
   leakFd?: number;
+  /** Run the master through this command, which must exec it (e.g. ['prlimit', '--nofile=48', '--']). */
+  prefix?: string[];
 }
 
 const running = new Set<MasterProc>();
@@ -259,7 +264,7 @@ export function startMaster(args: string[], opts: StartOptions = {}): MasterProc
   dirs.add(dir);
   const sockPath = join(dir, 'ctl.sock');
   const full = opts.socket === false ? args : ['-d', sockPath, ...args];
-  const m = new MasterProc(full, dir, sockPath, { ...process.env, ...opts.env }, opts.leakFd);
+  const m = new MasterProc(full, dir, sockPath, { ...process.env, ...opts.env }, opts.leakFd, opts.prefix);
   running.add(m);
   return m;
 }

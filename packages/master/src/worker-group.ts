@@ -7,6 +7,16 @@ import { childEnv, type PassedSocket } from './child-env.js';
 import type { Logger } from './log.js';
 import { resolveProgram } from './program.js';
 
+/** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
+function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** What to run for each worker of a group; may change between generations. */
 export interface LaunchSpec {
   /** The program word, resolved (PATH or path) again at every spawn. */
@@ -117,6 +127,9 @@ export class WorkerGroup {
       case 'spawn':
         return this.spawn(e.id, e.slot);
       case 'kill':
+        // SIGKILL escalation takes the worker's whole process group (its own
+        // grandchildren included); other signals go to the worker alone.
+        if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
         try {
           process.kill(e.pid, e.signal as NodeJS.Signals);
         } catch (err) {
@@ -204,6 +217,8 @@ export class WorkerGroup {
     child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
     child.once('exit', (code, signal) => {
       this.children.delete(pid);
+      // Whatever the worker left running in its process group goes with it.
+      if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
       this.feed({ type: 'exited', pid, code, signal });
     });
     this.queue.push({ type: 'spawned', id, pid });

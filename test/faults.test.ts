@@ -1,0 +1,138 @@
+/**
+ * Faults the master must survive, black-box: grandchildren, many workers,
+ * running out of file descriptors, a full disk, and leaks over many upgrades.
+ */
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { alive, childrenOf, cleanupAll, startMaster, tempDir, until } from './harness.js';
+
+afterEach(async () => {
+  assert.deepEqual(await cleanupAll(), []);
+});
+
+function zombiesOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid && f[0] === 'Z') out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+test('what a worker leaves running in its process group goes with it', async () => {
+  const out = tempDir();
+  const m = startMaster(['-m', '0', '--', 'sh', '-c', 'sleep 1000 & echo $! > "$0/gc"; trap "exit 0" USR2; while :; do sleep 0.1; done', out]);
+  await m.ready(1);
+  const gc = Number(await until('grandchild pid', () => existsSync(join(out, 'gc')) && readFileSync(join(out, 'gc'), 'utf8').trim()));
+  assert.ok(alive(gc));
+  await m.stop();
+  await until(`grandchild ${gc} gone`, () => !alive(gc));
+});
+
+test('64 workers start, are listed, and all stop', async () => {
+  const m = startMaster(['-n', '64', '-b', '127.0.0.1:0', '-m', '0', '--', 'sleep', '1000']);
+  await m.port();
+  const ws = await m.ready(64, 60_000);
+  assert.equal(new Set(ws.map((w) => w.slot)).size, 64);
+  const r = await m.stop(30_000);
+  assert.equal(r.code, 0);
+  for (const w of ws) assert.equal(alive(w.pid), false);
+});
+
+test('out of file descriptors (low ulimit -n, a flood of control connections): survives and recovers', async () => {
+  const m = startMaster(['-n', '2', '-b', '127.0.0.1:0', '-m', '0', '-s', '0.2', '--', 'sleep', '1000'], {
+    prefix: ['prlimit', '--nofile=48:48', '--'],
+  });
+  await m.port();
+  await m.ready(2);
+  const sock = m.sockPath;
+  const master = m.pid;
+  // Hold far more connections than the master has fds for.
+  const held: Socket[] = [];
+  for (let i = 0; i < 120; i++) {
+    const s = createConnection(sock);
+    s.on('error', () => undefined);
+    held.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  // Make it respawn while it is short of fds.
+  for (const p of childrenOf(master)) process.kill(p, 'SIGKILL');
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const s of held) s.destroy();
+  // Recovered: answers, and has its two workers back.
+  const ws = await until(
+    'recovery',
+    async () => {
+      const [r] = await m.ctl('status');
+      const st = (r as unknown as { state: { workers: Array<{ pid: number; state: string }> } }).state;
+      st.workers.forEach((w) => m.seenChildren.add(w.pid));
+      return st.workers.length === 2 && st.workers.every((w) => w.state === 'up') ? st.workers : null;
+    },
+    30_000,
+    200,
+  );
+  assert.equal(ws.length, 2);
+  assert.doesNotMatch(m.stderr, /internal error|TypeError|RangeError/);
+  await m.stop();
+});
+
+const canMount = (() => {
+  const probe = tempDir('ein-mount-');
+  const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', probe]).status === 0;
+  if (ok) spawnSync('umount', [probe]);
+  return ok;
+})();
+
+test('a full disk for the pidfile: one clear line, exit 1, nothing left', { skip: canMount ? false : 'cannot mount a tmpfs here' }, async () => {
+  const dir = tempDir();
+  const full = join(dir, 'full');
+  mkdirSync(full);
+  assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', full]).status, 0);
+  try {
+    // Fill it up.
+    try {
+      writeFileSync(join(full, 'filler'), Buffer.alloc(64 * 1024));
+    } catch {
+      /* ENOSPC: full, as wanted */
+    }
+    const m = startMaster(['-e', join(full, 'm.pid'), '-m', '0', '--', 'sleep', '1000'], { dir });
+    const r = await m.exit;
+    assert.equal(r.code, 1);
+    const lines = m.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, m.stderr);
+    assert.match(lines[0]!, /^einhyrningsins: cannot write pidfile .*m\.pid: ENOSPC/);
+    assert.deepEqual(readdirSync(full).sort(), ['filler']);
+    assert.equal(existsSync(m.sockPath), false);
+  } finally {
+    spawnSync('umount', [full]);
+  }
+});
+
+test('100 upgrades: no fd leak, no zombie, the right workers', async () => {
+  const m = startMaster(['-n', '2', '-b', '127.0.0.1:0', '-m', '0', '--', 'sleep', '1000']);
+  await m.port();
+  await m.ready(2);
+  const fdsBefore = readdirSync(`/proc/${m.pid}/fd`).length;
+  for (let i = 0; i < 100; i++) {
+    const replies = await m.ctl('upgrade');
+    assert.equal(replies.at(-1)!.message, 'Upgrade done');
+  }
+  const ws = await until('old generations gone', async () => {
+    const w = await m.workers();
+    return w.length === 2 && w.every((x) => x.generation === 100 && x.state === 'up') && childrenOf(m.pid).length === 2 ? w : null;
+  });
+  assert.equal(ws.length, 2);
+  assert.deepEqual(zombiesOf(m.pid), []);
+  await until('fds back to the start', () => readdirSync(`/proc/${m.pid}/fd`).length <= fdsBefore, 5000);
+  await m.stop();
+});
