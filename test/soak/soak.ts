@@ -1,0 +1,116 @@
+/**
+ * Soak benchmark (`npm run soak`): a master with Node workers (manual ACK,
+ * graceful drain) upgraded SOAK_UPGRADES times (default 100). Reports the
+ * master's fds, zombies, RSS and CPU before and after, and upgrade latency.
+ * Not a test: it prints numbers; it fails only on a leak (fds or zombies).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ControlClient } from '@einhyrningsins/ctl';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const UPGRADES = Number(process.env.SOAK_UPGRADES ?? 100);
+const N = Number(process.env.SOAK_WORKERS ?? 2);
+
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+}
+function cpuTicks(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+function fds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+function kids(pid: number): { live: number; zombies: number } {
+  let live = 0;
+  let zombies = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) !== pid) continue;
+      if (f[0] === 'Z') zombies += 1;
+      else live += 1;
+    } catch {
+      /* gone */
+    }
+  }
+  return { live, zombies };
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))] ?? NaN;
+
+async function main(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'ein-soak-'));
+  const sock = join(dir, 'soak.sock');
+  const master = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'einhyrningsins'), '-q', '-n', String(N), '-b', '127.0.0.1:0,r', '-m', 'manual', '-d', sock, '--', process.execPath, join(ROOT, 'test', 'fixtures', 'drain-child.mjs')],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const pid = master.pid as number;
+  try {
+    let client: ControlClient | null = null;
+    for (let i = 0; i < 100 && !client; i++) {
+      await sleep(50);
+      client = await ControlClient.connect(sock).catch(() => null);
+    }
+    if (!client) throw new Error('the master did not come up');
+    const ready = async () => {
+      for (let i = 0; i < 400; i++) {
+        const [r] = await client!.call('status');
+        const ws = (r as unknown as { state: { workers: Array<{ state: string }> } }).state.workers;
+        if (ws.length === N && ws.every((w) => w.state === 'up') && kids(pid).live === N) return;
+        await sleep(25);
+      }
+      throw new Error('workers did not settle');
+    };
+    await ready();
+    const upgrade = async () => {
+      const t = performance.now();
+      const replies = await client!.call('upgrade');
+      if (replies.at(-1)?.message !== 'Upgrade done') throw new Error(`upgrade failed: ${JSON.stringify(replies.at(-1))}`);
+      await ready();
+      return performance.now() - t;
+    };
+    for (let i = 0; i < 10; i++) await upgrade(); // warm-up
+    const before = { fds: fds(pid), rss: rssKb(pid), cpu: cpuTicks(pid), kids: kids(pid) };
+    const lat: number[] = [];
+    for (let i = 0; i < UPGRADES; i++) lat.push(await upgrade());
+    await sleep(200);
+    const after = { fds: fds(pid), rss: rssKb(pid), cpu: cpuTicks(pid), kids: kids(pid) };
+    client.close();
+    const rows: Array<[string, string, string]> = [
+      ['master open fds', String(before.fds), String(after.fds)],
+      ['master RSS (MiB)', (before.rss / 1024).toFixed(1), (after.rss / 1024).toFixed(1)],
+      ['live children', String(before.kids.live), String(after.kids.live)],
+      ['zombie children', String(before.kids.zombies), String(after.kids.zombies)],
+    ];
+    console.log(`soak: ${UPGRADES} upgrades of ${N} Node workers (manual ACK, graceful drain), after 10 warm-up upgrades\n`);
+    console.log('| metric | before | after |\n|---|---|---|');
+    for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+    console.log(`| upgrade to all new acked + old gone (ms) | median ${pct(lat, 50).toFixed(0)} | p90 ${pct(lat, 90).toFixed(0)} |`);
+    console.log(`| master CPU per upgrade (ms) | ${(((after.cpu - before.cpu) * 10) / UPGRADES).toFixed(1)} | |`);
+    const leak = after.fds > before.fds || after.kids.zombies > 0 || after.kids.live !== N;
+    if (leak) console.error('LEAK: fds, zombies or children grew');
+    return leak ? 1 : 0;
+  } finally {
+    master.kill('SIGTERM');
+    await new Promise((r) => master.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`soak: ${err instanceof Error ? err.message : err}`);
+    process.exit(1);
+  },
+);
