@@ -1,4 +1,3 @@
-import { Master } from './master.js';
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
@@ -24,6 +23,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   try {
+    const { Master } = await import('./master.js');
     await new Master(opts).start();
   } catch (err) {
     const e = err as Error;

@@ -12,7 +12,7 @@ import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
-import { SyslogSink, parseSyslogUrl, type SyslogTarget } from './syslog.js';
+import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
 
@@ -121,10 +121,12 @@ export class Master {
   /** Start-up: every step that can fail runs before the first child starts. */
   async start(): Promise<void> {
     try {
-      const targets: SyslogTarget[] = [];
-      if (this.opts.syslog) targets.push({ kind: 'local', path: this.opts.syslogSocket });
-      if (this.opts.syslogTo) targets.push(parseSyslogUrl(this.opts.syslogTo));
-      if (targets.length) {
+      if (this.opts.syslog || this.opts.syslogTo) {
+        // Loaded only when asked for: its native addon and client cost start-up time.
+        const { SyslogSink, parseSyslogUrl } = await import('./syslog.js');
+        const targets: SyslogTarget[] = [];
+        if (this.opts.syslog) targets.push({ kind: 'local', path: this.opts.syslogSocket });
+        if (this.opts.syslogTo) targets.push(parseSyslogUrl(this.opts.syslogTo));
         const sink = new SyslogSink(targets, this.opts.commandName ? `einhyrningsins-${this.opts.commandName}` : 'einhyrningsins', process.pid);
         this.log.sink = (level, message) => sink.write(level, message);
         this.cleanup.add(() => {

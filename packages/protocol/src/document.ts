@@ -8,7 +8,8 @@
  * be caught, so nesting depth is checked first on the (iteratively built) CST.
  */
 
-import { Composer, Parser, type CST, type DocumentOptions, type ParseOptions, type SchemaOptions } from 'yaml';
+import type { CST, DocumentOptions, ParseOptions, SchemaOptions } from 'yaml';
+import { yaml } from './lazy-yaml.js';
 import { unescapeLine, type UnescapeMode } from './escape.js';
 
 /** Deepest accepted nesting of collections in one message. */
@@ -82,6 +83,7 @@ function valueDepth(value: unknown): number {
 }
 
 function parseYaml(text: string): DocumentResult {
+  const { Parser, Composer } = yaml();
   const tokens = Array.from(new Parser().parse(text));
   if (cstDepth(tokens) > MAX_DEPTH) return tooDeep();
   const docs = Array.from(new Composer(YAML_OPTIONS).compose(tokens, true, text.length));

@@ -2,7 +2,7 @@
  * Replies: encoded by the master, decoded by the ctl.
  */
 
-import { stringify } from 'yaml';
+import { yamlDocument } from './yaml-emit.js';
 import { isPlainMapping, parseDocumentText, stripSymbolKeys } from './document.js';
 import { escapeLine, unescapeLine, type UnescapeMode } from './escape.js';
 
@@ -36,8 +36,7 @@ export function encodeReply(reply: ReplyInput): string {
     if (RESERVED.has(key) || value === undefined) continue;
     Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   }
-  const doc = stringify(out, { lineWidth: 0, minContentWidth: 0, blockQuote: 'literal', aliasDuplicateObjects: false });
-  return `${escapeLine(`---\n${doc}`)}\n`;
+  return `${escapeLine(yamlDocument(out))}\n`;
 }
 
 /**

@@ -2,7 +2,7 @@
  * Client side: build a request line.
  */
 
-import { stringify } from 'yaml';
+import { yaml } from './lazy-yaml.js';
 import { escapeLine } from './escape.js';
 
 export interface RequestInput {
@@ -29,7 +29,7 @@ export function encodeRequest(req: RequestInput, framing: RequestFraming): strin
   if (req.pid !== undefined) body['pid'] = req.pid;
   if (req.user !== undefined) body['user'] = req.user;
   if (framing === 'json') return `${escapeLine(JSON.stringify(body))}\n`;
-  const text = stringify(body, {
+  const text = yaml().stringify(body, {
     version: '1.1',
     directives: false,
     lineWidth: 0,

@@ -44,7 +44,12 @@ test('encodeReply shape', () => {
     encodeReply({ message: 'Upgrading smoothly, as commanded', requestId: 4, wait: true }),
     '---%0Amessage: Upgrading smoothly, as commanded%0Arequest_id: 4%0Await: true%0A\n',
   );
-  assert.equal(encodeReply({ message: 'x', workers: [{ pid: 1 }], skipped: undefined }), '---%0Amessage: x%0Aworkers:%0A  - pid: 1%0A\n');
+  // Structured extras as JSON flow collections (valid YAML, one line each).
+  assert.equal(encodeReply({ message: 'x', workers: [{ pid: 1 }], skipped: undefined }), '---%0Amessage: x%0Aworkers: [{"pid":1}]%0A\n');
+  // Strings that YAML 1.1 (psych) would read as something else are quoted.
+  for (const m of ['yes', 'off', '12', '1:20', '', ' lead', 'trail ', 'a: b', '#x', '- x', 'null', '2026-11-23']) {
+    assert.ok(encodeReply({ message: m }).startsWith(`---%0Amessage: ${JSON.stringify(m).replace(/%/g, '%25')}%0A`), m);
+  }
   // A multi-line message is a literal block; a long one is never folded.
   assert.equal(encodeReply({ message: 'a\nb\n' }), '---%0Amessage: |%0A  a%0A  b%0A\n');
   assert.ok(!encodeReply({ message: 'word '.repeat(100).trim() }).slice(0, -1).includes('%0A  '));
@@ -65,5 +70,23 @@ test('% and newlines round-trip; one LF only at the end', () => {
 test('bad replies give errors', () => {
   for (const line of ['[1]', '---%0Afoo: 1%0A', '---%0Amessage: 3%0A', 'a: [1', 'plain words']) {
     assert.equal(decodeReply(line).ok, false, line);
+  }
+});
+
+test('encodeReply/decodeReply round-trip any message (seeded random strings)', () => {
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const alphabet = ['a', 'Z', '0', '9', ' ', ':', '#', '-', '?', '|', '>', "'", '"', '%', '\n', '\n', '\\', '{', ']', ',', '&', '*', '!', 'é', '😀', '\t', '\r', '@', '`', '~'];
+  for (let i = 0; i < 3000; i++) {
+    const len = Math.floor(rnd() * 20);
+    let m = '';
+    for (let j = 0; j < len; j++) m += alphabet[Math.floor(rnd() * alphabet.length)];
+    const line = encodeReply({ message: m, requestId: i, wait: i % 2 === 0 });
+    assert.equal(line.indexOf('\n'), line.length - 1, 'one line');
+    const d = decodeReply(line.slice(0, -1));
+    assert.ok(d.ok, `decodes: ${JSON.stringify(m)}`);
+    assert.equal(d.reply.message, m, `round-trips: ${JSON.stringify(m)} via ${line}`);
+    assert.equal(d.reply.requestId, i);
+    assert.equal(d.reply.wait, i % 2 === 0);
   }
 });
