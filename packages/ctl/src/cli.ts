@@ -149,7 +149,9 @@ class Output {
   constructor(private readonly json: boolean) {}
   reply(r: Reply): void {
     if (this.json) {
-      process.stdout.write(JSON.stringify(r) + '\n');
+      // The wire's field names: request_id (the decoder also offers it as requestId).
+      const { requestId: _id, ...fields } = r;
+      process.stdout.write(JSON.stringify(fields) + '\n');
       return;
     }
     if (r.message === '') return;
@@ -219,10 +221,10 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
       client.close();
     }
   }
-  return await shell(path, connect, out);
+  return await shell(path, connect, out, o.timeoutSec * 1000);
 }
 
-async function shell(path: string, connect: () => Promise<ControlClient>, out: Output): Promise<number> {
+async function shell(path: string, connect: () => Promise<ControlClient>, out: Output, timeoutMs: number): Promise<number> {
   const interactive = process.stdin.isTTY === true;
   const histFile = join(homedir(), '.einhyrningsinsctl_history');
   const history = interactive && existsSync(histFile) ? readFileSync(histFile, 'utf8').split('\n').filter(Boolean).reverse().slice(0, 500) : [];
@@ -230,7 +232,8 @@ async function shell(path: string, connect: () => Promise<ControlClient>, out: O
   let client: ControlClient | null = null;
   const ensure = async (): Promise<ControlClient> => {
     if (client && !client.closed) return client;
-    const end = Date.now() + 10_000;
+    // Keep trying (a master restarting) for --timeout, as the one-shot mode's connect does.
+    const end = Date.now() + timeoutMs;
     for (;;) {
       try {
         client = await connect();

@@ -61,8 +61,10 @@ export function sockets(env: Env = process.env): number[] {
     return fds;
   }
   const legacy = env.EINHORN_FDS;
-  if (legacy !== undefined && legacy.trim() !== '') return legacy.trim().split(/\s+/).map(Number);
-  return [];
+  if (legacy === undefined || legacy.trim() === '') return [];
+  const words = legacy.trim().split(/\s+/);
+  if (words.some((w) => !/^\d+$/.test(w))) throw new WorkerError(`EINHORN_FDS is not a list of fd numbers: "${legacy}"`);
+  return words.map(Number);
 }
 
 export interface AckOptions {

@@ -25,8 +25,23 @@ export class ControlConnection {
   private static nextId = 1;
   readonly id = ControlConnection.nextId++;
   closed = false;
+  /** Requests read whose final reply (one without `wait`) has not been sent yet. */
+  private owed = 0;
+  /** The client half-closed: close once every owed reply is sent. */
+  private peerEnded = false;
 
   constructor(private readonly socket: Socket) {}
+
+  /** A request line was read: it is owed one final reply. */
+  expectReply(): void {
+    this.owed += 1;
+  }
+
+  /** The client will send nothing more: finish the replies still owed (an upgrade's stream), then close. */
+  peerEnd(): void {
+    this.peerEnded = true;
+    if (this.owed === 0) this.end();
+  }
 
   /** Send one reply line; `requestId` is echoed when the request had an id. */
   send(reply: ReplyFields, requestId?: string | number): void {
@@ -39,6 +54,10 @@ export class ControlConnection {
     const out: Parameters<typeof encodeReply>[0] = { ...reply };
     if (requestId !== undefined) out.requestId = requestId;
     this.socket.write(encodeReply(out));
+    if (reply.wait !== true) {
+      this.owed = Math.max(0, this.owed - 1);
+      if (this.peerEnded && this.owed === 0) this.end();
+    }
   }
 
   /** Finish writing, then close (einhorn closes after worker:ack / worker:ping). */
@@ -171,6 +190,7 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
   socket.on('data', (chunk: Buffer) => {
     for (const item of splitter.push(chunk)) {
       if (conn.closed) return;
+      conn.expectReply();
       if ('error' in item) {
         log.warn(`control: dropped a request line of more than ${MAX_LINE_BYTES} bytes`);
         conn.send({ message: `Request too long (limit ${MAX_LINE_BYTES} bytes)`, error: true });
@@ -194,8 +214,8 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
     }
   });
   socket.on('end', () => {
-    // Half-closed by the client: finish our replies, then close.
-    if (!conn.closed) conn.end();
+    // Half-closed by the client: finish our replies (also those still to come), then close.
+    if (!conn.closed) conn.peerEnd();
   });
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') log.debug(`control connection: ${err.message}`);
