@@ -1,0 +1,88 @@
+/** `einhyrningsins-dyno start|run`: options to configuration, failures to one line and an exit status. */
+import { join, resolve } from 'node:path';
+import { defaultStateDir, type AppSource } from './app-source.js';
+import { Driver } from './driver.js';
+import { UsageError } from './errors.js';
+import { dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
+import { RunError, runOneOff } from './run.js';
+import { VERSION } from './version.js';
+
+const PROG = 'einhyrningsins-dyno';
+/** Failures of start-up that are the user's to fix (status 1). */
+const KNOWN_FAILURES = new Set(['StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
+
+/** Where einhorn puts its files: $TMPDIR when it is an absolute path, else /tmp. */
+function tmpdir(env: NodeJS.ProcessEnv): string {
+  return env.TMPDIR && env.TMPDIR.startsWith('/') ? env.TMPDIR : '/tmp';
+}
+
+export function defaultDynoSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(tmpdir(env), 'einhyrningsins-dyno.sock');
+}
+
+export function appSource(o: DynoOptions, cwd: string): AppSource {
+  if (o.controlDir !== null) {
+    return { kind: 'control-dir', dir: resolve(cwd, o.controlDir), envFile: o.envFile === null ? null : resolve(cwd, o.envFile) };
+  }
+  return {
+    kind: 'procfile',
+    procfile: resolve(cwd, o.procfile ?? 'Procfile'),
+    envFile: resolve(cwd, o.envFile ?? '.env'),
+    envExplicit: o.envFile !== null,
+    formation: o.formation ?? new Map(),
+  };
+}
+
+function fail(message: string, code: number): void {
+  process.stderr.write(`${PROG}: ${message}\n`);
+  process.exitCode = code;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  let o: DynoOptions;
+  try {
+    o = parseDynoArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    return fail(`${err.message} (see --help)`, 2);
+  }
+  if (o.help) {
+    process.stdout.write(dynoHelpText());
+    return;
+  }
+  if (o.version) {
+    process.stdout.write(`${PROG} ${VERSION}\n`);
+    return;
+  }
+  const cwd = process.cwd();
+  const source = appSource(o, cwd);
+  const stateDir = o.stateDir !== null ? resolve(cwd, o.stateDir) : defaultStateDir(source, cwd);
+  try {
+    if (o.command === 'run') {
+      process.exitCode = await runOneOff({ source, stateDir, cwd, env: process.env, argv: o.argv });
+      return;
+    }
+    await new Driver({
+      source,
+      types: o.types,
+      stateDir,
+      bind: o.bind,
+      socketPath: resolve(cwd, o.socketPath ?? defaultDynoSocketPath()),
+      ackMode: o.ackMode,
+      ackTimeoutSec: o.ackTimeoutSec,
+      signalTimeoutSec: o.signalTimeoutSec,
+      killChildrenOnExit: o.killChildrenOnExit,
+      verbosity: o.verbosity,
+      cwd,
+      env: process.env,
+    }).start();
+  } catch (err) {
+    const e = err as Error;
+    if (e instanceof RunError) return fail(`run: ${e.message}`, e.status);
+    if (e instanceof UsageError) fail(e.message, 2);
+    else if (KNOWN_FAILURES.has(e.name)) fail(e.message, 1);
+    else throw err;
+    // Nothing may keep us alive now: no process was started.
+    setImmediate(() => process.exit(process.exitCode));
+  }
+}

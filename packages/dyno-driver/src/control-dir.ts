@@ -1,0 +1,133 @@
+/**
+ * hsup's control directory: a JSON release written to DIR/new is checked,
+ * then renamed to DIR/loaded and run; a bad one is renamed to DIR/new.invalid.
+ *
+ *   {"Version": 3, "Env": {"K": "v"}, "Slug": "app.tgz", "Stack": "cedar-14",
+ *    "Processes": [{"Type": "web", "Args": ["./web", "-x"], "Quantity": 2}]}
+ */
+import { watch, existsSync, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { TYPE_NAME } from './procfile.js';
+import { MAX_QUANTITY } from './formation.js';
+import type { ProcessDef, Release } from './release.js';
+
+export const NEW_FILE = 'new';
+export const LOADED_FILE = 'loaded';
+export const INVALID_FILE = 'new.invalid';
+/** Larger control files are refused unread. */
+export const MAX_CONTROL_FILE_BYTES = 4 * 1024 * 1024;
+
+export class ReleaseError extends Error {
+  override name = 'ReleaseError';
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function optionalString(obj: Record<string, unknown>, key: string): string {
+  const v = obj[key];
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new ReleaseError(`${key} must be a string, got ${describe(v)}`);
+  if (v.includes('\0')) throw new ReleaseError(`${key} must not contain NUL`);
+  return v;
+}
+
+/** Check a parsed control file; returns the release or throws a ReleaseError saying what is wrong. */
+export function validateRelease(value: unknown): Release {
+  if (!isObject(value)) throw new ReleaseError(`the release must be a JSON object, got ${describe(value)}`);
+  const version = value.Version;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
+    throw new ReleaseError(`Version must be an integer >= 0, got ${describe(version)}`);
+  }
+  const env: Record<string, string> = {};
+  const rawEnv = value.Env;
+  if (rawEnv !== undefined && rawEnv !== null) {
+    if (!isObject(rawEnv)) throw new ReleaseError(`Env must be an object of strings, got ${describe(rawEnv)}`);
+    for (const [k, v] of Object.entries(rawEnv)) {
+      if (k === '' || k.includes('=') || k.includes('\0')) throw new ReleaseError(`Env has an invalid variable name ${describe(k)}`);
+      if (typeof v !== 'string') throw new ReleaseError(`Env.${k} must be a string, got ${describe(v)}`);
+      if (v.includes('\0')) throw new ReleaseError(`Env.${k} must not contain NUL`);
+      env[k] = v;
+    }
+  }
+  const slug = optionalString(value, 'Slug');
+  const stack = optionalString(value, 'Stack');
+  const procs = value.Processes;
+  if (!Array.isArray(procs)) throw new ReleaseError(`Processes must be an array, got ${describe(procs)}`);
+  const seen = new Set<string>();
+  const processes: ProcessDef[] = procs.map((p: unknown, i) => {
+    const at = `Processes[${i}]`;
+    if (!isObject(p)) throw new ReleaseError(`${at} must be an object, got ${describe(p)}`);
+    const type = p.Type;
+    if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
+      throw new ReleaseError(`${at}.Type must be a name of letters, digits, '_' and '-', got ${describe(type)}`);
+    }
+    if (seen.has(type)) throw new ReleaseError(`${at}.Type '${type}' appears more than once`);
+    seen.add(type);
+    const args = p.Args;
+    if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string' && !a.includes('\0'))) {
+      throw new ReleaseError(`${at}.Args (${type}) must be a non-empty array of strings, got ${describe(args)}`);
+    }
+    if (args[0] === '') throw new ReleaseError(`${at}.Args (${type}) must start with a program, got ""`);
+    const q = p.Quantity;
+    if (typeof q !== 'number' || !Number.isInteger(q) || q < 0 || q > MAX_QUANTITY) {
+      throw new ReleaseError(`${at}.Quantity (${type}) must be an integer from 0 to ${MAX_QUANTITY}, got ${describe(q)}`);
+    }
+    return { type, args: [...(args as string[])], quantity: q };
+  });
+  return { version, env, slug, stack, processes };
+}
+
+/** Parse and check the text of a control file. */
+export function parseRelease(text: string): Release {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ReleaseError(`invalid JSON: ${(err as Error).message}`);
+  }
+  return validateRelease(value);
+}
+
+/**
+ * Calls `onChange` when DIR/new may have appeared: fs.watch on the directory,
+ * and a poll every `pollMs` for file systems where watching misses events.
+ */
+export class ControlDirWatcher {
+  private watcher: FSWatcher | null = null;
+  private readonly poll: NodeJS.Timeout;
+
+  constructor(
+    readonly dir: string,
+    onChange: () => void,
+    onWarning: (message: string) => void,
+    pollMs = 1000,
+  ) {
+    try {
+      this.watcher = watch(dir, { persistent: false }, (_event, name) => {
+        if (name === null || name === NEW_FILE) onChange();
+      });
+      this.watcher.on('error', (err) => {
+        onWarning(`watching ${dir} failed (${err.message}); polling only`);
+        this.watcher?.close();
+        this.watcher = null;
+      });
+    } catch (err) {
+      onWarning(`cannot watch ${dir} (${(err as Error).message}); polling only`);
+    }
+    this.poll = setInterval(() => {
+      if (existsSync(join(dir, NEW_FILE))) onChange();
+    }, pollMs);
+  }
+
+  close(): void {
+    clearInterval(this.poll);
+    this.watcher?.close();
+    this.watcher = null;
+  }
+}

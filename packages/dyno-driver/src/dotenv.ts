@@ -1,0 +1,78 @@
+/**
+ * `.env` files as foreman and heroku local read them:
+ *
+ *   KEY=value                 # trailing comments after unquoted values
+ *   export KEY=value          # `export ` prefix ignored
+ *   KEY='literal $value'      # single quotes: nothing is interpreted
+ *   KEY="line\nnext \"x\""    # double quotes: \n \r \t \" \\ escapes; may span lines
+ *
+ * No variable expansion. Later keys win.
+ */
+import { AppError } from './errors.js';
+
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function parseDotenv(text: string, where = '.env'): Record<string, string> {
+  const env: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const at = `${where}:${i + 1}`;
+    let line = (lines[i] as string).trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (/^export\s+/.test(line)) line = line.replace(/^export\s+/, '');
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new AppError(`${at}: expected KEY=VALUE, got ${JSON.stringify(line)}`);
+    const key = line.slice(0, eq).trim();
+    if (!KEY.test(key)) throw new AppError(`${at}: invalid variable name ${JSON.stringify(key)}`);
+    let rest = line.slice(eq + 1).trimStart();
+    const q = rest[0];
+    if (q === "'" || q === '"') {
+      // Find the closing quote, possibly on a later line.
+      let body = rest.slice(1);
+      let end = closingQuote(body, q);
+      while (end < 0 && i + 1 < lines.length) {
+        i += 1;
+        body += '\n' + (lines[i] as string);
+        end = closingQuote(body, q);
+      }
+      if (end < 0) throw new AppError(`${at}: unterminated ${q === '"' ? 'double' : 'single'} quote in ${key}`);
+      const after = body.slice(end + 1).trim();
+      if (after !== '' && !after.startsWith('#')) {
+        throw new AppError(`${at}: unexpected text after the closing quote of ${key}: ${JSON.stringify(after)}`);
+      }
+      const raw = body.slice(0, end);
+      env[key] = q === "'" ? raw : unescapeDouble(raw);
+      continue;
+    }
+    const hash = rest.search(/\s#/);
+    if (hash >= 0) rest = rest.slice(0, hash);
+    env[key] = rest.trim();
+  }
+  return env;
+}
+
+function closingQuote(s: string, q: string): number {
+  for (let i = 0; i < s.length; i++) {
+    if (q === '"' && s[i] === '\\') {
+      i += 1;
+      continue;
+    }
+    if (s[i] === q) return i;
+  }
+  return -1;
+}
+
+function unescapeDouble(s: string): string {
+  return s.replace(/\\(.)/gs, (_m, c: string) => {
+    switch (c) {
+      case 'n':
+        return '\n';
+      case 'r':
+        return '\r';
+      case 't':
+        return '\t';
+      default:
+        return c;
+    }
+  });
+}

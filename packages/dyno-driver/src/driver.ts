@@ -1,0 +1,877 @@
+/**
+ * The dyno driver's runtime: one WorkerGroup (one core) per process type,
+ * one listening socket shared by the web type, releases applied as rolling
+ * upgrades, and the control socket.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
+import {
+  ControlServer,
+  Logger,
+  StartupError,
+  WorkerGroup,
+  normalizeSignal,
+  parseBindSpec,
+  resolveBind,
+  type ControlConnection,
+  type LaunchSpec,
+  type ReplyFields,
+} from '@einhyrningsins/master';
+import type { Request } from '@einhyrningsins/protocol';
+import * as native from 'native-reuseport';
+import {
+  checkControlDir,
+  checkTypes,
+  loadProcfileApp,
+  peekControlDir,
+  procfileDir,
+  readControlFile,
+  readDotenv,
+  type AppSource,
+} from './app-source.js';
+import { ControlDirWatcher, INVALID_FILE, LOADED_FILE, NEW_FILE } from './control-dir.js';
+import { parseScale } from './formation.js';
+import { describeChanges, diffReleases, type PreparedRelease, type ProcessDef, type Release } from './release.js';
+import { prepareSlug } from './slug.js';
+import { VERSION } from './version.js';
+import { driverState, driverStatus, type DriverFacts } from './view.js';
+
+export interface DriverConfig {
+  source: AppSource;
+  /** Process types to run; empty: all. */
+  types: readonly string[];
+  stateDir: string;
+  /** -b as written; null: 0.0.0.0:$PORT when PORT is set. */
+  bind: string | null;
+  socketPath: string;
+  ackMode: { kind: 'manual' } | { kind: 'timer'; seconds: number };
+  ackTimeoutSec: number;
+  signalTimeoutSec: number;
+  killChildrenOnExit: boolean;
+  verbosity: number;
+  /** The driver's working directory. */
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The process type that gets the listening socket. */
+export const WEB_TYPE = 'web';
+const BACKLOG = 511;
+
+interface TypeGroup {
+  type: string;
+  group: WorkerGroup;
+  process: ProcessDef;
+  releaseVersion: number;
+  /** Removed by a release: draining, then dropped. */
+  retiring: boolean;
+  web: boolean;
+}
+
+interface Route {
+  conn: ControlConnection;
+  requestId: string | number | undefined;
+  /** Progress is streamed only to requests with an id (einhorn's protocol). */
+  streaming: boolean;
+  done: boolean;
+}
+
+interface TypeResult {
+  type: string;
+  ok: boolean;
+  message: string;
+  /** The last progress message before the final one. */
+  detail: string | null;
+}
+
+/** One request fanned out to several groups; answered once every group has. */
+interface FanOut {
+  route: Route;
+  total: number;
+  results: TypeResult[];
+  finish: (results: TypeResult[], streaming: boolean) => { message: string; ok: boolean };
+}
+
+/** Undo stack for start-up. */
+class Cleanup {
+  private readonly steps: Array<() => void> = [];
+  add(step: () => void): void {
+    this.steps.push(step);
+  }
+  run(): void {
+    while (this.steps.length) {
+      try {
+        (this.steps.pop() as () => void)();
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+}
+
+const lines = (results: TypeResult[]) => results.map((r) => `[${r.type}] ${r.message}`).join('\n');
+
+export class Driver {
+  private readonly log: Logger;
+  private readonly active = new Map<string, TypeGroup>();
+  private readonly retiring = new Set<TypeGroup>();
+  private release: PreparedRelease | null = null;
+  private rejected: { file: string; reason: string; at: string } | null = null;
+  private listener: { fd: number; family: 4 | 6; address: string; port: number } | null = null;
+  private server: ControlServer | null = null;
+  private watcher: ControlDirWatcher | null = null;
+  private readonly subRoutes = new Map<number, { fan: FanOut; type: string; last: string | null }>();
+  private nextRoute = 1;
+  private readonly cleanup = new Cleanup();
+  private readonly t0 = performance.now();
+  private shutdowns = 0;
+  private exiting = false;
+  private serial: Promise<void> = Promise.resolve();
+  private newTimer: NodeJS.Timeout | null = null;
+  private newQueued = false;
+  /** A DIR/new that could be neither loaded nor set aside: skipped until it changes. */
+  private stuckNew: string | null = null;
+  private warnedNoSocket = false;
+
+  constructor(private readonly cfg: DriverConfig) {
+    // Logger tags lines "[MASTER pid]"; this program is a driver.
+    this.log = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l.replace(' [MASTER ', ' [DYNO-DRIVER ')));
+  }
+
+  private now(): number {
+    return performance.now() - this.t0;
+  }
+
+  private selected = (type: string): boolean => this.cfg.types.length === 0 || this.cfg.types.includes(type);
+
+  // ---- start-up ---------------------------------------------------------------
+
+  /** Everything that can fail does so before the first process starts, and leaves nothing behind. */
+  async start(): Promise<void> {
+    const src = this.cfg.source;
+    let initial: PreparedRelease | null = null;
+    try {
+      let webPossible: boolean;
+      if (src.kind === 'procfile') {
+        const rel = loadProcfileApp(src, 1);
+        checkTypes(rel.processes.map((p) => p.type), this.cfg.types, '', src.procfile);
+        initial = { ...rel, cwd: procfileDir(src), slugKey: null };
+        webPossible = rel.processes.some((p) => p.type === WEB_TYPE && this.selected(p.type));
+      } else {
+        checkControlDir(src.dir);
+        readDotenv(src.envFile, true);
+        const peek = peekControlDir(src.dir);
+        if (peek.release) {
+          checkTypes(peek.release.processes.map((p) => p.type), this.cfg.types, '', peek.file);
+        }
+        webPossible = this.selected(WEB_TYPE);
+      }
+      this.server = await ControlServer.open(this.cfg.socketPath, 0o600, this.log, (c, r) => this.onRequest(c, r));
+      const server = this.server;
+      this.cleanup.add(() => server.close());
+      await this.bindWeb(webPossible);
+    } catch (err) {
+      this.cleanup.run();
+      throw err;
+    }
+    process.stdout.on('error', () => undefined);
+    this.installSignals();
+    const where = this.listener
+      ? `, listening on ${this.listener.family === 6 ? `[${this.listener.address}]` : this.listener.address}:${this.listener.port} (web)`
+      : '';
+    this.log.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${this.describeSource()}`);
+    if (initial) {
+      this.applyRelease(initial, false, src.kind === 'procfile' ? src.procfile : 'start');
+    } else if (src.kind === 'control-dir') {
+      this.watcher = new ControlDirWatcher(
+        src.dir,
+        () => this.scheduleNewCheck(100),
+        (m) => this.log.warn(m),
+      );
+      this.enqueue(async () => {
+        await this.processNew(true);
+        if (this.release === null) await this.loadLoaded();
+        if (this.release === null) this.log.info(`Waiting for a release in ${join(src.dir, NEW_FILE)}`);
+      });
+    }
+  }
+
+  private describeSource(): string {
+    const src = this.cfg.source;
+    if (src.kind === 'control-dir') return `control directory ${src.dir}`;
+    return `Procfile ${src.procfile}` + (src.envExplicit || existsSync(src.envFile) ? ` with ${src.envFile}` : '');
+  }
+
+  private async bindWeb(webPossible: boolean): Promise<void> {
+    if (!webPossible) {
+      if (this.cfg.bind) this.log.warn(`-b ${this.cfg.bind}: no web process type is run; not binding it`);
+      return;
+    }
+    const port = this.cfg.env.PORT;
+    const text = this.cfg.bind ?? (port !== undefined && port !== '' ? `0.0.0.0:${port},r` : null);
+    if (text === null) {
+      this.log.warn('No -b and no PORT: the web processes get no listening socket (EINHORN_FD_COUNT=0)');
+      this.warnedNoSocket = true;
+      return;
+    }
+    const what = this.cfg.bind ? `-b ${text}` : `PORT=${port}`;
+    let bind;
+    try {
+      bind = await resolveBind(parseBindSpec(text), null);
+    } catch (err) {
+      throw new StartupError(this.cfg.bind ? (err as Error).message : `${what}: ${(err as Error).message}`);
+    }
+    let fd: number;
+    try {
+      fd = native.listenTcp({
+        host: bind.address,
+        port: bind.port,
+        family: bind.family,
+        reuseAddr: bind.reuseAddr,
+        reusePort: bind.reusePort,
+        nonBlock: bind.nonBlock,
+        v6Only: null,
+        backlog: BACKLOG,
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why =
+        e.code === 'EADDRINUSE'
+          ? 'address already in use'
+          : e.code === 'EACCES'
+            ? 'permission denied'
+            : e.code === 'EADDRNOTAVAIL'
+              ? 'address not available on this host'
+              : e.message;
+      throw new StartupError(`cannot bind ${what}: ${why}`);
+    }
+    this.cleanup.add(() => native.close(fd));
+    this.listener = { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port };
+  }
+
+  private installSignals(): void {
+    process.on('SIGHUP', () => {
+      this.log.info('Got SIGHUP: reloading the app and upgrading every process type');
+      this.reload();
+    });
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) {
+      process.on(sig, () => {
+        this.log.info(`Got ${sig}: stopping every process gracefully`);
+        this.shutdown('SIGUSR2', null);
+      });
+    }
+  }
+
+  // ---- releases -----------------------------------------------------------------
+
+  private enqueue(step: () => Promise<void>): void {
+    this.serial = this.serial.then(step).catch((err) => this.log.error(`internal error: ${(err as Error).stack ?? err}`));
+  }
+
+  private scheduleNewCheck(ms: number): void {
+    if (this.newTimer || this.newQueued || this.shutdowns > 0) return;
+    this.newTimer = setTimeout(() => {
+      this.newTimer = null;
+      this.newQueued = true;
+      this.enqueue(async () => {
+        this.newQueued = false;
+        await this.processNew(false);
+      });
+    }, ms);
+  }
+
+  /** A release file, checked and its slug unpacked, ready to apply. */
+  private async prepare(rel: Release): Promise<PreparedRelease> {
+    const src = this.cfg.source;
+    if (src.kind === 'procfile') return { ...rel, cwd: procfileDir(src), slugKey: null };
+    const env = src.envFile ? { ...readDotenv(src.envFile, true), ...rel.env } : rel.env;
+    const current = this.release ? { cwd: this.release.cwd, key: this.release.slugKey } : null;
+    const place = await prepareSlug({
+      slug: rel.slug,
+      version: rel.version,
+      baseDir: src.dir,
+      stateDir: this.cfg.stateDir,
+      defaultCwd: this.cfg.cwd,
+      current,
+    });
+    return { ...rel, env, cwd: place.cwd, slugKey: place.key };
+  }
+
+  /** DIR/new: check it, unpack its slug, rename it to `loaded` and run it; or set it aside as `new.invalid`. */
+  private async processNew(atStart: boolean): Promise<void> {
+    const src = this.cfg.source;
+    if (src.kind !== 'control-dir' || this.shutdowns > 0) return;
+    const file = join(src.dir, NEW_FILE);
+    let mtimeMs = 0;
+    const ident = () => {
+      try {
+        const st = statSync(file);
+        mtimeMs = st.mtimeMs;
+        return `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        return null;
+      }
+    };
+    const id = ident();
+    if (id === null || id === this.stuckNew) return;
+    // Still being written? Look again a little later.
+    if (!atStart && Date.now() - mtimeMs < 200) {
+      this.scheduleNewCheck(250);
+      return;
+    }
+    let next: PreparedRelease;
+    try {
+      next = await this.prepare(readControlFile(file));
+    } catch (err) {
+      if (ident() === id) this.reject(file, src.dir, id, (err as Error).message);
+      else this.scheduleNewCheck(0);
+      return;
+    }
+    if (this.shutdowns > 0) return;
+    if (ident() !== id) {
+      // Replaced while we read it: start over with the newer file.
+      this.scheduleNewCheck(0);
+      return;
+    }
+    try {
+      renameSync(file, join(src.dir, LOADED_FILE));
+    } catch (err) {
+      this.stuckNew = id;
+      this.log.error(`Cannot rename ${file} to ${LOADED_FILE}: ${(err as Error).message}; not applying it`);
+      return;
+    }
+    this.rejected = null;
+    this.applyRelease(next, false, file);
+  }
+
+  private reject(file: string, dir: string, id: string, reason: string): void {
+    let where = `moved to ${INVALID_FILE}`;
+    try {
+      renameSync(file, join(dir, INVALID_FILE));
+    } catch (err) {
+      this.stuckNew = id;
+      where = `could not be moved to ${INVALID_FILE}: ${(err as Error).message}`;
+    }
+    this.rejected = { file, reason, at: new Date().toISOString() };
+    const running = this.release ? `still running release ${this.release.version}` : 'nothing is running';
+    this.log.error(`Rejected release ${file} (${where}): ${reason}; ${running}`);
+  }
+
+  /** At start without a valid DIR/new: run DIR/loaded. */
+  private async loadLoaded(): Promise<void> {
+    const src = this.cfg.source;
+    if (src.kind !== 'control-dir') return;
+    const file = join(src.dir, LOADED_FILE);
+    if (!existsSync(file)) return;
+    try {
+      this.applyRelease(await this.prepare(readControlFile(file)), false, file);
+    } catch (err) {
+      this.log.error(`Cannot run ${file}: ${(err as Error).message}`);
+    }
+  }
+
+  /** SIGHUP: read the app again (Procfile and .env, or DIR/loaded) and upgrade every process type. */
+  private reload(): void {
+    this.enqueue(async () => {
+      if (this.shutdowns > 0) return;
+      const src = this.cfg.source;
+      const keep = this.release ? `still running release ${this.release.version}` : 'nothing is running';
+      try {
+        let next: PreparedRelease;
+        if (src.kind === 'procfile') {
+          next = await this.prepare(loadProcfileApp(src, (this.release?.version ?? 0) + 1));
+        } else {
+          const file = join(src.dir, LOADED_FILE);
+          if (!existsSync(file)) throw new Error(`there is no ${file}`);
+          next = await this.prepare(readControlFile(file));
+        }
+        if (this.shutdowns > 0) return;
+        for (const t of this.cfg.types) {
+          if (!next.processes.some((p) => p.type === t)) this.log.warn(`Process type '${t}' is not in the reloaded app`);
+        }
+        this.applyRelease(next, true, 'SIGHUP');
+      } catch (err) {
+        this.log.error(`SIGHUP: not reloaded: ${(err as Error).message}; ${keep}`);
+      }
+    });
+  }
+
+  /** Run `next`: per process type, start, scale, roll or drain. `upgradeAll`: roll every type (SIGHUP). */
+  private applyRelease(next: PreparedRelease, upgradeAll: boolean, origin: string): void {
+    if (this.shutdowns > 0) return;
+    const changes = diffReleases(this.release, next, this.selected);
+    this.log.info(`Release ${next.version} from ${origin}: ${describeChanges(changes)}`);
+    this.release = next;
+    for (const c of changes) {
+      if (c.kind === 'add') {
+        this.startGroup(c.process, next);
+      } else if (c.kind === 'remove') {
+        const tg = this.active.get(c.type);
+        if (!tg) continue;
+        this.active.delete(c.type);
+        this.retiring.add(tg);
+        tg.retiring = true;
+        this.log.info(`[${c.type}] not in release ${next.version}: draining its processes`);
+        tg.group.feed({ type: 'shutdown', signal: tg.group.snapshot().config.drainSignal });
+      } else {
+        const tg = this.active.get(c.type);
+        if (!tg) {
+          this.startGroup(c.process, next);
+          continue;
+        }
+        tg.group.setLaunch(this.launchSpec(c.process, next));
+        tg.process = c.process;
+        tg.releaseVersion = next.version;
+        if (c.quantity !== null) tg.group.feed({ type: 'setWorkers', count: c.quantity });
+        if (c.relaunch.length > 0 || upgradeAll) tg.group.feed({ type: 'upgrade', mode: 'smooth' });
+      }
+    }
+  }
+
+  private coreConfig(quantity: number): Partial<CoreConfig> {
+    const c = this.cfg;
+    return {
+      number: quantity,
+      ackMode:
+        c.ackMode.kind === 'manual'
+          ? { kind: 'manual', deadlineMs: c.ackTimeoutSec * 1000 }
+          : { kind: 'timer', ms: c.ackMode.seconds * 1000 },
+      retries: Infinity,
+      upgradeRetries: 3,
+      respawnDelayMs: 1000,
+      signalTimeoutMs: c.signalTimeoutSec > 0 ? c.signalTimeoutSec * 1000 : null,
+    };
+  }
+
+  private launchSpec(p: ProcessDef, rel: PreparedRelease): LaunchSpec {
+    const port = this.listener ? String(this.listener.port) : this.cfg.env.PORT;
+    return {
+      program: p.args[0] as string,
+      args: p.args.slice(1),
+      env: { ...this.cfg.env, ...rel.env },
+      dropEnv: [],
+      cwd: rel.cwd,
+      extraEnv: (slot) => {
+        const e: Record<string, string> = { DYNO: `${p.type}.${slot + 1}` };
+        if (port !== undefined && port !== '') e.PORT = port;
+        return e;
+      },
+    };
+  }
+
+  private startGroup(p: ProcessDef, rel: PreparedRelease): void {
+    const web = p.type === WEB_TYPE;
+    if (web && !this.listener && !this.warnedNoSocket) {
+      this.warnedNoSocket = true;
+      this.log.warn('The web processes get no listening socket: no -b and no PORT (EINHORN_FD_COUNT=0)');
+    }
+    const listeners = web && this.listener ? [{ fd: this.listener.fd, family: this.listener.family }] : [];
+    const tg: TypeGroup = {
+      type: p.type,
+      process: p,
+      releaseVersion: rel.version,
+      retiring: false,
+      web,
+      group: undefined as unknown as WorkerGroup,
+    };
+    tg.group = new WorkerGroup({
+      name: p.type,
+      core: this.coreConfig(p.quantity),
+      launch: this.launchSpec(p, rel),
+      listeners,
+      socketPath: this.cfg.socketPath,
+      killChildrenOnExit: this.cfg.killChildrenOnExit,
+      log: this.log,
+      output: (child, slot) => this.pipeOutput(p.type, child, slot),
+      onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
+      onExit: () => this.groupExited(tg),
+      now: () => this.now(),
+    });
+    this.active.set(p.type, tg);
+    tg.group.feed({ type: 'start' });
+  }
+
+  private groupExited(tg: TypeGroup): void {
+    tg.group.stopTimers();
+    if (this.active.get(tg.type) === tg) this.active.delete(tg.type);
+    this.retiring.delete(tg);
+    if (this.shutdowns === 0) this.log.info(`[${tg.type}] every process has exited; process type removed`);
+    if (this.shutdowns > 0 && this.active.size === 0 && this.retiring.size === 0) setImmediate(() => this.exit(0));
+  }
+
+  /** Each dyno's output, line by line, prefixed with its name: `web.1 | ...`. */
+  private pipeOutput(type: string, child: ChildProcess, slot: number): void {
+    const label = `${type}.${slot + 1} | `;
+    const pairs: Array<[NodeJS.ReadableStream | null, NodeJS.WritableStream]> = [
+      [child.stdout, process.stdout],
+      [child.stderr, process.stderr],
+    ];
+    for (const [stream, dest] of pairs) {
+      if (!stream) continue;
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => {
+        buf += d;
+        let out = '';
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          out += label + buf.slice(0, nl + 1);
+          buf = buf.slice(nl + 1);
+        }
+        if (buf.length > 64 * 1024) {
+          out += label + buf + '\n';
+          buf = '';
+        }
+        if (out) dest.write(out);
+      });
+      stream.on('end', () => {
+        if (buf) dest.write(label + buf + '\n');
+        buf = '';
+      });
+      stream.on('error', () => undefined);
+    }
+  }
+
+  // ---- stopping -------------------------------------------------------------------
+
+  private allGroups(): TypeGroup[] {
+    return [...this.active.values(), ...this.retiring];
+  }
+
+  /** Drain everything, exit 0 once every process is gone. A second request escalates to SIGKILL. */
+  private shutdown(signal: string, route: Route | null): void {
+    this.shutdowns += 1;
+    if (this.shutdowns === 1) {
+      this.watcher?.close();
+      this.watcher = null;
+      if (this.newTimer) clearTimeout(this.newTimer);
+      this.newTimer = null;
+    }
+    // The first time, the retiring groups are already draining; asking them again would SIGKILL them.
+    const targets = this.shutdowns === 1 ? [...this.active.values()] : this.allGroups();
+    if (this.allGroups().length === 0) {
+      if (route) this.send(route, 'No processes are running; exiting.', false, true);
+      setImmediate(() => this.exit(0));
+      return;
+    }
+    if (route && targets.length === 0) this.send(route, 'Already stopping: waiting for the draining processes.', false, true);
+    this.fanOut(
+      route,
+      targets.map((tg) => ({ tg, event: (replyTo) => ({ type: 'shutdown', signal, replyTo }) })),
+      (results) => ({ message: lines(results), ok: results.every((r) => r.ok) }),
+    );
+  }
+
+  private exit(code: number): void {
+    if (this.exiting) return;
+    this.exiting = true;
+    this.watcher?.close();
+    if (this.newTimer) clearTimeout(this.newTimer);
+    for (const tg of this.allGroups()) tg.group.stopTimers();
+    this.server?.unlink();
+    this.cleanup.run();
+    this.log.info('Every process has exited; bye');
+    process.exitCode = code;
+    // Let output and replies flush; never hang on a stray handle.
+    setTimeout(() => process.exit(code), 500).unref();
+  }
+
+  // ---- control socket ---------------------------------------------------------------
+
+  private route(conn: ControlConnection, req: Request): Route {
+    return { conn, requestId: req.id, streaming: req.id !== undefined, done: false };
+  }
+
+  private send(route: Route, message: string, wait: boolean, ok: boolean, extra: Omit<ReplyFields, 'message'> = {}): void {
+    if (route.done) return;
+    if (!route.streaming && wait) return;
+    if (!wait) route.done = true;
+    const fields: ReplyFields = { message, ...extra };
+    if (!ok) fields.error = true;
+    if (route.streaming && wait) fields.wait = true;
+    route.conn.send(fields, route.streaming ? route.requestId : undefined);
+  }
+
+  /**
+   * Feed one event per group, each with its own reply route; progress is
+   * streamed as `[type] message`, and one final reply is made by `finish`
+   * once every group has answered.
+   */
+  private fanOut(
+    route: Route | null,
+    targets: Array<{ tg: TypeGroup; event: (replyTo: ReplyTo | undefined) => Event }>,
+    finish: FanOut['finish'],
+  ): void {
+    if (!route) {
+      for (const { tg, event } of targets) tg.group.feed(event(undefined));
+      return;
+    }
+    const fan: FanOut = { route, total: targets.length, results: [], finish };
+    for (const { tg, event } of targets) {
+      const id = this.nextRoute++;
+      this.subRoutes.set(id, { fan, type: tg.type, last: null });
+      tg.group.feed(event(id));
+    }
+  }
+
+  private reply(to: number, message: string, wait: boolean, ok: boolean): void {
+    const sub = this.subRoutes.get(to);
+    if (!sub) return;
+    const fan = sub.fan;
+    if (wait) {
+      sub.last = message;
+      this.send(fan.route, `[${sub.type}] ${message}`, true, ok);
+      return;
+    }
+    this.subRoutes.delete(to);
+    fan.results.push({ type: sub.type, ok, message, detail: sub.last });
+    if (fan.results.length === fan.total) {
+      const { message: m, ok: allOk } = fan.finish(fan.results, fan.route.streaming);
+      this.send(fan.route, m, false, allOk);
+    }
+  }
+
+  private findByPid(pid: number): TypeGroup | undefined {
+    return this.allGroups().find((tg) => tg.group.hasPid(pid));
+  }
+
+  /** The groups named by `names` (all active ones when empty), or an error message. */
+  private named(names: readonly string[]): TypeGroup[] | string {
+    if (names.length === 0) return [...this.active.values()];
+    const out: TypeGroup[] = [];
+    for (const n of new Set(names)) {
+      const tg = this.active.get(n);
+      if (!tg) return `Unknown process type '${n}' (running: ${[...this.active.keys()].join(', ') || 'none'})`;
+      out.push(tg);
+    }
+    return out;
+  }
+
+  facts(): DriverFacts {
+    const src = this.cfg.source;
+    const rel = this.release;
+    return {
+      pid: process.pid,
+      version: VERSION,
+      source: src.kind === 'procfile' ? `Procfile ${src.procfile}` : `control directory ${src.dir}`,
+      socketPath: this.cfg.socketPath,
+      bind: this.listener ? { address: this.listener.address, port: this.listener.port } : null,
+      release: rel ? { version: rel.version, slug: rel.slug, stack: rel.stack, cwd: rel.cwd } : null,
+      rejected: this.rejected,
+      shuttingDown: this.shutdowns > 0,
+      now: this.now(),
+      types: this.allGroups().map((tg) => ({
+        type: tg.type,
+        retiring: tg.retiring,
+        releaseVersion: tg.releaseVersion,
+        command: tg.process.args,
+        web: tg.web,
+        snapshot: tg.group.snapshot(),
+      })),
+    };
+  }
+
+  private onRequest(conn: ControlConnection, req: Request): void {
+    const cmd = Object.hasOwn(COMMANDS, req.command) ? COMMANDS[req.command] : undefined;
+    if (!cmd) {
+      conn.send({ message: `Unrecognized command: ${JSON.stringify(req.command)}\n\n${helpMessage()}`, error: true }, req.id);
+      return;
+    }
+    cmd.run(this, conn, req);
+  }
+
+  // The commands reach in through these (kept small and named).
+
+  /** @internal */ ack(pid: number | undefined, ping: { requestId: string | number | null } | null): void {
+    if (pid === undefined) return this.log.warn('worker:ack or worker:ping without a valid pid');
+    const tg = this.findByPid(pid);
+    if (!tg) return this.log.warn(`No process with pid ${pid}; ignoring its ${ping ? 'ping' : 'ACK'}`);
+    tg.group.feed(ping ? { type: 'ping', pid, requestId: ping.requestId } : { type: 'ack', pid });
+  }
+
+  /** @internal */ upgrade(conn: ControlConnection, req: Request, mode: 'smooth' | 'fleet'): void {
+    const targets = this.named(req.args);
+    if (typeof targets === 'string') return conn.send({ message: targets, error: true }, req.id);
+    if (targets.length === 0) return conn.send({ message: 'No process types are running; nothing to upgrade.', error: true }, req.id);
+    this.fanOut(
+      this.route(conn, req),
+      targets.map((tg) => ({ tg, event: (replyTo) => ({ type: 'upgrade', mode, replyTo }) })),
+      (results, streaming) => {
+        const ok = results.every((r) => r.ok);
+        if (ok) return { message: 'Upgrade done', ok };
+        if (streaming) return { message: 'Upgrade failed', ok };
+        const why = results.filter((r) => !r.ok).map((r) => `[${r.type}] ${r.detail ?? r.message}`);
+        return { message: `Upgrade failed: ${why.join('; ')}`, ok };
+      },
+    );
+  }
+
+  /** @internal */ scale(conn: ControlConnection, req: Request): void {
+    if (req.args.length === 0) return conn.send({ message: 'scale expects TYPE=N [TYPE=N...]', error: true }, req.id);
+    const wanted = new Map<string, number>();
+    for (const a of req.args) {
+      let s;
+      try {
+        s = parseScale(a);
+      } catch (err) {
+        return conn.send({ message: `scale: ${(err as Error).message}`, error: true }, req.id);
+      }
+      wanted.set(s.type, s.quantity);
+    }
+    const targets = this.named([...wanted.keys()]);
+    if (typeof targets === 'string') return conn.send({ message: targets, error: true }, req.id);
+    this.fanOut(
+      this.route(conn, req),
+      targets.map((tg) => ({ tg, event: (replyTo) => ({ type: 'setWorkers', count: wanted.get(tg.type) as number, replyTo }) })),
+      (results) => ({ message: lines(results), ok: results.every((r) => r.ok) }),
+    );
+  }
+
+  /** @internal */ incDec(conn: ControlConnection, req: Request, how: 'inc' | 'dec'): void {
+    if (req.args.length !== 1) {
+      return conn.send(
+        { message: `${how} expects one process type (running: ${[...this.active.keys()].join(', ') || 'none'})`, error: true },
+        req.id,
+      );
+    }
+    const targets = this.named(req.args);
+    if (typeof targets === 'string') return conn.send({ message: targets, error: true }, req.id);
+    this.fanOut(
+      this.route(conn, req),
+      targets.map((tg) => ({ tg, event: (replyTo) => ({ type: how, replyTo }) })),
+      (results) => ({ message: lines(results), ok: results.every((r) => r.ok) }),
+    );
+  }
+
+  /** @internal */ signal(conn: ControlConnection, req: Request): void {
+    if (req.args.length === 0) return conn.send({ message: 'No signal given (args: SIG1 [SIG2 ...])', error: true }, req.id);
+    const sigs: string[] = [];
+    for (const a of req.args) {
+      const s = normalizeSignal(a);
+      if (!s) return conn.send({ message: `Invalid signal: ${JSON.stringify(a)}`, error: true }, req.id);
+      sigs.push(s);
+    }
+    const targets = this.allGroups();
+    if (targets.length === 0) return conn.send({ message: 'No processes are running.' }, req.id);
+    this.fanOut(
+      this.route(conn, req),
+      targets.map((tg) => ({ tg, event: (replyTo) => ({ type: 'signal', signals: sigs, replyTo }) })),
+      (results) => ({ message: lines(results), ok: results.every((r) => r.ok) }),
+    );
+  }
+
+  /** @internal */ die(conn: ControlConnection, req: Request): void {
+    const first = req.args[0];
+    const sig = first === undefined ? 'SIGUSR2' : normalizeSignal(first);
+    if (!sig) return conn.send({ message: `Invalid signal: ${JSON.stringify(first)}`, error: true }, req.id);
+    this.log.info(`Asked to stop (die ${sig}): stopping every process`);
+    this.shutdown(sig, this.route(conn, req));
+  }
+}
+
+interface Command {
+  help?: string;
+  run(d: Driver, conn: ControlConnection, req: Request): void;
+}
+
+const say = (conn: ControlConnection, req: Request, message: string, extra: Omit<ReplyFields, 'message'> = {}) =>
+  conn.send({ message, ...extra }, req.id);
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  'worker:ack': {
+    run(d, conn, req) {
+      d.ack(req.pid, null);
+      conn.end();
+    },
+  },
+  'worker:ping': {
+    run(d, conn, req) {
+      d.ack(req.pid, { requestId: req.requestId ?? null });
+      conn.end();
+    },
+  },
+  ehlo: {
+    run(_d, conn, req) {
+      say(conn, req, `Welcome, ${req.user ?? 'stranger'}! You are speaking to Einhorn Master Process ${process.pid} (einhyrningsins-dyno).\nThis is einhyrningsins-dyno ${VERSION}.\n`);
+    },
+  },
+  help: {
+    help: 'Print out available commands',
+    run(_d, conn, req) {
+      say(conn, req, helpMessage());
+    },
+  },
+  state: {
+    help: 'The state of every process type, as JSON (also in the `state` field)',
+    run(d, conn, req) {
+      const state = driverState(d.facts());
+      say(conn, req, JSON.stringify(state, null, 2) + '\n', { state });
+    },
+  },
+  status: {
+    help: 'Summary of every process type and its processes',
+    run(d, conn, req) {
+      const f = d.facts();
+      say(conn, req, driverStatus(f), { state: driverState(f) });
+    },
+  },
+  version: {
+    help: 'Print the version of the driver',
+    run(_d, conn, req) {
+      say(conn, req, `einhyrningsins-dyno ${VERSION}`);
+    },
+  },
+  upgrade: {
+    help: 'Roll the named process types (all when none) smoothly; waits for every one (args: [TYPE...])',
+    run(d, conn, req) {
+      d.upgrade(conn, req, 'smooth');
+    },
+  },
+  upgrade_fleet: {
+    help: 'Roll the named process types (all when none) a fleet at a time (args: [TYPE...])',
+    run(d, conn, req) {
+      d.upgrade(conn, req, 'fleet');
+    },
+  },
+  scale: {
+    help: 'Set the number of processes of types (args: TYPE=N [TYPE=N...])',
+    run(d, conn, req) {
+      d.scale(conn, req);
+    },
+  },
+  inc: {
+    help: 'One more process of a type (args: TYPE)',
+    run(d, conn, req) {
+      d.incDec(conn, req, 'inc');
+    },
+  },
+  dec: {
+    help: 'One process fewer of a type (args: TYPE)',
+    run(d, conn, req) {
+      d.incDec(conn, req, 'dec');
+    },
+  },
+  signal: {
+    help: 'Send signals to every process (args: SIG1 [SIG2 ...])',
+    run(d, conn, req) {
+      d.signal(conn, req);
+    },
+  },
+  die: {
+    help: 'Stop every process (SIGNAL, default SIGUSR2) and exit once all are gone (args: [SIGNAL])',
+    run(d, conn, req) {
+      d.die(conn, req);
+    },
+  },
+};
+
+export function helpMessage(): string {
+  const rows = Object.entries(COMMANDS)
+    .filter(([, c]) => c.help)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, c]) => `${name}: ${c.help}`);
+  return `You are speaking to the einhyrningsins-dyno command socket. You can run the following commands:\n\n${rows.join('\n')}\n`;
+}

@@ -1,0 +1,21 @@
+export { main, appSource, defaultDynoSocketPath } from './cli.js';
+export { Driver, helpMessage, WEB_TYPE, type DriverConfig } from './driver.js';
+export { parseDynoArgs, dynoHelpText, DYNO_OPTIONS, type DynoOptions, type DynoOptionSpec } from './options.js';
+export { parseProcfile, procfileArgs, TYPE_NAME, type ProcfileEntry } from './procfile.js';
+export { parseDotenv } from './dotenv.js';
+export { parseFormation, parseScale, FormationError, MAX_QUANTITY } from './formation.js';
+export { validateRelease, parseRelease, ReleaseError, ControlDirWatcher, NEW_FILE, LOADED_FILE, INVALID_FILE } from './control-dir.js';
+export {
+  diffReleases,
+  describeChanges,
+  releaseFromProcfile,
+  sameEnv,
+  type Release,
+  type PreparedRelease,
+  type ProcessDef,
+  type TypeChange,
+} from './release.js';
+export { prepareSlug, SlugError, type SlugPlace, type SlugRequest } from './slug.js';
+export { runOneOff, runContext, RunError } from './run.js';
+export { AppError, UsageError } from './errors.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,274 @@
+/**
+ * The command line of `einhyrningsins-dyno`:
+ *
+ *   einhyrningsins-dyno start [OPTIONS] [TYPE...]
+ *   einhyrningsins-dyno run [OPTIONS] [--] COMMAND [ARGS...]
+ *
+ * One table drives the parser, --help and the man-page test.
+ */
+import { parseBindSpec, BindError } from '@einhyrningsins/master';
+import { UsageError } from './errors.js';
+import { FormationError, parseFormation } from './formation.js';
+import { TYPE_NAME } from './procfile.js';
+
+export type Command = 'start' | 'run';
+
+export interface DynoOptionSpec {
+  short?: string;
+  long: string;
+  arg?: string;
+  help: string;
+  /** The commands it applies to. */
+  for: readonly Command[];
+}
+
+const BOTH: readonly Command[] = ['start', 'run'];
+const START: readonly Command[] = ['start'];
+
+export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
+  { short: 'f', long: 'procfile', arg: 'PATH', for: START, help: 'The Procfile (default ./Procfile). Its directory is where the processes run.' },
+  { long: 'env', arg: 'PATH', for: BOTH, help: 'The .env file (default ./.env when it exists).' },
+  { long: 'formation', arg: 'TYPE=N[,TYPE=N...]', for: START, help: 'How many processes of each type (default 1 each). Procfile apps only.' },
+  {
+    short: 'c',
+    long: 'control-dir',
+    arg: 'DIR',
+    for: BOTH,
+    help: 'Run the releases written to DIR/new (hsup\'s control directory; default $HSUP_CONTROL_DIR) instead of a Procfile.',
+  },
+  { long: 'state-dir', arg: 'DIR', for: BOTH, help: 'Where slugs are unpacked (default DIR/.state with -c, else ./.einhyrningsins-dyno).' },
+  {
+    short: 'b',
+    long: 'bind',
+    arg: 'ADDR:PORT[,OPT...]',
+    for: START,
+    help: 'The listening socket every web process inherits (default 0.0.0.0:$PORT when PORT is set). OPT: r, n, p as in einhyrningsins.',
+  },
+  { short: 'd', long: 'socket-path', arg: 'PATH', for: START, help: 'The control socket (default $TMPDIR/einhyrningsins-dyno.sock).' },
+  {
+    short: 'm',
+    long: 'ack-mode',
+    arg: 'manual|SECONDS',
+    for: START,
+    help: 'manual: a process is up once it sends worker:ack; SECONDS: once it has run that long or acked (default 1).',
+  },
+  { long: 'ack-timeout', arg: 'SECONDS', for: START, help: 'In manual mode, a process that has not acked after SECONDS is a failed start (default 30).' },
+  { short: 't', long: 'signal-timeout', arg: 'SECONDS', for: START, help: 'SIGKILL a process still alive SECONDS after it was asked to stop (default 30; 0: never).' },
+  { short: 'k', long: 'kill-children-on-exit', for: START, help: 'Processes get SIGUSR2 if the driver dies, even by SIGKILL.' },
+  { short: 'v', long: 'verbose', for: START, help: 'More verbose logging (repeatable).' },
+  { short: 'q', long: 'quiet', for: START, help: 'Less verbose logging (repeatable).' },
+  { short: 'h', long: 'help', for: BOTH, help: 'Print this help and exit.' },
+  { long: 'version', for: BOTH, help: 'Print the version and exit.' },
+];
+
+export interface DynoOptions {
+  command: Command | null;
+  help: boolean;
+  version: boolean;
+  procfile: string | null;
+  envFile: string | null;
+  formation: Map<string, number> | null;
+  formationText: string | null;
+  controlDir: string | null;
+  stateDir: string | null;
+  bind: string | null;
+  socketPath: string | null;
+  ackMode: { kind: 'manual' } | { kind: 'timer'; seconds: number };
+  ackTimeoutSec: number;
+  signalTimeoutSec: number;
+  killChildrenOnExit: boolean;
+  verbosity: number;
+  /** start: the process types to run (empty: all). */
+  types: string[];
+  /** run: the command and its arguments. */
+  argv: string[];
+}
+
+function seconds(name: string, v: string, allowZero: boolean): number {
+  const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(n) || (!allowZero && n <= 0) || n > 86_400) {
+    throw new UsageError(`${name} expects a number of seconds${allowZero ? '' : ' > 0'}, got '${v}'`);
+  }
+  return n;
+}
+
+export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DynoOptions {
+  const o: DynoOptions = {
+    command: null,
+    help: false,
+    version: false,
+    procfile: null,
+    envFile: null,
+    formation: null,
+    formationText: null,
+    controlDir: null,
+    stateDir: null,
+    bind: null,
+    socketPath: null,
+    ackMode: { kind: 'timer', seconds: 1 },
+    ackTimeoutSec: 30,
+    signalTimeoutSec: 30,
+    killChildrenOnExit: false,
+    verbosity: 1,
+    types: [],
+    argv: [],
+  };
+  const given = new Set<string>();
+  const positional: string[] = [];
+  let i = 0;
+  let rest = false;
+  for (; i < argv.length; i++) {
+    const w = argv[i] as string;
+    if (rest || w === '-' || !w.startsWith('-')) {
+      if (o.command === null && !rest) {
+        if (w !== 'start' && w !== 'run') throw new UsageError(`unknown command '${w}' (expected start or run)`);
+        o.command = w;
+        continue;
+      }
+      positional.push(w);
+      // run: the command starts at the first word that is not an option.
+      if (o.command === 'run') {
+        positional.push(...argv.slice(i + 1));
+        break;
+      }
+      continue;
+    }
+    if (w === '--') {
+      if (o.command === 'run') {
+        positional.push(...argv.slice(i + 1));
+        break;
+      }
+      rest = true;
+      continue;
+    }
+    const long = w.startsWith('--');
+    const eq = long ? w.indexOf('=') : -1;
+    const shortFlags = long ? [w] : [...w.slice(1)].map((c) => `-${c}`);
+    // Short flags may be grouped (-vk); one taking a value takes the rest of the word or the next one.
+    for (let j = 0; j < shortFlags.length; j++) {
+      const name = long ? (eq > 0 ? w.slice(0, eq) : w) : (shortFlags[j] as string);
+      const spec = DYNO_OPTIONS.find((s) => (long ? `--${s.long}` === name : s.short !== undefined && `-${s.short}` === name));
+      if (!spec) throw new UsageError(`unknown option '${name}'`);
+      let value: string | undefined;
+      if (spec.arg) {
+        if (long) value = eq > 0 ? w.slice(eq + 1) : undefined;
+        else if (j + 1 < shortFlags.length) value = w.slice(j + 2);
+        if (value === undefined) {
+          value = argv[++i];
+          if (value === undefined) throw new UsageError(`${name} expects a value (${spec.arg})`);
+        }
+        j = shortFlags.length;
+      } else if (long && eq > 0) {
+        throw new UsageError(`${name} does not take a value`);
+      }
+      const key = spec.long;
+      if (spec.arg && given.has(key)) throw new UsageError(`${name} given more than once`);
+      given.add(key);
+      apply(o, key, name, value);
+    }
+  }
+  if (o.help || o.version) return o;
+  if (o.command === null) throw new UsageError('missing command: start [TYPE...] or run -- COMMAND [ARGS...]');
+  for (const key of given) {
+    const spec = DYNO_OPTIONS.find((s) => s.long === key) as DynoOptionSpec;
+    if (!spec.for.includes(o.command)) throw new UsageError(`--${key} does not apply to ${o.command}`);
+  }
+  if (o.controlDir === null && o.procfile === null && env.HSUP_CONTROL_DIR) o.controlDir = env.HSUP_CONTROL_DIR;
+  if (o.controlDir !== null && o.procfile !== null) throw new UsageError('-f and -c cannot be used together');
+  if (o.controlDir !== null && o.formation !== null) {
+    throw new UsageError('--formation is for Procfile apps; with -c the quantities come from the release');
+  }
+  if (o.command === 'run') {
+    if (positional.length === 0) throw new UsageError('run: missing command (run [OPTIONS] -- COMMAND [ARGS...])');
+    o.argv = positional;
+  } else {
+    for (const t of positional) {
+      if (!TYPE_NAME.test(t)) throw new UsageError(`invalid process type '${t}'`);
+    }
+    o.types = [...new Set(positional)];
+  }
+  return o;
+}
+
+function apply(o: DynoOptions, key: string, name: string, value: string | undefined): void {
+  const v = value as string;
+  switch (key) {
+    case 'procfile':
+      o.procfile = v;
+      return;
+    case 'env':
+      o.envFile = v;
+      return;
+    case 'formation':
+      try {
+        o.formation = parseFormation(v);
+        o.formationText = v;
+      } catch (err) {
+        if (err instanceof FormationError) throw new UsageError(`--formation: ${err.message}`);
+        throw err;
+      }
+      return;
+    case 'control-dir':
+      if (v === '') throw new UsageError(`${name} expects a directory`);
+      o.controlDir = v;
+      return;
+    case 'state-dir':
+      o.stateDir = v;
+      return;
+    case 'bind':
+      try {
+        parseBindSpec(v);
+      } catch (err) {
+        if (err instanceof BindError) throw new UsageError(err.message);
+        throw err;
+      }
+      o.bind = v;
+      return;
+    case 'socket-path':
+      o.socketPath = v;
+      return;
+    case 'ack-mode':
+      o.ackMode = v === 'manual' ? { kind: 'manual' } : { kind: 'timer', seconds: seconds(name, v, true) };
+      return;
+    case 'ack-timeout':
+      o.ackTimeoutSec = seconds(name, v, false);
+      return;
+    case 'signal-timeout':
+      o.signalTimeoutSec = seconds(name, v, true);
+      return;
+    case 'kill-children-on-exit':
+      o.killChildrenOnExit = true;
+      return;
+    case 'verbose':
+      o.verbosity = Math.max(0, o.verbosity - 1);
+      return;
+    case 'quiet':
+      o.verbosity = Math.min(3, o.verbosity + 1);
+      return;
+    case 'help':
+      o.help = true;
+      return;
+    case 'version':
+      o.version = true;
+      return;
+  }
+}
+
+export function dynoHelpText(): string {
+  const label = (s: DynoOptionSpec) => (s.short ? `-${s.short}, ` : '    ') + `--${s.long}` + (s.arg ? ` ${s.arg}` : '');
+  const width = Math.max(...DYNO_OPTIONS.map((s) => label(s).length));
+  const lines = [
+    'Usage: einhyrningsins-dyno start [OPTIONS] [TYPE...]',
+    '       einhyrningsins-dyno run [OPTIONS] [--] COMMAND [ARGS...]',
+    '',
+    "Runs an app's process types (a Procfile, or hsup's control directory) with",
+    "einhorn's socket handling and zero-downtime rolling upgrades per type.",
+    '',
+    'Options:',
+    ...DYNO_OPTIONS.map((s) => `  ${label(s).padEnd(width)}  ${s.help}${s.for.length === 1 ? ` (${s.for[0]})` : ''}`),
+    '',
+    'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG|die',
+    'See einhyrningsins-dyno(1).',
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,186 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseProcfile, procfileArgs } from '../src/procfile.js';
+import { parseDotenv } from '../src/dotenv.js';
+import { parseFormation, parseScale } from '../src/formation.js';
+import { parseRelease, validateRelease } from '../src/control-dir.js';
+import { describeChanges, diffReleases, releaseFromProcfile, type PreparedRelease } from '../src/release.js';
+
+test('Procfile: types and commands; comments and blank lines ignored', () => {
+  const entries = parseProcfile('# app\n\nweb: node server.js --port $PORT\nworker:  ./work  \r\nclock_2-x:sleep 1\n');
+  assert.deepEqual(entries, [
+    { type: 'web', command: 'node server.js --port $PORT' },
+    { type: 'worker', command: './work' },
+    { type: 'clock_2-x', command: 'sleep 1' },
+  ]);
+  assert.deepEqual(procfileArgs('node a.js'), ['/bin/sh', '-c', 'exec node a.js']);
+});
+
+test('Procfile errors name the line', () => {
+  assert.throws(() => parseProcfile('web node x'), /Procfile:1: expected 'type: command'/);
+  assert.throws(() => parseProcfile('\nweb.x: node'), /Procfile:2: invalid process type "web.x"/);
+  assert.throws(() => parseProcfile('web:'), /has no command/);
+  assert.throws(() => parseProcfile('web: a\nweb: b'), /Procfile:2: process type 'web' is defined twice/);
+  assert.throws(() => parseProcfile('# nothing\n'), /no process types defined/);
+});
+
+test('.env: export, quotes, escapes, comments, multi-line values', () => {
+  const env = parseDotenv(
+    [
+      '# comment',
+      'A=1',
+      'export B = two words # trailing comment',
+      "C='single $HOME # not a comment'",
+      'D="line\\nnext \\"q\\" \\\\"',
+      'E=',
+      'F="multi',
+      'line" # c',
+      'G=a#b',
+    ].join('\n'),
+  );
+  assert.deepEqual(env, {
+    A: '1',
+    B: 'two words',
+    C: 'single $HOME # not a comment',
+    D: 'line\nnext "q" \\',
+    E: '',
+    F: 'multi\nline',
+    G: 'a#b',
+  });
+  assert.throws(() => parseDotenv('JUST_A_WORD'), /\.env:1: expected KEY=VALUE/);
+  assert.throws(() => parseDotenv('1X=2'), /invalid variable name/);
+  assert.throws(() => parseDotenv('X="open'), /unterminated double quote/);
+  assert.throws(() => parseDotenv("X='a' b"), /unexpected text after the closing quote/);
+});
+
+test('formation and scale words', () => {
+  assert.deepEqual([...parseFormation('web=2,worker=0')], [['web', 2], ['worker', 0]]);
+  assert.deepEqual([...parseFormation('web=1 clock=3')], [['web', 1], ['clock', 3]]);
+  assert.deepEqual(parseScale('web=4'), { type: 'web', quantity: 4 });
+  assert.throws(() => parseFormation('web'), /expected TYPE=N/);
+  assert.throws(() => parseFormation('web=-1'), /quantity must be an integer from 0 to 10000/);
+  assert.throws(() => parseFormation('web=1,web=2'), /web given more than once/);
+  assert.throws(() => parseFormation(''), /empty formation/);
+  assert.throws(() => parseScale('web=99999'), /quantity must be an integer/);
+});
+
+const good = {
+  Version: 3,
+  Env: { NAME: 'value' },
+  Slug: 'app.tgz',
+  Stack: 'cedar-14',
+  Processes: [
+    { Args: ['./web', 'arg'], Quantity: 2, Type: 'web' },
+    { Args: ['./worker'], Quantity: 0, Type: 'worker' },
+  ],
+  Unknown: 'ignored',
+};
+
+test('control file: a valid release (hsup example shape)', () => {
+  const r = validateRelease(good);
+  assert.equal(r.version, 3);
+  assert.deepEqual(r.env, { NAME: 'value' });
+  assert.equal(r.slug, 'app.tgz');
+  assert.equal(r.stack, 'cedar-14');
+  assert.deepEqual(r.processes, [
+    { type: 'web', args: ['./web', 'arg'], quantity: 2 },
+    { type: 'worker', args: ['./worker'], quantity: 0 },
+  ]);
+  const minimal = validateRelease({ Version: 0, Processes: [] });
+  assert.deepEqual(minimal, { version: 0, env: {}, slug: '', stack: '', processes: [] });
+});
+
+test('control file: every kind of invalid input is refused with the reason', () => {
+  const proc = (p: Record<string, unknown>) => ({ ...good, Processes: [{ Args: ['x'], Quantity: 1, Type: 'web', ...p }] });
+  const cases: Array<[unknown, RegExp]> = [
+    [[], /must be a JSON object/],
+    [{ ...good, Version: -1 }, /Version must be an integer >= 0, got -1/],
+    [{ ...good, Version: '3' }, /Version must be an integer/],
+    [{ ...good, Version: undefined }, /Version must be an integer >= 0, got nothing/],
+    [{ ...good, Env: ['A=1'] }, /Env must be an object of strings/],
+    [{ ...good, Env: { A: 1 } }, /Env\.A must be a string, got 1/],
+    [{ ...good, Env: { 'A=B': 'x' } }, /Env has an invalid variable name/],
+    [{ ...good, Slug: 5 }, /Slug must be a string/],
+    [{ ...good, Processes: {} }, /Processes must be an array/],
+    [{ ...good, Processes: undefined }, /Processes must be an array/],
+    [{ ...good, Processes: [5] }, /Processes\[0\] must be an object/],
+    [proc({ Args: undefined }), /Processes\[0\]\.Args \(web\) must be a non-empty array of strings, got nothing/],
+    [proc({ Args: [] }), /Args \(web\) must be a non-empty array of strings/],
+    [proc({ Args: ['a', 2] }), /Args \(web\) must be a non-empty array of strings/],
+    [proc({ Args: [''] }), /must start with a program/],
+    [proc({ Quantity: -1 }), /Quantity \(web\) must be an integer from 0 to 10000, got -1/],
+    [proc({ Quantity: 1.5 }), /Quantity \(web\) must be an integer/],
+    [proc({ Quantity: undefined }), /Quantity \(web\) must be an integer/],
+    [proc({ Type: 'we b' }), /Type must be a name/],
+    [{ ...good, Processes: [good.Processes[0], good.Processes[0]] }, /Processes\[1\]\.Type 'web' appears more than once/],
+  ];
+  for (const [value, re] of cases) assert.throws(() => validateRelease(value), re, JSON.stringify(value));
+  assert.throws(() => parseRelease('{"Version": 1,'), /^ReleaseError: invalid JSON/);
+});
+
+const prep = (over: Partial<PreparedRelease> = {}): PreparedRelease => ({
+  version: 1,
+  env: { A: '1' },
+  slug: '',
+  stack: '',
+  processes: [
+    { type: 'web', args: ['web'], quantity: 2 },
+    { type: 'worker', args: ['work'], quantity: 1 },
+  ],
+  cwd: '/app',
+  slugKey: null,
+  ...over,
+});
+
+test('release diff: add, remove, relaunch on command/env/slug, scale on quantity', () => {
+  assert.deepEqual(
+    diffReleases(null, prep()).map((c) => [c.kind, c.type]),
+    [
+      ['add', 'web'],
+      ['add', 'worker'],
+    ],
+  );
+  const same = diffReleases(prep(), prep({ version: 2 }));
+  assert.deepEqual(same.map((c) => c.kind === 'update' && [c.relaunch, c.quantity]), [
+    [[], null],
+    [[], null],
+  ]);
+  const env = diffReleases(prep(), prep({ env: { A: '2' } }));
+  assert.ok(env.every((c) => c.kind === 'update' && c.relaunch.join() === 'environment'));
+  const slug = diffReleases(prep(), prep({ slug: 'b.tgz', cwd: '/b', slugKey: 'k' }));
+  assert.ok(slug.every((c) => c.kind === 'update' && c.relaunch.join() === 'slug'));
+  const next = prep({
+    processes: [
+      { type: 'web', args: ['web', '--new'], quantity: 3 },
+      { type: 'clock', args: ['tick'], quantity: 1 },
+    ],
+  });
+  const d = diffReleases(prep(), next);
+  assert.deepEqual(
+    d.map((c) => [c.kind, c.type]),
+    [
+      ['update', 'web'],
+      ['add', 'clock'],
+      ['remove', 'worker'],
+    ],
+  );
+  const web = d[0];
+  assert.ok(web && web.kind === 'update');
+  assert.deepEqual(web.relaunch, ['command']);
+  assert.equal(web.quantity, 3);
+  assert.equal(describeChanges(d), 'web: command changed, quantity 3; clock: new (1); worker: removed');
+  // start web: only the selected types.
+  assert.deepEqual(
+    diffReleases(prep(), next, (t) => t === 'web').map((c) => c.type),
+    ['web'],
+  );
+});
+
+test('a Procfile app as a release: sh -c exec, formation quantities, default 1', () => {
+  const r = releaseFromProcfile(1, parseProcfile('web: a\nworker: b'), { X: 'y' }, new Map([['worker', 3]]));
+  assert.deepEqual(r.processes, [
+    { type: 'web', args: ['/bin/sh', '-c', 'exec a'], quantity: 1 },
+    { type: 'worker', args: ['/bin/sh', '-c', 'exec b'], quantity: 3 },
+  ]);
+  assert.deepEqual(r.env, { X: 'y' });
+});
