@@ -137,8 +137,7 @@ export class Driver {
   private warnedNoSocket = false;
 
   constructor(private readonly cfg: DriverConfig) {
-    // Logger tags lines "[MASTER pid]"; this program is a driver.
-    this.log = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l.replace(' [MASTER ', ' [DYNO-DRIVER ')));
+    this.log = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
   }
 
   private now(): number {

@@ -14,9 +14,14 @@ export class Logger {
   private readonly tag: string;
   private readonly write: (line: string) => void;
 
-  constructor(verbosity: number, pid: number, write: (line: string) => void = (l) => process.stderr.write(l)) {
+  constructor(
+    verbosity: number,
+    pid: number,
+    write: (line: string) => void = (l) => process.stderr.write(l),
+    role = 'MASTER',
+  ) {
     this.verbosity = verbosity;
-    this.tag = `[MASTER ${pid}]`;
+    this.tag = `[${role} ${pid}]`;
     this.write = write;
   }
 
