@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
 import {
+  Cleanup,
   ControlServer,
   Logger,
+  listenOn,
   StartupError,
   WorkerGroup,
   normalizeSignal,
@@ -93,23 +95,6 @@ interface FanOut {
   total: number;
   results: TypeResult[];
   finish: (results: TypeResult[], streaming: boolean) => { message: string; ok: boolean };
-}
-
-/** Undo stack for start-up. */
-class Cleanup {
-  private readonly steps: Array<() => void> = [];
-  add(step: () => void): void {
-    this.steps.push(step);
-  }
-  run(): void {
-    while (this.steps.length) {
-      try {
-        (this.steps.pop() as () => void)();
-      } catch {
-        /* best effort */
-      }
-    }
-  }
 }
 
 const lines = (results: TypeResult[]) => results.map((r) => `[${r.type}] ${r.message}`).join('\n');
@@ -223,30 +208,7 @@ export class Driver {
     } catch (err) {
       throw new StartupError(this.cfg.bind ? (err as Error).message : `${what}: ${(err as Error).message}`);
     }
-    let fd: number;
-    try {
-      fd = native.listenTcp({
-        host: bind.address,
-        port: bind.port,
-        family: bind.family,
-        reuseAddr: bind.reuseAddr,
-        reusePort: bind.reusePort,
-        nonBlock: bind.nonBlock,
-        v6Only: null,
-        backlog: BACKLOG,
-      });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const why =
-        e.code === 'EADDRINUSE'
-          ? 'address already in use'
-          : e.code === 'EACCES'
-            ? 'permission denied'
-            : e.code === 'EADDRNOTAVAIL'
-              ? 'address not available on this host'
-              : e.message;
-      throw new StartupError(`cannot bind ${what}: ${why}`);
-    }
+    const fd = listenOn(bind, { backlog: BACKLOG, v6Only: null, what });
     this.cleanup.add(() => native.close(fd));
     this.listener = { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port };
   }

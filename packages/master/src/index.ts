@@ -11,3 +11,5 @@ export { ControlServer, ControlConnection, type ReplyFields } from './control-se
 export { Logger } from './log.js';
 export { StartupError } from './errors.js';
 export { stateObject, einhornStateYaml, statusText, type MasterFacts } from './state-view.js';
+export { Cleanup } from './cleanup.js';
+export { listenOn } from './listen.js';

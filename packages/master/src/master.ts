@@ -12,6 +12,8 @@ import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { Cleanup } from './cleanup.js';
+import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
@@ -53,23 +55,6 @@ function coreConfig(o: Options): Partial<CoreConfig> {
     maxUnacked: o.maxUnacked ?? Infinity,
     maxUpgradeAdditional: o.maxUpgradeAdditional ?? Infinity,
   };
-}
-
-/** Undo stack for start-up: whatever was created is removed if a later step fails. */
-class Cleanup {
-  private readonly steps: Array<() => void> = [];
-  add(step: () => void): void {
-    this.steps.push(step);
-  }
-  run(): void {
-    while (this.steps.length) {
-      try {
-        (this.steps.pop() as () => void)();
-      } catch {
-        /* best effort */
-      }
-    }
-  }
 }
 
 export class Master {
@@ -207,30 +192,7 @@ export class Master {
     const specs = this.opts.binds.map((b) => parseBindSpec(b));
     for (const spec of specs) {
       const bind = await resolveBind(spec, only);
-      let fd: number;
-      try {
-        fd = native.listenTcp({
-          host: bind.address,
-          port: bind.port,
-          family: bind.family,
-          reuseAddr: bind.reuseAddr,
-          reusePort: bind.reusePort,
-          nonBlock: bind.nonBlock,
-          v6Only: bind.family === 6 && this.opts.ipv6Only ? true : null,
-          backlog: this.opts.backlog,
-        });
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        const why =
-          e.code === 'EADDRINUSE'
-            ? 'address already in use'
-            : e.code === 'EACCES'
-              ? 'permission denied'
-              : e.code === 'EADDRNOTAVAIL'
-                ? 'address not available on this host'
-                : e.message;
-        throw new StartupError(`cannot bind -b ${spec.text}: ${why}`);
-      }
+      const fd = listenOn(bind, { backlog: this.opts.backlog, v6Only: this.opts.ipv6Only ? true : null, what: `-b ${spec.text}` });
       this.cleanup.add(() => native.close(fd));
       this.sockets.push({ bind, fd, port: native.getsockname(fd).port });
     }
