@@ -48,7 +48,21 @@ test('a Python child does a blocking accept() on EINHORN_FD_0 and acks with JSON
   const port = await m.port();
   await m.ready(2);
   const line = await readLine(port);
-  assert.match(line, /^py pid=\d+ blocking=True index=[01] ppid_ok=True\n$/);
+  assert.match(line, /^py pid=\d+ blocking=True index=[01] ppid_ok=True reuseaddr=0\n$/);
+  await m.stop();
+});
+
+test('flags reach the kernel: r sets SO_REUSEADDR, -l sets the listen backlog', async (t) => {
+  const m = startMaster(['-l', '7', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', 'python3', fixture('py-blocking-child.py')], {
+    env: { FIXTURE_ACK: '1' },
+  });
+  const port = await m.port();
+  await m.ready(1);
+  assert.match(await readLine(port), /blocking=True .*reuseaddr=1\n$/);
+  // For a listening socket, ss shows the backlog as Send-Q (Python does not listen() again).
+  const ss = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' });
+  if (ss.error) t.diagnostic('ss (iproute2) is not installed: backlog not checked');
+  else assert.match(ss.stdout, /^LISTEN\s+\d+\s+7\s/m, ss.stdout);
   await m.stop();
 });
 
