@@ -69,6 +69,16 @@ const cases: Case[] = [
   },
   { name: 'control socket directory missing', args: (d) => ['-d', join(d, 'nope', 'ctl.sock'), ...child(d)], error: /control socket directory does not exist/ },
   {
+    name: 'control socket directory writable by others',
+    setup: (d) => {
+      mkdirSync(join(d, 'open'));
+      chmodSync(join(d, 'open'), 0o777);
+      return () => undefined;
+    },
+    args: (d) => ['-d', join(d, 'open', 'ctl.sock'), ...child(d)],
+    error: /is writable by others and not sticky; refusing/,
+  },
+  {
     name: 'control socket path is not a socket',
     setup: (d) => {
       writeFileSync(join(d, 'ctl.sock'), 'not a socket');

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { alive, childrenOf, cleanupAll, startMaster, tempDir, until } from './harness.js';
+import { alive, childrenOf, cleanupAll, fixture, httpGet, startMaster, tempDir, until } from './harness.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -135,4 +135,25 @@ test('100 upgrades: no fd leak, no zombie, the right workers', async () => {
   assert.deepEqual(zombiesOf(m.pid), []);
   await until('fds back to the start', () => readdirSync(`/proc/${m.pid}/fd`).length <= fdsBefore, 5000);
   await m.stop();
+});
+
+test('after a SIGKILLed master (no -k) its children keep serving; a new master on the port refuses cleanly', async () => {
+  const first = startMaster(['-n', '1', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', process.execPath, fixture('node-http-child.mjs')], {
+    env: { FIXTURE_ACK: '1' },
+  });
+  const port = await first.port();
+  const [orphan] = await first.ready(1);
+  process.kill(first.pid, 'SIGKILL');
+  await first.exit;
+  assert.ok(JSON.parse(await httpGet(port)).pid === orphan!.pid, 'the orphan still serves');
+  const second = startMaster(['-n', '1', '-b', `127.0.0.1:${port},r`, '-m', '0', '--', 'sleep', '1000'], { dir: first.dir });
+  const r = await second.exit;
+  assert.equal(r.code, 1);
+  assert.match(second.stderr.trim(), new RegExp(`^einhyrningsins: cannot bind -b 127\\.0\\.0\\.1:${port},r: address already in use$`));
+  process.kill(orphan!.pid, 'SIGKILL');
+  await until('orphan gone', () => !alive(orphan!.pid));
+  // The stale control socket is taken over by the next master, which leaves nothing.
+  const third = startMaster(['-n', '0', '--', 'sleep', '1'], { dir: first.dir });
+  await third.waitLog(/Removing stale control socket/);
+  await third.stop();
 });

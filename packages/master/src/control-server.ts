@@ -83,6 +83,15 @@ async function claimPath(path: string, log: Logger): Promise<void> {
     throw new StartupError(`control socket directory does not exist: ${dir}`);
   }
   if (!dst.isDirectory()) throw new StartupError(`control socket directory is not a directory: ${dir}`);
+  // Another user who can write to the directory could replace the socket: refuse unless the
+  // sticky bit protects it (as on /tmp), and unless the directory is ours or root's.
+  const uid = process.getuid?.() ?? 0;
+  if (dst.uid !== uid && dst.uid !== 0) {
+    throw new StartupError(`control socket directory ${dir} belongs to another user (uid ${dst.uid}); refusing`);
+  }
+  if ((dst.mode & 0o022) !== 0 && (dst.mode & 0o1000) === 0) {
+    throw new StartupError(`control socket directory ${dir} is writable by others and not sticky; refusing (pass -d to use another path)`);
+  }
   if (Buffer.byteLength(path) > MAX_UNIX_PATH) {
     throw new StartupError(`control socket path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH}): ${path}`);
   }

@@ -120,13 +120,14 @@ export class Master {
         });
       }
       if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
+      resolveProgram(this.opts.program as string, process.env.PATH, this.cwd);
+      await this.bindAll();
+      // The control socket last but one: a failure above never touches a socket file.
       this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>
         this.onRequest(c, r),
       );
       const server = this.server;
       this.cleanup.add(() => server.close());
-      resolveProgram(this.opts.program as string, process.env.PATH, this.cwd);
-      await this.bindAll();
       if (this.opts.pidfile) this.writePidfile(resolve(this.opts.pidfile));
     } catch (err) {
       this.cleanup.run();
