@@ -154,59 +154,57 @@ export function gracefulDrain(server: HttpServer, opts: DrainOptions = {}): Drai
   const idleGraceMs = opts.idleGraceMs ?? 1000;
   const hardExitMs = opts.hardExitMs ?? 30_000;
   const onDrained = opts.onDrained ?? (() => process.exit(0));
-  const conns = new Map<Socket, { busy: number; idleTimer: NodeJS.Timeout | null }>();
-  const inflight = new Set<ServerResponse>();
+  // Steady state costs one Set entry per connection and nothing per request: requests are
+  // looked at only once the drain has begun (a socket's current response is Node's
+  // `socket._httpMessage`, set from the moment a request is parsed until its response ends).
+  const conns = new Set<Socket>();
+  const idle = new Map<Socket, NodeJS.Timeout>();
   let draining = false;
   let finished = false;
 
+  const busy = (sock: Socket) => (sock as Socket & { _httpMessage?: ServerResponse | null })._httpMessage != null;
   const maybeDone = () => {
     if (draining && !finished && conns.size === 0) {
       finished = true;
       onDrained();
     }
   };
+  const clearIdle = (sock: Socket) => {
+    const t = idle.get(sock);
+    if (t) clearTimeout(t);
+    idle.delete(sock);
+  };
+  /** Close the connection if it stays without a request for idleGraceMs. */
   const armIdle = (sock: Socket) => {
-    const c = conns.get(sock);
-    if (!c || c.busy > 0 || c.idleTimer) return;
-    c.idleTimer = setTimeout(() => {
-      c.idleTimer = null;
-      if (c.busy === 0) sock.destroy();
+    if (idle.has(sock) || sock.destroyed) return;
+    const t = setTimeout(() => {
+      idle.delete(sock);
+      if (busy(sock)) return; // a request arrived: its response carries Connection: close
+      sock.destroy();
     }, idleGraceMs);
-    c.idleTimer.unref();
+    t.unref();
+    idle.set(sock, t);
+  };
+  const closeAfter = (sock: Socket, res: ServerResponse) => {
+    if (!res.headersSent) res.setHeader('Connection', 'close');
+    res.once('finish', () => armIdle(sock));
   };
 
   server.on('connection', (sock: Socket) => {
-    conns.set(sock, { busy: 0, idleTimer: null });
+    conns.add(sock);
     sock.once('close', () => {
-      const c = conns.get(sock);
-      if (c?.idleTimer) clearTimeout(c.idleTimer);
+      clearIdle(sock);
       conns.delete(sock);
       maybeDone();
     });
     if (draining) armIdle(sock);
   });
-  // Before the application's handler, so a synchronous response still carries Connection: close.
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const sock = req.socket;
-    const c = conns.get(sock);
-    if (c) {
-      c.busy += 1;
-      if (c.idleTimer) {
-        clearTimeout(c.idleTimer);
-        c.idleTimer = null;
-      }
-    }
-    inflight.add(res);
-    if (draining) res.setHeader('Connection', 'close');
-    res.once('finish', () => {
-      inflight.delete(res);
-      if (c) {
-        c.busy -= 1;
-        if (draining) armIdle(sock);
-      }
-    });
-    res.once('close', () => inflight.delete(res));
-  });
+  // Installed at drain time, before the application's handler, so that even a synchronous
+  // response carries Connection: close.
+  const onRequestWhileDraining = (req: IncomingMessage, res: ServerResponse) => {
+    clearIdle(req.socket);
+    closeAfter(req.socket, res);
+  };
 
   const drainer: Drainer = {
     drain() {
@@ -214,12 +212,16 @@ export function gracefulDrain(server: HttpServer, opts: DrainOptions = {}): Drai
       draining = true;
       // Stop accepting, without http.Server#close's sweep of "idle" sockets.
       NetServer.prototype.close.call(server);
-      for (const res of inflight) if (!res.headersSent) res.setHeader('Connection', 'close');
-      for (const sock of conns.keys()) armIdle(sock);
+      server.prependListener('request', onRequestWhileDraining);
+      for (const sock of conns) {
+        const res = (sock as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+        if (res) closeAfter(sock, res);
+        else armIdle(sock);
+      }
       setTimeout(() => {
         if (!finished) {
           finished = true;
-          for (const sock of conns.keys()) sock.destroy();
+          for (const sock of conns) sock.destroy();
           onDrained();
         }
       }, hardExitMs).unref();

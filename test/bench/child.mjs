@@ -1,0 +1,46 @@
+// Benchmark child for `npm run bench`: a tiny keep-alive HTTP server (200 "ok\n").
+//
+// Under einhyrningsins (EINHORN_MASTER_PID set): listens on the first inherited
+// socket, ACKs on EINHORN_SOCK_PATH, drains gracefully on SIGUSR2 (worker library).
+// Baseline (no supervisor): listens on EINHORN_FD_0 (fd 3) and exits on SIGTERM.
+// With BENCH_READY_DIR set it writes <dir>/<pid> once it listens (the baseline's
+// only readiness signal). BENCH_DRAIN_MODE=exit (exit at once on SIGUSR2) or
+// =http-close (plain `server.close()`) are negative controls: they must make the
+// zero-downtime phase count errors.
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ack, gracefulDrain, sockets } from '@einhyrningsins/ctl/worker';
+
+const BODY = Buffer.from('ok\n');
+const HEADERS = { 'Content-Type': 'text/plain', 'Content-Length': String(BODY.length) };
+const supervised = process.env.EINHORN_MASTER_PID !== undefined;
+
+const server = http.createServer((req, res) => {
+  res.writeHead(200, HEADERS);
+  res.end(BODY);
+});
+server.keepAliveTimeout = 10_000;
+
+const drainMode = process.env.BENCH_DRAIN_MODE ?? 'graceful';
+// BENCH_GRACEFUL=1: install gracefulDrain in baseline mode too (to tell its per-request
+// cost from the supervisor's).
+if ((supervised || process.env.BENCH_GRACEFUL === '1') && drainMode === 'graceful') gracefulDrain(server);
+else if (drainMode === 'exit') process.on('SIGUSR2', () => process.exit(0));
+else if (drainMode === 'http-close') process.on('SIGUSR2', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => process.exit(0));
+
+const [fd] = sockets();
+if (fd === undefined) {
+  process.stderr.write('bench child: no inherited socket (EINHORN_FD_COUNT/EINHORN_FD_0)\n');
+  process.exit(1);
+}
+server.listen({ fd }, () => {
+  if (process.env.BENCH_READY_DIR) writeFileSync(join(process.env.BENCH_READY_DIR, String(process.pid)), 'ready\n');
+  if (supervised && process.env.EINHORN_SOCK_PATH) {
+    ack().catch((err) => {
+      process.stderr.write(`bench child ${process.pid}: ack failed: ${err.message}\n`);
+      process.exit(1);
+    });
+  }
+});

@@ -1,0 +1,129 @@
+/** /proc readings for the bench: liveness, CPU ticks, memory. Linux only. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+
+/** Fields of /proc/<pid>/stat after the command name; [0] is field 3 (state). */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** Is `pid` a live process? Zombies count as exited. */
+export function alive(pid: number): boolean {
+  const f = statFields(pid);
+  return f !== null && f[0] !== 'Z' && f[0] !== 'X';
+}
+
+/** Live direct children of `pid` (a /proc scan). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const f = statFields(Number(d));
+    if (f && Number(f[1]) === pid && f[0] !== 'Z') out.push(Number(d));
+  }
+  return out;
+}
+
+/** Start time in clock ticks since boot (field 22): with the pid, a process's identity. */
+export function startTime(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? Number(f[19]) : null;
+}
+
+/** utime + stime in clock ticks (fields 14 and 15), or null when gone. */
+export function cpuTicks(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? Number(f[11]) + Number(f[12]) : null;
+}
+
+/** utime + stime + cutime + cstime: the process and its reaped children (fields 14-17). */
+export function treeTicks(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) : null;
+}
+
+/** A VmRSS / VmHWM style line of /proc/<pid>/status, in kB. */
+export function statusKb(pid: number, key: 'VmRSS' | 'VmHWM'): number | null {
+  try {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+let clk: number | null = null;
+/** Clock ticks per second (`getconf CLK_TCK`, 100 on Linux). */
+export function clockTicks(): number {
+  if (clk === null) {
+    try {
+      clk = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clk = 100;
+    }
+  }
+  return clk;
+}
+
+/** A process we started (or a worker of a master we started), identified by pid and start time. */
+export class Tracked {
+  readonly start: number | null;
+  constructor(readonly pid: number) {
+    this.start = startTime(pid);
+  }
+  /** Still the same live process (not a reused pid)? */
+  get alive(): boolean {
+    return alive(this.pid) && startTime(this.pid) === this.start;
+  }
+  kill(signal: NodeJS.Signals): boolean {
+    if (!this.alive) return false;
+    try {
+      process.kill(this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Busy clock ticks of the whole machine (every CPU): /proc/stat minus idle and iowait. */
+export function machineBusyTicks(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    return (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * How much of the machine something other than this process and what `ours`
+ * counts used between two readings: the noise from elsewhere on a shared machine.
+ * `ours` returns clock ticks of the processes under test (monotonic over the interval:
+ * count exited children through their parent's cutime/cstime).
+ */
+export class ForeignLoad {
+  private readonly t0 = performance.now();
+  private readonly busy0 = machineBusyTicks();
+  private readonly ours0: number;
+  constructor(private readonly oursTicks: () => number) {
+    this.ours0 = this.ours();
+  }
+  private ours(): number {
+    return (cpuTicks(process.pid) ?? 0) + this.oursTicks();
+  }
+  /** Share (0..1) of all CPUs' time used by other processes since construction. */
+  share(): number {
+    const elapsedTicks = ((performance.now() - this.t0) / 1000) * clockTicks() * availableParallelism();
+    const foreign = machineBusyTicks() - this.busy0 - (this.ours() - this.ours0);
+    return elapsedTicks > 0 ? Math.max(0, foreign / elapsedTicks) : 0;
+  }
+}

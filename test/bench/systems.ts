@@ -1,0 +1,337 @@
+/**
+ * The two things the bench runs under load:
+ * - Baseline: one socket bound here (native-reuseport), N children started on it, no supervisor.
+ * - Ours: bin/einhyrningsins -n N with the same child, driven over its control socket.
+ * Both track every process they start and can always be stopped or killed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { ControlClient } from '@einhyrningsins/ctl';
+import * as native from 'native-reuseport';
+import { Tracked, childrenOf } from './proc.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root (this file runs from test/dist/bench/). */
+export const ROOT = resolve(here, '..', '..', '..');
+export const BIN = join(ROOT, 'bin', 'einhyrningsins');
+/** The child is plain JS, used from the source tree. */
+export const CHILD = join(ROOT, 'test', 'bench', 'child.mjs');
+export const HOST = '127.0.0.1';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs: number, everyMs = 10): Promise<NonNullable<T>> {
+  const end = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Races a promise against a deadline. */
+export async function within<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** The environment without anything einhorn-ish from outside (e.g. a bench run under einhorn). */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EINHORN_')) env[k] = v;
+  return env;
+}
+
+export interface StopReport {
+  /** Processes that had to be SIGKILLed (should be 0). */
+  killed: number;
+  ms: number;
+}
+
+export interface System {
+  readonly kind: 'baseline' | 'ours';
+  readonly port: number;
+  /** Spawn to N ready workers. */
+  readonly readyMs: number;
+  /** The supervisor's pid (null for the baseline). */
+  readonly masterPid: number | null;
+  workerPids(): Promise<number[]>;
+  stop(): Promise<StopReport>;
+  /** Synchronous SIGKILL of everything started (last resort). */
+  kill(): void;
+}
+
+/** Everything started and not yet stopped, for cleanup on failure or a signal. */
+export const live = new Set<System>();
+
+// ---- baseline ------------------------------------------------------------------
+
+export class Baseline implements System {
+  readonly kind = 'baseline';
+  readonly masterPid = null;
+  private readonly children: Array<{ proc: ChildProcess; t: Tracked | null; exited: Promise<void> }> = [];
+  private fd: number | null;
+  readyMs = 0;
+  readonly port: number;
+
+  private constructor(private readonly dir: string) {
+    this.fd = native.listenTcp({
+      host: HOST,
+      port: 0,
+      family: 4,
+      reuseAddr: true,
+      reusePort: false,
+      nonBlock: false,
+      v6Only: null,
+      backlog: 100, // einhyrningsins's default -l
+    });
+    this.port = native.getsockname(this.fd).port;
+  }
+
+  /** `graceful`: the children run the worker library's gracefulDrain too, as ours do. */
+  static async start(n: number, graceful = false): Promise<Baseline> {
+    const t0 = performance.now();
+    const b = new Baseline(mkdtempSync(join(tmpdir(), 'ein-bench-base-')));
+    live.add(b);
+    const env = { ...cleanEnv(), EINHORN_FD_COUNT: '1', EINHORN_FD_0: '3', BENCH_READY_DIR: b.dir, BENCH_GRACEFUL: graceful ? '1' : '0' };
+    for (let i = 0; i < n; i++) {
+      const proc = spawn(process.execPath, [CHILD], { stdio: ['ignore', 'inherit', 'inherit', b.fd as number], env, cwd: b.dir });
+      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+      b.children.push({ proc, t: proc.pid !== undefined ? new Tracked(proc.pid) : null, exited });
+    }
+    await until(
+      `${n} baseline children listening`,
+      () => {
+        const dead = b.children.find((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
+        if (dead) throw new Error(`baseline child ${dead.proc.pid} exited (${dead.proc.exitCode ?? dead.proc.signalCode})`);
+        return readdirSync(b.dir).length >= n;
+      },
+      15_000,
+    );
+    b.readyMs = performance.now() - t0;
+    return b;
+  }
+
+  async workerPids(): Promise<number[]> {
+    return this.children.map((c) => c.proc.pid as number);
+  }
+
+  async stop(): Promise<StopReport> {
+    const t0 = performance.now();
+    for (const c of this.children) c.t?.kill('SIGTERM');
+    let killed = 0;
+    try {
+      await within('baseline children exit', Promise.all(this.children.map((c) => c.exited)), 5000);
+    } catch {
+      for (const c of this.children) if (c.t?.kill('SIGKILL')) killed++;
+    }
+    this.release();
+    return { killed, ms: performance.now() - t0 };
+  }
+
+  kill(): void {
+    for (const c of this.children) c.t?.kill('SIGKILL');
+    this.release();
+  }
+
+  private release(): void {
+    if (this.fd !== null) native.close(this.fd);
+    this.fd = null;
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
+
+// ---- ours ----------------------------------------------------------------------
+
+export interface WorkerState {
+  pid: number;
+  slot: number;
+  generation: number;
+  state: string;
+  acked: boolean;
+}
+
+export class Ours implements System {
+  readonly kind = 'ours';
+  readyMs = 0;
+  port = 0;
+  private stderrTail = '';
+  private readonly seen = new Map<number, Tracked>();
+  private readonly master: Tracked | null;
+  private readonly exited: Promise<void>;
+  /** One connection for upgrades, one for status polls (requests go one at a time per connection). */
+  private ctlUpgrade: ControlClient | null = null;
+  private ctlPoll: ControlClient | null = null;
+
+  private constructor(
+    readonly n: number,
+    private readonly dir: string,
+    private readonly proc: ChildProcess,
+  ) {
+    this.master = proc.pid !== undefined ? new Tracked(proc.pid) : null;
+    this.exited = new Promise((r) => proc.once('exit', () => r()));
+    proc.stdout!.on('data', (d: Buffer) => this.tail(d));
+    proc.stderr!.on('data', (d: Buffer) => this.tail(d));
+  }
+
+  get sockPath(): string {
+    return join(this.dir, 'b.sock');
+  }
+
+  get masterPid(): number {
+    return this.proc.pid as number;
+  }
+
+  /** The last lines the master (and its workers) printed, for error messages. */
+  get log(): string {
+    return this.stderrTail;
+  }
+
+  private tail(d: Buffer): void {
+    this.stderrTail = (this.stderrTail + d.toString()).slice(-8000);
+  }
+
+  static async start(n: number): Promise<Ours> {
+    const t0 = performance.now();
+    const dir = mkdtempSync(join(tmpdir(), 'ein-bench-'));
+    const args = [BIN, '-n', String(n), '-b', `${HOST}:0,r`, '-m', 'manual', '-d', join(dir, 'b.sock'), '--', process.execPath, CHILD];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: dir });
+    const o = new Ours(n, dir, proc);
+    live.add(o);
+    const failed = () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`einhyrningsins exited (${proc.exitCode ?? proc.signalCode}):\n${o.log}`);
+      }
+    };
+    const m = await until(
+      'the master to log "listening on"',
+      () => {
+        failed();
+        return /listening on 127\.0\.0\.1:(\d+)/.exec(o.stderrTail);
+      },
+      10_000,
+    );
+    o.port = Number(m[1]);
+    o.ctlUpgrade = await ControlClient.connect(o.sockPath);
+    o.ctlPoll = await ControlClient.connect(o.sockPath);
+    await until(
+      `${n} acked workers (master log:\n${o.log})`,
+      async () => {
+        failed();
+        const ws = await o.workers();
+        return ws.length === n && ws.every((w) => w.state === 'up' && w.acked);
+      },
+      15_000,
+    );
+    o.readyMs = performance.now() - t0;
+    return o;
+  }
+
+  /** The workers as `status` reports them (remembered for cleanup). */
+  async workers(): Promise<WorkerState[]> {
+    const [r] = await within('status reply', (this.ctlPoll as ControlClient).call('status'), 5000);
+    const ws = (r as unknown as { state?: { workers?: WorkerState[] } } | undefined)?.state?.workers;
+    if (!ws) throw new Error(`status reply without state.workers: ${JSON.stringify(r)}`);
+    for (const w of ws) if (!this.seen.has(w.pid)) this.seen.set(w.pid, new Tracked(w.pid));
+    return ws;
+  }
+
+  async workerPids(): Promise<number[]> {
+    return (await this.workers()).map((w) => w.pid);
+  }
+
+  /**
+   * One rolling upgrade, measured: `upgrade` is sent at t0; `replyMs` is when
+   * the final reply came ("Upgrade done"), `ms` when every worker live at t0
+   * has exited (/proc) and `n` workers that did not exist before are acked.
+   */
+  async upgrade(timeoutMs = 20_000): Promise<{ ms: number; replyMs: number; message: string; ok: boolean }> {
+    const before = await this.workers();
+    const old = before.map((w) => new Tracked(w.pid));
+    const oldPids = new Set(before.map((w) => w.pid));
+    const t0 = performance.now();
+    let replyMs = -1;
+    let message = '';
+    const reply = (async () => {
+      for await (const r of (this.ctlUpgrade as ControlClient).request('upgrade')) {
+        message = r.message;
+        if (!r.wait) replyMs = performance.now() - t0;
+      }
+    })();
+    reply.catch(() => {});
+    const ms = await until(
+      `upgrade: old workers ${[...oldPids].join(',')} gone and ${this.n} new acked`,
+      async () => {
+        if (old.some((t) => t.alive)) return null;
+        const ws = await this.workers();
+        const fresh = ws.filter((w) => !oldPids.has(w.pid));
+        return ws.length === this.n && fresh.length === this.n && fresh.every((w) => w.acked && w.state === 'up')
+          ? performance.now() - t0
+          : null;
+      },
+      timeoutMs,
+      5,
+    );
+    await within('the final reply to upgrade', reply, timeoutMs);
+    return { ms, replyMs, message, ok: message === 'Upgrade done' };
+  }
+
+  /** SIGTERM (graceful: workers drain), wait; then SIGKILL whatever is left. */
+  async stop(): Promise<StopReport> {
+    const t0 = performance.now();
+    try {
+      await this.workers();
+    } catch {
+      /* best effort: remember the latest workers */
+    }
+    this.ctlUpgrade?.close();
+    this.ctlPoll?.close();
+    this.rememberChildren();
+    this.master?.kill('SIGTERM');
+    let killed = 0;
+    try {
+      await within('einhyrningsins to exit', this.exited, 10_000);
+    } catch {
+      this.rememberChildren();
+      if (this.master?.kill('SIGKILL')) killed++;
+    }
+    // The master waits for its workers; any still alive now is a leak.
+    await sleep(50);
+    for (const t of this.seen.values()) if (t.kill('SIGKILL')) killed++;
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+    return { killed, ms: performance.now() - t0 };
+  }
+
+  /** Every worker ever reported, plus whatever the master has as children right now. */
+  private rememberChildren(): void {
+    if (!this.master?.alive) return;
+    for (const pid of childrenOf(this.master.pid)) if (!this.seen.has(pid)) this.seen.set(pid, new Tracked(pid));
+  }
+
+  kill(): void {
+    this.rememberChildren();
+    this.master?.kill('SIGKILL');
+    for (const t of this.seen.values()) t.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
