@@ -4,6 +4,7 @@
  * is left behind (processes, socket files).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,8 +22,11 @@ export function fixture(name: string): string {
   return join(FIXTURES, name);
 }
 
+/** A temporary directory, removed by cleanupAll after the test. */
 export function tempDir(prefix = 'ein-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(d);
+  return d;
 }
 
 export async function sleep(ms: number): Promise<void> {
@@ -137,33 +141,33 @@ export interface StateWorker {
   acked: boolean;
 }
 
-export class MasterProc {
+/**
+ * A supervisor program under test (the master or the dyno driver): its output, its exit,
+ * and every child pid it was seen with, so that nothing is left running afterwards.
+ */
+export class SupervisorProc {
   readonly proc: ChildProcess;
   stderr = '';
   stdout = '';
   exit: Promise<{ code: number | null; signal: string | null }>;
   exited: { code: number | null; signal: string | null } | null = null;
-  /** Every child pid this master was seen with (for the leak check). */
+  /** Every child pid this supervisor was seen with (for the leak check). */
   readonly seenChildren = new Set<number>();
 
   constructor(
+    cmd: string,
+    cmdArgs: readonly string[],
     readonly args: string[],
     readonly dir: string,
     readonly sockPath: string,
     env: NodeJS.ProcessEnv,
-    leakFd?: number,
-    prefix: readonly string[] = [],
+    stdio: Array<'ignore' | 'pipe'> = ['ignore', 'pipe', 'pipe'],
   ) {
-    // leakFd: hand the master one more open fd (a pipe, not close-on-exec) at that number.
-    const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'pipe', 'pipe'];
-    if (leakFd !== undefined) {
-      while (stdio.length < leakFd) stdio.push('ignore');
-      stdio.push('pipe');
-    }
-    // prefix: a command that execs the master (e.g. prlimit), so its pid stays the master's.
-    const [cmd, ...pre] = [...prefix, process.execPath];
-    this.proc = spawn(cmd as string, [...pre, BIN, ...args], { env, stdio, cwd: dir });
-    this.proc.stdout!.on('data', (d) => (this.stdout += d));
+    this.proc = spawn(cmd, [...cmdArgs, ...args], { env, stdio, cwd: dir });
+    this.proc.stdout!.on('data', (d) => {
+      this.stdout += d;
+      if (process.env.TEST_VERBOSE) process.stdout.write(d);
+    });
     this.proc.stderr!.on('data', (d) => {
       this.stderr += d;
       if (process.env.TEST_VERBOSE) process.stderr.write(d);
@@ -181,36 +185,15 @@ export class MasterProc {
   }
 
   async waitLog(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
-    return await until(`log ${re} (stderr so far:\n${this.stderr.slice(-2000)})`, () => this.stderr.match(re), timeoutMs);
+    return await until(`log ${re} (stderr so far:\n${this.stderr.slice(-3000)})`, () => this.stderr.match(re), timeoutMs);
   }
 
-  async port(): Promise<number> {
-    const m = await this.waitLog(/listening on \[?[\d.:a-f]+\]?:(\d+)/);
-    return Number(m[1]);
+  async waitOut(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    return await until(`output ${re} (stdout so far:\n${this.stdout.slice(-2000)})`, () => this.stdout.match(re), timeoutMs);
   }
 
   async ctl(command: string, args: string[] = [], opts: Parameters<typeof ctl>[3] = {}): Promise<CtlReply[]> {
     return await ctl(this.sockPath, command, args, opts);
-  }
-
-  async workers(): Promise<StateWorker[]> {
-    const [r] = await this.ctl('status');
-    const st = (r as unknown as { state: { workers: StateWorker[] } }).state;
-    for (const w of st.workers) this.seenChildren.add(w.pid);
-    return st.workers;
-  }
-
-  /** Wait until `n` workers are up (acked) and none is starting or stopping. */
-  async ready(n: number, timeoutMs = 15_000): Promise<StateWorker[]> {
-    return await until(
-      `${n} ready workers`,
-      async () => {
-        const ws = await this.workers();
-        return ws.length === n && ws.every((w) => w.state === 'up') ? ws : null;
-      },
-      timeoutMs,
-      50,
-    );
   }
 
   snapshotChildren(): void {
@@ -245,6 +228,52 @@ export class MasterProc {
   }
 }
 
+export class MasterProc extends SupervisorProc {
+  constructor(
+    args: string[],
+    dir: string,
+    sockPath: string,
+    env: NodeJS.ProcessEnv,
+    leakFd?: number,
+    prefix: readonly string[] = [],
+  ) {
+    // leakFd: hand the master one more open fd (a pipe, not close-on-exec) at that number.
+    const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'pipe', 'pipe'];
+    if (leakFd !== undefined) {
+      while (stdio.length < leakFd) stdio.push('ignore');
+      stdio.push('pipe');
+    }
+    // prefix: a command that execs the master (e.g. prlimit), so its pid stays the master's.
+    const [cmd, ...pre] = [...prefix, process.execPath];
+    super(cmd as string, [...pre, BIN], args, dir, sockPath, env, stdio);
+  }
+
+  async port(): Promise<number> {
+    const m = await this.waitLog(/listening on \[?[\d.:a-f]+\]?:(\d+)/);
+    return Number(m[1]);
+  }
+
+  async workers(): Promise<StateWorker[]> {
+    const [r] = await this.ctl('status');
+    const st = (r as unknown as { state: { workers: StateWorker[] } }).state;
+    for (const w of st.workers) this.seenChildren.add(w.pid);
+    return st.workers;
+  }
+
+  /** Wait until `n` workers are up (acked) and none is starting or stopping. */
+  async ready(n: number, timeoutMs = 15_000): Promise<StateWorker[]> {
+    return await until(
+      `${n} ready workers`,
+      async () => {
+        const ws = await this.workers();
+        return ws.length === n && ws.every((w) => w.state === 'up') ? ws : null;
+      },
+      timeoutMs,
+      50,
+    );
+  }
+}
+
 export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   dir?: string;
@@ -256,25 +285,30 @@ export interface StartOptions {
   prefix?: string[];
 }
 
-const running = new Set<MasterProc>();
+const running = new Set<SupervisorProc>();
 const dirs = new Set<string>();
+
+/** Let cleanupAll check and remove this supervisor and its directory after the test. */
+export function track(proc: SupervisorProc, dir: string): void {
+  running.add(proc);
+  dirs.add(dir);
+}
 
 export function startMaster(args: string[], opts: StartOptions = {}): MasterProc {
   const dir = opts.dir ?? tempDir();
-  dirs.add(dir);
   const sockPath = join(dir, 'ctl.sock');
   const full = opts.socket === false ? args : ['-d', sockPath, ...args];
   const m = new MasterProc(full, dir, sockPath, { ...process.env, ...opts.env }, opts.leakFd, opts.prefix);
-  running.add(m);
+  track(m, dir);
   return m;
 }
 
-/** Run the CLI to completion (for bad-input tests). */
+/** Run a CLI (default: the master) to completion (for bad-input tests). */
 export async function runCli(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; bin?: string } = {},
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; pid: number }> {
-  const p = spawn(process.execPath, [BIN, ...args], {
+  const p = spawn(process.execPath, [opts.bin ?? BIN, ...args], {
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd ?? ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -290,19 +324,19 @@ export async function runCli(
 }
 
 /**
- * After each test: every master stopped, every child it ever had gone,
- * no socket file left. Returns what was left (and kills it) so the test fails.
+ * After each test: every supervisor (master or driver) stopped, every child it ever
+ * had gone, no socket file left. Returns what was left (and kills it) so the test fails.
  */
 export async function cleanupAll(): Promise<string[]> {
   const problems: string[] = [];
   for (const m of running) {
     if (!m.exited) {
-      problems.push(`master ${m.pid} still running (args ${m.args.join(' ')})`);
+      problems.push(`supervisor ${m.pid} still running (args ${m.args.join(' ')})`);
       await m.stop(5000);
     }
     for (const pid of m.seenChildren) {
       if (alive(pid)) {
-        problems.push(`child ${pid} of master ${m.pid} left running`);
+        problems.push(`child ${pid} of supervisor ${m.pid} left running`);
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -347,4 +381,57 @@ export async function readLine(port: number, host = '127.0.0.1', timeoutMs = 500
       reject(e);
     });
   });
+}
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  errors: string[];
+  /** Every distinct response body seen. */
+  bodies: Set<string>;
+  /** The last body each client got. */
+  last: string;
+}
+
+/** Keep-alive GETs from `conns` parallel clients until `stop()` resolves (bounded by its caller). */
+export function load(port: number, conns: number): { result: LoadResult; stop: () => Promise<LoadResult> } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const r: LoadResult = { ok: 0, failed: 0, errors: [], bodies: new Set(), last: '' };
+  let running = true;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => {
+          if (res.statusCode === 200) {
+            r.ok += 1;
+            r.bodies.add(body.trim());
+            r.last = body.trim();
+          } else {
+            r.failed += 1;
+            r.errors.push(`status ${res.statusCode}`);
+          }
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => {
+        r.failed += 1;
+        if (r.errors.length < 20) r.errors.push(e.message);
+        resolve();
+      });
+    });
+  const loops = Array.from({ length: conns }, async () => {
+    while (running) await one();
+  });
+  return {
+    result: r,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return r;
+    },
+  };
 }
