@@ -157,3 +157,15 @@ test('after a SIGKILLed master (no -k) its children keep serving; a new master o
   await third.waitLog(/Removing stale control socket/);
   await third.stop();
 });
+
+test('--nice MASTER:WORKER sets the niceness of the master and of every child', async () => {
+  const m = startMaster(['--nice', '3:7', '-n', '2', '-m', '0', '--', 'sleep', '1000']);
+  const ws = await m.ready(2);
+  const niceOf = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  };
+  assert.equal(niceOf(m.pid), 3);
+  for (const w of ws) assert.equal(niceOf(w.pid), 7);
+  await m.stop();
+});

@@ -52,6 +52,27 @@ test('a Python child does a blocking accept() on EINHORN_FD_0 and acks with JSON
   await m.stop();
 });
 
+test('-g: a child ACKs over its own connection, EINHORN_SOCK_FD, the fd after its sockets', async () => {
+  const ackOverFd =
+    'import os, socket, json\n' +
+    'fd = int(os.environ["EINHORN_SOCK_FD"])\n' +
+    'assert fd == 4, fd\n' +
+    's = socket.socket(fileno=fd)\n' +
+    's.sendall((json.dumps({"command": "worker:ack", "pid": os.getpid()}) + "\\n").encode())\n' +
+    'assert s.recv(10) == b""  # the master closes it after the ACK\n' +
+    's.close()\n' +
+    'import time\n' +
+    'while True: time.sleep(1)\n';
+  const m = startMaster(['-g', '-n', '2', '-b', '127.0.0.1:0', '-m', 'manual', '--', 'python3', '-c', ackOverFd]);
+  await m.port();
+  const ws = await m.ready(2);
+  for (const w of ws) {
+    const fds = readdirSync(`/proc/${w.pid}/fd`).map(Number).sort((a, b) => a - b);
+    assert.deepEqual(fds, [0, 1, 2, 3], 'the master closed the connection after the ACK (else recv would block)');
+  }
+  await m.stop();
+});
+
 test('flags reach the kernel: r sets SO_REUSEADDR, -l sets the listen backlog', async (t) => {
   const m = startMaster(['-l', '7', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', 'python3', fixture('py-blocking-child.py')], {
     env: { FIXTURE_ACK: '1' },

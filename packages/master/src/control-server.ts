@@ -1,5 +1,5 @@
 import { lstatSync, statSync, chmodSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { Socket, createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrningsins/protocol';
 import { StartupError } from './errors.js';
@@ -135,7 +135,19 @@ export class ControlServer {
     private readonly server: Server,
     private readonly conns: Set<Socket>,
     private readonly ino: number,
+    private readonly log: Logger,
+    private readonly handle: RequestHandler,
   ) {}
+
+  /**
+   * Serve a connection that did not come through accept(): the master's end of a
+   * socketpair whose other end a child got as EINHORN_SOCK_FD (einhorn's -g).
+   */
+  adopt(fd: number): void {
+    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    this.conns.add(socket);
+    serve(socket, this.log, this.handle, () => this.conns.delete(socket));
+  }
 
   static async open(path: string, mode: number, log: Logger, handle: RequestHandler): Promise<ControlServer> {
     await claimPath(path, log);
@@ -166,7 +178,7 @@ export class ControlServer {
       server.close();
       throw new StartupError(`cannot set the mode of ${path}: ${(err as Error).message}`);
     }
-    return new ControlServer(path, server, conns, lstatSync(path).ino);
+    return new ControlServer(path, server, conns, lstatSync(path).ino, log, handle);
   }
 
   get connections(): number {

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CoreConfig, CoreSnapshot, Event } from '@einhyrningsins/core';
@@ -119,6 +120,13 @@ export class Master {
           sink.close();
         });
       }
+      if (this.opts.niceMaster !== null) {
+        try {
+          setPriority(this.opts.niceMaster);
+        } catch (err) {
+          throw new StartupError(`--nice: cannot set the master's niceness to ${this.opts.niceMaster}: ${(err as Error).message}`);
+        }
+      }
       if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
       resolveProgram(this.opts.program as string, process.env.PATH, this.cwd);
       await this.bindAll();
@@ -146,6 +154,8 @@ export class Master {
       listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.bind.family })),
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
+      niceWorker: this.opts.niceWorker,
+      ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number) => this.server?.adopt(fd) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
       onExit: (code) => this.exit(code),

@@ -74,6 +74,16 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     repeatable: true,
     help: 'Remove VAR from the children\'s environment (repeatable).',
   },
+  {
+    short: 'g',
+    long: 'command-socket-as-fd',
+    help: 'Give each child an already-connected control connection, its fd in EINHORN_SOCK_FD (one ACK or ping each).',
+  },
+  {
+    long: 'nice',
+    arg: 'MASTER[:WORKER]',
+    help: 'Niceness of the master and, optionally, of each child (-20..19), set with setpriority(2).',
+  },
   { short: 'c', long: 'command-name', arg: 'NAME', help: 'Name used in logs and in the default socket path.' },
   { short: 'e', long: 'pidfile', arg: 'PATH', help: 'Write the master\'s pid to PATH; removed at exit.' },
   {
@@ -128,12 +138,9 @@ const REFUSED: Readonly<Record<string, string>> = {
   'reexec-as': 'einhyrningsins never re-executes its master; upgrades replace the workers only',
   preload: 'preloading is Ruby-only',
   p: 'preloading (-p) is Ruby-only',
-  nice: 'not supported yet; run the master under nice(1) instead',
   'gc-before-fork': 'Ruby-only',
   'with-state-fd': 'internal to einhorn\'s master re-exec, which einhyrningsins does not do',
   'upgrade-check': 'internal to einhorn\'s master re-exec, which einhyrningsins does not do',
-  g: 'not supported yet (EINHORN_SOCK_FD); children use EINHORN_SOCK_PATH',
-  'command-socket-as-fd': 'not supported yet (EINHORN_SOCK_FD); children use EINHORN_SOCK_PATH',
 };
 
 export type AckModeOption = { kind: 'manual' } | { kind: 'timer'; seconds: number };
@@ -156,6 +163,9 @@ export interface Options {
   seconds: number;
   signalTimeoutSec: number;
   killChildrenOnExit: boolean;
+  commandSocketAsFd: boolean;
+  niceMaster: number | null;
+  niceWorker: number | null;
   maxUnacked: number | null;
   maxUpgradeAdditional: number | null;
   verbosity: number;
@@ -187,6 +197,9 @@ export function defaultOptions(): Options {
     seconds: 1,
     signalTimeoutSec: 30,
     killChildrenOnExit: false,
+    commandSocketAsFd: false,
+    niceMaster: null,
+    niceWorker: null,
     maxUnacked: null,
     maxUpgradeAdditional: null,
     verbosity: 1,
@@ -303,6 +316,23 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'kill-children-on-exit':
       o.killChildrenOnExit = true;
       return;
+    case 'command-socket-as-fd':
+      o.commandSocketAsFd = true;
+      return;
+    case 'nice': {
+      const m = /^(-?\d+)?(?::(-?\d+))?$/.exec(v);
+      const parts = v.split(':');
+      if (parts.length > 2) {
+        throw new UsageError(`${name}: a RENICE_CMD part is not supported (einhyrningsins calls setpriority itself); use MASTER[:WORKER]`);
+      }
+      const ok = (x: string | undefined) => x === undefined || (Number(x) >= -20 && Number(x) <= 19);
+      if (!m || (m[1] === undefined && m[2] === undefined) || !ok(m[1]) || !ok(m[2])) {
+        throw new UsageError(`${name} expects MASTER[:WORKER] niceness values from -20 to 19, got '${v}'`);
+      }
+      o.niceMaster = m[1] === undefined ? null : Number(m[1]);
+      o.niceWorker = m[2] === undefined ? null : Number(m[2]);
+      return;
+    }
     case 'max-unacked':
       o.maxUnacked = count(name, v, 1);
       return;

@@ -45,7 +45,14 @@ export interface WorkerGroupOptions {
   /** EINHORN_SOCK_PATH. */
   socketPath: string;
   killChildrenOnExit: boolean;
+  /** Niceness for every child (setpriority before exec), or none. */
+  niceWorker?: number | null;
   log: Logger;
+  /**
+   * einhorn's -g: each child also gets an already-connected control connection at the fd
+   * after its sockets (EINHORN_SOCK_FD); the master's end is handed to this function.
+   */
+  adoptControlFd?: (fd: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
   onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
@@ -190,7 +197,23 @@ export class WorkerGroup {
       }),
       ...(spec.extraEnv?.(slot) ?? {}),
     };
-    const launch = ['--setpgid', '--close-from', String(3 + listeners.length)];
+    let pair: [number, number] | null = null;
+    if (this.opts.adoptControlFd) {
+      try {
+        pair = native.socketPair();
+      } catch (err) {
+        this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
+        return;
+      }
+      env.EINHORN_SOCK_FD = String(3 + listeners.length);
+    }
+    const extraFds = pair ? [pair[1]] : [];
+    const closePair = () => {
+      if (pair) for (const fd of pair) native.close(fd);
+      pair = null;
+    };
+    const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
+    if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
     if (this.opts.killChildrenOnExit) {
       launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
@@ -199,18 +222,25 @@ export class WorkerGroup {
     let child: ChildProcess;
     try {
       child = spawn(native.launcherPath, launch, {
-        stdio: ['inherit', out, out, ...listeners.map((s) => s.fd)],
+        stdio: ['inherit', out, out, ...listeners.map((s) => s.fd), ...extraFds],
         env,
         cwd: spec.cwd,
       });
     } catch (err) {
+      closePair();
       this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
       return;
     }
     const pid = child.pid;
     if (pid === undefined) {
+      closePair();
       child.once('error', (err) => this.feed({ type: 'spawnFailed', id, error: err.message }));
       return;
+    }
+    if (pair) {
+      native.close(pair[1]); // the child has its copy
+      this.opts.adoptControlFd?.(pair[0]);
+      pair = null;
     }
     this.children.set(pid, child);
     this.opts.output?.(child, slot);

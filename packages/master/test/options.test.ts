@@ -56,7 +56,9 @@ test('usage errors name the problem', () => {
     [['-l', '0', 'app'], /-l expects an integer >= 1/],
     [['--socket-mode', '999', 'app'], /octal mode/],
     [['-c', 'a b', 'app'], /-c expects a name/],
-    [['-g', 'app'], /not supported yet/],
+    [['--nice', '1:2:renice', 'app'], /RENICE_CMD part is not supported/],
+    [['--nice', '99', 'app'], /from -20 to 19/],
+    [['--gc-before-fork', 'app'], /Ruby-only/],
     [['--preload', 'x', 'app'], /Ruby-only/],
     [[], /missing program/],
   ];

@@ -6,6 +6,7 @@
  *
  *   --setpgid     setpgid(0, 0): become a process-group leader (einhorn's
  *                 setpgrp), so a terminal Ctrl-C reaches only the master.
+ *   --nice N      setpriority(PRIO_PROCESS, 0, N) (einhorn's --nice ...:WORKER).
  *   --close-from  close every fd >= FD first, so the child gets exactly stdio and
  *                 the sockets it is given, whatever its parent leaked to us.
  *   --pdeathsig   prctl(PR_SET_PDEATHSIG, SIGNUM); then, if getppid() != PID,
@@ -30,12 +31,13 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define PROG "einhyrningsins-launch: "
-#define USAGE "usage: einhyrningsins-launch [--setpgid] [--close-from FD]" \
+#define USAGE "usage: einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD]" \
               " [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
 
 /* write(2) "einhyrningsins-launch: " a b c d "\n" in one go, best effort. */
@@ -84,11 +86,20 @@ static int close_from(int from) {
 int main(int argc, char **argv) {
   int setpg = 0, i;
   long closefrom = -1;
+  long nice_level = 0;
+  int do_nice = 0;
   long sig = 0, ppid = 0;
 
   for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
     if (strcmp(argv[i], "--setpgid") == 0) {
       setpg = 1;
+    } else if (strcmp(argv[i], "--nice") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      int neg = v[0] == '-';
+      long n = number(neg ? v + 1 : v, 0, 40);
+      if (n < 0) usage("bad --nice: ", v);
+      nice_level = neg ? -n : n;
+      do_nice = 1;
     } else if (strcmp(argv[i], "--close-from") == 0 && i + 1 < argc) {
       if ((closefrom = number(argv[++i], 3, INT_MAX)) < 0) usage("bad --close-from: ", argv[i]);
     } else if (strcmp(argv[i], "--pdeathsig") == 0 && i + 1 < argc) {
@@ -106,6 +117,10 @@ int main(int argc, char **argv) {
 
   if (closefrom >= 0 && close_from((int)closefrom) < 0) {
     say("cannot close inherited fds: ", strerror(errno), "", "");
+    _exit(1);
+  }
+  if (do_nice && setpriority(PRIO_PROCESS, 0, (int)nice_level) < 0) {
+    say("setpriority: ", strerror(errno), "", "");
     _exit(1);
   }
   /* EPERM when we already lead a session (spawned detached): that is fine. */

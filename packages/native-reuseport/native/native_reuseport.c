@@ -624,6 +624,26 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected fds, e.g. an
+ * already-connected control connection for a child (einhorn's -g, EINHORN_SOCK_FD). */
+static napi_value SocketPair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return throw_sys(env, errno, "socketpair", NULL, NULL);
+  napi_value arr, a, b;
+  bool ok = napi_create_array_with_length(env, 2, &arr) == napi_ok &&
+            napi_create_int32(env, sv[0], &a) == napi_ok && napi_set_element(env, arr, 0, a) == napi_ok &&
+            napi_create_int32(env, sv[1], &b) == napi_ok && napi_set_element(env, arr, 1, b) == napi_ok;
+  if (!ok) {
+    close(sv[0]);
+    close(sv[1]);
+    napi_throw_error(env, NULL, "socketpair: out of memory");
+    return NULL;
+  }
+  return arr;
+}
+
 static napi_value OpenFds(napi_env env, napi_callback_info info) {
   DIR *dir = opendir("/proc/self/fd");
   if (!dir) return throw_sys(env, errno, "opendir", NULL, NULL);
@@ -675,6 +695,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"setCloexec", NULL, SetCloexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, Flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openFds", NULL, OpenFds, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketPair", NULL, SocketPair, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -110,6 +110,7 @@ interface NativeBinding {
   setCloexec(fd: number, on: boolean): void;
   flock(fd: number): boolean;
   openFds(): number[];
+  socketPair(): [number, number];
 }
 
 /** Absolute path of the compiled addon (`build/Release/native_reuseport.node`). */
@@ -258,4 +259,12 @@ export function flock(fd: number): boolean {
 /** The fds this process has open, ascending (from /proc/self/fd), for leak checks. */
 export function openFds(): number[] {
   return native().openFds();
+}
+
+/**
+ * A connected pair of unix stream sockets (both close-on-exec), e.g. a control
+ * connection handed to a child at a fixed fd (einhorn's -g, EINHORN_SOCK_FD).
+ */
+export function socketPair(): [number, number] {
+  return native().socketPair();
 }

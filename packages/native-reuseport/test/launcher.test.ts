@@ -239,3 +239,22 @@ test('bad usage exits 2 with a usage message', () =>
       assert.equal(r.stdout, '');
     }
   }));
+
+test('--close-from closes every fd from N on, keeping those below', () => {
+  // The shell gets fds 3 and 4 (pipes); with --close-from 4 only 3 survives the exec.
+  const r = spawnSync(launcherPath, ['--close-from', '4', '--', '/bin/sh', 'sh', '-c', 'ls /proc/self/fd | sort -n | tr "\\n" " "'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, String(r.stderr));
+  // ls itself opens one more fd for the directory it reads (3 is taken, so 4).
+  assert.deepEqual(String(r.stdout).trim().split(' ').map(Number).filter((n) => n !== 4), [0, 1, 2, 3]);
+});
+
+test('--nice N sets the niceness before exec; bad values are usage errors', () => {
+  const r = launch(['--nice', '5', '--', '/bin/sh', 'sh', '-c', 'ps -o ni= -p $$']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '5');
+  assert.equal(launch(['--nice', 'x', '--', '/bin/true', 'true']).status, 2);
+});
