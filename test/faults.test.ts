@@ -169,3 +169,17 @@ test('--nice MASTER:WORKER sets the niceness of the master and of every child', 
   for (const w of ws) assert.equal(niceOf(w.pid), 7);
   await m.stop();
 });
+
+test('a log reader that goes away (EPIPE on stderr) does not take the master down', async () => {
+  const m = startMaster(['-n', '1', '-m', '0', '--', 'sleep', '1000']);
+  const [w] = await m.ready(1);
+  m.proc.stderr!.destroy(); // the reading end of the master's stderr is gone
+  process.kill(w!.pid, 'SIGKILL'); // the master logs a warning about it: a write to a broken pipe
+  const [again] = await until('a replacement worker', async () => {
+    const ws = await m.workers();
+    return ws.length === 1 && ws[0]!.pid !== w!.pid && ws[0]!.state === 'up' ? ws : null;
+  });
+  assert.ok(again);
+  const r = await m.stop();
+  assert.deepEqual(r, { code: 0, signal: null });
+});

@@ -171,6 +171,10 @@ async function runOne(client: ControlClient, words: string[], out: Output): Prom
 
 /** `einhyrningsinsctl ...`; returns the exit status. */
 export async function ctlMain(argv: readonly string[]): Promise<number> {
+  // `einhyrningsinsctl state | head`: a closed stdout ends the output quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+  });
   let o: CtlOptions;
   try {
     o = parseCtlArgs(argv);

@@ -161,7 +161,8 @@ export class Driver {
       this.cleanup.run();
       throw err;
     }
-    process.stdout.on('error', () => undefined);
+    // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     this.installSignals();
     const where = this.listener
       ? `, listening on ${this.listener.family === 6 ? `[${this.listener.address}]` : this.listener.address}:${this.listener.port} (web)`

@@ -22,6 +22,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`einhyrningsins ${VERSION}\n`);
     return;
   }
+  // A log reader that goes away (`einhyrningsins ... | logger` and logger dies) must not
+  // take the master down: writes to a broken stdout/stderr are dropped from then on.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   try {
     const { Master } = await import('./master.js');
     await new Master(opts).start();

@@ -162,6 +162,7 @@ export class Master {
       now: () => this.now(),
     });
     this.installSignals();
+    this.installLastResort();
     const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
     this.log.info(
       `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
@@ -248,6 +249,27 @@ export class Master {
 
   feed(event: Event): void {
     this.group?.feed(event);
+  }
+
+  /**
+   * A bug must not leave files behind: log it, remove the control socket, pidfile and
+   * lockfile, and exit 70. The children are left running, as after a SIGKILL of the
+   * master (with -k they get SIGUSR2 from the kernel).
+   */
+  private installLastResort(): void {
+    const fatal = (err: unknown) => {
+      try {
+        this.log.error(`internal error, exiting: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      } catch {
+        /* logging is best effort here */
+      }
+      this.group?.stopTimers();
+      this.server?.unlink();
+      this.cleanup.run();
+      process.exit(70);
+    };
+    process.on('uncaughtException', fatal);
+    process.on('unhandledRejection', fatal);
   }
 
   private snapshot(): CoreSnapshot {
