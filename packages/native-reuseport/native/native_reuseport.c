@@ -298,6 +298,30 @@ static bool parse_ipv6(const char *host, struct sockaddr_in6 *sin6) {
   return true;
 }
 
+/* listen(backlog), then O_NONBLOCK (OR-ed in) when asked. On failure: -1, errno
+ * set, *sc naming the call that failed. */
+static int listen_and_flag(int fd, int64_t backlog, bool non_block, const char **sc) {
+  *sc = "listen";
+  if (listen(fd, (int)backlog) < 0) return -1;
+  if (non_block) {
+    *sc = "fcntl";
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
+  }
+  return 0;
+}
+
+/* The fd as a JS number; if that fails, close it and throw. */
+static napi_value fd_result(napi_env env, int fd) {
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    throw_napi(env, "napi_create_int32");
+    return NULL;
+  }
+  return result;
+}
+
 static napi_value ListenTcp(napi_env env, napi_callback_info info) {
   static const char fn[] = "listenTcp";
   napi_value argv[1], v6v;
@@ -380,21 +404,8 @@ static napi_value ListenTcp(napi_env env, napi_callback_info info) {
   }
   sc = "bind";
   if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) goto fail;
-  sc = "listen";
-  if (listen(fd, (int)backlog) < 0) goto fail;
-  if (non_block) {
-    sc = "fcntl";
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) goto fail;
-  }
-
-  napi_value result;
-  if (napi_create_int32(env, fd, &result) != napi_ok) {
-    close(fd);
-    throw_napi(env, "napi_create_int32");
-    return NULL;
-  }
-  return result;
+  if (listen_and_flag(fd, backlog, non_block, &sc) < 0) goto fail;
+  return fd_result(env, fd);
 
 fail: {
     int err = errno;
@@ -439,21 +450,8 @@ static napi_value ListenUnix(napi_env env, napi_callback_info info) {
   if (bind(fd, (struct sockaddr *)&sun,
            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pathlen + 1)) < 0)
     goto fail;
-  sc = "listen";
-  if (listen(fd, (int)backlog) < 0) goto fail;
-  if (non_block) {
-    sc = "fcntl";
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) goto fail;
-  }
-
-  napi_value result;
-  if (napi_create_int32(env, fd, &result) != napi_ok) {
-    close(fd);
-    throw_napi(env, "napi_create_int32");
-    return NULL;
-  }
-  return result;
+  if (listen_and_flag(fd, backlog, non_block, &sc) < 0) goto fail;
+  return fd_result(env, fd);
 
 fail: {
     int err = errno;
