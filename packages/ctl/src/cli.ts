@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { ControlClient, ClientError, type Reply } from './client.js';
+import { defaultSocketPath } from '@einhyrningsins/protocol';
 import { splitCommands } from './words.js';
 
 export const VERSION = '0.1.0';
@@ -132,10 +133,6 @@ export function ctlHelpText(): string {
   return lines.join('\n') + '\n';
 }
 
-function defaultSocketPath(name: string | null): string {
-  const tmp = process.env.TMPDIR && process.env.TMPDIR.startsWith('/') ? process.env.TMPDIR : '/tmp';
-  return join(tmp, name ? `einhorn-${name}.sock` : 'einhorn.sock');
-}
 
 /** Did this final reply report a failure? (einhyrningsins sets `error`; einhorn's texts are matched.) */
 export function failed(reply: Reply): boolean {

@@ -6,18 +6,14 @@ import { UsageError } from './errors.js';
 import { dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
 import { RunError, runOneOff } from './run.js';
 import { VERSION } from './version.js';
+import { runtimeDir } from '@einhyrningsins/protocol';
 
 const PROG = 'einhyrningsins-dyno';
 /** Failures of start-up that are the user's to fix (status 1). */
 const KNOWN_FAILURES = new Set(['StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
 
-/** Where einhorn puts its files: $TMPDIR when it is an absolute path, else /tmp. */
-function tmpdir(env: NodeJS.ProcessEnv): string {
-  return env.TMPDIR && env.TMPDIR.startsWith('/') ? env.TMPDIR : '/tmp';
-}
-
 export function defaultDynoSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(tmpdir(env), 'einhyrningsins-dyno.sock');
+  return join(runtimeDir(env), 'einhyrningsins-dyno.sock');
 }
 
 export function appSource(o: DynoOptions, cwd: string): AppSource {

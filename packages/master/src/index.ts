@@ -1,5 +1,6 @@
 export { main } from './main.js';
-export { Master, defaultSocketPath } from './master.js';
+export { Master } from './master.js';
+export { defaultSocketPath } from '@einhyrningsins/protocol';
 export { parseArgs, helpText, OPTION_SPECS, optionLabel, UsageError, type Options } from './options.js';
 export { parseBindSpec, resolveBind, BindError } from './bind-spec.js';
 export { childEnv } from './child-env.js';
@@ -7,7 +8,7 @@ export { resolveProgram, ProgramError } from './program.js';
 export { normalizeSignal } from './signals.js';
 export { VERSION } from './version.js';
 export { WorkerGroup, type LaunchSpec, type SharedListener, type WorkerGroupOptions } from './worker-group.js';
-export { ControlServer, ControlConnection, type ReplyFields } from './control-server.js';
+export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields } from './control-server.js';
 export { Logger } from './log.js';
 export { StartupError } from './errors.js';
 export { stateObject, einhornStateYaml, statusText, type MasterFacts } from './state-view.js';

@@ -3,7 +3,7 @@ import { setPriority } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CoreConfig, CoreSnapshot, Event } from '@einhyrningsins/core';
-import type { Request } from '@einhyrningsins/protocol';
+import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { parseBindSpec, resolveBind, type ResolvedBind } from './bind-spec.js';
 import { dispatch, type CommandContext } from './commands.js';
@@ -31,15 +31,6 @@ interface Route {
   /** einhorn streams progress only to requests that carry an id. */
   streaming: boolean;
   sent: number;
-}
-
-/** Where einhorn puts its files: $TMPDIR when it is a directory, else /tmp. */
-function tmpdir(): string {
-  return process.env.TMPDIR && process.env.TMPDIR.startsWith('/') ? process.env.TMPDIR : '/tmp';
-}
-
-export function defaultSocketPath(commandName: string | null): string {
-  return join(tmpdir(), commandName ? `einhorn-${commandName}.sock` : 'einhorn.sock');
 }
 
 function coreConfig(o: Options): Partial<CoreConfig> {
