@@ -6,10 +6,11 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { LineSplitter, decodeReply, parseRequest } from '@einhyrningsins/protocol';
+import { MAX_CONNECTIONS, MAX_LINE_BYTES } from '@einhyrningsins/master';
 import { alive, childrenOf, cleanupAll, fixture, startMaster, until, type CtlReply, type MasterProc } from './harness.js';
+import { openFdCount } from './proc.js';
 
 // Subtests of the shared-master test inherit this hook: they must not stop
 // the master under the next subtest. The parent test clears the flag when it ends.
@@ -21,19 +22,12 @@ afterEach(async () => {
 });
 
 const node = process.execPath;
-/** The master's limits (packages/master/src/control-server.ts). */
-const MAX_CONNECTIONS = 512;
-const MAX_LINE_BYTES = 16 * 1024;
-
-function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 /** The fd count once the master has closed the connections of earlier requests (same for 3 polls). */
 async function steadyFdCount(pid: number): Promise<number> {
   const seen: number[] = [];
   return await until('a steady fd count', () => {
-    seen.push(fdCount(pid));
+    seen.push(openFdCount(pid));
     const last = seen.slice(-3);
     return last.length === 3 && last.every((n) => n === last[0]) ? last[0] : null;
   }, 10_000, 100);
@@ -392,7 +386,7 @@ test('one master survives ACK floods, half-closes, concurrency, long lines, garb
       assert.deepEqual(listed.map((w) => w.pid).sort((a, b) => a - b), pids);
       assert.ok(listed.every((w) => w.state === 'up'));
       assert.deepEqual(childrenOf(m.pid).sort((a, b) => a - b), pids, 'the processes are the listed workers');
-      await until(`fd count back to ${baseline} (now ${fdCount(m.pid)})`, () => fdCount(m.pid) === baseline, 10_000, 50);
+      await until(`fd count back to ${baseline} (now ${openFdCount(m.pid)})`, () => openFdCount(m.pid) === baseline, 10_000, 50);
       assert.doesNotMatch(m.stderr, /internal error/i);
       assert.doesNotMatch(m.stderr, /^\s+at .+:\d+:\d+\)?$/m, 'no stack trace in the log');
       assert.doesNotMatch(m.stderr, /ERROR: control/);
@@ -435,7 +429,7 @@ test(`more than ${MAX_CONNECTIONS} idle connections: the extra ones are refused,
   // Once ours are closed, the master answers new clients and holds no extra fd.
   const st = await until('state on a fresh connection', async () => (await m.ctl('state'))[0]);
   assert.equal(countWorkers(st.message), 1);
-  await until(`fd count back to ${baseline} (now ${fdCount(m.pid)})`, () => fdCount(m.pid) === baseline, 10_000, 50);
+  await until(`fd count back to ${baseline} (now ${openFdCount(m.pid)})`, () => openFdCount(m.pid) === baseline, 10_000, 50);
   assert.equal(alive(m.pid), true);
   const r = await m.stop();
   assert.equal(r.code, 0);

@@ -9,25 +9,11 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { alive, childrenOf, cleanupAll, fixture, httpGet, startMaster, tempDir, until } from './harness.js';
+import { openFdCount, zombiesOf } from './proc.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
 });
-
-function zombiesOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === pid && f[0] === 'Z') out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 test('what a worker leaves running in its process group goes with it', async () => {
   const out = tempDir();
@@ -122,7 +108,7 @@ test('100 upgrades: no fd leak, no zombie, the right workers', async () => {
   const m = startMaster(['-n', '2', '-b', '127.0.0.1:0', '-m', '0', '--', 'sleep', '1000']);
   await m.port();
   await m.ready(2);
-  const fdsBefore = readdirSync(`/proc/${m.pid}/fd`).length;
+  const fdsBefore = openFdCount(m.pid);
   for (let i = 0; i < 100; i++) {
     const replies = await m.ctl('upgrade');
     assert.equal(replies.at(-1)!.message, 'Upgrade done');
@@ -133,7 +119,7 @@ test('100 upgrades: no fd leak, no zombie, the right workers', async () => {
   });
   assert.equal(ws.length, 2);
   assert.deepEqual(zombiesOf(m.pid), []);
-  await until('fds back to the start', () => readdirSync(`/proc/${m.pid}/fd`).length <= fdsBefore, 5000);
+  await until('fds back to the start', () => openFdCount(m.pid) <= fdsBefore, 5000);
   await m.stop();
 });
 

@@ -5,12 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineSplitter, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
+import { alive, childrenOf } from './proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root (this file runs from test/dist/). */
@@ -49,32 +50,7 @@ export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs
   }
 }
 
-/** Is `pid` a live (non-zombie) process? */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/** Direct children of `pid`, from /proc. */
-export function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
+export { alive, childrenOf } from './proc.js';
 
 export interface CtlReply {
   message: string;

@@ -1,4 +1,4 @@
-/** /proc readings for the bench: liveness, CPU ticks, memory. Linux only. */
+/** /proc readings for the tests, the bench and the soak: liveness, children, CPU ticks, memory, fds. Linux only. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -29,6 +29,22 @@ export function childrenOf(pid: number): number[] {
     if (f && Number(f[1]) === pid && f[0] !== 'Z') out.push(Number(d));
   }
   return out;
+}
+
+/** Direct children of `pid` that have exited and not been reaped (zombies). */
+export function zombiesOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const f = statFields(Number(d));
+    if (f && Number(f[1]) === pid && f[0] === 'Z') out.push(Number(d));
+  }
+  return out;
+}
+
+/** How many fds `pid` has open. */
+export function openFdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }
 
 /** Start time in clock ticks since boot (field 22): with the pid, a process's identity. */

@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Load, type LoadResult } from './load.js';
-import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from './proc.js';
+import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
 import { Baseline, HOST, Ours, live, sleep, type System } from './systems.js';
 
 // ---- configuration -------------------------------------------------------------

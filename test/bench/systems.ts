@@ -7,37 +7,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { ControlClient } from '@einhyrningsins/ctl';
 import * as native from 'native-reuseport';
-import { Tracked, childrenOf } from './proc.js';
+import { BIN, ROOT, sleep, until } from '../harness.js';
+import { Tracked, childrenOf } from '../proc.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Repository root (this file runs from test/dist/bench/). */
-export const ROOT = resolve(here, '..', '..', '..');
-export const BIN = join(ROOT, 'bin', 'einhyrningsins');
 /** The child is plain JS, used from the source tree. */
 export const CHILD = join(ROOT, 'test', 'bench', 'child.mjs');
 export const HOST = '127.0.0.1';
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs: number, everyMs = 10): Promise<NonNullable<T>> {
-  const end = performance.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
-}
+export { sleep };
 
 /** Races a promise against a deadline. */
 export async function within<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
@@ -124,6 +105,7 @@ export class Baseline implements System {
         return readdirSync(b.dir).length >= n;
       },
       15_000,
+      10,
     );
     b.readyMs = performance.now() - t0;
     return b;
@@ -228,6 +210,7 @@ export class Ours implements System {
         return /listening on 127\.0\.0\.1:(\d+)/.exec(o.stderrTail);
       },
       10_000,
+      10,
     );
     o.port = Number(m[1]);
     o.ctlUpgrade = await ControlClient.connect(o.sockPath);
@@ -240,6 +223,7 @@ export class Ours implements System {
         return ws.length === n && ws.every((w) => w.state === 'up' && w.acked);
       },
       15_000,
+      10,
     );
     o.readyMs = performance.now() - t0;
     return o;

@@ -5,43 +5,25 @@
  * Not a test: it prints numbers; it fails only on a leak (fds or zombies).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '@einhyrningsins/ctl';
+import { childrenOf, clockTicks, cpuTicks, openFdCount, statusKb, zombiesOf } from '../proc.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const UPGRADES = Number(process.env.SOAK_UPGRADES ?? 100);
 const N = Number(process.env.SOAK_WORKERS ?? 2);
 
-function rssKb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
-}
-function cpuTicks(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-function fds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-function kids(pid: number): { live: number; zombies: number } {
-  let live = 0;
-  let zombies = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) !== pid) continue;
-      if (f[0] === 'Z') zombies += 1;
-      else live += 1;
-    } catch {
-      /* gone */
-    }
-  }
-  return { live, zombies };
+/** The master's process readings that the soak compares before and after. */
+function reading(pid: number) {
+  return {
+    fds: openFdCount(pid),
+    rss: statusKb(pid, 'VmRSS') ?? NaN,
+    cpu: cpuTicks(pid) ?? NaN,
+    kids: { live: childrenOf(pid).length, zombies: zombiesOf(pid).length },
+  };
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))] ?? NaN;
@@ -66,7 +48,7 @@ async function main(): Promise<number> {
       for (let i = 0; i < 400; i++) {
         const [r] = await client!.call('status');
         const ws = (r as unknown as { state: { workers: Array<{ state: string }> } }).state.workers;
-        if (ws.length === N && ws.every((w) => w.state === 'up') && kids(pid).live === N) return;
+        if (ws.length === N && ws.every((w) => w.state === 'up') && childrenOf(pid).length === N) return;
         await sleep(25);
       }
       throw new Error('workers did not settle');
@@ -80,11 +62,11 @@ async function main(): Promise<number> {
       return performance.now() - t;
     };
     for (let i = 0; i < 10; i++) await upgrade(); // warm-up
-    const before = { fds: fds(pid), rss: rssKb(pid), cpu: cpuTicks(pid), kids: kids(pid) };
+    const before = reading(pid);
     const lat: number[] = [];
     for (let i = 0; i < UPGRADES; i++) lat.push(await upgrade());
     await sleep(200);
-    const after = { fds: fds(pid), rss: rssKb(pid), cpu: cpuTicks(pid), kids: kids(pid) };
+    const after = reading(pid);
     client.close();
     const rows: Array<[string, string, string]> = [
       ['master open fds', String(before.fds), String(after.fds)],
@@ -96,7 +78,7 @@ async function main(): Promise<number> {
     console.log('| metric | before | after |\n|---|---|---|');
     for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
     console.log(`| upgrade to all new acked + old gone (ms) | median ${pct(lat, 50).toFixed(0)} | p90 ${pct(lat, 90).toFixed(0)} |`);
-    console.log(`| master CPU per upgrade (ms) | ${(((after.cpu - before.cpu) * 10) / UPGRADES).toFixed(1)} | |`);
+    console.log(`| master CPU per upgrade (ms) | ${(((after.cpu - before.cpu) * 1000) / clockTicks() / UPGRADES).toFixed(1)} | |`);
     const leak = after.fds > before.fds || after.kids.zombies > 0 || after.kids.live !== N;
     if (leak) console.error('LEAK: fds, zombies or children grew');
     return leak ? 1 : 0;
