@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ack, gracefulDrain, sockets } from '@einhyrningsins/ctl/worker';
+import { ack, gracefulDrain, sockets } from 'einhyrningsins/worker';
 
 const BODY = Buffer.from('ok\n');
 const HEADERS = { 'Content-Type': 'text/plain', 'Content-Length': String(BODY.length) };

@@ -138,6 +138,7 @@ export class Driver {
     const src = this.cfg.source;
     let initial: PreparedRelease | null = null;
     try {
+      native.ensureNative();
       let webPossible: boolean;
       if (src.kind === 'procfile') {
         const rel = loadProcfileApp(src, 1);

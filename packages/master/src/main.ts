@@ -1,7 +1,7 @@
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
-const KNOWN_FAILURES = new Set(['StartupError', 'BindError', 'ProgramError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError']);
 
 /** `einhyrningsins [OPTIONS] [--] PROGRAM [ARGS...]` */
 export async function main(argv: readonly string[]): Promise<void> {

@@ -98,6 +98,7 @@ export class Master {
   /** Start-up: every step that can fail runs before the first child starts. */
   async start(): Promise<void> {
     try {
+      native.ensureNative();
       if (this.opts.syslog || this.opts.syslogTo) {
         // Loaded only when asked for: its native addon and client cost start-up time.
         const { SyslogSink, parseSyslogUrl } = await import('./syslog.js');
