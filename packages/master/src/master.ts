@@ -62,6 +62,8 @@ export class Master {
   private readonly socketPath: string;
   private readonly cwd = process.cwd();
   private exiting = false;
+  /** Events (from signals) that arrive before the group exists; null once it runs. */
+  private pending: Event[] | null = [];
   private readonly commandContext: CommandContext;
 
   constructor(private readonly opts: Options) {
@@ -97,6 +99,10 @@ export class Master {
 
   /** Start-up: every step that can fail runs before the first child starts. */
   async start(): Promise<void> {
+    // Signals first: a TERM that arrives while the sockets are being set up must not
+    // kill the master with Node's default action and leave the socket file behind.
+    // Until the group exists, events wait in `pending` (see feed()).
+    this.installSignals();
     try {
       native.ensureNative();
       if (this.opts.syslog || this.opts.syslogTo) {
@@ -153,13 +159,22 @@ export class Master {
       onExit: (code) => this.exit(code),
       now: () => this.now(),
     });
-    this.installSignals();
     this.installLastResort();
     const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
     this.log.info(
       `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
     );
+    const pending = this.pending ?? [];
+    this.pending = null;
+    const stop = pending.find((ev) => ev.type === 'shutdown');
+    if (stop) {
+      // Stopped before anything ran: start nothing, leave nothing.
+      this.log.info('Stopping: a stop signal arrived during start-up');
+      this.feed(stop);
+      return;
+    }
     this.feed({ type: 'start' });
+    for (const ev of pending) this.feed(ev);
   }
 
   // ---- start-up steps -------------------------------------------------------
@@ -240,7 +255,8 @@ export class Master {
   // ---- control socket ---------------------------------------------------------
 
   feed(event: Event): void {
-    this.group?.feed(event);
+    if (this.pending !== null) this.pending.push(event);
+    else this.group?.feed(event);
   }
 
   /**
