@@ -113,6 +113,9 @@ interface NativeBinding {
   flock(fd: number): boolean;
   openFds(): number[];
   socketPair(): [number, number];
+  execve(path: string, argv: string[], env: string[]): never;
+  waitpid(pid: number): { code: number | null; signal: number | null } | null;
+  memfdCreate(name: string): number;
 }
 
 // ---- where the binaries are ----------------------------------------------------
@@ -413,4 +416,29 @@ export function openFds(): number[] {
  */
 export function socketPair(): [number, number] {
   return native().socketPair();
+}
+
+/**
+ * execve(2): replace this process's image, keeping every fd that is not
+ * close-on-exec (clear FD_CLOEXEC with {@link setCloexec} on what must cross).
+ * `env` is a list of `KEY=value` strings. Returns only by throwing.
+ * @throws NativeSyscallError (ENOENT, EACCES, E2BIG, ...).
+ */
+export function execve(path: string, argv: string[], env: string[]): never {
+  return native().execve(path, argv, env);
+}
+
+/**
+ * waitpid(pid, WNOHANG) for a child that libuv does not know (a worker adopted
+ * after a reload): null while it runs, else how it ended (`code` or the signal
+ * number in `signal`). Never call it for a child spawned by child_process.
+ * @throws NativeSyscallError (ECHILD when it is not our child, or already reaped).
+ */
+export function waitpid(pid: number): { code: number | null; signal: number | null } | null {
+  return native().waitpid(pid);
+}
+
+/** memfd_create(2) with MFD_CLOEXEC: an anonymous in-memory file. */
+export function memfdCreate(name: string): number {
+  return native().memfdCreate(name);
 }
