@@ -621,9 +621,10 @@ export class Supervisor {
    * The engine of {@link serialize}, at `now` on the new clock, with the timers it
    * had (ACK windows and deadlines, SIGKILL escalations, the backoff) re-armed for
    * what is left of them. `config` overrides what the new image was told on its
-   * command line (the old one's run-time changes win over it).
+   * command line (the old one's run-time changes win over it). `elapsedMs` is the
+   * time that passed between the serialize and now (the exec), added to every age.
    */
-  static restore(data: SerializedCore, now: number): { core: Supervisor; effects: Effect[] } {
+  static restore(data: SerializedCore, now: number, elapsedMs = 0): { core: Supervisor; effects: Effect[] } {
     if (data.format !== 1) throw new Error(`unknown core state format ${String(data.format)}`);
     const core = new Supervisor({
       ...data.cfg,
@@ -631,13 +632,14 @@ export class Supervisor {
       maxUnacked: infinite(data.cfg.maxUnacked),
       maxUpgradeAdditional: infinite(data.cfg.maxUpgradeAdditional),
     });
-    const at = (age: number | null) => (age === null ? null : now - age);
+    const e = Math.max(0, elapsedMs);
+    const at = (age: number | null) => (age === null ? null : now - age - e);
     const effects: Effect[] = [];
     for (const sw of data.workers) {
       const w: Worker = {
         ...sw,
         signals: [...sw.signals],
-        spawnedAt: now - sw.spawnedAt,
+        spawnedAt: now - sw.spawnedAt - e,
         ackedAt: at(sw.ackedAt),
         signaledAt: at(sw.signaledAt),
         pingedAt: at(sw.pingedAt),
@@ -656,12 +658,12 @@ export class Supervisor {
     core.nextId = data.nextId;
     core.generation = data.generation;
     core.streak = data.streak;
-    core.lastFailureAt = now - data.lastFailureAge;
+    core.lastFailureAt = now - data.lastFailureAge - e;
     core.gaveUp = data.gaveUp;
     core.shuttingDown = data.shuttingDown;
     core.started = data.started;
-    core.upgrade = data.upgrade ? { ...data.upgrade, startedAt: now - data.upgrade.startedAt, waiters: [] } : null;
-    core.lastUpgrade = data.lastUpgrade ? { ...data.lastUpgrade, finishedAt: now - data.lastUpgrade.finishedAt } : null;
+    core.upgrade = data.upgrade ? { ...data.upgrade, startedAt: now - data.upgrade.startedAt - e, waiters: [] } : null;
+    core.lastUpgrade = data.lastUpgrade ? { ...data.lastUpgrade, finishedAt: now - data.lastUpgrade.finishedAt - e } : null;
     core.respawnAt = at(data.respawnAge);
     if (core.respawnAt !== null) effects.push({ type: 'setTimer', key: 'respawn', ms: Math.max(0, core.respawnAt - now) });
     return { core, effects };

@@ -70,3 +70,11 @@ test('serialize/restore: a draining worker keeps what is left of its SIGKILL esc
 test('restore refuses a state it does not know', () => {
   assert.throws(() => Supervisor.restore({ format: 2 } as never, 0), /unknown core state format 2/);
 });
+
+test('restore: the time the exec took is added to every age and taken off every timer', () => {
+  const core = new Supervisor({ number: 1, ackMode: manual });
+  run(core, 0, { type: 'start' }, [31]);
+  const { core: next, effects } = Supervisor.restore(JSON.parse(JSON.stringify(core.serialize(1000))), 0, 250);
+  assert.equal(next.snapshot().workers[0]!.spawnedAt, -1250);
+  assert.deepEqual(effects, [{ type: 'setTimer', key: 'deadline:1', ms: 3750 }]);
+});

@@ -59,7 +59,10 @@ export class Master {
   private sockets: BoundSocket[] = [];
   private readonly cleanup = new Cleanup();
   private readonly t0 = performance.now();
-  private wall0 = Date.now();
+  /** Date.now() at this image's clock origin (t0): core times are relative to it. */
+  private readonly wall0 = Date.now();
+  /** When the first image of this master started (uptime survives reloads). */
+  private startedAtWall = this.wall0;
   /** Reloads so far (einhorn's state `generation`). */
   private reloads = 0;
   private reloading = false;
@@ -269,7 +272,7 @@ export class Master {
         version: VERSION,
         wall: Date.now(),
         argv: [...this.argv],
-        startedAtWall: this.wall0,
+        startedAtWall: this.startedAtWall,
         reloads: this.reloads + 1,
         sockets: this.sockets.map((x) => ({ fd: x.fd, port: x.port, bind: x.bind })),
         control: { fd: (this.server as ControlServer).listenFd, path: this.socketPath, ino: (this.server as ControlServer).inode },
@@ -343,7 +346,7 @@ export class Master {
     const server = this.server;
     this.cleanup.add(() => server.close());
     if (state.pidfile) this.removePidfileAtExit(state.pidfile);
-    this.wall0 = state.startedAtWall;
+    this.startedAtWall = state.startedAtWall;
     this.reloads = state.reloads;
     this.log.verbosity = state.verbosity;
     return state;
@@ -352,7 +355,8 @@ export class Master {
   /** After takeOver: the group carries on from the old core, the connections are served again. */
   private resumeFrom(state: ReloadState): void {
     const group = this.group as WorkerGroup;
-    group.restore(state.core);
+    // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
+    group.restore(state.core, Date.now() - state.wall);
     const server = this.server as ControlServer;
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
     for (const c of state.connections) {
@@ -539,7 +543,7 @@ export class Master {
       verbosity: this.log.verbosity,
       ackMode: o.ackMode.kind === 'manual' ? { kind: 'manual', timeoutSec: o.ackTimeoutSec } : o.ackMode,
       killChildrenOnExit: o.killChildrenOnExit,
-      startedAtWall: this.wall0,
+      startedAtWall: this.startedAtWall,
       wall: (t) => this.wall0 + t,
       now: this.now(),
     };

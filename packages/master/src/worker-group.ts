@@ -121,8 +121,8 @@ export class WorkerGroup {
    * pid (they are still this process's children), its timers re-armed for what is
    * left of them. Workers that died during the exec are reaped at once.
    */
-  restore(data: SerializedCore): void {
-    const { core, effects } = Supervisor.restore(data, this.now());
+  restore(data: SerializedCore, elapsedMs = 0): void {
+    const { core, effects } = Supervisor.restore(data, this.now(), elapsedMs);
     this.core = core;
     for (const w of core.snapshot().workers) if (w.pid !== null) this.adopted.add(w.pid);
     if (this.adopted.size > 0) {
