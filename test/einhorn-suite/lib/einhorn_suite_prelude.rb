@@ -93,8 +93,16 @@ module EinhornSuite
       result
     ensure
       dog.kill if dog
-      # Nothing a test started may outlive it.
-      EinhornSuite.kill_run_processes
+      # Nothing a test started may outlive it: report and kill leftovers.
+      left = EinhornSuite.run_pids
+      unless left.empty?
+        desc = left.map do |pid|
+          cmd = (File.binread("/proc/#{pid}/cmdline").split("\0").join(' ') rescue '?')
+          "#{pid} (#{cmd[0, 120]})"
+        end
+        $stderr.puts "\n[einhorn-suite] #{self.class.name}##{name} left #{left.size} process(es) behind, killed: #{desc.join('; ')}"
+        EinhornSuite.kill_run_processes
+      end
     end
   end
 end
