@@ -2,7 +2,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, copyFileSync, unlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   alive,
   cleanupAll,
@@ -297,13 +297,21 @@ test('a second master on the same control socket is refused; a stale socket is r
 });
 
 test('--syslog-socket and --syslog-to: warnings reach a local datagram socket and a remote UDP collector', async () => {
-  const { DgramSocket } = await import('node-unix-socket');
   const dgram = await import('node:dgram');
   const dir = tempDir();
-  const local = new DgramSocket();
+  // A stand-in for /dev/log: a unix datagram receiver (Node has none), printing each datagram as JSON.
+  const local = spawn('python3', [fixture('notify-receiver.py'), join(dir, 'log.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const localLines: string[] = [];
-  local.on('data', (buf: Buffer) => localLines.push(buf.toString()));
-  local.bind(join(dir, 'log.sock'));
+  let pending = '';
+  local.stdout.on('data', (d: Buffer) => {
+    pending += d.toString();
+    let i;
+    while ((i = pending.indexOf('\n')) >= 0) {
+      localLines.push(...(JSON.parse(pending.slice(0, i)) as string[]));
+      pending = pending.slice(i + 1);
+    }
+  });
+  await until('the datagram receiver', () => localLines.includes('LISTENING'));
   const udp = dgram.createSocket('udp4');
   const udpLines: string[] = [];
   udp.on('message', (m) => udpLines.push(m.toString()));
@@ -321,7 +329,7 @@ test('--syslog-socket and --syslog-to: warnings reach a local datagram socket an
     assert.ok(!localLines.some((l) => / INFO|Launched/.test(l)), 'info lines stay out of syslog');
     await m.stop();
   } finally {
-    local.close();
+    local.kill('SIGTERM');
     udp.close();
   }
 });

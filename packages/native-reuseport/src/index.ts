@@ -116,7 +116,7 @@ interface NativeBinding {
   execve(path: string, argv: string[], env: string[]): never;
   waitpid(pid: number): { code: number | null; signal: number | null } | null;
   memfdCreate(name: string): number;
-  notify(path: string, message: string): void;
+  sendDatagram(path: string, message: string): void;
 }
 
 // ---- where the binaries are ----------------------------------------------------
@@ -445,10 +445,12 @@ export function memfdCreate(name: string): number {
 }
 
 /**
- * Send one datagram to a unix socket: sd_notify(3) to `$NOTIFY_SOCKET` (a path, or
- * `@name` in the abstract namespace).
- * @throws NativeSyscallError (ENOENT, ECONNREFUSED, EACCES, ...).
+ * Send one datagram to a unix socket without blocking: sd_notify(3) to
+ * `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace), syslog lines to
+ * /dev/log. Node has no unix datagram sockets.
+ * @throws NativeSyscallError (ENOENT, ECONNREFUSED, EACCES, EAGAIN when the
+ *   receiver's queue is full: the datagram is dropped).
  */
-export function notify(path: string, message: string): void {
-  native().notify(path, message);
+export function sendDatagram(path: string, message: string): void {
+  native().sendDatagram(path, message);
 }
