@@ -133,6 +133,21 @@ export const launcherPath: string = fileURLToPath(
   new URL('../../build/Release/einhyrningsins-launch', import.meta.url),
 );
 
+/**
+ * Absolute path of the `einhyrningsins-bind-shim.so` LD_PRELOAD library
+ * (`build/Release/einhyrningsins-bind-shim.so`). Not checked at import time.
+ *
+ * With `EINHYRNINGSINS_BIND_FDS=3[,4...]` in the environment, a bind() of a
+ * TCP stream socket to port P, when one of those fds is a listening TCP
+ * socket bound to port P, dup3()s that socket onto the app's fd (keeping its
+ * close-on-exec flag and O_NONBLOCK) and returns 0: a stock app that binds
+ * $PORT itself accepts on the inherited socket. Every other bind() is the
+ * real one. `EINHYRNINGSINS_BIND_VERBOSE=1` logs each substitution on stderr.
+ */
+export const bindShimPath: string = fileURLToPath(
+  new URL('../../build/Release/einhyrningsins-bind-shim.so', import.meta.url),
+);
+
 /** Launcher exit codes (only seen when PATH was not exec'd). */
 export const LAUNCH_EXIT = {
   /** setpgid/prctl failed, or the parent died before PR_SET_PDEATHSIG was armed. */
