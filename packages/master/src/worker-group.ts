@@ -45,6 +45,12 @@ export interface WorkerGroupOptions {
   /** EINHORN_SOCK_PATH. */
   socketPath: string;
   killChildrenOnExit: boolean;
+  /**
+   * Stop signals (the drain signal, the shutdown signal) go to each worker's
+   * whole process group, as Heroku signals every process of a dyno; otherwise
+   * to the worker alone (einhorn). SIGKILL always takes the group.
+   */
+  stopGroup?: boolean;
   /** Niceness for every child (setpriority before exec), or none. */
   niceWorker?: number | null;
   log: Logger;
@@ -137,6 +143,9 @@ export class WorkerGroup {
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
         if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
+        else if (this.opts.stopGroup && this.isStopSignal(e.signal)) {
+          if (signalGroup(e.pid, e.signal as NodeJS.Signals)) return;
+        }
         try {
           process.kill(e.pid, e.signal as NodeJS.Signals);
         } catch (err) {
@@ -173,6 +182,11 @@ export class WorkerGroup {
         this.stopTimers();
         return this.opts.onExit(e.code);
     }
+  }
+
+  private isStopSignal(signal: string): boolean {
+    const snap = this.core.snapshot();
+    return signal === snap.config.drainSignal || signal === snap.shuttingDown;
   }
 
   private spawn(id: number, slot: number): void {
@@ -215,7 +229,8 @@ export class WorkerGroup {
     const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
     if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
     if (this.opts.killChildrenOnExit) {
-      launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
+      const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
+      launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
     launch.push('--', path, spec.program, ...spec.args);
     const out = this.opts.output ? 'pipe' : 'inherit';
