@@ -49,6 +49,7 @@ export const DEFAULT_CONFIG: Readonly<CoreConfig> = Object.freeze<CoreConfig>({
   maxUnacked: Infinity,
   maxUpgradeAdditional: Infinity,
   slots: 'unique',
+  respawn: true,
 });
 
 const MAX_WORKERS = 10_000;
@@ -215,6 +216,12 @@ export class Supervisor {
     const how = signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`;
     if (w.state === 'stopping' || w.state === 'killed') {
       this.progress(`===> Exited worker ${pid} (${how})`, w);
+      return;
+    }
+    if (!this.cfg.respawn) {
+      // One-shot: a worker that ends is not replaced.
+      this.cfg.number = Math.max(0, this.cfg.number - 1);
+      this.progress(`===> Worker ${pid} ended (${how}); not replaced (one-shot), ${this.cfg.number} left`, w);
       return;
     }
     if (w.state === 'starting') {

@@ -49,6 +49,8 @@ export interface CoreConfig {
    * of the one it replaces, and too many workers are retired highest first.
    */
   slots: 'unique' | 'named';
+  /** false: one-shot (hsup's --oneshot): a worker that exits unasked is not replaced, the target drops by one. */
+  respawn: boolean;
 }
 
 export type WorkerState = 'starting' | 'up' | 'stopping' | 'killed';

@@ -408,3 +408,17 @@ test("named slots (dyno names): a roll's and a crash's replacements take the nam
   sim.advance(1);
   assert.deepEqual(sim.alive().map((p) => p.slot), [0]);
 });
+
+test('one-shot (respawn: false): a worker that ends is not replaced; the target drops to 0', () => {
+  const sim = new Sim({ number: 2, ackMode: { kind: 'timer', ms: 1000 }, respawn: false });
+  sim.start();
+  const [a, b] = sim.alive();
+  sim.exit(a!.pid, 0, null);
+  sim.advance(5000);
+  assert.equal(sim.alive().length, 1);
+  sim.exit(b!.pid, 3, null);
+  sim.advance(5000);
+  assert.equal(sim.alive().length, 0);
+  assert.equal(sim.sup.snapshot().config.number, 0);
+  assert.equal(sim.spawnCount, 2);
+});

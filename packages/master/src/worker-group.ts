@@ -61,6 +61,8 @@ export interface WorkerGroupOptions {
   adoptControlFd?: (fd: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
+  /** A child exited (before the core hears of it). */
+  onChildExit?: (pid: number, slot: number, code: number | null, signal: string | null) => void;
   onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
   /** The core is done (shutdown finished: no worker left). */
   onExit: (code: number) => void;
@@ -262,6 +264,7 @@ export class WorkerGroup {
     child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
     child.once('exit', (code, signal) => {
       this.children.delete(pid);
+      this.opts.onChildExit?.(pid, slot, code, signal);
       // Whatever the worker left running in its process group goes with it.
       if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
       this.feed({ type: 'exited', pid, code, signal });
