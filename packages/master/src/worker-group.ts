@@ -83,11 +83,13 @@ export class WorkerGroup {
   private readonly queue: Event[] = [];
   private busy = false;
   private launch: LaunchSpec;
+  private listeners: readonly SharedListener[];
   private readonly now: () => number;
 
   constructor(private readonly opts: WorkerGroupOptions) {
     this.core = new Supervisor(opts.core);
     this.launch = opts.launch;
+    this.listeners = opts.listeners;
     const t0 = performance.now();
     this.now = opts.now ?? (() => performance.now() - t0);
   }
@@ -99,6 +101,11 @@ export class WorkerGroup {
   /** Use this launch spec from the next spawn on (an upgrade then rolls it out). */
   setLaunch(spec: LaunchSpec): void {
     this.launch = spec;
+  }
+
+  /** Hand these sockets to the children spawned from now on (the ones running keep theirs). */
+  setListeners(listeners: readonly SharedListener[]): void {
+    this.listeners = listeners;
   }
 
   get launchSpec(): LaunchSpec {
@@ -200,7 +207,7 @@ export class WorkerGroup {
       this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
       return;
     }
-    const listeners = this.opts.listeners;
+    const listeners = this.listeners;
     const passed: PassedSocket[] = listeners.map((s, i) => ({ childFd: 3 + i, family: s.family === 6 ? 'AF_INET6' : 'AF_INET' }));
     const env = {
       ...childEnv({
