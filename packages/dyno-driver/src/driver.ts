@@ -164,18 +164,21 @@ export class Driver {
   async start(): Promise<void> {
     const src = this.cfg.source;
     let initial: PreparedRelease | null = null;
+    // Said once start-up has succeeded: a failure is one line.
+    const warnings: string[] = [];
+    const warn = (m: string) => warnings.push(m);
     try {
       let webPossible: boolean;
       let port: string | undefined;
       if (src.kind === 'procfile') {
-        const rel = loadProcfileApp(src, 1, this.warn);
+        const rel = loadProcfileApp(src, 1, warn);
         checkTypes(rel.processes.map((p) => p.type), this.cfg.types, '', src.procfile);
         initial = { ...rel, cwd: procfileDir(src), slugKey: null };
         webPossible = rel.processes.some((p) => p.type === WEB_TYPE && this.selected(p.type));
         port = rel.env.PORT;
       } else {
         checkControlDir(src.dir);
-        const dotenv = readDotenv(src.envFile, true, this.warn);
+        const dotenv = readDotenv(src.envFile, true, warn);
         const peek = peekControlDir(src.dir);
         if (peek.release) {
           checkTypes(peek.release.processes.map((p) => p.type), this.cfg.types, '', peek.file);
@@ -200,6 +203,7 @@ export class Driver {
       this.cleanup.run();
       throw err;
     }
+    warnings.forEach(this.warn);
     // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     this.installSignals();
@@ -439,6 +443,10 @@ export class Driver {
       try {
         if (src.kind === 'procfile') {
           next = await this.prepare(loadProcfileApp(src, (this.release?.version ?? 0) + 1, this.warn));
+          // All lines skipped: a mistake, not an app to stop everything for.
+          if (next.processes.length === 0 && !next.releaseArgs && this.active.size > 0) {
+            throw new Error(`${src.procfile}: no process types defined`);
+          }
         } else {
           const file = join(src.dir, LOADED_FILE);
           if (!existsSync(file)) throw new Error(`there is no ${file}`);

@@ -59,9 +59,14 @@ export async function runContext(c: RunConfig): Promise<{ env: NodeJS.ProcessEnv
   return { env: { ...c.env, ...dotenv, ...rel.env }, cwd: place.cwd, argv };
 }
 
-/** One word is a shell command line (`run 'echo $X'`, as hsup runs it: bash -c); more are a program and its arguments. */
+/**
+ * One word with shell syntax in it is a shell command line (`run 'echo $X'`,
+ * as hsup runs it: bash -c); a plain word or more words are a program and its
+ * arguments.
+ */
 function oneOffArgv(argv: readonly string[]): string[] {
-  return argv.length === 1 ? ['bash', '-c', argv[0] as string] : [...argv];
+  const one = argv[0] as string;
+  return argv.length === 1 && !/^[\w@%+=:,./-]+$/.test(one) ? ['bash', '-c', one] : [...argv];
 }
 
 function shellQuote(s: string): string {
