@@ -18,6 +18,7 @@ import {
   StartupError,
   WorkerGroup,
   normalizeSignal,
+  resolveProgram,
   parseBindSpec,
   resolveBind,
   type ControlConnection,
@@ -558,6 +559,7 @@ export class Driver {
           continue;
         }
         tg.group.setLaunch(this.launchSpec(c.process, next));
+        if (c.relaunch.includes('command')) this.checkStaticCommand(c.process, next);
         tg.process = c.process;
         tg.releaseVersion = next.version;
         if (c.quantity !== null) tg.group.feed({ type: 'setWorkers', count: c.quantity });
@@ -639,19 +641,32 @@ export class Driver {
    * A web process whose program is a static executable never loads the bind
    * shim (LD_PRELOAD needs the dynamic loader): say so once per program.
    */
-  private checkStatic(name: string, pid: number): void {
-    let exe: string;
-    try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
-    } catch {
-      return;
-    }
+  private checkStatic(name: string, pid: number | null, exe: string): void {
     if (this.warnedStatic.has(exe) || !staticExecutable(exe)) return;
     this.warnedStatic.add(exe);
     this.log.warn(
-      `${name} (pid ${pid}) runs ${exe}, a static executable: LD_PRELOAD cannot reach it, so if it binds $PORT itself it cannot share the port ` +
+      `${name}${pid === null ? '' : ` (pid ${pid})`} runs ${exe}, a static executable: LD_PRELOAD cannot reach it, so if it binds $PORT itself it cannot share the port ` +
         `(it will fail with EADDRINUSE); have it listen on the inherited socket EINHORN_FD_0 (fd 3) instead`,
     );
+  }
+
+  /** The program a web command runs (the first word of `sh -c 'exec CMD'`, after VAR=value words), checked before it starts. */
+  private checkStaticCommand(p: ProcessDef, rel: PreparedRelease): void {
+    if (p.type !== WEB_TYPE || !this.listener) return;
+    let word = p.args[0] as string;
+    if (p.args.length === 3 && /(^|\/)(ba)?sh$/.test(word) && p.args[1] === '-c') {
+      const words = (p.args[2] as string).trim().split(/\s+/);
+      if (words[0] === 'exec') words.shift();
+      while (words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0] as string)) words.shift();
+      if (!words.length || /["'$`\\]/.test(words[0] as string)) return;
+      word = words[0] as string;
+    }
+    try {
+      const env = { ...this.cfg.env, ...rel.env };
+      this.checkStatic(`${p.type}.${this.cfg.startNumber}`, null, resolveProgram(word, env.PATH, rel.cwd));
+    } catch {
+      /* not found: the start will say so */
+    }
   }
 
   private startGroup(p: ProcessDef, rel: PreparedRelease): void {
@@ -661,6 +676,7 @@ export class Driver {
       this.log.warn('The web processes get no listening socket: no -b and no PORT (EINHORN_FD_COUNT=0)');
     }
     const listeners = web && this.listener ? [{ fd: this.listener.fd, family: this.listener.family }] : [];
+    this.checkStaticCommand(p, rel);
     const tg: TypeGroup = {
       type: p.type,
       process: p,
@@ -703,7 +719,13 @@ export class Driver {
     if (web && this.listener && pid !== undefined) {
       // After the shell has exec'd the program (and again later, for slow wrappers).
       for (const ms of [300, 1500]) {
-        const t = setTimeout(() => this.checkStatic(name, pid), ms);
+        const t = setTimeout(() => {
+        try {
+          this.checkStatic(name, pid, readlinkSync(`/proc/${pid}/exe`));
+        } catch {
+          /* gone */
+        }
+      }, ms);
         t.unref();
         child.once('exit', () => clearTimeout(t));
       }
