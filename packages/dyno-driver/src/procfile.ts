@@ -60,7 +60,17 @@ export function parseProcfile(text: string, where = 'Procfile'): Parsed<Procfile
   return { value: out, warnings };
 }
 
-/** The argv a Procfile command runs as: the shell execs it, so the dyno keeps the pid we spawned. */
+/** Words a command cannot be exec'd with: shell keywords and builtins that only the shell itself runs. */
+const SHELL_ONLY = /^(trap|if|for|while|until|case|exit|cd|export|set|unset|source|\.|eval|exec|ulimit|umask|wait|\{|\(|!)(\s|$)|^[A-Za-z_][A-Za-z0-9_]*=/;
+
+/**
+ * The argv a Procfile command runs as. A simple command is exec'd by the
+ * shell (`sh -c 'exec CMD'`), so the dyno keeps the pid that was spawned; a
+ * command list, a pipeline or one that starts with a shell keyword or
+ * builtin (`trap ...; ./server`, `a && b`) runs as `sh -c CMD`, as foreman
+ * runs it. Either way the whole process group gets the stop signal.
+ */
 export function procfileArgs(command: string): string[] {
-  return ['/bin/sh', '-c', `exec ${command}`];
+  const compound = /[;&|\n]/.test(command.replace(/'[^']*'|"(?:\\.|[^"\\])*"/g, '')) || SHELL_ONLY.test(command);
+  return ['/bin/sh', '-c', compound ? command : `exec ${command}`];
 }

@@ -15,6 +15,11 @@ test('Procfile: types and commands; comments and blank lines ignored', () => {
     { type: 'clock_2-x', command: 'sleep 1' },
   ]);
   assert.deepEqual(procfileArgs('node a.js'), ['/bin/sh', '-c', 'exec node a.js']);
+  assert.deepEqual(procfileArgs('echo "a;b" > x'), ['/bin/sh', '-c', 'exec echo "a;b" > x']);
+  assert.deepEqual(procfileArgs("echo hi; exec sleep 1"), ['/bin/sh', '-c', 'echo hi; exec sleep 1']);
+  assert.deepEqual(procfileArgs('a && b'), ['/bin/sh', '-c', 'a && b']);
+  assert.deepEqual(procfileArgs("trap 'x' TERM"), ['/bin/sh', '-c', "trap 'x' TERM"]);
+  assert.deepEqual(procfileArgs('FOO=1 ./web'), ['/bin/sh', '-c', 'FOO=1 ./web']);
 });
 
 test('Procfile: what foreman skips is skipped with a warning naming the file and line', () => {
