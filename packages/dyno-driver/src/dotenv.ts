@@ -47,12 +47,13 @@ export function parseDotenv(text: string, where = '.env'): Parsed<Record<string,
         body += '\n' + (lines[j] as string);
         end = closingQuote(body, q);
       }
-      if (end < 0) {
+      const after = end < 0 ? '' : body.slice(end + 1).trim();
+      if (end < 0 || (j > i && after !== '' && !after.startsWith('#'))) {
+        // No closing quote, or one that only a later line's text would close: foreman's reading.
         warnings.push(`${at}: unterminated ${q === '"' ? 'double' : 'single'} quote in ${key}; taken literally to the end of the line`);
         env[key] = rest.trimEnd();
         continue;
       }
-      const after = body.slice(end + 1).trim();
       if (after !== '' && !after.startsWith('#')) {
         warnings.push(`${at}: skipped: unexpected text after the closing quote of ${key}: ${JSON.stringify(after)}`);
         i = j;
