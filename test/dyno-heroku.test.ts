@@ -458,14 +458,26 @@ test('the .env PORT is the bind; a static executable that binds $PORT gets a log
   writeFileSync(join(dir, 'Procfile'), `web: ${q(process.execPath)} ${q(STOCK)}\n`);
   writeFileSync(join(dir, '.env'), `PORT=${free}\n`);
   const d = startDriver(['start'], { dir, env: { TMPDIR: dir }, socket: false });
+  // No -d: the default socket in $TMPDIR.
+  Object.defineProperty(d, 'sockPath', { value: join(dir, 'einhyrningsins-dyno.sock') });
   assert.equal(await d.port(), free);
   await until('the app answers on the .env PORT', async () => /^web\.1 - \d+$/.test(await get(free)), 20_000);
   // No -d: the ctl finds the driver's default socket in $TMPDIR.
   const st = await runCli(['status'], { bin: CTL, env: { TMPDIR: dir }, cwd: dir });
   assert.equal(st.code, 0, st.stderr);
   assert.match(st.stdout, /^ {2}web\.1 +pid \d+/m);
-  assert.equal(d.sockPath, join(dir, 'ctl.sock'));
-  Object.defineProperty(d, 'sockPath', { value: join(dir, 'einhyrningsins-dyno.sock') });
+  // A release that moves PORT: the new processes listen on the new port.
+  const free2 = await new Promise<number>((resolve) => {
+    const s2 = http.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s2.address() as { port: number }).port;
+      s2.close(() => resolve(p));
+    });
+  });
+  writeFileSync(join(dir, '.env'), `PORT=${free2}\n`);
+  assert.equal((await d.ctl('upgrade')).at(-1)!.message, 'Upgrade done');
+  await d.waitLog(new RegExp(`PORT changed from ${free} to ${free2}`));
+  await until('the app answers on the new PORT', async () => /^web\.1 - \d+$/.test(await get(free2)), 20_000);
+  assert.equal(((await d.ctl('state'))[0] as unknown as { state: { bind: { port: number } } }).state.bind.port, free2);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 
   let cc: string | null = null;

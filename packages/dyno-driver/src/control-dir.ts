@@ -1,6 +1,7 @@
 /**
  * hsup's control directory: a JSON release written to DIR/new is checked,
- * then renamed to DIR/loaded and run; a bad one is renamed to DIR/new.invalid.
+ * then renamed to DIR/loaded and run; a bad one is renamed to DIR/rejected,
+ * its reason written to DIR/last_error (hsup's names).
  *
  *   {"Version": 3, "Env": {"K": "v"}, "Slug": "app.tgz", "Stack": "cedar-14",
  *    "Processes": [{"Type": "web", "Args": ["./web", "-x"], "Quantity": 2}]}

@@ -1139,7 +1139,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   die: {
-    help: 'Stop every process (SIGNAL, default SIGUSR2) and exit once all are gone (args: [SIGNAL])',
+    help: 'Stop every process (SIGNAL, default the stop signal, SIGTERM) and exit once all are gone (args: [SIGNAL])',
     run(d, conn, req) {
       d.die(conn, req);
     },

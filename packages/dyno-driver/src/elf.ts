@@ -27,13 +27,10 @@ export function staticExecutable(path: string): boolean {
     if (phnum === 0 || phnum > 256 || phentsize < 8) return false;
     const ph = Buffer.alloc(phentsize * phnum);
     if (readSync(fd, ph, 0, ph.length, phoff) < ph.length) return false;
+    for (let i = 0; i < phnum; i++) if (u32(ph, i * phentsize) === PT_INTERP) return false;
+    // No interpreter. ET_EXEC: static. ET_DYN: static-pie (or a shared library): count it
+    // as an executable only with a non-zero entry point.
     let entryOk = type === 2;
-    for (let i = 0; i < phnum; i++) {
-      const pt = u32(ph, i * phentsize);
-      if (pt === PT_INTERP) return false;
-      // PT_DYNAMIC without an interpreter and ET_DYN: a shared library or static-pie;
-      // count ET_DYN as an executable only with a non-zero entry point.
-    }
     if (!entryOk) {
       const entry = is64 ? Number(le ? h.readBigUInt64LE(24) : h.readBigUInt64BE(24)) : u32(h, 24);
       entryOk = entry !== 0;

@@ -325,7 +325,7 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'stop-signal': {
       const sig = normalizeSignal(v);
       if (!sig || sig === 'SIGKILL' || sig === 'SIGSTOP') {
-        throw new UsageError(`${name} expects a signal name or number that can be caught (e.g. TERM, USR2), got '${v}'`);
+        throw new UsageError(`${name} expects a signal name that can be caught (e.g. TERM, USR2), got '${v}'`);
       }
       o.stopSignal = sig;
       return;
