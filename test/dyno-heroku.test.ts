@@ -317,6 +317,17 @@ test('release phase: once per release before the roll, not for a restart, a fail
   assert.equal(r.code, 1);
   assert.match(r.stderr.trim().split('\n').at(-1)!, /^einhyrningsins-dyno: the release phase of the app failed \(exit status 3\); not starting$/);
   assert.ok(!existsSync(join(dir, 'c2.sock')));
+
+  // SIGTERM during the first release phase: it is stopped, nothing starts, exit 1.
+  const slow = newDir();
+  writeFileSync(join(slow, 'Procfile'), 'release: echo $$ > rel.pid; exec sleep 30\nworker: exec sleep 1000\n');
+  const s3 = startDriver(['start'], { dir: slow });
+  const relPid = await until('the release phase runs', () => (existsSync(join(slow, 'rel.pid')) ? Number(readFileSync(join(slow, 'rel.pid'), 'utf8')) : 0));
+  s3.proc.kill('SIGTERM');
+  assert.deepEqual(await s3.exit, { code: 1, signal: null });
+  assert.match(s3.stderr, /einhyrningsins-dyno: stopped by SIGTERM during the release phase; nothing was started\n$/);
+  await until('the release phase is gone', () => !alive(relPid), 5000);
+  assert.ok(!existsSync(s3.sockPath));
 });
 
 test('release phase in a control dir: a failure rejects the release (rejected, last_error)', async () => {

@@ -197,8 +197,30 @@ export class Driver {
       const server = this.server;
       this.cleanup.add(() => server.close());
       await this.bindWeb(webPossible, port ?? this.cfg.env.PORT);
-      if (initial && !(await this.releasePhase(initial))) {
-        throw new AppError(`the release phase of the app failed (${this.lastReleasePhase?.status}); not starting`);
+      if (initial?.releaseArgs) {
+        // Asked to stop while the first release phase runs: stop it, start nothing.
+        let stoppedBy: string | null = null;
+        const stop = (sig: NodeJS.Signals) => {
+          stoppedBy = sig;
+          this.shutdowns += 1;
+          if (this.releaseChild?.pid !== undefined) {
+            try {
+              process.kill(-this.releaseChild.pid, this.shutdowns === 1 ? (this.cfg.stopSignal as NodeJS.Signals) : 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        };
+        const sigs = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP'] as const;
+        for (const sig of sigs) process.on(sig, stop);
+        let ok: boolean;
+        try {
+          ok = await this.releasePhase(initial);
+        } finally {
+          for (const sig of sigs) process.off(sig, stop);
+        }
+        if (stoppedBy) throw new AppError(`stopped by ${stoppedBy} during the release phase; nothing was started`);
+        if (!ok) throw new AppError(`the release phase of the app failed (${this.lastReleasePhase?.status}); not starting`);
       }
     } catch (err) {
       this.cleanup.run();
