@@ -156,6 +156,9 @@ async function stockAppUnderLoad(t: TestContext, web: string, label: string): Pr
   t.diagnostic(`${label}: ${phases.map((p) => `${p.phase}: ${p.ok} ok / ${p.failed} failed`).join('; ')}; total ${r.ok} ok / ${r.failed} failed`);
   assert.equal(r.failed, 0, `failed requests: ${r.errors.join(', ')}`);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
+  // Every process that answered (gunicorn's workers are the driver's grandchildren) is gone.
+  const servers = new Set(r.bodies.map((b) => Number(b.split(' ')[2])));
+  for (const pid of servers) await until(`server process ${pid} gone`, () => !alive(pid), 5000);
   return phases;
 }
 
