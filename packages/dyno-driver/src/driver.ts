@@ -391,9 +391,15 @@ export class Driver {
     }
     if (!(await this.releasePhase(next))) {
       if (this.shutdowns === 0 && ident() === id) this.reject(file, src.dir, id, `release phase failed (${this.lastReleasePhase?.status})`);
+      else if (this.shutdowns === 0) this.scheduleNewCheck(0);
       return;
     }
     if (this.shutdowns > 0) return;
+    if (ident() !== id) {
+      // Replaced while its release phase ran: the newer file is the release now.
+      this.scheduleNewCheck(0);
+      return;
+    }
     try {
       renameSync(file, join(src.dir, LOADED_FILE));
     } catch (err) {
