@@ -437,9 +437,10 @@ test('hsup ftest run_test and json_load_test: bash -c one-offs, DYNO=run.1; cold
   assert.match(readFileSync(join(ctlDir, 'last_error'), 'utf8'), /invalid JSON/);
   assert.equal((await d.state()).release?.version, 2);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
-  // TestColdStartLoaded: loaded and no new.
-  const d2 = startDriver(['start', '-c', ctlDir], { dir });
-  await d2.waitOut(/^another-fixture\.1 \| fixture another-fixture\.1$/m, 20_000);
+  // TestColdStartLoaded: loaded and no new; hsup's `start TYPE=N` sets the quantity (and runs only that type).
+  const d2 = startDriver(['start', '-c', ctlDir, 'another-fixture=2'], { dir });
+  await d2.waitOut(/^another-fixture\.2 \| fixture another-fixture\.2$/m, 20_000);
+  assert.deepEqual(Object.keys((await d2.ready({ 'another-fixture': 2 })).types), ['another-fixture']);
   assert.deepEqual(await d2.stop(), { code: 0, signal: null });
 });
 

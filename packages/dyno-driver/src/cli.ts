@@ -69,6 +69,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       stopSignal: o.stopSignal,
       oneshot: o.oneshot,
       startNumber: o.startNumber,
+      quantities: o.quantities,
       verbosity: o.verbosity,
       cwd,
       env: process.env,

@@ -66,6 +66,8 @@ export interface DriverConfig {
   oneshot: boolean;
   /** hsup's --start-number: the first dyno number (web.1). */
   startNumber: number;
+  /** hsup's `start TYPE=N` with a control dir: these quantities instead of the release's. */
+  quantities: ReadonlyMap<string, number>;
   verbosity: number;
   /** The driver's working directory. */
   cwd: string;
@@ -350,7 +352,9 @@ export class Driver {
       defaultCwd: this.cfg.cwd,
       current,
     });
-    return { ...rel, env, cwd: place.cwd, slugKey: place.key };
+    const q = this.cfg.quantities;
+    const processes = q.size ? rel.processes.map((p) => (q.has(p.type) ? { ...p, quantity: q.get(p.type) as number } : p)) : rel.processes;
+    return { ...rel, processes, env, cwd: place.cwd, slugKey: place.key };
   }
 
   /** DIR/new: check it, unpack its slug, run its release phase, rename it to `loaded` and run it; or set it aside as `rejected`. */

@@ -82,6 +82,8 @@ export interface DynoOptions {
   envFile: string | null;
   formation: Map<string, number> | null;
   formationText: string | null;
+  /** start TYPE=N with -c: quantities that override the release's. */
+  quantities: Map<string, number>;
   controlDir: string | null;
   stateDir: string | null;
   bind: string | null;
@@ -117,6 +119,7 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     envFile: null,
     formation: null,
     formationText: null,
+    quantities: new Map(),
     controlDir: null,
     stateDir: null,
     bind: null,
@@ -221,8 +224,9 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     }
     o.types = [...new Set(o.types)];
     if (counts.size > 0) {
-      if (o.controlDir !== null) throw new UsageError('TYPE=N is for Procfile apps; with -c the quantities come from the release');
-      o.formation = new Map([...(o.formation ?? []), ...counts]);
+      // hsup's `start web=2 worker`: these quantities instead of the release's (or the formation's).
+      if (o.controlDir !== null) o.quantities = counts;
+      else o.formation = new Map([...(o.formation ?? []), ...counts]);
     }
   }
   return o;

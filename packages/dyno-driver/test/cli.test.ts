@@ -38,6 +38,8 @@ test("hsup's command line: --oneshot, --start-number, --dynodriver simple, start
   assert.equal(parseDynoArgs(['start'], {}).stopSignal, 'SIGTERM');
   assert.equal(parseDynoArgs(['start', '--stop-signal', 'usr2'], {}).stopSignal, 'SIGUSR2');
   assert.deepEqual(parseDynoArgs(['run', '-f', 'P', 'web'], {}).argv, ['web']);
+  const c = parseDynoArgs(['start', '-c', 'd', 'web=2', 'worker'], {});
+  assert.deepEqual([[...c.quantities], c.types, c.formation], [[['web', 2]], ['web', 'worker'], null]);
 });
 
 test('usage errors', () => {
@@ -66,7 +68,6 @@ test('usage errors', () => {
     [['start', '--stop-signal', 'NOPE'], /--stop-signal expects a signal name/],
     [['start', '--start-number', '-1'], /--start-number expects an integer/],
     [['start', 'web=x'], /quantity must be an integer/],
-    [['start', '-c', 'd', 'web=1'], /TYPE=N is for Procfile apps/],
   ];
   for (const [argv, re] of bad) assert.throws(() => parseDynoArgs(argv, {}), re, argv.join(' '));
 });
