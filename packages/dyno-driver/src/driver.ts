@@ -659,10 +659,12 @@ export class Driver {
   /** The bind shim is there (else the web processes must use EINHORN_FD_0; said once). */
   private bindShim(): boolean {
     if (this.shimChecked === null) {
-      this.shimChecked = existsSync(native.bindShimPath);
-      if (!this.shimChecked) {
+      const path = native.bindShimPath;
+      const problem = !existsSync(path) ? 'is missing' : /[\s:]/.test(path) ? 'has a space or colon in its path, which LD_PRELOAD cannot name' : null;
+      this.shimChecked = problem === null;
+      if (problem) {
         this.log.warn(
-          `The bind shim ${native.bindShimPath} is missing: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`,
+          `The bind shim ${path} ${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`,
         );
       }
     }
