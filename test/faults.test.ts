@@ -5,7 +5,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, watch, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { alive, childrenOf, cleanupAll, fixture, httpGet, startMaster, tempDir, until } from './harness.js';
@@ -168,4 +168,22 @@ test('a log reader that goes away (EPIPE on stderr) does not take the master dow
   assert.ok(again);
   const r = await m.stop();
   assert.deepEqual(r, { code: 0, signal: null });
+});
+
+test('a SIGTERM while the master is starting (its socket file just created) stops it cleanly and leaves no file', async () => {
+  // Regression: signal handlers were installed after start-up, so a TERM in that window
+  // took Node's default action and left the control socket behind (16 of 20 tries).
+  for (let i = 0; i < 10; i++) {
+    const dir = tempDir();
+    const watcher = watch(dir);
+    const m = startMaster(['-n', '1', '-m', '0', '-e', join(dir, 'pid'), '--', 'sleep', '1000'], { dir });
+    watcher.once('change', () => {
+      watcher.close();
+      m.proc.kill('SIGTERM');
+    });
+    const r = await m.exit;
+    watcher.close();
+    assert.deepEqual(r, { code: 0, signal: null }, `try ${i}: ${m.stderr}`);
+    assert.deepEqual(readdirSync(dir), [], `try ${i}: nothing left in the directory`);
+  }
 });

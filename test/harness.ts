@@ -212,6 +212,7 @@ export class MasterProc extends SupervisorProc {
     env: NodeJS.ProcessEnv,
     leakFd?: number,
     prefix: readonly string[] = [],
+    bin: string = BIN,
   ) {
     // leakFd: hand the master one more open fd (a pipe, not close-on-exec) at that number.
     const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'pipe', 'pipe'];
@@ -221,7 +222,7 @@ export class MasterProc extends SupervisorProc {
     }
     // prefix: a command that execs the master (e.g. prlimit), so its pid stays the master's.
     const [cmd, ...pre] = [...prefix, process.execPath];
-    super(cmd as string, [...pre, BIN], args, dir, sockPath, env, stdio);
+    super(cmd as string, [...pre, bin], args, dir, sockPath, env, stdio);
   }
 
   async port(): Promise<number> {
@@ -259,6 +260,8 @@ export interface StartOptions {
   leakFd?: number;
   /** Run the master through this command, which must exec it (e.g. ['prlimit', '--nofile=48', '--']). */
   prefix?: string[];
+  /** The master's executable (default: bin/einhyrningsins of this tree), run with this Node. */
+  bin?: string;
 }
 
 const running = new Set<SupervisorProc>();
@@ -274,7 +277,7 @@ export function startMaster(args: string[], opts: StartOptions = {}): MasterProc
   const dir = opts.dir ?? tempDir();
   const sockPath = join(dir, 'ctl.sock');
   const full = opts.socket === false ? args : ['-d', sockPath, ...args];
-  const m = new MasterProc(full, dir, sockPath, { ...process.env, ...opts.env }, opts.leakFd, opts.prefix);
+  const m = new MasterProc(full, dir, sockPath, { ...process.env, ...opts.env }, opts.leakFd, opts.prefix, opts.bin);
   track(m, dir);
   return m;
 }

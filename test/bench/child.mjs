@@ -4,13 +4,14 @@
 // socket, ACKs on EINHORN_SOCK_PATH, drains gracefully on SIGUSR2 (worker library).
 // Baseline (no supervisor): listens on EINHORN_FD_0 (fd 3) and exits on SIGTERM.
 // With BENCH_READY_DIR set it writes <dir>/<pid> once it listens (the baseline's
-// only readiness signal). BENCH_DRAIN_MODE=exit (exit at once on SIGUSR2) or
+// only readiness signal); with BENCH_ACKED_STDOUT=1 it prints `acked PID` once its
+// ACK is written (the start-up bench). BENCH_DRAIN_MODE=exit (exit at once on SIGUSR2) or
 // =http-close (plain `server.close()`) are negative controls: they must make the
 // zero-downtime phase count errors.
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ack, gracefulDrain, sockets } from '@einhyrningsins/ctl/worker';
+import { ack, gracefulDrain, sockets } from 'einhyrningsins/worker';
 
 const BODY = Buffer.from('ok\n');
 const HEADERS = { 'Content-Type': 'text/plain', 'Content-Length': String(BODY.length) };
@@ -38,7 +39,10 @@ if (fd === undefined) {
 server.listen({ fd }, () => {
   if (process.env.BENCH_READY_DIR) writeFileSync(join(process.env.BENCH_READY_DIR, String(process.pid)), 'ready\n');
   if (supervised && process.env.EINHORN_SOCK_PATH) {
-    ack().catch((err) => {
+    ack().then(() => {
+      // The start-up bench counts these lines on the supervisor's stdout, which the child shares.
+      if (process.env.BENCH_ACKED_STDOUT === '1') process.stdout.write(`acked ${process.pid}\n`);
+    }, (err) => {
       process.stderr.write(`bench child ${process.pid}: ack failed: ${err.message}\n`);
       process.exit(1);
     });

@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: einhyrningsins against a no-supervisor baseline, in one run.
  *
- * For each N (default 2):
+ * First the start-up phase (test/bench/startup.ts): --version CPU against `node -e 0`,
+ * cold start to all children acked against a bare launcher, master RSS against idle node.
+ * Then * For each N (default 2):
  * 1. throughput: keep-alive load (50 connections) on baseline and ours, both started
  *    once and warmed up, then measured in short slices interleaved A B B A A B ...
  *    (so that load from elsewhere on a shared 2-core machine hits both alike);
@@ -21,7 +23,8 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --out FILE   (`npm run bench -- --help`)
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup  --out FILE
+ * (`npm run bench -- --help`)
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +33,7 @@ import { performance } from 'node:perf_hooks';
 import { Load, type LoadResult } from './load.js';
 import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
 import { Baseline, HOST, Ours, live, sleep, type System } from './systems.js';
+import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
 
 // ---- configuration -------------------------------------------------------------
 
@@ -45,6 +49,9 @@ interface Config {
   timeoutMs: number;
   reconnect: number;
   baselineDrain: boolean;
+  startupRuns: number;
+  coldRounds: number;
+  only: string;
   out: string;
 }
 
@@ -64,6 +71,9 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
     def: '1',
     help: '1 (default): the baseline runs the same children, gracefulDrain included, so the ratio is the supervisor\'s; 0: without it (adds the worker library\'s cost)',
   },
+  'startup-runs': { env: 'BENCH_STARTUP_RUNS', def: '20', help: 'start-up phase: --version runs per program (0: skip the start-up phase)' },
+  'cold-rounds': { env: 'BENCH_COLD_ROUNDS', def: '7', help: 'start-up phase: cold-start pairs (bare launcher, ours), interleaved' },
+  only: { env: 'BENCH_ONLY', def: '', help: '"startup": run only the start-up phase' },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
 };
 
@@ -109,6 +119,9 @@ function parseConfig(argv: string[]): Config {
     timeoutMs: num('timeout-ms', 100),
     reconnect: Math.round(num('reconnect', 0)),
     baselineDrain: get('baseline-drain') === '1',
+    startupRuns: Math.round(num('startup-runs', 0)),
+    coldRounds: Math.round(num('cold-rounds', 1)),
+    only: get('only'),
     out: get('out') || join(tmpdir(), `einhyrningsins-bench-${stamp}.json`),
   };
 }
@@ -495,6 +508,7 @@ function note(msg: string): void {
 // ---- cleanup ---------------------------------------------------------------------
 
 function killEverything(): void {
+  killStartup();
   for (const l of loads) l.kill();
   loads.clear();
   for (const s of [...live]) {
@@ -546,8 +560,21 @@ async function main(): Promise<number> {
   watchdog.unref();
 
   const started = performance.now();
+  const startupChecks: StartupCheck[] = [];
+  let startup: StartupResult | null = null;
+  let startupText = '';
+  if (cfg.startupRuns > 0) {
+    try {
+      startup = await startupBench({ versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number });
+      startupText = startupTable(startup, { versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number }, startupChecks);
+    } catch (err) {
+      note(`start-up phase failed: ${(err as Error).stack ?? String(err)}`);
+      killStartup();
+      startupChecks.push({ metric: 'start-up phase ran to the end', ok: false });
+    }
+  }
   const results: NResult[] = [];
-  for (const n of cfg.ns) {
+  for (const n of cfg.only === 'startup' ? [] : cfg.ns) {
     const res: NResult = {
       n,
       steady: [],
@@ -573,15 +600,16 @@ async function main(): Promise<number> {
   }
   clearTimeout(watchdog);
 
-  const checks: Check[] = [];
+  const checks: Check[] = [...startupChecks];
   const tables = results.map((r) => table(r, cfg, checks));
+  if (startupText) tables.unshift(`Start-up (N=${cfg.ns[0]}, same run):\n${startupText}`);
   for (const r of results) if (r.error) checks.push({ metric: `N=${r.n} ran to the end`, ok: false });
   const missed = checks.filter((c) => !c.ok);
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(`\neinhyrningsins bench (node ${process.version}, ${HOST}, ${seconds.toFixed(0)} s)\n\n${tables.join('\n\n')}\n\n`);
   writeFileSync(
     cfg.out,
-    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, results, checks }, null, 2) + '\n',
+    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, checks }, null, 2) + '\n',
   );
   process.stdout.write(`results: ${cfg.out}\n`);
   if (missed.length) {

@@ -1,3 +1,3 @@
 export * from './types.js';
-export { Supervisor, DEFAULT_CONFIG } from './supervisor.js';
+export { Supervisor, DEFAULT_CONFIG, type SerializedCore } from './supervisor.js';
 export { backoffDelay } from './backoff.js';

@@ -599,4 +599,120 @@ export class Supervisor {
       .map((w) => w.pid)
       .filter((p): p is number => p !== null);
   }
+
+  // ---- hand-over across the master's re-exec (reload) ------------------------
+
+  /**
+   * Everything the engine knows, as plain JSON, for a new master image to carry on
+   * from ({@link Supervisor.restore}). Times are ages at `now` (the two images have
+   * different clocks). A running upgrade's waiters are not carried: their
+   * connections belong to the old image's routes (the master refuses a reload
+   * during an upgrade anyway).
+   */
+  serialize(now: number): SerializedCore {
+    const age = (t: number | null) => (t === null ? null : now - t);
+    return {
+      format: 1,
+      cfg: { ...this.cfg, retries: finite(this.cfg.retries), maxUnacked: finite(this.cfg.maxUnacked), maxUpgradeAdditional: finite(this.cfg.maxUpgradeAdditional) },
+      workers: [...this.workers.values()]
+        .filter((w) => w.pid !== null)
+        .map((w) => ({
+          ...w,
+          signals: [...w.signals],
+          spawnedAt: now - w.spawnedAt,
+          ackedAt: age(w.ackedAt),
+          signaledAt: age(w.signaledAt),
+          pingedAt: age(w.pingedAt),
+        })),
+      nextId: this.nextId,
+      generation: this.generation,
+      streak: this.streak,
+      lastFailureAge: now - this.lastFailureAt,
+      gaveUp: this.gaveUp,
+      shuttingDown: this.shuttingDown,
+      started: this.started,
+      upgrade: this.upgrade ? { ...this.upgrade, startedAt: now - this.upgrade.startedAt, waiters: [] } : null,
+      lastUpgrade: this.lastUpgrade ? { ...this.lastUpgrade, finishedAt: now - this.lastUpgrade.finishedAt } : null,
+      respawnAge: age(this.respawnAt),
+    };
+  }
+
+  /**
+   * The engine of {@link serialize}, at `now` on the new clock, with the timers it
+   * had (ACK windows and deadlines, SIGKILL escalations, the backoff) re-armed for
+   * what is left of them. `config` overrides what the new image was told on its
+   * command line (the old one's run-time changes win over it). `elapsedMs` is the
+   * time that passed between the serialize and now (the exec), added to every age.
+   */
+  static restore(data: SerializedCore, now: number, elapsedMs = 0): { core: Supervisor; effects: Effect[] } {
+    if (data.format !== 1) throw new Error(`unknown core state format ${String(data.format)}`);
+    const core = new Supervisor({
+      ...data.cfg,
+      retries: infinite(data.cfg.retries),
+      maxUnacked: infinite(data.cfg.maxUnacked),
+      maxUpgradeAdditional: infinite(data.cfg.maxUpgradeAdditional),
+    });
+    const e = Math.max(0, elapsedMs);
+    const at = (age: number | null) => (age === null ? null : now - age - e);
+    const effects: Effect[] = [];
+    for (const sw of data.workers) {
+      const w: Worker = {
+        ...sw,
+        signals: [...sw.signals],
+        spawnedAt: now - sw.spawnedAt - e,
+        ackedAt: at(sw.ackedAt),
+        signaledAt: at(sw.signaledAt),
+        pingedAt: at(sw.pingedAt),
+      };
+      core.workers.set(w.id, w);
+      if (w.pid !== null) core.byPid.set(w.pid, w);
+      const left = (ms: number, since: number) => Math.max(0, ms - (now - since));
+      const mode = core.cfg.ackMode;
+      if (w.state === 'starting') {
+        if (mode.kind === 'timer') effects.push({ type: 'setTimer', key: `ack:${w.id}`, ms: left(mode.ms, w.spawnedAt) });
+        else effects.push({ type: 'setTimer', key: `deadline:${w.id}`, ms: left(mode.deadlineMs, w.spawnedAt) });
+      } else if (w.state === 'stopping' && core.cfg.signalTimeoutMs !== null && w.signaledAt !== null) {
+        effects.push({ type: 'setTimer', key: `kill:${w.id}`, ms: left(core.cfg.signalTimeoutMs, w.signaledAt) });
+      }
+    }
+    core.nextId = data.nextId;
+    core.generation = data.generation;
+    core.streak = data.streak;
+    core.lastFailureAt = now - data.lastFailureAge - e;
+    core.gaveUp = data.gaveUp;
+    core.shuttingDown = data.shuttingDown;
+    core.started = data.started;
+    core.upgrade = data.upgrade ? { ...data.upgrade, startedAt: now - data.upgrade.startedAt - e, waiters: [] } : null;
+    core.lastUpgrade = data.lastUpgrade ? { ...data.lastUpgrade, finishedAt: now - data.lastUpgrade.finishedAt - e } : null;
+    core.respawnAt = at(data.respawnAge);
+    if (core.respawnAt !== null) effects.push({ type: 'setTimer', key: 'respawn', ms: Math.max(0, core.respawnAt - now) });
+    return { core, effects };
+  }
+
+}
+
+/** JSON has no Infinity. */
+function finite(n: number): number {
+  return n === Infinity ? -1 : n;
+}
+
+function infinite(n: number): number {
+  return n === -1 ? Infinity : n;
+}
+
+/** The engine's whole state as JSON (see Supervisor.serialize). */
+export interface SerializedCore {
+  format: 1;
+  cfg: CoreConfig;
+  workers: Array<Omit<Worker, never>>;
+  nextId: number;
+  generation: number;
+  streak: number;
+  lastFailureAge: number;
+  gaveUp: boolean;
+  shuttingDown: string | null;
+  started: boolean;
+  upgrade: (Omit<Upgrade, 'waiters'> & { waiters: ReplyTo[] }) | null;
+  lastUpgrade: CoreSnapshot['lastUpgrade'];
+  respawnAge: number | null;
 }

@@ -4,7 +4,7 @@
  *
  * ```js
  * import http from 'node:http';
- * import { sockets, ack, gracefulDrain } from '@einhyrningsins/ctl/worker';
+ * import { sockets, ack, gracefulDrain } from 'einhyrningsins/worker';
  * const server = http.createServer(handler);
  * gracefulDrain(server);                       // SIGUSR2: finish, close, exit
  * server.listen({ fd: sockets()[0] }, () => ack());

@@ -10,7 +10,7 @@ import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
 
 const PROG = 'einhyrningsins-dyno';
 /** Failures of start-up that are the user's to fix (status 1). */
-const KNOWN_FAILURES = new Set(['StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
 
 export { defaultDynoSocketPath };
 

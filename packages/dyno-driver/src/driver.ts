@@ -171,6 +171,7 @@ export class Driver {
     const warnings: string[] = [];
     const warn = (m: string) => warnings.push(m);
     try {
+      native.ensureNative();
       let webPossible: boolean;
       let port: string | undefined;
       if (src.kind === 'procfile') {

@@ -5,6 +5,8 @@ import { normalizeSignal } from './signals.js';
 
 /** What a command may use of the running master. */
 export interface CommandContext {
+  /** Re-execute the master in place (einhorn's reload); replies on `conn` itself. */
+  reload: (conn: ControlConnection, req: Request) => void;
   /** Feed an event to the core; replies it produces go to `route`. */
   feed(event: Event): void;
   /** A reply route for this request (streams only when the request has an id). */
@@ -174,9 +176,9 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   reload: {
-    help: 'Reload the master (not supported: einhyrningsins never re-executes itself; use upgrade)',
-    run(_ctx, conn, req) {
-      say(conn, req, 'reload is not supported: einhyrningsins does not re-execute its master. Use upgrade to restart the workers.', { error: true });
+    help: 'Re-execute the master in place (new code, --reexec-as environment), keeping its sockets and workers; then `upgrade` replaces the workers',
+    run(ctx, conn, req) {
+      ctx.reload(conn, req);
     },
   },
   config: {

@@ -32,6 +32,17 @@ export class ControlConnection {
 
   constructor(private readonly socket: Socket) {}
 
+  /** The connection's fd (for the hand-over across a reload), or null once closed. */
+  get fd(): number | null {
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+    return this.closed || typeof fd !== 'number' || fd < 0 ? null : fd;
+  }
+
+  /** Everything written has reached the kernel. */
+  get flushed(): boolean {
+    return this.socket.writableLength === 0;
+  }
+
   /** A request line was read: it is owed one final reply. */
   expectReply(): void {
     this.owed += 1;
@@ -153,17 +164,48 @@ export class ControlServer {
    * Serve a connection that did not come through accept(): the master's end of a
    * socketpair whose other end a child got as EINHORN_SOCK_FD (einhorn's -g).
    */
-  adopt(fd: number): void {
+  adopt(fd: number): ControlConnection {
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     this.conns.add(socket);
-    serve(socket, this.log, this.handle, () => this.conns.delete(socket));
+    return serve(socket, this.log, this.handle, () => this.conns.delete(socket));
   }
 
-  /** `http`: also serve HTTP requests on the same socket, told apart by their first bytes (the dyno driver's hsup API). */
-  static async open(path: string, mode: number, log: Logger, handle: RequestHandler, http?: HttpHandler): Promise<ControlServer> {
-    await claimPath(path, log);
+  /**
+   * Take over the listening control socket of the image before a reload (its fd
+   * was inherited across the exec; the file on disk never went away).
+   */
+  static async fromFd(fd: number, path: string, ino: number, log: Logger, handle: RequestHandler): Promise<ControlServer> {
     const server = createServer({ allowHalfOpen: true });
     const conns = new Set<Socket>();
+    ControlServer.accept(server, conns, log, handle);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new StartupError(`cannot take over the control socket ${path} (fd ${fd}): ${err.message}`)));
+      server.listen({ fd }, () => resolve());
+    });
+    server.on('error', (err) => log.error(`control socket: ${err.message}`));
+    return new ControlServer(path, server, conns, ino, log, handle);
+  }
+
+  /** The listening fd and the socket file's inode, for the next image. */
+  get listenFd(): number {
+    return (this.server as unknown as { _handle: { fd: number } })._handle.fd;
+  }
+
+  get inode(): number {
+    return this.ino;
+  }
+
+  /** Every open connection (for the hand-over across a reload). */
+  openConnections(): ControlConnection[] {
+    const out: ControlConnection[] = [];
+    for (const s of this.conns) {
+      const c = CONNECTIONS.get(s);
+      if (c && !c.closed && !s.destroyed) out.push(c);
+    }
+    return out;
+  }
+
+  private static accept(server: Server, conns: Set<Socket>, log: Logger, handle: RequestHandler, http?: HttpHandler): void {
     server.on('connection', (socket) => {
       if (conns.size >= MAX_CONNECTIONS) {
         log.warn(`Refusing a control connection: already ${conns.size} open`);
@@ -173,6 +215,14 @@ export class ControlServer {
       conns.add(socket);
       serve(socket, log, handle, () => conns.delete(socket), http);
     });
+  }
+
+  /** `http`: also serve HTTP requests on the same socket, told apart by their first bytes (the dyno driver's hsup API). */
+  static async open(path: string, mode: number, log: Logger, handle: RequestHandler, http?: HttpHandler): Promise<ControlServer> {
+    await claimPath(path, log);
+    const server = createServer({ allowHalfOpen: true });
+    const conns = new Set<Socket>();
+    ControlServer.accept(server, conns, log, handle, http);
     await new Promise<void>((resolve, reject) => {
       const old = process.umask(0o177);
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -216,8 +266,11 @@ export class ControlServer {
   }
 }
 
-function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => void, http?: HttpHandler): void {
+const CONNECTIONS = new WeakMap<Socket, ControlConnection>();
+
+function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => void, http?: HttpHandler): ControlConnection {
   const conn = new ControlConnection(socket);
+  CONNECTIONS.set(socket, conn);
   const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
   let head: Buffer | null = http ? Buffer.alloc(0) : null;
   const onData = (data: Buffer) => {
@@ -273,4 +326,5 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
     conn.closed = true;
     done();
   });
+  return conn;
 }

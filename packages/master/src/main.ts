@@ -1,10 +1,23 @@
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
-const KNOWN_FAILURES = new Set(['StartupError', 'BindError', 'ProgramError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError']);
 
 /** `einhyrningsins [OPTIONS] [--] PROGRAM [ARGS...]` */
-export async function main(argv: readonly string[]): Promise<void> {
+export async function main(argvIn: readonly string[]): Promise<void> {
+  // The master's own reload re-executes it as `... --with-state-fd N <its argv>`.
+  let stateFd: number | null = null;
+  let argv = argvIn;
+  if (argv[0] === '--with-state-fd') {
+    const fd = argv[1];
+    if (fd === undefined || !/^\d+$/.test(fd)) {
+      process.stderr.write('einhyrningsins: --with-state-fd expects a file descriptor number\n');
+      process.exitCode = 2;
+      return;
+    }
+    stateFd = Number(fd);
+    argv = argv.slice(2);
+  }
   let opts;
   try {
     opts = parseArgs(argv);
@@ -27,7 +40,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   try {
     const { Master } = await import('./master.js');
-    await new Master(opts).start();
+    if (opts.upgradeCheck) {
+      // What reload runs before it re-executes: everything loads, the options hold.
+      Master.check(opts);
+      process.stdout.write(`einhyrningsins ${VERSION}: upgrade check passed\n`);
+      return;
+    }
+    await new Master(opts, argv, stateFd).start();
   } catch (err) {
     const e = err as Error;
     if (!KNOWN_FAILURES.has(e.name)) throw err;

@@ -18,6 +18,7 @@ import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
+import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type ReloadState } from './reload.js';
 
 interface BoundSocket {
   bind: ResolvedBind;
@@ -59,18 +60,34 @@ export class Master {
   private sockets: BoundSocket[] = [];
   private readonly cleanup = new Cleanup();
   private readonly t0 = performance.now();
+  /** Date.now() at this image's clock origin (t0): core times are relative to it. */
   private readonly wall0 = Date.now();
+  /** When the first image of this master started (uptime survives reloads). */
+  private startedAtWall = this.wall0;
+  /** Reloads so far (einhorn's state `generation`). */
+  private reloads = 0;
+  private reloading = false;
+  private lock: { fd: number; path: string } | null = null;
   private readonly socketPath: string;
   private readonly cwd = process.cwd();
   private exiting = false;
+  /** Events (from signals) that arrive before the group exists; null once it runs. */
+  private pending: Event[] | null = [];
   private readonly commandContext: CommandContext;
 
-  constructor(private readonly opts: Options) {
+  constructor(
+    private readonly opts: Options,
+    /** The command line this image was started with (re-used by reload). */
+    private readonly argv: readonly string[] = [],
+    /** Set when this image is the new one of a reload: the snapshot of the old one. */
+    private readonly stateFd: number | null = null,
+  ) {
     this.log = new Logger(opts.verbosity, process.pid);
     this.socketPath = resolve(opts.socketPath ?? defaultSocketPath(opts.commandName));
     const log = this.log;
     this.commandContext = {
       feed: (ev) => this.feed(ev),
+      reload: (conn, req) => void this.reload(conn, req),
       route: (conn, req) => {
         const id = this.nextRoute++;
         this.routes.set(id, { conn, requestId: req.id, streaming: req.id !== undefined, sent: 0 });
@@ -99,7 +116,13 @@ export class Master {
 
   /** Start-up: every step that can fail runs before the first child starts. */
   async start(): Promise<void> {
+    let restored: ReloadState | null = null;
+    // Signals first: a TERM that arrives while the sockets are being set up must not
+    // kill the master with Node's default action and leave the socket file behind.
+    // Until the group exists, events wait in `pending` (see feed()).
+    this.installSignals();
     try {
+      native.ensureNative();
       if (this.opts.syslog || this.opts.syslogTo) {
         // Loaded only when asked for: its native addon and client cost start-up time.
         const { SyslogSink, parseSyslogUrl } = await import('./syslog.js');
@@ -120,16 +143,20 @@ export class Master {
           throw new StartupError(`--nice: cannot set the master's niceness to ${this.opts.niceMaster}: ${(err as Error).message}`);
         }
       }
-      if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
-      resolveProgram(this.opts.program as string, process.env.PATH, this.cwd);
-      await this.bindAll();
-      // The control socket last but one: a failure above never touches a socket file.
-      this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>
-        this.onRequest(c, r),
-      );
-      const server = this.server;
-      this.cleanup.add(() => server.close());
-      if (this.opts.pidfile) this.writePidfile(resolve(this.opts.pidfile));
+      if (this.stateFd !== null) {
+        restored = await this.takeOver(this.stateFd);
+      } else {
+        Master.check(this.opts);
+        if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
+        await this.bindAll();
+        // The control socket last but one: a failure above never touches a socket file.
+        this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>
+          this.onRequest(c, r),
+        );
+        const server = this.server;
+        this.cleanup.add(() => server.close());
+        if (this.opts.pidfile) this.writePidfile(resolve(this.opts.pidfile));
+      }
     } catch (err) {
       this.cleanup.run();
       throw err;
@@ -154,13 +181,203 @@ export class Master {
       onExit: (code) => this.exit(code),
       now: () => this.now(),
     });
-    this.installSignals();
     this.installLastResort();
     const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
+    if (restored) {
+      this.resumeFrom(restored);
+      return;
+    }
     this.log.info(
       `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
     );
+    const pending = this.pending ?? [];
+    this.pending = null;
+    const stop = pending.find((ev) => ev.type === 'shutdown');
+    if (stop) {
+      // Stopped before anything ran: start nothing, leave nothing.
+      this.log.info('Stopping: a stop signal arrived during start-up');
+      this.feed(stop);
+      return;
+    }
     this.feed({ type: 'start' });
+    for (const ev of pending) this.feed(ev);
+  }
+
+  /** What must hold before anything is bound (also the whole of --upgrade-check). */
+  static check(opts: Options): void {
+    native.ensureNative();
+    native.assertLauncher();
+    resolveProgram(opts.program as string, process.env.PATH, process.cwd());
+    if (opts.reexecAs) {
+      try {
+        resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());
+      } catch (err) {
+        throw new StartupError(`--reexec-as: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  // ---- reload: re-execute the master in place ---------------------------------
+
+  /** The command the master re-executes as: --reexec-as, else this node and this program. */
+  private reexecCommand(): { path: string; words: string[] } {
+    if (this.opts.reexecAs) {
+      const words = this.opts.reexecAs;
+      return { path: resolveProgram(words[0] as string, process.env.PATH, this.cwd), words };
+    }
+    const words = [process.execPath, ...process.execArgv, process.argv[1] as string];
+    return { path: process.execPath, words };
+  }
+
+  private async reload(conn: ControlConnection, req: Request): Promise<void> {
+    const refuse = (why: string) => {
+      this.log.warn(`Not reloading: ${why}`);
+      conn.send({ message: `Not reloading: ${why}`, error: true }, req.id);
+    };
+    const snap = this.snapshot();
+    if (this.exiting || snap.shuttingDown) return refuse('the master is stopping');
+    if (this.reloading) return refuse('a reload is already in progress');
+    if (snap.upgrade) return refuse(`an upgrade is in progress (generation ${snap.upgrade.generation}); reload when it is done`);
+    this.reloading = true;
+    const streaming = req.id !== undefined;
+    const progress = (message: string) => {
+      this.log.info(message);
+      if (streaming) conn.send({ message, wait: true }, req.id);
+    };
+    let cmd: { path: string; words: string[] };
+    try {
+      cmd = this.reexecCommand();
+    } catch (err) {
+      this.reloading = false;
+      return refuse(`--reexec-as: ${(err as Error).message}`);
+    }
+    progress(`Reloading einhyrningsins master ${process.pid}: checking the new code (${cmd.words.join(' ')} --upgrade-check)`);
+    const failed = await upgradeCheck(cmd.path, cmd.words, this.argv, process.env);
+    if (failed !== null) {
+      this.reloading = false;
+      this.log.error(`Reload aborted, the master keeps running: ${failed}`);
+      conn.send({ message: `Reload aborted, the master keeps running: ${failed}`, error: true }, req.id);
+      return;
+    }
+    if (this.exiting || this.snapshot().shuttingDown || this.snapshot().upgrade) {
+      this.reloading = false;
+      return refuse('the master started stopping or upgrading during the check');
+    }
+    progress('Upgrade check passed; re-executing the master');
+    await this.flushConnections();
+    let stateFd = -1;
+    const inherited: number[] = [];
+    try {
+      const conns = this.server ? this.server.openConnections() : [];
+      const state: ReloadState = {
+        format: 1,
+        version: VERSION,
+        wall: Date.now(),
+        argv: [...this.argv],
+        startedAtWall: this.startedAtWall,
+        reloads: this.reloads + 1,
+        sockets: this.sockets.map((x) => ({ fd: x.fd, port: x.port, bind: x.bind })),
+        control: { fd: (this.server as ControlServer).listenFd, path: this.socketPath, ino: (this.server as ControlServer).inode },
+        connections: conns
+          .filter((c) => c.fd !== null)
+          .map((c) => ({ fd: c.fd as number, requester: c === conn, requestId: c === conn ? (req.id ?? null) : null, streaming: c === conn && streaming })),
+        lockfile: this.lock,
+        pidfile: this.opts.pidfile ? resolve(this.opts.pidfile) : null,
+        verbosity: this.log.verbosity,
+        core: (this.group as WorkerGroup).serialize(),
+      };
+      stateFd = writeState(state);
+      // stdio too: Node marks 0, 1 and 2 close-on-exec, and the new image must log where this one did.
+      for (const fd of [0, 1, 2, stateFd, state.control.fd, ...state.sockets.map((x) => x.fd), ...state.connections.map((c) => c.fd)]) {
+        native.setCloexec(fd, false);
+        inherited.push(fd);
+      }
+      if (this.lock) {
+        native.setCloexec(this.lock.fd, false);
+        inherited.push(this.lock.fd);
+      }
+      const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+      native.execve(cmd.path, [...cmd.words, STATE_FD_OPTION, String(stateFd), ...this.argv], env);
+    } catch (err) {
+      // Still the old image: put everything back as it was and carry on.
+      for (const fd of inherited) {
+        try {
+          native.setCloexec(fd, true);
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+      if (stateFd >= 0) closeSync(stateFd);
+      this.reloading = false;
+      this.log.error(`Could not reload, the master keeps running: ${(err as Error).message}`);
+      conn.send({ message: `Could not reload, the master keeps running: ${(err as Error).message}`, error: true }, req.id);
+    }
+  }
+
+  /** Wait (at most 1 s) until every reply written has reached the kernel: nothing queued is lost in the exec. */
+  private async flushConnections(): Promise<void> {
+    const end = Date.now() + 1000;
+    while (Date.now() < end && this.server && this.server.openConnections().some((c) => !c.flushed)) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** The new image of a reload: take over the old one's fds and files instead of creating them. */
+  private async takeOver(fd: number): Promise<ReloadState> {
+    let state: ReloadState;
+    try {
+      state = readState(fd);
+    } catch (err) {
+      throw new StartupError(`cannot read the reload state on fd ${fd}: ${(err as Error).message}`);
+    }
+    for (const x of state.sockets) {
+      const info = native.fdInfo(x.fd);
+      if (!info.listening) throw new StartupError(`reload: fd ${x.fd} (-b ${x.bind.text}) is not a listening socket any more`);
+      native.setCloexec(x.fd, true);
+      this.cleanup.add(() => native.close(x.fd));
+      this.sockets.push({ bind: x.bind, fd: x.fd, port: x.port });
+    }
+    if (state.lockfile) {
+      native.setCloexec(state.lockfile.fd, true);
+      this.holdLock(state.lockfile.fd, state.lockfile.path);
+    }
+    native.setCloexec(state.control.fd, true);
+    this.server = await ControlServer.fromFd(state.control.fd, state.control.path, state.control.ino, this.log, (c, r) =>
+      this.onRequest(c, r),
+    );
+    const server = this.server;
+    this.cleanup.add(() => server.close());
+    if (state.pidfile) this.removePidfileAtExit(state.pidfile);
+    this.startedAtWall = state.startedAtWall;
+    this.reloads = state.reloads;
+    this.log.verbosity = state.verbosity;
+    return state;
+  }
+
+  /** After takeOver: the group carries on from the old core, the connections are served again. */
+  private resumeFrom(state: ReloadState): void {
+    const group = this.group as WorkerGroup;
+    // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
+    group.restore(state.core, Date.now() - state.wall);
+    const server = this.server as ControlServer;
+    let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
+    for (const c of state.connections) {
+      native.setCloexec(c.fd, true);
+      const conn = server.adopt(c.fd);
+      if (c.requester) {
+        conn.expectReply();
+        requester = { conn, id: c.requestId, streaming: c.streaming };
+      }
+    }
+    const workers = group.snapshot().workers.length;
+    const message =
+      `Reload done: master ${process.pid} is now einhyrningsins ${VERSION} (reload ${this.reloads}), ` +
+      `${workers} worker${workers === 1 ? '' : 's'} adopted`;
+    this.log.info(message);
+    if (requester) requester.conn.send({ message }, requester.streaming && requester.id !== null ? requester.id : undefined);
+    const pending = this.pending ?? [];
+    this.pending = null;
+    for (const ev of pending) this.feed(ev);
   }
 
   // ---- start-up steps -------------------------------------------------------
@@ -183,6 +400,11 @@ export class Master {
       closeSync(fd);
       throw new StartupError(`lockfile ${path} is held by another master`);
     }
+    this.holdLock(fd, path);
+  }
+
+  private holdLock(fd: number, path: string): void {
+    this.lock = { fd, path };
     this.cleanup.add(() => {
       try {
         unlinkSync(path);
@@ -216,6 +438,10 @@ export class Master {
       }
       throw new StartupError(`cannot write pidfile ${path}: ${(err as Error).message}`);
     }
+    this.removePidfileAtExit(path);
+  }
+
+  private removePidfileAtExit(path: string): void {
     this.cleanup.add(() => {
       if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
     });
@@ -241,7 +467,8 @@ export class Master {
   // ---- control socket ---------------------------------------------------------
 
   feed(event: Event): void {
-    this.group?.feed(event);
+    if (this.pending !== null) this.pending.push(event);
+    else this.group?.feed(event);
   }
 
   /**
@@ -318,7 +545,7 @@ export class Master {
       verbosity: this.log.verbosity,
       ackMode: o.ackMode.kind === 'manual' ? { kind: 'manual', timeoutSec: o.ackTimeoutSec } : o.ackMode,
       killChildrenOnExit: o.killChildrenOnExit,
-      startedAtWall: this.wall0,
+      startedAtWall: this.startedAtWall,
       wall: (t) => this.wall0 + t,
       now: this.now(),
     };

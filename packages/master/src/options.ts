@@ -8,6 +8,8 @@
  */
 import { normalizeSignal } from './signals.js';
 
+import { shellSplit } from './shell-split.js';
+
 export class UsageError extends Error {
   override name = 'UsageError';
 }
@@ -135,18 +137,27 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'URL',
     help: 'Also send warnings and errors to a remote syslog collector, udp://HOST:PORT or tcp://HOST:PORT.',
   },
+  {
+    long: 'reexec-as',
+    arg: 'CMDLINE',
+    help:
+      'On reload, re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
+      'options, e.g. "env VAR=b einhyrningsins" (default: this node and this program).',
+  },
+  {
+    long: 'upgrade-check',
+    help: 'Load the whole program and check the options, then exit 0 without binding anything (what reload runs first).',
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
 
 /** einhorn options we know but refuse, with the reason shown to the user. */
 const REFUSED: Readonly<Record<string, string>> = {
-  'reexec-as': 'einhyrningsins never re-executes its master; upgrades replace the workers only',
   preload: 'preloading is Ruby-only',
   p: 'preloading (-p) is Ruby-only',
   'gc-before-fork': 'Ruby-only',
-  'with-state-fd': 'internal to einhorn\'s master re-exec, which einhyrningsins does not do',
-  'upgrade-check': 'internal to einhorn\'s master re-exec, which einhyrningsins does not do',
+  'with-state-fd': 'internal to the master\'s reload, which passes it as the first argument',
 };
 
 export type AckModeOption = { kind: 'manual' } | { kind: 'timer'; seconds: number };
@@ -180,6 +191,9 @@ export interface Options {
   syslog: boolean;
   syslogSocket: string;
   syslogTo: string | null;
+  /** --reexec-as, split into words. */
+  reexecAs: string[] | null;
+  upgradeCheck: boolean;
   help: boolean;
   version: boolean;
   program: string | null;
@@ -215,6 +229,8 @@ export function defaultOptions(): Options {
     syslog: false,
     syslogSocket: '/dev/log',
     syslogTo: null,
+    reexecAs: null,
+    upgradeCheck: false,
     help: false,
     version: false,
     program: null,
@@ -373,6 +389,20 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'syslog-to':
       if (!/^(udp|tcp):\/\/.+:\d+\/?$/.test(v)) throw new UsageError(`${name} expects udp://HOST:PORT or tcp://HOST:PORT, got '${v}'`);
       o.syslogTo = v;
+      return;
+    case 'reexec-as': {
+      let words: string[];
+      try {
+        words = shellSplit(v);
+      } catch (err) {
+        throw new UsageError(`${name}: ${(err as Error).message} in '${v}'`);
+      }
+      if (words.length === 0) throw new UsageError(`${name} expects a command line`);
+      o.reexecAs = words;
+      return;
+    }
+    case 'upgrade-check':
+      o.upgradeCheck = true;
       return;
     case 'help':
       o.help = true;

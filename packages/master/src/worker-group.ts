@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { Supervisor, type CoreConfig, type CoreSnapshot, type Effect, type Event, type LogLevel } from '@einhyrningsins/core';
+import { Supervisor, type CoreConfig, type CoreSnapshot, type Effect, type Event, type LogLevel, type SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 import { childEnv, type PassedSocket } from './child-env.js';
 import type { Logger } from './log.js';
@@ -16,6 +16,8 @@ function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
     return false;
   }
 }
+
+const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
 
 /** What to run for each worker of a group; may change between generations. */
 export interface LaunchSpec {
@@ -77,7 +79,11 @@ export interface WorkerGroupOptions {
  * one per process type.
  */
 export class WorkerGroup {
-  private readonly core: Supervisor;
+  private core: Supervisor;
+  /** Workers started by an image before a reload: not libuv's children, reaped by waitpid. */
+  private readonly adopted = new Set<number>();
+  private reaper: NodeJS.Timeout | null = null;
+  private readonly onSigchld = () => this.reapAdopted();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly children = new Map<number, ChildProcess>();
   private readonly queue: Event[] = [];
@@ -117,7 +123,52 @@ export class WorkerGroup {
   }
 
   hasPid(pid: number): boolean {
-    return this.children.has(pid);
+    return this.children.has(pid) || this.adopted.has(pid);
+  }
+
+  /** The core's whole state for the next image (see reload.ts). */
+  serialize(): SerializedCore {
+    return this.core.serialize(this.now());
+  }
+
+  /**
+   * Carry on from the core of the image before a reload: its workers are adopted by
+   * pid (they are still this process's children), its timers re-armed for what is
+   * left of them. Workers that died during the exec are reaped at once.
+   */
+  restore(data: SerializedCore, elapsedMs = 0): void {
+    const { core, effects } = Supervisor.restore(data, this.now(), elapsedMs);
+    this.core = core;
+    for (const w of core.snapshot().workers) if (w.pid !== null) this.adopted.add(w.pid);
+    if (this.adopted.size > 0) {
+      process.on('SIGCHLD', this.onSigchld);
+      // SIGCHLD can be coalesced with one libuv consumed first: look every second too.
+      this.reaper = setInterval(() => this.reapAdopted(), 1000);
+      this.reaper.unref();
+    }
+    for (const e of effects) this.apply(e);
+    setImmediate(() => this.reapAdopted());
+  }
+
+  private reapAdopted(): void {
+    for (const pid of [...this.adopted]) {
+      let r: { code: number | null; signal: number | null } | null;
+      try {
+        r = native.waitpid(pid);
+      } catch {
+        r = { code: null, signal: null }; // ECHILD: gone, and not ours to reap any more
+      }
+      if (r === null) continue;
+      this.adopted.delete(pid);
+      const signal = r.signal === null ? null : (SIGNAL_NAMES.get(r.signal) ?? `SIG${r.signal}`);
+      if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
+      this.feed({ type: 'exited', pid, code: r.code, signal });
+    }
+    if (this.adopted.size === 0 && this.reaper) {
+      clearInterval(this.reaper);
+      this.reaper = null;
+      process.off('SIGCHLD', this.onSigchld);
+    }
   }
 
   feed(event: Event): void {
@@ -138,6 +189,8 @@ export class WorkerGroup {
   stopTimers(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    if (this.reaper) clearInterval(this.reaper);
+    this.reaper = null;
   }
 
   private log(level: LogLevel, message: string, ctx: { pid?: number; slot?: number } = {}): void {

@@ -8,6 +8,11 @@
  *   listenTcp(opts) / listenUnix(opts)  -> fd (always O_CLOEXEC in this process)
  *   getsockname(fd), fdInfo(fd), close(fd), setCloexec(fd, on), flock(fd),
  *   openFds()
+ *   execve(path, argv, env)   replace this process's image (the master's reload);
+ *                             returns only by throwing
+ *   waitpid(pid)              WNOHANG reap of one child libuv does not know
+ *                             (workers adopted across a reload)
+ *   memfdCreate(name)         an anonymous file (the reload's state snapshot)
  *
  * Every function is synchronous and only performs non-blocking syscalls.
  * System-call failures throw an Error with `code` (errno name), `errno`
@@ -22,6 +27,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,7 +37,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef IPPROTO_MPTCP
@@ -53,6 +61,7 @@ static const char *errno_name(int err) {
     E(EOPNOTSUPP) E(EPFNOSUPPORT) E(EAFNOSUPPORT) E(EADDRINUSE)
     E(EADDRNOTAVAIL) E(ENETDOWN) E(ENETUNREACH) E(ENOBUFS) E(EISCONN)
     E(ENOTCONN) E(ECONNREFUSED) E(ECONNRESET) E(ETIMEDOUT) E(EOVERFLOW)
+    E(ECHILD) E(E2BIG) E(ENOEXEC) E(ETXTBSY)
 #undef E
     default: return "UNKNOWN";
   }
@@ -683,6 +692,118 @@ static napi_value OpenFds(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* execve, waitpid, memfdCreate: the master's reload                          */
+/* ------------------------------------------------------------------------ */
+
+/* A JS array of strings as a NULL-terminated char* vector (malloc'ed; NULL + exception on error). */
+static char **str_vector(napi_env env, napi_value arr, const char *fn, const char *what) {
+  bool is_array = false;
+  if (napi_is_array(env, arr, &is_array) != napi_ok || !is_array) {
+    throw_type(env, "ERR_INVALID_ARG_TYPE", "%s: %s must be an array of strings", fn, what);
+    return NULL;
+  }
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok) return NULL;
+  char **v = calloc((size_t)n + 1, sizeof *v);
+  if (!v) {
+    napi_throw_error(env, NULL, "execve: out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    size_t len = 0, got = 0;
+    if (napi_get_element(env, arr, i, &e) != napi_ok || !is_type(env, e, napi_string) ||
+        napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok) {
+      throw_type(env, "ERR_INVALID_ARG_TYPE", "%s: %s[%u] must be a string", fn, what, i);
+      goto fail;
+    }
+    if (!(v[i] = malloc(len + 1))) {
+      napi_throw_error(env, NULL, "execve: out of memory");
+      goto fail;
+    }
+    napi_get_value_string_utf8(env, e, v[i], len + 1, &got);
+    if (strlen(v[i]) != got) {
+      throw_type(env, "ERR_INVALID_ARG_VALUE", "%s: %s[%u] contains a NUL byte", fn, what, i);
+      goto fail;
+    }
+  }
+  return v;
+fail:
+  for (uint32_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+  return NULL;
+}
+
+static void free_vector(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+/* execve(path, argv[], env[]) -- every fd without FD_CLOEXEC is kept. */
+static napi_value Execve(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, "execve", 3, argv)) return NULL;
+  char path[PATH_MAX];
+  size_t len = 0, got = 0;
+  if (!is_type(env, argv[0], napi_string) ||
+      napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok || len == 0 || len >= sizeof path) {
+    return throw_type(env, "ERR_INVALID_ARG_VALUE", "execve: path must be a non-empty string shorter than %d bytes", PATH_MAX);
+  }
+  napi_get_value_string_utf8(env, argv[0], path, sizeof path, &got);
+  char **av = str_vector(env, argv[1], "execve", "argv");
+  if (!av) return NULL;
+  char **ev = str_vector(env, argv[2], "execve", "env");
+  if (!ev) {
+    free_vector(av);
+    return NULL;
+  }
+  execve(path, av, ev);
+  int err = errno;
+  free_vector(av);
+  free_vector(ev);
+  return throw_sys(env, err, "execve", NULL, NULL);
+}
+
+/* waitpid(pid, WNOHANG): null while it runs, else {code, signal} (one of them null). */
+static napi_value WaitPid(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, "waitpid", 1, argv)) return NULL;
+  int64_t pid;
+  if (!to_int(env, argv[0], "waitpid", "pid", 1, INT32_MAX, &pid)) return NULL;
+  int status = 0;
+  pid_t r;
+  do r = waitpid((pid_t)pid, &status, WNOHANG);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_sys(env, errno, "waitpid", NULL, NULL);
+  napi_value out, nul;
+  napi_get_null(env, &nul);
+  if (r == 0) return nul;
+  napi_create_object(env, &out);
+  napi_value code = nul, sig = nul;
+  if (WIFEXITED(status)) napi_create_int32(env, WEXITSTATUS(status), &code);
+  else if (WIFSIGNALED(status)) napi_create_int32(env, WTERMSIG(status), &sig);
+  napi_set_named_property(env, out, "code", code);
+  napi_set_named_property(env, out, "signal", sig);
+  return out;
+}
+
+/* memfd_create(name, MFD_CLOEXEC) -> fd. */
+static napi_value MemfdCreate(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, "memfdCreate", 1, argv)) return NULL;
+  char name[200];
+  size_t got = 0;
+  if (!is_type(env, argv[0], napi_string) ||
+      napi_get_value_string_utf8(env, argv[0], name, sizeof name, &got) != napi_ok || got == 0) {
+    return throw_type(env, "ERR_INVALID_ARG_VALUE", "memfdCreate: name must be a non-empty string");
+  }
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return throw_sys(env, errno, "memfd_create", NULL, NULL);
+  return fd_result(env, fd);
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"listenTcp", NULL, ListenTcp, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -694,6 +815,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"flock", NULL, Flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openFds", NULL, OpenFds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketPair", NULL, SocketPair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"execve", NULL, Execve, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"waitpid", NULL, WaitPid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"memfdCreate", NULL, MemfdCreate, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -17,8 +17,10 @@
  *
  * @module
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { accessSync, existsSync, readdirSync, realpathSync, constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Options for {@link listenTcp}. Every field is required. */
@@ -111,17 +113,82 @@ interface NativeBinding {
   flock(fd: number): boolean;
   openFds(): number[];
   socketPair(): [number, number];
+  execve(path: string, argv: string[], env: string[]): never;
+  waitpid(pid: number): { code: number | null; signal: number | null } | null;
+  memfdCreate(name: string): number;
 }
 
-/** Absolute path of the compiled addon (`build/Release/native_reuseport.node`). */
-export const addonPath: string = fileURLToPath(
-  new URL('../../build/Release/native_reuseport.node', import.meta.url),
-);
+// ---- where the binaries are ----------------------------------------------------
+//
+// Two layouts, one rule. In a clone, node-gyp builds into
+// packages/native-reuseport/build/Release. In the published package the same
+// directory exists only after a build from source; what ships is
+// prebuilds/<platform>-<arch>-<libc>/ at the package root, made at pack time.
+// This module is either compiled alone (packages/native-reuseport/dist/src) or
+// bundled into the programs (dist/ at the package root), so the package root is
+// found by walking up to the directory that holds packages/native-reuseport/binding.gyp
+// (shipped in both). A local build wins over a prebuilt one: it was made here.
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function findPackageRoot(): string {
+  let dir = here;
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, 'packages', 'native-reuseport', 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return resolve(here, '..', '..', '..', '..');
+}
+
+/** The root of the einhyrningsins package (or of the clone). */
+export const packageRoot: string = findPackageRoot();
+/** Where binding.gyp and the C sources are; node-gyp builds in `build/` below it. */
+export const sourceDir: string = join(packageRoot, 'packages', 'native-reuseport');
+/** What node-gyp produces, in a clone or after a build from source. */
+export const buildDir: string = join(sourceDir, 'build', 'Release');
+
+/** musl or glibc, told by the dynamic loader on disk (process.report would cost ~5 ms). */
+function libc(): 'glibc' | 'musl' {
+  try {
+    for (const dir of ['/lib', '/usr/lib']) {
+      if (readdirSync(dir).some((f) => f.startsWith('ld-musl-'))) return 'musl';
+    }
+  } catch {
+    /* no /lib: not a usual Linux */
+  }
+  return 'glibc';
+}
+
+/** The platform tag of the prebuilt binaries this machine can use, e.g. `linux-x64-glibc`. */
+export const platformTag: string = process.platform === 'linux' ? `linux-${process.arch}-${libc()}` : `${process.platform}-${process.arch}`;
+/** Where the prebuilt binaries for this platform would be. */
+export const prebuildDir: string = join(packageRoot, 'prebuilds', platformTag);
+
+/** Every native file the package ships, by name (the same names in buildDir and prebuildDir). */
+export const ARTIFACTS = ['native_reuseport.node', 'einhyrningsins-launch', 'einhyrningsins-bind-shim.so'] as const;
+export type ArtifactName = (typeof ARTIFACTS)[number];
 
 /**
- * Absolute path of the `einhyrningsins-launch` executable
- * (`build/Release/einhyrningsins-launch`). Not checked at import time; use
- * {@link assertLauncher} to verify it exists.
+ * Absolute path of a native file: the local build if there is one, else the
+ * prebuilt one for this platform, else (nothing there yet) where a build from
+ * source will put it.
+ */
+export function artifactPath(name: ArtifactName): string {
+  const built = join(buildDir, name);
+  if (existsSync(built)) return built;
+  const pre = join(prebuildDir, name);
+  if (existsSync(pre)) return pre;
+  return built;
+}
+
+/** Absolute path of the compiled addon (`native_reuseport.node`). */
+export let addonPath: string = artifactPath('native_reuseport.node');
+
+/**
+ * Absolute path of the `einhyrningsins-launch` executable. Not checked at import
+ * time; {@link assertLauncher} (or {@link ensureNative}) makes sure it exists.
  *
  * Usage: `einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]`.
  * It execv()s PATH without touching any fd. Exit codes when it cannot exec:
@@ -129,13 +196,11 @@ export const addonPath: string = fileURLToPath(
  * was armed), 2 bad usage, 126 PATH not executable (EACCES, EPERM, ENOEXEC,
  * ETXTBSY), 127 any other exec failure (ENOENT, ...).
  */
-export const launcherPath: string = fileURLToPath(
-  new URL('../../build/Release/einhyrningsins-launch', import.meta.url),
-);
+export let launcherPath: string = artifactPath('einhyrningsins-launch');
 
 /**
- * Absolute path of the `einhyrningsins-bind-shim.so` LD_PRELOAD library
- * (`build/Release/einhyrningsins-bind-shim.so`). Not checked at import time.
+ * Absolute path of the `einhyrningsins-bind-shim.so` LD_PRELOAD library (the
+ * dyno driver's). Not checked at import time.
  *
  * With `EINHYRNINGSINS_BIND_FDS=3[,4...]` in the environment, a bind() of a
  * TCP stream socket to port P, when one of those fds is a listening TCP
@@ -144,9 +209,7 @@ export const launcherPath: string = fileURLToPath(
  * $PORT itself accepts on the inherited socket. Every other bind() is the
  * real one. `EINHYRNINGSINS_BIND_VERBOSE=1` logs each substitution on stderr.
  */
-export const bindShimPath: string = fileURLToPath(
-  new URL('../../build/Release/einhyrningsins-bind-shim.so', import.meta.url),
-);
+export let bindShimPath: string = artifactPath('einhyrningsins-bind-shim.so');
 
 /** Launcher exit codes (only seen when PATH was not exec'd). */
 export const LAUNCH_EXIT = {
@@ -159,6 +222,91 @@ export const LAUNCH_EXIT = {
   /** Any other execv failure (ENOENT, ENOTDIR, ELOOP, ...). */
   EXEC_FAILED: 127,
 } as const;
+
+/** Thrown when the native files are missing and cannot be built here; its message is one line. */
+export class NativeMissingError extends Error {
+  override name = 'NativeMissingError';
+}
+
+function missing(): string[] {
+  return ARTIFACTS.filter((name) => !existsSync(artifactPath(name)));
+}
+
+/** Find `cmd` on PATH (an executable regular file), or null. */
+function which(cmd: string, path = process.env.PATH ?? ''): string | null {
+  for (const dir of path.split(':')) {
+    if (dir === '') continue;
+    const file = join(dir, cmd);
+    try {
+      accessSync(file, fsConstants.X_OK);
+      return file;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+/** npm's own command-line script, which carries node-gyp for its scripts. */
+function npmCli(): string | null {
+  const fromEnv = process.env.npm_execpath;
+  if (fromEnv && /npm-cli\.js$/.test(fromEnv) && existsSync(fromEnv)) return fromEnv;
+  const npm = which('npm');
+  if (npm === null) return null;
+  try {
+    const real = realpathSync(npm);
+    return real.endsWith('.js') ? real : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Make sure the addon and the launcher exist: use the local build or the
+ * prebuilt files for this platform, and where neither is there, build them
+ * from the shipped sources with node-gyp (npm's own), once, into
+ * {@link buildDir}. Its progress goes to stderr.
+ * @throws NativeMissingError with a one-line message naming the platform and
+ *   what to install when that cannot be done.
+ */
+export function ensureNative(): void {
+  if (missing().length === 0) return;
+  const where = `no prebuilt native binary for ${platformTag} in this package`;
+  if (!existsSync(join(sourceDir, 'binding.gyp'))) {
+    throw new NativeMissingError(`${where}, and no sources to build one from (${sourceDir})`);
+  }
+  const tools = [['python3', 'python3'], ['make', 'make'], ['cc', 'a C compiler (cc)']] as const;
+  const absent: string[] = tools.filter(([cmd]) => which(cmd) === null).map(([, name]) => name);
+  const cli = npmCli();
+  if (cli === null) absent.push('npm');
+  if (absent.length > 0) {
+    throw new NativeMissingError(
+      `${where}; building it from source needs ${absent.join(', ')} on PATH ` +
+        '(e.g. apt-get install python3 make gcc), then run it again',
+    );
+  }
+  try {
+    accessSync(sourceDir, fsConstants.W_OK);
+  } catch {
+    throw new NativeMissingError(
+      `${where}; cannot build it: ${sourceDir} is not writable (run \`npm rebuild einhyrningsins\` or the program once as its owner)`,
+    );
+  }
+  process.stderr.write(`einhyrningsins: ${where}; building it from source in ${sourceDir} (once)\n`);
+  const r = spawnSync(process.execPath, [cli as string, 'run', '--silent', 'build:native'], {
+    cwd: sourceDir,
+    stdio: ['ignore', 2, 2],
+  });
+  const still = missing();
+  if (r.status !== 0 || still.length > 0) {
+    throw new NativeMissingError(
+      `building the native binary from source failed (${r.error ? r.error.message : `exit ${r.status ?? r.signal}`}); see the lines above`,
+    );
+  }
+  addonPath = artifactPath('native_reuseport.node');
+  launcherPath = artifactPath('einhyrningsins-launch');
+  bindShimPath = artifactPath('einhyrningsins-bind-shim.so');
+}
 
 /**
  * Check that {@link launcherPath} exists and is executable; returns it.
@@ -186,7 +334,7 @@ function native(): NativeBinding {
       binding = require(addonPath) as NativeBinding;
     } catch (cause) {
       throw new Error(
-        `native-reuseport: cannot load ${addonPath} ` +
+        `native-reuseport: cannot load ${addonPath}: ${(cause as Error).message.split('\n')[0]} ` +
           '(build it with `node-gyp rebuild` in packages/native-reuseport)',
         { cause },
       );
@@ -282,4 +430,29 @@ export function openFds(): number[] {
  */
 export function socketPair(): [number, number] {
   return native().socketPair();
+}
+
+/**
+ * execve(2): replace this process's image, keeping every fd that is not
+ * close-on-exec (clear FD_CLOEXEC with {@link setCloexec} on what must cross).
+ * `env` is a list of `KEY=value` strings. Returns only by throwing.
+ * @throws NativeSyscallError (ENOENT, EACCES, E2BIG, ...).
+ */
+export function execve(path: string, argv: string[], env: string[]): never {
+  return native().execve(path, argv, env);
+}
+
+/**
+ * waitpid(pid, WNOHANG) for a child that libuv does not know (a worker adopted
+ * after a reload): null while it runs, else how it ended (`code` or the signal
+ * number in `signal`). Never call it for a child spawned by child_process.
+ * @throws NativeSyscallError (ECHILD when it is not our child, or already reaped).
+ */
+export function waitpid(pid: number): { code: number | null; signal: number | null } | null {
+  return native().waitpid(pid);
+}
+
+/** memfd_create(2) with MFD_CLOEXEC: an anonymous in-memory file. */
+export function memfdCreate(name: string): number {
+  return native().memfdCreate(name);
 }

@@ -1,0 +1,118 @@
+/**
+ * The master's reload (einhorn's master re-exec): what crosses the execve and how.
+ *
+ * The old image writes a JSON snapshot into a memfd and clears FD_CLOEXEC on
+ * everything the new image takes over (listening sockets, the control socket and
+ * its connections, the lockfile, the memfd), then execve()s
+ * `<reexec words> --with-state-fd N <its own argv>`: same pid, so the workers stay
+ * its children and the pidfile stays true. The new image reads the snapshot
+ * instead of binding, adopts the fds by number and the workers by pid.
+ */
+import { spawn } from 'node:child_process';
+import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
+import type { SerializedCore } from '@einhyrningsins/core';
+import * as native from 'native-reuseport';
+import type { ResolvedBind } from './bind-spec.js';
+
+export { shellSplit } from './shell-split.js';
+
+/** The option that carries the snapshot's fd; always the first word of the new image's argv. */
+export const STATE_FD_OPTION = '--with-state-fd';
+
+export interface ReloadState {
+  format: 1;
+  version: string;
+  /** Date.now() when the snapshot was taken: the gap to the new image's start is added to every age. */
+  wall: number;
+  /** The old image's own argv (without --with-state-fd), re-used by the next reload. */
+  argv: string[];
+  /** Wall-clock start of the first image (uptime survives reloads). */
+  startedAtWall: number;
+  reloads: number;
+  sockets: Array<{ fd: number; port: number; bind: ResolvedBind }>;
+  control: { fd: number; path: string; ino: number };
+  /** Open control connections; `requestId` set on the one that asked for the reload. */
+  connections: Array<{ fd: number; requester: boolean; requestId: string | number | null; streaming: boolean }>;
+  lockfile: { fd: number; path: string } | null;
+  pidfile: string | null;
+  verbosity: number;
+  core: SerializedCore;
+}
+
+/** Write the snapshot into a memfd that the new image inherits. */
+export function writeState(state: ReloadState): number {
+  const fd = native.memfdCreate('einhyrningsins-state');
+  try {
+    const data = Buffer.from(JSON.stringify(state));
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** Read (and close) the snapshot fd of the image before. */
+export function readState(fd: number): ReloadState {
+  let text: string;
+  try {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    text = buf.subarray(0, off).toString('utf8');
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+  const state = JSON.parse(text) as ReloadState;
+  if (state.format !== 1) throw new Error(`unknown reload state format ${String(state.format)}`);
+  return state;
+}
+
+/**
+ * einhorn's --upgrade-check: run the new code with the same options and
+ * `--upgrade-check`, which loads everything and exits 0 without touching a socket.
+ * Resolves with null when it passed, else with why it did not (one line).
+ */
+export async function upgradeCheck(
+  path: string,
+  argv0: readonly string[],
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 60_000,
+): Promise<string | null> {
+  return await new Promise((resolve) => {
+    const child = spawn(path, [...argv0.slice(1), '--upgrade-check', ...argv], {
+      argv0: argv0[0],
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const keep = (d: Buffer) => {
+      out = (out + d.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      resolve(`cannot run ${argv0.join(' ')}: ${err.message}`);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve(null);
+      const last = out.trim().split('\n').filter(Boolean).at(-1) ?? '';
+      const how = signal === 'SIGKILL' ? `did not finish within ${timeoutMs / 1000} s` : signal ? `was killed by ${signal}` : `exited ${code}`;
+      resolve(`${argv0.join(' ')} --upgrade-check ${how}${last ? `: ${last}` : ''}`);
+    });
+  });
+}
