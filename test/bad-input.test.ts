@@ -36,7 +36,9 @@ const cases: Case[] = [
   { name: '-4 with -6', args: (d) => ['-4', '-6', ...child(d)], error: /-4 and -6 cannot be used together/, code: 2 },
   { name: '-m with a bad mode', args: (d) => ['--ack-mode', 'soon', ...child(d)], error: /expects 'manual' or a number of seconds/, code: 2 },
   { name: 'dropping an EINHORN_ variable', args: (d) => ['--drop-env-var', 'EINHORN_FD_COUNT', ...child(d)], error: /cannot be dropped/, code: 2 },
-  { name: 'einhorn option we refuse', args: (d) => ['--reexec-as=foo', ...child(d)], error: /never re-executes its master/, code: 2 },
+  { name: 'einhorn option we refuse', args: (d) => ['--gc-before-fork', ...child(d)], error: /Ruby-only/, code: 2 },
+  { name: '--reexec-as with an unterminated quote', args: (d) => ["--reexec-as=env 'VAR=b einhyrningsins", ...child(d)], error: /--reexec-as: unterminated single quote/, code: 2 },
+  { name: '--with-state-fd not given by a reload', args: (d) => ['-n', '1', '--with-state-fd', '5', ...child(d)], error: /internal to the master's reload/, code: 2 },
   { name: 'malformed -b', args: (d) => ['-b', 'localhost', ...child(d)], error: /-b localhost: expected ADDR:PORT/ },
   { name: '-b port out of range', args: (d) => ['-b', '127.0.0.1:70000', ...child(d)], error: /port 70000 is out of range/ },
   { name: '-b unbracketed IPv6', args: (d) => ['-b', '::1:80', ...child(d)], error: /write IPv6 addresses in brackets/ },
@@ -133,6 +135,13 @@ for (const c of cases) {
     }
   });
 }
+
+test('no arguments at all: the usage on stdout and exit 1, as einhorn does', async () => {
+  const r = await runCli([]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /^Usage: einhyrningsins \[OPTIONS\] \[--\] PROGRAM/);
+  assert.equal(r.stderr, '');
+});
 
 test('-h prints the usage on stdout and exits 0; --version prints the version', async () => {
   const h = await runCli(['-h']);

@@ -5,13 +5,14 @@ import { createInterface, type Interface } from 'node:readline';
 import { ControlClient, ClientError, type Reply } from './client.js';
 import { defaultDynoSocketPath, defaultSocketPath } from '@einhyrningsins/protocol';
 import { splitCommands } from './words.js';
+import { waitOldGone, waitReady } from './waits.js';
 
 export const VERSION = '0.1.0';
 
 /** The commands offered by tab completion (the master's `help` adds any others). */
 export const COMMAND_NAMES = [
   'config', 'dec', 'die', 'ehlo', 'help', 'inc', 'louder', 'quieter', 'reload', 'set_workers',
-  'signal', 'state', 'status', 'upgrade', 'upgrade_fleet', 'version', 'quit', 'exit',
+  'signal', 'state', 'status', 'upgrade', 'upgrade_fleet', 'version', 'wait-ready', 'quit', 'exit',
 ];
 
 export class CtlUsageError extends Error {
@@ -127,8 +128,9 @@ export function ctlHelpText(): string {
   }
   lines.push(
     '',
-    'Commands: upgrade, upgrade_fleet, inc, dec, set_workers N, state, status, signal SIG...,',
-    'die [SIG], quieter, louder, help, version, ehlo. See einhyrningsinsctl(1).',
+    'Commands: upgrade [--wait-exit], upgrade_fleet, reload, inc, dec, set_workers N, state, status,',
+    'signal SIG..., die [SIG], quieter, louder, help, version, ehlo; and wait-ready [--timeout S]',
+    '(exit 0 once every wanted worker is up, 1 on timeout). See einhyrningsinsctl(1).',
   );
   return lines.join('\n') + '\n';
 }
@@ -157,12 +159,16 @@ class Output {
 }
 
 async function runOne(client: ControlClient, words: string[], out: Output): Promise<boolean> {
-  const [command, ...args] = words as [string, ...string[]];
+  let [command, ...args] = words as [string, ...string[]];
+  // `upgrade --wait-exit` (and upgrade_fleet): return only once the old workers are gone.
+  const waitExit = (command === 'upgrade' || command === 'upgrade_fleet') && args.includes('--wait-exit');
+  if (waitExit) args = args.filter((a) => a !== '--wait-exit');
   let ok = true;
   for await (const r of client.request(command, args, { user: process.env.USER ?? 'operator' })) {
     out.reply(r);
     if (!r.wait) ok = !failed(r);
   }
+  if (ok && waitExit) ok = await waitOldGone(client, (line) => out.reply({ message: line, wait: false }));
   return ok;
 }
 
@@ -191,6 +197,22 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
   const path = o.socketPath ?? defaultPath(o.commandName);
   const out = new Output(o.json);
   const connect = () => ControlClient.connect(path, { timeoutMs: o.timeoutSec * 1000, framing: o.framing });
+
+  if (o.command[0] === 'wait-ready') {
+    // `wait-ready [--timeout S]` (default 60 s): 0 once every wanted worker is up, 1 on timeout.
+    const rest = o.command.slice(1);
+    let secs = 60;
+    if (rest.length) {
+      const m = rest.length === 2 && rest[0] === '--timeout' ? rest[1] : /^--timeout=(.*)$/.exec(rest.join(' '))?.[1];
+      if (m === undefined || !/^\d+(\.\d+)?$/.test(m) || Number(m) <= 0) {
+        process.stderr.write('einhyrningsinsctl: usage: wait-ready [--timeout SECONDS]\n');
+        return 2;
+      }
+      secs = Number(m);
+    }
+    const once = () => ControlClient.connect(path, { timeoutMs: 1000, framing: o.framing });
+    return await waitReady(once, secs * 1000, (line) => out.reply({ message: line, wait: false }));
+  }
 
   if (o.command.length || o.execute !== null) {
     let batches: string[][];

@@ -18,6 +18,12 @@ export async function main(argvIn: readonly string[]): Promise<void> {
     stateFd = Number(fd);
     argv = argv.slice(2);
   }
+  if (argv.length === 0) {
+    // einhorn's behaviour (its integration suite checks it): the usage on stdout, exit 1.
+    process.stdout.write(helpText());
+    process.exitCode = 1;
+    return;
+  }
   let opts;
   try {
     opts = parseArgs(argv);

@@ -1,11 +1,13 @@
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CoreConfig, CoreSnapshot, Event } from '@einhyrningsins/core';
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
-import { parseBindSpec, resolveBind, type ResolvedBind } from './bind-spec.js';
+import { parseBindSpec, resolveBind } from './bind-spec.js';
+import { isUnixBind, listenUnixBind, parseUnixBind, releaser } from './unix-bind.js';
+import { Notifier, SYSTEMD_VARS, listenFds } from './systemd.js';
 import { dispatch, type CommandContext } from './commands.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
@@ -20,10 +22,23 @@ import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './s
 import { VERSION } from './version.js';
 import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type ReloadState } from './reload.js';
 
+/** A listening socket the children get: from -b (TCP or unix:) or from systemd. */
 interface BoundSocket {
-  bind: ResolvedBind;
   fd: number;
+  family: 4 | 6 | 'unix';
+  /** As given: the -b text, or systemd:NAME. */
+  text: string;
+  /** Numeric address, or the socket path. */
+  address: string;
   port: number;
+  flags: string[];
+  /** A unix socket this master created (removed at exit if still the same inode). */
+  unixFile: { path: string; ino: number } | null;
+}
+
+function socketLabel(s: BoundSocket): string {
+  if (s.family === 'unix') return `unix:${s.address}`;
+  return `${s.family === 6 ? `[${s.address}]` : s.address}:${s.port}`;
 }
 
 interface Route {
@@ -68,6 +83,10 @@ export class Master {
   private reloads = 0;
   private reloading = false;
   private lock: { fd: number; path: string } | null = null;
+  private notifier: Notifier | null = null;
+  private readySent = false;
+  private reloadingSent = false;
+  private stoppingSent = false;
   private readonly socketPath: string;
   private readonly cwd = process.cwd();
   private exiting = false;
@@ -121,6 +140,9 @@ export class Master {
     // kill the master with Node's default action and leave the socket file behind.
     // Until the group exists, events wait in `pending` (see feed()).
     this.installSignals();
+    const notifier = new Notifier(process.env, this.log);
+    this.notifier = notifier;
+    this.cleanup.add(() => notifier.close());
     try {
       native.ensureNative();
       if (this.opts.syslog || this.opts.syslogTo) {
@@ -168,10 +190,11 @@ export class Master {
         program: this.opts.program as string,
         args: this.opts.programArgs,
         env: process.env,
-        dropEnv: this.opts.dropEnv,
+        // What systemd told the master is not for the children.
+        dropEnv: [...this.opts.dropEnv, ...SYSTEMD_VARS],
         cwd: this.cwd,
       },
-      listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.bind.family })),
+      listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.family })),
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
       niceWorker: this.opts.niceWorker,
@@ -180,9 +203,10 @@ export class Master {
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
       onExit: (code) => this.exit(code),
       now: () => this.now(),
+      onChange: () => this.notify(),
     });
     this.installLastResort();
-    const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
+    const binds = this.sockets.map(socketLabel);
     if (restored) {
       this.resumeFrom(restored);
       return;
@@ -276,7 +300,7 @@ export class Master {
         argv: [...this.argv],
         startedAtWall: this.startedAtWall,
         reloads: this.reloads + 1,
-        sockets: this.sockets.map((x) => ({ fd: x.fd, port: x.port, bind: x.bind })),
+        sockets: this.sockets,
         control: { fd: (this.server as ControlServer).listenFd, path: this.socketPath, ino: (this.server as ControlServer).inode },
         connections: conns
           .filter((c) => c.fd !== null)
@@ -296,6 +320,7 @@ export class Master {
         native.setCloexec(this.lock.fd, false);
         inherited.push(this.lock.fd);
       }
+      this.notifier?.reloading(`reloading the master (reload ${this.reloads + 1})`);
       const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
       native.execve(cmd.path, [...cmd.words, STATE_FD_OPTION, String(stateFd), ...this.argv], env);
     } catch (err) {
@@ -309,6 +334,8 @@ export class Master {
       }
       if (stateFd >= 0) closeSync(stateFd);
       this.reloading = false;
+      this.readySent = false;
+      this.notify();
       this.log.error(`Could not reload, the master keeps running: ${(err as Error).message}`);
       conn.send({ message: `Could not reload, the master keeps running: ${(err as Error).message}`, error: true }, req.id);
     }
@@ -332,10 +359,10 @@ export class Master {
     }
     for (const x of state.sockets) {
       const info = native.fdInfo(x.fd);
-      if (!info.listening) throw new StartupError(`reload: fd ${x.fd} (-b ${x.bind.text}) is not a listening socket any more`);
+      if (!info.listening) throw new StartupError(`reload: fd ${x.fd} (${x.text}) is not a listening socket any more`);
       native.setCloexec(x.fd, true);
-      this.cleanup.add(() => native.close(x.fd));
-      this.sockets.push({ bind: x.bind, fd: x.fd, port: x.port });
+      this.cleanup.add(x.unixFile ? releaser(x.fd, x.unixFile.path, x.unixFile.ino) : () => native.close(x.fd));
+      this.sockets.push(x);
     }
     if (state.lockfile) {
       native.setCloexec(state.lockfile.fd, true);
@@ -378,6 +405,38 @@ export class Master {
     const pending = this.pending ?? [];
     this.pending = null;
     for (const ev of pending) this.feed(ev);
+    this.notify();
+  }
+
+  /** sd_notify: READY once the first workers are all up, RELOADING/READY around upgrades, STOPPING, STATUS. */
+  private notify(): void {
+    const n = this.notifier;
+    if (!n?.enabled || !this.group) return;
+    const snap = this.snapshot();
+    const up = snap.workers.filter((w) => w.generation === snap.generation && w.state === 'up').length;
+    const wanted = snap.config.number;
+    let status = `${up}/${wanted} workers up, generation ${snap.generation}`;
+    if (snap.upgrade) status += ', upgrading';
+    else if (snap.lastUpgrade && !snap.lastUpgrade.ok) status += `, last upgrade failed: ${snap.lastUpgrade.message}`;
+    if (snap.shuttingDown || this.exiting) {
+      if (!this.stoppingSent) n.stopping();
+      this.stoppingSent = true;
+      return;
+    }
+    if (!this.readySent) {
+      if (up >= wanted) {
+        this.readySent = true;
+        n.ready(status);
+      } else n.status(status);
+      return;
+    }
+    if (snap.upgrade && !this.reloadingSent) {
+      this.reloadingSent = true;
+      n.reloading(status);
+    } else if (!snap.upgrade && this.reloadingSent) {
+      this.reloadingSent = false;
+      n.ready(status);
+    } else n.status(status);
   }
 
   // ---- start-up steps -------------------------------------------------------
@@ -414,14 +473,36 @@ export class Master {
     });
   }
 
+  /** systemd's sockets first (EINHORN_FD_0, ...), then every -b in order. */
   private async bindAll(): Promise<void> {
+    for (const a of listenFds(process.env, this.log)) {
+      const name = native.getsockname(a.fd);
+      this.cleanup.add(() => native.close(a.fd));
+      this.sockets.push({ fd: a.fd, family: name.family, text: `systemd:${a.name}`, address: name.address, port: name.port, flags: [], unixFile: null });
+      this.log.debug(`Took over fd ${a.fd} (${a.name}) from systemd`);
+    }
     const only = this.opts.ipv4Only ? 4 : this.opts.ipv6Only ? 6 : null;
-    const specs = this.opts.binds.map((b) => parseBindSpec(b));
+    const specs = this.opts.binds.map((b) => (isUnixBind(b) ? parseUnixBind(b, this.cwd) : parseBindSpec(b)));
     for (const spec of specs) {
+      if ('path' in spec) {
+        const { fd, release } = await listenUnixBind(spec, this.opts.backlog);
+        this.cleanup.add(release);
+        const ino = lstatSync(spec.path).ino;
+        this.sockets.push({ fd, family: 'unix', text: spec.text, address: spec.path, port: 0, flags: spec.nonBlock ? ['n'] : [], unixFile: { path: spec.path, ino } });
+        continue;
+      }
       const bind = await resolveBind(spec, only);
       const fd = listenOn(bind, { backlog: this.opts.backlog, v6Only: this.opts.ipv6Only ? true : null, what: `-b ${spec.text}` });
       this.cleanup.add(() => native.close(fd));
-      this.sockets.push({ bind, fd, port: native.getsockname(fd).port });
+      this.sockets.push({
+        fd,
+        family: bind.family,
+        text: bind.text,
+        address: bind.address,
+        port: native.getsockname(fd).port,
+        flags: [bind.reuseAddr ? 'r' : '', bind.nonBlock ? 'n' : '', bind.reusePort ? 'p' : ''].filter(Boolean),
+        unixFile: null,
+      });
     }
   }
 
@@ -536,10 +617,10 @@ export class Master {
       lockfile: o.lockfile ? resolve(o.lockfile) : null,
       program: [o.program as string, ...o.programArgs],
       binds: this.sockets.map((s) => ({
-        text: s.bind.text,
-        address: s.bind.address,
+        text: s.text,
+        address: s.address,
         port: s.port,
-        flags: [s.bind.reuseAddr ? 'r' : '', s.bind.nonBlock ? 'n' : '', s.bind.reusePort ? 'p' : ''].filter(Boolean),
+        flags: s.flags,
       })),
       backlog: o.backlog,
       verbosity: this.log.verbosity,

@@ -12,7 +12,6 @@ import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import type { SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
-import type { ResolvedBind } from './bind-spec.js';
 
 export { shellSplit } from './shell-split.js';
 
@@ -29,7 +28,15 @@ export interface ReloadState {
   /** Wall-clock start of the first image (uptime survives reloads). */
   startedAtWall: number;
   reloads: number;
-  sockets: Array<{ fd: number; port: number; bind: ResolvedBind }>;
+  sockets: Array<{
+    fd: number;
+    family: 4 | 6 | 'unix';
+    text: string;
+    address: string;
+    port: number;
+    flags: string[];
+    unixFile: { path: string; ino: number } | null;
+  }>;
   control: { fd: number; path: string; ino: number };
   /** Open control connections; `requestId` set on the one that asked for the reload. */
   connections: Array<{ fd: number; requester: boolean; requestId: string | number | null; streaming: boolean }>;

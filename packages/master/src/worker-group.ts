@@ -35,7 +35,7 @@ export interface LaunchSpec {
 /** A listening socket handed to every child of the group. */
 export interface SharedListener {
   fd: number;
-  family: 4 | 6;
+  family: 4 | 6 | 'unix';
 }
 
 export interface WorkerGroupOptions {
@@ -70,6 +70,8 @@ export interface WorkerGroupOptions {
   onExit: (code: number) => void;
   /** Monotonic ms shared by every group of a process. */
   now?: () => number;
+  /** Called after every batch of events (the master's sd_notify watches the state with it). */
+  onChange?: () => void;
 }
 
 /**
@@ -183,6 +185,7 @@ export class WorkerGroup {
     } finally {
       this.busy = false;
     }
+    this.opts.onChange?.();
   }
 
   /** Drop every pending timer (at exit). */
@@ -261,7 +264,10 @@ export class WorkerGroup {
       return;
     }
     const listeners = this.listeners;
-    const passed: PassedSocket[] = listeners.map((s, i) => ({ childFd: 3 + i, family: s.family === 6 ? 'AF_INET6' : 'AF_INET' }));
+    const passed: PassedSocket[] = listeners.map((s, i) => ({
+      childFd: 3 + i,
+      family: s.family === 'unix' ? 'AF_UNIX' : s.family === 6 ? 'AF_INET6' : 'AF_INET',
+    }));
     const env = {
       ...childEnv({
         base: spec.env,

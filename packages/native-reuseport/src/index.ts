@@ -116,6 +116,7 @@ interface NativeBinding {
   execve(path: string, argv: string[], env: string[]): never;
   waitpid(pid: number): { code: number | null; signal: number | null } | null;
   memfdCreate(name: string): number;
+  notify(path: string, message: string): void;
 }
 
 // ---- where the binaries are ----------------------------------------------------
@@ -455,4 +456,13 @@ export function waitpid(pid: number): { code: number | null; signal: number | nu
 /** memfd_create(2) with MFD_CLOEXEC: an anonymous in-memory file. */
 export function memfdCreate(name: string): number {
   return native().memfdCreate(name);
+}
+
+/**
+ * Send one datagram to a unix socket: sd_notify(3) to `$NOTIFY_SOCKET` (a path, or
+ * `@name` in the abstract namespace).
+ * @throws NativeSyscallError (ENOENT, ECONNREFUSED, EACCES, ...).
+ */
+export function notify(path: string, message: string): void {
+  native().notify(path, message);
 }
