@@ -148,7 +148,7 @@ test('installed with no compiler on PATH: every program runs and man finds every
   assert.equal(x.stdout.trim().split('\n').at(-1), `einhyrningsins ${pkg.version}`);
 });
 
-test('an app that depends on the tarball: the README server.js, started by the installed master, upgrades with zero failed requests', async () => {
+test('an app that depends on the tarball: the README server.js, started by the installed master, upgrades and reloads with zero failed requests', async () => {
   const app = tempDir('ein-app-');
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
   const inst = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app });
@@ -207,19 +207,28 @@ test('an app that depends on the tarball: the README server.js, started by the i
     ws = await upAfter(ws.map((w) => w.pid));
   }
   // ... and the installed control client.
-  for (let i = 0; i < 2; i++) {
-    const old = ws.map((w) => w.pid);
-    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const c = spawn(join(prefix, 'bin', 'einhyrningsinsctl'), ['-d', sockPath, 'upgrade'], { env: userEnv(bareBin) });
+  // Asynchronously, so that the load loop in this process goes on meanwhile.
+  const installedCtl = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(join(prefix, 'bin', 'einhyrningsinsctl'), ['-d', sockPath, ...args], { env: userEnv(bareBin) });
       let out = '';
       c.stdout.on('data', (d) => (out += d));
       c.stderr.on('data', (d) => (out += d));
       c.on('exit', (code) => resolve({ code, out }));
     });
+  for (let i = 0; i < 2; i++) {
+    const old = ws.map((w) => w.pid);
+    const r = await installedCtl('upgrade');
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /Upgrade done/);
     ws = await upAfter(old);
   }
+  // The installed master re-executes itself (reload) from the installed package, same pid.
+  const before = ws.map((w) => w.pid).sort();
+  const rl = await installedCtl('reload');
+  assert.equal(rl.code, 0, rl.out);
+  assert.match(rl.out, /Reload done: master \d+ is now einhyrningsins/);
+  assert.deepEqual((await workers()).map((w) => w.pid).sort(), before, 'the same workers after the reload');
   const result = await traffic.stop();
   assert.equal(result.failed, 0, `failed requests: ${result.errors.join(', ')}`);
   assert.ok(result.ok > 50, `the load loop ran: ${result.ok} requests`);
