@@ -218,6 +218,18 @@ test('a child that ignores the stop signal is killed after --signal-timeout', as
   assert.match(m.stderr, /still active after 1s\. Sending SIGKILL/);
 });
 
+test('--stop-signal TERM: upgrades and shutdown ask the children with SIGTERM, not USR2', async () => {
+  const child = 'trap "echo got USR2" USR2; trap "echo got TERM; exit 0" TERM; while :; do sleep 0.1; done';
+  const m = startMaster(['--stop-signal', 'TERM', '-m', '0', '--', 'sh', '-c', child]);
+  const [w] = await m.ready(1);
+  assert.equal((await m.ctl('upgrade')).at(-1)!.message, 'Upgrade done');
+  await until(`old ${w!.pid} gone`, () => !alive(w!.pid));
+  await m.ready(1);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  assert.match(m.stdout, /got TERM/);
+  assert.doesNotMatch(m.stdout, /got USR2/);
+});
+
 test('SIGHUP upgrades: new children replace the old ones', async () => {
   const m = startMaster(['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', node, fixture('node-http-child.mjs')], {
     env: { FIXTURE_ACK: '1' },

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync, appendFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, appendFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { ControlClient, ClientError, type Reply } from './client.js';
-import { defaultSocketPath } from '@einhyrningsins/protocol';
+import { defaultDynoSocketPath, defaultSocketPath } from '@einhyrningsins/protocol';
 import { splitCommands } from './words.js';
 import { waitOldGone, waitReady } from './waits.js';
 
@@ -194,7 +194,7 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(`einhyrningsinsctl ${VERSION}\n`);
     return 0;
   }
-  const path = o.socketPath ?? defaultSocketPath(o.commandName);
+  const path = o.socketPath ?? defaultPath(o.commandName);
   const out = new Output(o.json);
   const connect = () => ControlClient.connect(path, { timeoutMs: o.timeoutSec * 1000, framing: o.framing });
 
@@ -245,6 +245,25 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
     }
   }
   return await shell(path, connect, out, o.timeoutSec * 1000);
+}
+
+const isSocket = (p: string) => {
+  try {
+    return lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Without -d: the master's default socket (einhorn.sock), or, when there is
+ * none and -c was not given, the dyno driver's (einhyrningsins-dyno.sock).
+ */
+export function defaultPath(commandName: string | null, env: NodeJS.ProcessEnv = process.env): string {
+  const master = defaultSocketPath(commandName, env);
+  if (commandName !== null || isSocket(master)) return master;
+  const dyno = defaultDynoSocketPath(env);
+  return isSocket(dyno) ? dyno : master;
 }
 
 async function shell(path: string, connect: () => Promise<ControlClient>, out: Output, timeoutMs: number): Promise<number> {

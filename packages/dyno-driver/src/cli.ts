@@ -1,20 +1,18 @@
 /** `einhyrningsins-dyno start|run`: options to configuration, failures to one line and an exit status. */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { defaultStateDir, type AppSource } from './app-source.js';
 import { Driver } from './driver.js';
 import { UsageError } from './errors.js';
 import { dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
 import { RunError, runOneOff } from './run.js';
 import { VERSION } from './version.js';
-import { runtimeDir } from '@einhyrningsins/protocol';
+import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
 
 const PROG = 'einhyrningsins-dyno';
 /** Failures of start-up that are the user's to fix (status 1). */
 const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
 
-export function defaultDynoSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(runtimeDir(env), 'einhyrningsins-dyno.sock');
-}
+export { defaultDynoSocketPath };
 
 export function appSource(o: DynoOptions, cwd: string): AppSource {
   if (o.controlDir !== null) {
@@ -68,6 +66,10 @@ export async function main(argv: readonly string[]): Promise<void> {
       ackTimeoutSec: o.ackTimeoutSec,
       signalTimeoutSec: o.signalTimeoutSec,
       killChildrenOnExit: o.killChildrenOnExit,
+      stopSignal: o.stopSignal,
+      oneshot: o.oneshot,
+      startNumber: o.startNumber,
+      quantities: o.quantities,
       verbosity: o.verbosity,
       cwd,
       env: process.env,
