@@ -1,10 +1,9 @@
 /** `einhyrningsins-dyno start|run`: options to configuration, failures to one line and an exit status. */
 import { resolve } from 'node:path';
 import { defaultStateDir, type AppSource } from './app-source.js';
-import { Driver } from './driver.js';
 import { UsageError } from './errors.js';
 import { dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
-import { RunError, runOneOff } from './run.js';
+import type { RunError } from './run.js';
 import { VERSION } from './version.js';
 import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
 
@@ -52,10 +51,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   const source = appSource(o, cwd);
   const stateDir = o.stateDir !== null ? resolve(cwd, o.stateDir) : defaultStateDir(source, cwd);
   try {
+    // Loaded only now: --help, --version and usage errors need none of the driver.
     if (o.command === 'run') {
+      const { runOneOff } = await import('./run.js');
       process.exitCode = await runOneOff({ source, stateDir, cwd, env: process.env, argv: o.argv });
       return;
     }
+    const { Driver } = await import('./driver.js');
     await new Driver({
       source,
       types: o.types,
@@ -76,7 +78,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     }).start();
   } catch (err) {
     const e = err as Error;
-    if (e instanceof RunError) return fail(`run: ${e.message}`, e.status);
+    if (e.name === 'RunError') return fail(`run: ${e.message}`, (e as RunError).status);
     if (e instanceof UsageError) fail(e.message, 2);
     else if (KNOWN_FAILURES.has(e.name)) fail(e.message, 1);
     else throw err;

@@ -6,9 +6,9 @@
  *
  * One table drives the parser, --help and the man-page test.
  */
-import { parseBindSpec, BindError } from '@einhyrningsins/master';
+import { parseBindSpec, BindError } from '@einhyrningsins/master/bind-spec';
 import { UsageError } from './errors.js';
-import { normalizeSignal } from '@einhyrningsins/master';
+import { normalizeSignal } from '@einhyrningsins/master/signals';
 import { FormationError, parseFormation, parseScale } from './formation.js';
 
 /** hsup's dyno drivers (its -d). */
