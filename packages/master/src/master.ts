@@ -40,6 +40,7 @@ function coreConfig(o: Options): Partial<CoreConfig> {
       o.ackMode.kind === 'manual'
         ? { kind: 'manual', deadlineMs: o.ackTimeoutSec * 1000 }
         : { kind: 'timer', ms: o.ackMode.seconds * 1000 },
+    minReadyMs: o.minReadySec * 1000,
     retries: o.retries ?? Infinity,
     upgradeRetries: o.retries ?? 3,
     respawnDelayMs: o.seconds * 1000,
