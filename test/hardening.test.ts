@@ -4,9 +4,9 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupAll, fixture, httpGet, startMaster, tempDir } from './harness.js';
+import { BIN, cleanupAll, fixture, httpGet, runCli, startMaster, tempDir } from './harness.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -52,4 +52,33 @@ test('1: an upgrade to a release whose workers exit right after their ack is aba
   assert.ok(ws.every((w) => w.state === 'up' && w.generation === 0));
   assert.match(await httpGet(port), / good$/m);
   assert.equal((await m.stop()).code, 0);
+});
+
+// ---- 2. planted symlinks at the pidfile's temporary name and at the lockfile -----------
+
+test('2: a symlink planted at the pidfile temporary name is not followed; the pidfile is written', async () => {
+  const dir = tempDir();
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  // The shell plants the link at the name the master used to write (its pid is the shell's:
+  // exec), then execs the master.
+  const script =
+    'ln -s "$1/victim" "$1/.app.pid.$$.tmp" && exec "$2" "$3" -d "$1/ctl.sock" -e "$1/app.pid" -m 0 -- sleep 1000';
+  const m = startMaster([], { dir, socket: false, prefix: ['sh', '-c', script, 'sh', dir, process.execPath, BIN] });
+  await m.ready(1);
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+  assert.equal(readFileSync(join(dir, 'app.pid'), 'utf8'), `${m.pid}\n`);
+  assert.equal(lstatSync(join(dir, 'app.pid')).isFile(), true);
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('2: a dangling symlink at -f: one line, exit 1, the file it names is not created', async () => {
+  const dir = tempDir();
+  symlinkSync(join(dir, 'created-by-attacker'), join(dir, 'app.lock'));
+  const r = await runCli(['-d', join(dir, 'ctl.sock'), '-f', join(dir, 'app.lock'), '--', 'sleep', '1000']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^einhyrningsins: lockfile .*app\.lock is a symbolic link; refusing to follow it\n$/);
+  assert.equal(existsSync(join(dir, 'created-by-attacker')), false);
+  assert.equal(existsSync(join(dir, 'ctl.sock')), false);
+  assert.equal(lstatSync(join(dir, 'app.lock')).isSymbolicLink(), true);
 });

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +19,8 @@ import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
+
+const { O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
 
 interface BoundSocket {
   bind: ResolvedBind;
@@ -167,9 +170,17 @@ export class Master {
   private takeLock(path: string): void {
     let fd: number;
     try {
-      fd = openSync(path, 'a', 0o600);
+      // Never through a symlink (a dangling one would make us create the file it names), never
+      // blocking on a FIFO; an existing regular file left by an earlier master is reused.
+      fd = openSync(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
     } catch (err) {
-      throw new StartupError(`cannot open lockfile ${path}: ${(err as Error).message}`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ELOOP') throw new StartupError(`lockfile ${path} is a symbolic link; refusing to follow it`);
+      throw new StartupError(`cannot open lockfile ${path}: ${e.message}`);
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new StartupError(`lockfile ${path} is not a regular file; refusing`);
     }
     let got: boolean;
     try {
@@ -203,9 +214,17 @@ export class Master {
   }
 
   private writePidfile(path: string): void {
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    // A fresh file under an unpredictable name, created exclusively: a symlink or file planted
+    // at the temporary name is never followed or written (rename then replaces `path` itself,
+    // never what a symlink there points to).
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
+      const fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, path);
     } catch (err) {
       try {
