@@ -6,7 +6,9 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, cleanupAll, fixture, httpGet, runCli, startMaster, tempDir } from './harness.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { BIN, alive, childrenOf, cleanupAll, fixture, httpGet, runCli, sleep, startMaster, tempDir, until } from './harness.js';
+import { zombiesOf } from './proc.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -82,3 +84,78 @@ test('2: a dangling symlink at -f: one line, exit 1, the file it names is not cr
   assert.equal(existsSync(join(dir, 'ctl.sock')), false);
   assert.equal(lstatSync(join(dir, 'app.lock')).isSymbolicLink(), true);
 });
+
+// ---- 3. reaping what workers leave behind: subreaper, PID 1 ---------------------------
+
+test('3: as a subreaper the master adopts and reaps what a worker leaves behind, and stops what no live worker claims', async () => {
+  const dir = tempDir();
+  // The worker leaves an orphan that soon exits (o), and a daemon in its own session (d).
+  const script =
+    'echo $$ > "$0/w"; (sleep 2 & echo $! > "$0/o"); (setsid sleep 1000 & echo $! > "$0/d"); ' +
+    'trap "exit 0" USR2; while :; do sleep 0.1; done';
+  const m = startMaster(['-m', '0', '--', 'sh', '-c', script, dir], { dir });
+  await m.ready(1);
+  const read = async (f: string) =>
+    (await until(f, () => existsSync(join(dir, f)) && Number(readFileSync(join(dir, f), 'utf8').trim()))) as number;
+  const orphan = await read('o');
+  const daemon = await read('d');
+  const ppidOf = (pid: number) => {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+  };
+  // Reparented to the master, not to init.
+  await until('orphan adopted by the master', () => ppidOf(orphan) === m.pid);
+  // It exits and is reaped: no zombie stays.
+  await until('orphan reaped', () => !existsSync(`/proc/${orphan}`));
+  assert.deepEqual(zombiesOf(m.pid), []);
+  // The daemon is in no live worker's process group or session: stopped and reaped.
+  await until('daemon stopped', () => !existsSync(`/proc/${daemon}`));
+  assert.match(m.stderr, new RegExp(`Stopping process ${daemon} that a worker left behind`));
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('3: --no-subreaper leaves orphans to init', async () => {
+  const dir = tempDir();
+  const script = '(sleep 1000 & echo $! > "$0/o"); trap "exit 0" USR2; while :; do sleep 0.1; done';
+  const m = startMaster(['--no-subreaper', '-m', '0', '--', 'sh', '-c', script, dir], { dir });
+  await m.ready(1);
+  const orphan = (await until('o', () => existsSync(join(dir, 'o')) && Number(readFileSync(join(dir, 'o'), 'utf8').trim()))) as number;
+  await until('the subshell exited', () => {
+    const st = readFileSync(`/proc/${orphan}/stat`, 'utf8');
+    return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) !== m.pid && childrenOf(m.pid).length === 1;
+  });
+  assert.equal(childrenOf(m.pid).includes(orphan), false);
+  assert.equal((await m.stop()).code, 0);
+  // It was in the worker's process group: gone with it.
+  await until('orphan gone', () => !alive(orphan));
+});
+
+test('3: as PID 1 (unshare --pid) the master reaps every orphan: no zombies pile up', { skip: !canUnsharePid() && 'needs unshare --pid (root)' }, async () => {
+  const dir = tempDir();
+  const sock = join(dir, 'ctl.sock');
+  // A worker that leaves a short-lived background process every 50 ms and counts them.
+  const script = 'i=0; trap "exit 0" USR2; while :; do (sleep 0.01 &); i=$((i+1)); echo $i > "$0/n"; sleep 0.05; done';
+  const u = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, BIN, '-d', sock, '-m', '0', '--', 'sh', '-c', script, dir], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  u.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => u.once('exit', r));
+  let master = 0;
+  try {
+    master = await until('the master in its namespace', () => childrenOf(u.pid as number)[0]);
+    await until('40 orphans made', () => existsSync(join(dir, 'n')) && Number(readFileSync(join(dir, 'n'), 'utf8')) >= 40, 20_000);
+    assert.match(stderr, /Master 1 up/);
+    const z = zombiesOf(master);
+    assert.ok(z.length <= 2, `${z.length} zombies under the PID 1 master`);
+  } finally {
+    if (master) process.kill(master, 'SIGTERM');
+    else u.kill('SIGKILL');
+    await Promise.race([exited, sleep(15_000).then(() => u.kill('SIGKILL'))]);
+  }
+  assert.equal(existsSync(sock), false);
+});
+
+function canUnsharePid(): boolean {
+  return spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status === 0;
+}

@@ -14,6 +14,7 @@ import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { Reaper } from './reaper.js';
 import { Cleanup } from './cleanup.js';
 import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
@@ -158,6 +159,7 @@ export class Master {
     });
     this.installSignals();
     this.installLastResort();
+    this.startReaper();
     const binds = this.sockets.map((s) => `${s.bind.family === 6 ? `[${s.bind.address}]` : s.bind.address}:${s.port}`);
     this.log.info(
       `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
@@ -237,6 +239,28 @@ export class Master {
     this.cleanup.add(() => {
       if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
     });
+  }
+
+  /**
+   * What workers leave behind is reparented to us as a subreaper (default) or as PID 1 (a
+   * container's entrypoint, where every orphan of the container is ours): reap it all.
+   */
+  private startReaper(): void {
+    if (!this.opts.subreaper && process.pid !== 1) return;
+    const group = this.group as WorkerGroup;
+    const reaper = new Reaper({
+      isWorker: (pid) => group.hasPid(pid),
+      workers: () => group.pids(),
+      signalTimeoutMs: this.opts.signalTimeoutSec > 0 ? this.opts.signalTimeoutSec * 1000 : null,
+      log: this.log,
+    });
+    try {
+      reaper.start(this.opts.subreaper);
+    } catch (err) {
+      this.log.warn(`cannot become a child subreaper: ${(err as Error).message}`);
+      reaper.start(false);
+    }
+    this.cleanup.add(() => reaper.stop());
   }
 
   private installSignals(): void {

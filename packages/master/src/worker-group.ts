@@ -105,6 +105,11 @@ export class WorkerGroup {
     return this.children.has(pid);
   }
 
+  /** The pids of the workers Node spawned and has not seen exit. */
+  pids(): IterableIterator<number> {
+    return this.children.keys();
+  }
+
   feed(event: Event): void {
     this.queue.push(event);
     if (this.busy) return;
