@@ -159,3 +159,42 @@ test('3: as PID 1 (unshare --pid) the master reaps every orphan: no zombies pile
 function canUnsharePid(): boolean {
   return spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status === 0;
 }
+
+// ---- 4. state is YAML that einhorn's clients read back exactly ------------------------
+
+function yamlLoad(cmd: string, script: string, doc: string): unknown {
+  const r = spawnSync(cmd, [fixture(script)], { input: `${JSON.stringify({ doc })}\n` });
+  const out = JSON.parse(r.stdout.toString()) as { ok?: unknown; error?: string };
+  assert.equal(out.error, undefined, `${cmd} could not load the state: ${out.error}\n${doc}`);
+  return out.ok;
+}
+
+const hasRuby = spawnSync('ruby', ['-e', 'require "yaml"']).status === 0;
+const hasPyYaml = spawnSync('python3', ['-c', 'import yaml']).status === 0;
+
+for (const [name, cmd, script, ok] of [
+  ['psych', 'ruby', 'yaml-load.rb', hasRuby],
+  ['PyYAML', 'python3', 'yaml-load.py', hasPyYaml],
+] as const) {
+  test(`4: state with client-chosen strings (request_id "@x", args "-", "yes") reads back exactly in ${name}`, { skip: !ok && `${cmd} with YAML not installed` }, async () => {
+    const dir = tempDir();
+    const done = join(dir, 'done');
+    const args = ['-', 'yes', '@x', "'q", '*a', '`t', 'No', '1:20', 'a: b', '#c'];
+    const m = startMaster(['-m', '0', '--', process.execPath, fixture('ping-child.mjs'), ...args], {
+      dir,
+      env: { FIXTURE_REQUEST_ID: '@x', FIXTURE_DONE_FILE: done },
+    });
+    const [w] = await m.ready(1);
+    await until('the ping', () => existsSync(done));
+    const [r] = await m.ctl('state');
+    const v = yamlLoad(cmd, script, r!.message) as Record<string, Record<string, unknown>>;
+    const st = (v[':state'] ?? v['state']) as Record<string, unknown>;
+    const get = (o: Record<string, unknown>, k: string) => o[`:${k}`] ?? o[k];
+    assert.deepEqual(get(st, 'orig_cmd'), [process.execPath, fixture('ping-child.mjs'), ...args]);
+    const children = get(st, 'children') as Record<string, Record<string, unknown>>;
+    const me = children[String(w!.pid)] as Record<string, unknown>;
+    assert.equal(get(me, 'pinged_request_id'), '@x');
+    assert.equal(get(st, 'socket_path'), m.sockPath);
+    assert.equal((await m.stop()).code, 0);
+  });
+}

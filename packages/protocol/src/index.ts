@@ -22,3 +22,4 @@ export {
 export { encodeReply, decodeReply, type ReplyInput, type DecodedReply, type DecodeReplyResult } from './reply.js';
 export { encodeRequest, type RequestInput, type RequestFraming } from './request-encode.js';
 export { defaultSocketPath, runtimeDir } from './socket-path.js';
+export { yamlDocument, yamlString, yamlScalar, yamlQuoted, yamlNumber, yamlFlow } from './yaml-emit.js';
