@@ -4,11 +4,12 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpathSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { BIN, alive, childrenOf, cleanupAll, fixture, httpGet, runCli, sleep, startMaster, tempDir, until } from './harness.js';
-import { zombiesOf } from './proc.js';
+import { BIN, ROOT, SupervisorProc, alive, childrenOf, cleanupAll, fixture, httpGet, runCli, sleep, startMaster, tempDir, track, until } from './harness.js';
+import { statusKb, zombiesOf } from './proc.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -198,3 +199,242 @@ for (const [name, cmd, script, ok] of [
     assert.equal((await m.stop()).code, 0);
   });
 }
+
+// ---- 5. idle connections must not lock out acks and the operator ----------------------
+
+function openIdle(path: string, n: number): Promise<Socket[]> {
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket>((res) => {
+          const s = createConnection(path);
+          s.on('error', () => undefined);
+          s.once('connect', () => res(s));
+          s.once('close', () => res(s));
+        }),
+    ),
+  );
+}
+
+test('5: 600 connections that never write: the ctl still works and an upgrade with manual acks succeeds', async () => {
+  const m = startMaster(['-n', '2', '-m', 'manual', '-b', '127.0.0.1:0', '--', process.execPath, fixture('drain-child.mjs')]);
+  await m.port();
+  await m.ready(2);
+  const held = await openIdle(m.sockPath, 600);
+  try {
+    const [st] = await m.ctl('status');
+    assert.match(st!.message, /workers: 2 up of 2 wanted/);
+    const replies = await m.ctl('upgrade', [], { timeoutMs: 60_000 });
+    assert.equal(replies.at(-1)?.message, 'Upgrade done');
+    assert.match(m.stderr, /Control connections at the limit \(512\): closing the one idle longest/);
+  } finally {
+    for (const s of held) s.destroy();
+  }
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('5: --control-idle-timeout closes a connection that sends nothing', async () => {
+  const m = startMaster(['--control-idle-timeout', '0.3', '-m', '0', '--', 'sleep', '1000']);
+  await m.ready(1);
+  const [s] = await openIdle(m.sockPath, 1);
+  let closed = false;
+  s!.once('close', () => (closed = true));
+  await until('the idle connection closed by the master', () => closed, 10_000);
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('5: clients that never read their replies are dropped before the master buffers much for them', async () => {
+  const m = startMaster(['-n', '4', '-m', '0', '--', 'sleep', '1000']);
+  await m.ready(4);
+  const rss0 = statusKb(m.pid, 'VmRSS')!;
+  const clients = await openIdle(m.sockPath, 40);
+  const request = '{"command":"state"}\n'.repeat(1500);
+  for (const c of clients) {
+    c.pause(); // never read
+    c.write(request);
+  }
+  try {
+    await until('every non-reading client dropped', () => (m.stderr.match(/dropping a client that does not read its replies/g) ?? []).length === clients.length, 60_000, 100);
+    const grown = (statusKb(m.pid, 'VmRSS')! - rss0) / 1024;
+    assert.ok(grown < 80, `master RSS grew by ${grown.toFixed(1)} MiB for 40 non-reading clients`);
+    assert.match((await m.ctl('status'))[0]!.message, /workers: 4 up/);
+  } finally {
+    for (const c of clients) c.destroy();
+  }
+  assert.equal((await m.stop()).code, 0);
+});
+
+// ---- 6. worker:ack only from the worker -----------------------------------------------
+
+test('6: a worker:ack from another process is refused with an error reply and a log line', async () => {
+  const m = startMaster(['-m', 'manual', '--ack-timeout', '120', '--', 'sleep', '1000']);
+  const [w] = await until('a starting worker', async () => (await m.workers()).filter((x) => x.state === 'starting'));
+  const r = await rawRequest(m.sockPath, `${JSON.stringify({ command: 'worker:ack', pid: w!.pid })}\n`);
+  assert.match(r, /Refusing worker:ack for pid \d+: not sent by that process or its process group/);
+  assert.match(r, /error: true/);
+  await m.waitLog(new RegExp(`Refusing worker:ack for pid ${w!.pid} from pid ${process.pid} `));
+  const ping = await rawRequest(m.sockPath, `${JSON.stringify({ command: 'worker:ping', pid: w!.pid, request_id: 'x' })}\n`);
+  assert.match(ping, /Refusing worker:ping/);
+  const [again] = await m.workers();
+  assert.equal(again!.state, 'starting', 'still not acked');
+  assert.equal((await m.stop()).code, 0);
+});
+
+/** Send raw bytes on a fresh connection; what the master sends until it closes (or, with `firstLine`, its first line). */
+function rawRequest(path: string, data: string, firstLine = false): Promise<string> {
+  return new Promise((res, rej) => {
+    let out = '';
+    const s = createConnection(path);
+    const t = setTimeout(() => {
+      s.destroy();
+      rej(new Error(`no close after ${JSON.stringify(data)}; got ${out}`));
+    }, 10_000);
+    s.on('connect', () => s.write(data));
+    s.on('data', (d) => {
+      out += d;
+      if (firstLine && out.includes('\n')) s.destroy();
+    });
+    s.on('close', () => {
+      clearTimeout(t);
+      res(decodeURIComponent(out.replace(/%(?![0-9A-F]{2})/g, '%25')));
+    });
+    s.on('error', () => undefined);
+  });
+}
+
+// ---- 7. the socket directory is resolved at start ------------------------------------
+
+test('7: a symlinked socket directory is resolved once: EINHORN_SOCK_PATH stays valid when the link is swapped', async () => {
+  const real = tempDir();
+  const other = tempDir();
+  const links = tempDir();
+  const link = join(links, 'link');
+  symlinkSync(real, link);
+  const m = startMaster(['-d', join(link, 'ctl.sock'), '-n', '1', '-m', 'manual', '-b', '127.0.0.1:0', '--', process.execPath, fixture('drain-child.mjs')], {
+    dir: real,
+    socket: false,
+  });
+  await m.port();
+  await m.ready(1);
+  const [st] = await m.ctl('status');
+  assert.equal((st as unknown as { state: { socket_path: string } }).state.socket_path, join(realpathSync(real), 'ctl.sock'));
+  // The link now points elsewhere: new workers must still reach the master.
+  unlinkSync(link);
+  symlinkSync(other, link);
+  const replies = await m.ctl('upgrade', [], { timeoutMs: 60_000 });
+  assert.equal(replies.at(-1)?.message, 'Upgrade done');
+  assert.equal(existsSync(join(other, 'ctl.sock')), false);
+  assert.equal((await m.stop()).code, 0);
+});
+
+// ---- 8. a deleted control socket is noticed and recreated -------------------------------
+
+test('8: a deleted control socket is recreated (warning logged); ctl and new workers\' acks work again', async () => {
+  const m = startMaster(['-n', '1', '-m', 'manual', '-b', '127.0.0.1:0', '--', process.execPath, fixture('drain-child.mjs')]);
+  await m.port();
+  await m.ready(1);
+  const ino = lstatSync(m.sockPath).ino;
+  unlinkSync(m.sockPath);
+  await m.waitLog(/control socket .*ctl\.sock was deleted; created it again/, 10_000);
+  assert.notEqual(lstatSync(m.sockPath).ino, ino);
+  assert.equal(lstatSync(m.sockPath).mode & 0o777, 0o600);
+  const replies = await m.ctl('upgrade', [], { timeoutMs: 60_000 });
+  assert.equal(replies.at(-1)?.message, 'Upgrade done');
+  assert.equal((await m.stop()).code, 0);
+});
+
+// ---- 10. a YAML self-alias as the pid ---------------------------------------------------
+
+test('10: a YAML self-alias (as the pid of worker:ack, in config) gets an error reply and one warning, never an internal error', async () => {
+  const m = startMaster(['-m', '0', '--', 'sleep', '1000']);
+  await m.ready(1);
+  for (const line of [
+    '---%0Acommand: worker:ack%0Apid: &a [*a]%0A',
+    '{command: worker:ping, pid: &a {x: *a}}',
+    '--- &a%0Acommand: worker:ack%0Apid: *a%0A',
+  ]) {
+    const r = await rawRequest(m.sockPath, `${line}\n`, true);
+    assert.match(r, /message: Could not parse command/);
+  }
+  const [cfg] = await m.ctl('config', ['&a {seconds: *a}']);
+  assert.match(cfg!.message, /Could not parse argument/);
+  assert.equal((await m.ctl('status'))[0]!.message.includes('workers: 1 up'), true);
+  assert.doesNotMatch(m.stderr, /ERROR|TypeError|internal error/);
+  assert.equal((m.stderr.match(/WARN: control: bad request .*recursive alias/g) ?? []).length, 3);
+  assert.equal((await m.stop()).code, 0);
+});
+
+// ---- SIGUSR1: no program may open Node's inspector -------------------------------------
+
+/** Is `pid` listening on TCP port `port` (a socket among its fds in /proc/net/tcp*, state LISTEN)? */
+function listensOn(pid: number, port: number): boolean {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(hex) && cols[3] === '0A' && inodes.has(cols[9] ?? '')) return true;
+    }
+  }
+  return false;
+}
+
+test('SIGUSR1: the master passes it to the workers and opens no inspector', async () => {
+  const dir = tempDir();
+  const m = startMaster(['-m', '0', '--', 'sh', '-c', 'trap "echo x > \\"$0/usr1\\"" USR1; trap "exit 0" USR2; while :; do sleep 0.05; done', dir], { dir });
+  await m.ready(1);
+  process.kill(m.pid, 'SIGUSR1');
+  await until('the worker got SIGUSR1', () => existsSync(join(dir, 'usr1')));
+  assert.doesNotMatch(m.stderr, /Debugger listening/);
+  assert.equal(listensOn(m.pid, 9229), false);
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('SIGUSR1: the dyno driver logs and ignores it, no inspector', async () => {
+  const dir = tempDir('dyno-test-');
+  writeFileSync(join(dir, 'Procfile'), 'worker: sleep 1000\n');
+  const sock = join(dir, 'ctl.sock');
+  const env = { ...process.env };
+  delete env.PORT;
+  const d = new SupervisorProc(process.execPath, [join(ROOT, 'bin', 'einhyrningsins-dyno')], ['start', '-d', sock], dir, sock, env);
+  track(d, dir);
+  await d.waitLog(/Driver \d+ up/);
+  process.kill(d.pid, 'SIGUSR1');
+  await d.waitLog(/Got SIGUSR1: ignored/);
+  assert.doesNotMatch(d.stderr, /Debugger listening/);
+  assert.equal(listensOn(d.pid, 9229), false);
+  assert.equal((await d.stop()).code, 0);
+});
+
+test('SIGUSR1: the ctl shell ignores it, no inspector', async () => {
+  const m = startMaster(['-m', '0', '--', 'sleep', '1000']);
+  await m.ready(1);
+  const c = spawn(process.execPath, [join(ROOT, 'bin', 'einhyrningsinsctl'), '-d', m.sockPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  c.stdout!.on('data', (x) => (out += x));
+  c.stderr!.on('data', (x) => (err += x));
+  const exited = new Promise((r) => c.once('exit', r));
+  try {
+    c.stdin!.write('version\n');
+    await until('first reply', () => /einhyrningsins \d/.test(out));
+    process.kill(c.pid as number, 'SIGUSR1');
+    c.stdin!.write('version\n');
+    await until('second reply', () => (out.match(/einhyrningsins \d/g) ?? []).length >= 2);
+    assert.doesNotMatch(err, /Debugger listening/);
+    assert.equal(listensOn(c.pid as number, 9229), false);
+  } finally {
+    c.stdin!.end();
+    await Promise.race([exited, sleep(10_000).then(() => c.kill('SIGKILL'))]);
+  }
+  assert.equal((await m.stop()).code, 0);
+});

@@ -64,7 +64,8 @@ export class Master {
   private readonly cleanup = new Cleanup();
   private readonly t0 = performance.now();
   private readonly wall0 = Date.now();
-  private readonly socketPath: string;
+  /** The control socket's path, its directory resolved once the socket exists. */
+  private socketPath: string;
   private readonly cwd = process.cwd();
   private exiting = false;
   private readonly commandContext: CommandContext;
@@ -127,10 +128,12 @@ export class Master {
       resolveProgram(this.opts.program as string, process.env.PATH, this.cwd);
       await this.bindAll();
       // The control socket last but one: a failure above never touches a socket file.
-      this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>
-        this.onRequest(c, r),
-      );
+      this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) => this.onRequest(c, r), {
+        idleTimeoutMs: this.opts.controlIdleTimeoutSec * 1000,
+      });
       const server = this.server;
+      // Children get the resolved path: a symlink in it swapped later cannot redirect their acks.
+      this.socketPath = server.path;
       this.cleanup.add(() => server.close());
       if (this.opts.pidfile) this.writePidfile(resolve(this.opts.pidfile));
     } catch (err) {
@@ -151,7 +154,7 @@ export class Master {
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
       niceWorker: this.opts.niceWorker,
-      ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number) => this.server?.adopt(fd) } : {}),
+      ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
       onExit: (code) => this.exit(code),

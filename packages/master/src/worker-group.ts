@@ -52,7 +52,7 @@ export interface WorkerGroupOptions {
    * einhorn's -g: each child also gets an already-connected control connection at the fd
    * after its sockets (EINHORN_SOCK_FD); the master's end is handed to this function.
    */
-  adoptControlFd?: (fd: number) => void;
+  adoptControlFd?: (fd: number, pid: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
   onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
@@ -244,7 +244,7 @@ export class WorkerGroup {
     }
     if (pair) {
       native.close(pair[1]); // the child has its copy
-      this.opts.adoptControlFd?.(pair[0]);
+      this.opts.adoptControlFd?.(pair[0], pid);
       pair = null;
     }
     this.children.set(pid, child);

@@ -2,6 +2,7 @@ export { escapeLine, unescapeLine, type UnescapeMode } from './escape.js';
 export { LineSplitter, DEFAULT_MAX_LINE_LENGTH, type LineSplitterOptions, type SplitResult } from './frame.js';
 export {
   decodeDocument,
+  describeValue,
   parseDocumentText,
   stripSymbolKeys,
   isPlainMapping,
