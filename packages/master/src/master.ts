@@ -15,6 +15,7 @@ import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
 import { Reaper } from './reaper.js';
+import { MemoryKeeper } from './memory.js';
 import { Cleanup } from './cleanup.js';
 import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
@@ -140,6 +141,8 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    const memory = new MemoryKeeper();
+    this.cleanup.add(() => memory.stop());
     this.group = new WorkerGroup({
       name: null,
       core: coreConfig(this.opts),
@@ -158,6 +161,7 @@ export class Master {
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
       onExit: (code) => this.exit(code),
+      onWorkerExit: () => memory.poke(),
       now: () => this.now(),
     });
     this.installSignals();

@@ -58,6 +58,8 @@ export interface WorkerGroupOptions {
   onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
   /** The core is done (shutdown finished: no worker left). */
   onExit: (code: number) => void;
+  /** A worker process exited (after its group was signalled, before the core hears of it). */
+  onWorkerExit?: (pid: number) => void;
   /** Monotonic ms shared by every group of a process. */
   now?: () => number;
 }
@@ -254,6 +256,7 @@ export class WorkerGroup {
       this.children.delete(pid);
       // Whatever the worker left running in its process group goes with it.
       if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
+      this.opts.onWorkerExit?.(pid);
       this.feed({ type: 'exited', pid, code, signal });
     });
     this.queue.push({ type: 'spawned', id, pid });
