@@ -74,6 +74,7 @@ export class ControlConnection {
     if (this.boundPid !== null) return pid === this.boundPid;
     if (!this.peer) return false;
     if (this.peer.pid === pid) return true;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) return false;
     const pgid = native.getpgid(pid);
     return pgid > 0 && this.peer.pgid === pgid;
   }
