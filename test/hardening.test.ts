@@ -88,7 +88,7 @@ test('2: a dangling symlink at -f: one line, exit 1, the file it names is not cr
 
 // ---- 3. reaping what workers leave behind: subreaper, PID 1 ---------------------------
 
-test('3: as a subreaper the master adopts and reaps what a worker leaves behind, and stops what no live worker claims', async () => {
+test('3: as a subreaper the master adopts and reaps what a worker leaves behind, and stops it once its worker is gone', async () => {
   const dir = tempDir();
   // The worker leaves an orphan that soon exits (o), and a daemon in its own session (d).
   const script =
@@ -109,9 +109,15 @@ test('3: as a subreaper the master adopts and reaps what a worker leaves behind,
   // It exits and is reaped: no zombie stays.
   await until('orphan reaped', () => !existsSync(`/proc/${orphan}`));
   assert.deepEqual(zombiesOf(m.pid), []);
-  // The daemon is in no live worker's process group or session: stopped and reaped.
+  // The daemon (its own session) is the master's too, and left alone while its worker lives.
+  await until('daemon adopted by the master', () => ppidOf(daemon) === m.pid);
+  assert.ok(alive(daemon));
+  // Its worker goes (an upgrade replaces it): the daemon is stopped and reaped.
+  const replies = await m.ctl('upgrade', [], { timeoutMs: 60_000 });
+  assert.equal(replies.at(-1)?.message, 'Upgrade done');
   await until('daemon stopped', () => !existsSync(`/proc/${daemon}`));
   assert.match(m.stderr, new RegExp(`Stopping process ${daemon} that a worker left behind`));
+  assert.deepEqual(zombiesOf(m.pid), []);
   assert.equal((await m.stop()).code, 0);
 });
 

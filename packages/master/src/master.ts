@@ -69,6 +69,7 @@ export class Master {
   private socketPath: string;
   private readonly cwd = process.cwd();
   private exiting = false;
+  private reaper: Reaper | null = null;
   private readonly commandContext: CommandContext;
 
   constructor(private readonly opts: Options) {
@@ -267,6 +268,7 @@ export class Master {
       this.log.warn(`cannot become a child subreaper: ${(err as Error).message}`);
       reaper.start(false);
     }
+    this.reaper = reaper;
     this.cleanup.add(() => reaper.stop());
   }
 
@@ -379,9 +381,15 @@ export class Master {
     if (this.exiting) return;
     this.exiting = true;
     this.server?.unlink();
-    this.cleanup.run();
-    process.exitCode = code;
-    // Let pending replies flush; never hang on a stray handle.
-    setTimeout(() => process.exit(code), 500).unref();
+    const finish = () => {
+      this.cleanup.run();
+      process.exitCode = code;
+      // Let pending replies flush; never hang on a stray handle.
+      setTimeout(() => process.exit(code), 500).unref();
+    };
+    // What the workers left behind goes before the master does (it would outlive it).
+    const timeout = this.opts.signalTimeoutSec > 0 ? this.opts.signalTimeoutSec * 1000 : 30_000;
+    if (this.reaper) this.reaper.drain(timeout).then(finish, finish);
+    else finish();
   }
 }

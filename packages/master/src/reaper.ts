@@ -20,16 +20,26 @@ interface Stat {
   state: string;
   pgid: number;
   sid: number;
+  /** Start time in clock ticks since boot: an ancestor started no later than its descendants. */
+  start: number;
 }
 
 function stat(pid: number): Stat | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0] ?? '?', pgid: Number(f[2]), sid: Number(f[3]) };
+    return { state: f[0] ?? '?', pgid: Number(f[2]), sid: Number(f[3]), start: Number(f[19]) };
   } catch {
     return null;
   }
+}
+
+/** What is known of an orphan: the workers it may have come from, and when it was signalled. */
+interface Orphan {
+  /** Live workers, when it was first seen, that started before it (its possible ancestors). */
+  from: Set<number>;
+  signaledAt: number | null;
+  killed: boolean;
 }
 
 /** Our direct children, from every thread's children list (a reparented orphan may be any thread's). */
@@ -56,11 +66,14 @@ function ourChildren(): number[] {
 /**
  * Reaps the children the master did not spawn: processes its workers left behind,
  * reparented to it as a child subreaper (PR_SET_CHILD_SUBREAPER) or as PID 1 (a container).
- * Zombies are waited for at once (on SIGCHLD); a live orphan that no live worker's process
- * group or session claims any more gets SIGTERM, then SIGKILL after the signal timeout.
+ * Zombies are waited for at once (on SIGCHLD). A live orphan belongs to a live worker
+ * while it is in that worker's process group or session, or (a daemon that made its own
+ * session) while one of the workers that were alive and older than it when it was first
+ * seen, its possible ancestors, still lives; once its worker is gone it gets SIGTERM,
+ * then SIGKILL after the signal timeout.
  */
 export class Reaper {
-  private readonly signaled = new Map<number, { at: number; killed: boolean }>();
+  private readonly orphans = new Map<number, Orphan>();
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
   private readonly onChld = () => this.schedule();
@@ -105,26 +118,58 @@ export class Reaper {
         continue;
       }
       live ??= new Set(this.opts.workers());
-      if (live.has(st.pgid) || live.has(st.sid)) continue;
-      const s = this.signaled.get(pid);
-      if (!s) {
+      let o = this.orphans.get(pid);
+      if (!o) {
+        const from = new Set<number>();
+        for (const w of live) {
+          const ws = stat(w);
+          if (ws && ws.start <= st.start) from.add(w);
+        }
+        o = { from, signaledAt: null, killed: false };
+        this.orphans.set(pid, o);
+      }
+      for (const w of o.from) if (!live.has(w)) o.from.delete(w);
+      if (live.has(st.pgid) || live.has(st.sid) || o.from.size > 0) continue;
+      if (o.signaledAt === null) {
         this.opts.log.info(`Stopping process ${pid} that a worker left behind (SIGTERM)`);
         this.kill(pid, 'SIGTERM');
-        this.signaled.set(pid, { at: now, killed: false });
-      } else if (!s.killed && this.opts.signalTimeoutMs !== null && now - s.at >= this.opts.signalTimeoutMs) {
+        o.signaledAt = now;
+      } else if (!o.killed && this.opts.signalTimeoutMs !== null && now - o.signaledAt >= this.opts.signalTimeoutMs) {
         this.opts.log.warn(`Process ${pid} that a worker left behind is still alive; sending SIGKILL`);
         this.kill(pid, 'SIGKILL');
-        s.killed = true;
+        o.killed = true;
       }
     }
-    for (const pid of this.signaled.keys()) if (!seen.has(pid)) this.signaled.delete(pid);
+    for (const pid of this.orphans.keys()) if (!seen.has(pid)) this.orphans.delete(pid);
+  }
+
+  /**
+   * The master is about to exit (no worker left): stop every process still left behind
+   * (SIGTERM, SIGKILL after `timeoutMs`) and reap it, so that nothing outlives the master.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const others = () => ourChildren().filter((pid) => !this.opts.isWorker(pid));
+    const end = performance.now() + timeoutMs;
+    let killed = false;
+    for (;;) {
+      this.scan(); // reaps zombies; with no worker left every live one gets SIGTERM
+      const left = others();
+      if (left.length === 0) return;
+      if (!killed && performance.now() >= end) {
+        for (const pid of left) this.kill(pid, 'SIGKILL');
+        killed = true;
+      } else if (killed && performance.now() >= end + 1000) {
+        return; // unkillable (D state): give up rather than hang
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   private reap(pid: number): void {
     try {
       const r = native.reapPid(pid);
       if (r) {
-        this.signaled.delete(pid);
+        this.orphans.delete(pid);
         this.opts.log.debug(`Reaped process ${pid} that a worker left behind (${r.signal ? `signal ${r.signal}` : `exit status ${r.code}`})`);
       }
     } catch (err) {
