@@ -263,6 +263,7 @@ test('5: clients that never read their replies are dropped before the master buf
   try {
     await until('every non-reading client dropped', () => (m.stderr.match(/dropping a client that does not read its replies/g) ?? []).length === clients.length, 60_000, 100);
     const grown = (statusKb(m.pid, 'VmRSS')! - rss0) / 1024;
+    if (process.env.TEST_VERBOSE) console.error(`non-reading clients: master RSS +${grown.toFixed(1)} MiB`);
     assert.ok(grown < 80, `master RSS grew by ${grown.toFixed(1)} MiB for 40 non-reading clients`);
     assert.match((await m.ctl('status'))[0]!.message, /workers: 4 up/);
   } finally {
