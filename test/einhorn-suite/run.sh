@@ -7,8 +7,8 @@
 # Usage: test/einhorn-suite/run.sh EINHORN_SRC [einhorn|ours|ours-ctl] [minitest args...]
 # e.g.   test/einhorn-suite/run.sh ../einhorn ours -n /signal-timeout/
 # EINHORN_SRC is only read: its test/ is copied to a scratch directory.
-# Environment: EINHORN_SUITE_FLAT=1 (see README), EINHORN_SUITE_LOGDIR=DIR
-# (keep each master's output), EINHORN_SUITE_TEST_TIMEOUT=S (default 90).
+# Environment: EHSUITE_FLAT=1 (see README), EHSUITE_LOGDIR=DIR
+# (keep each master's output), EHSUITE_TEST_TIMEOUT=S (default 40).
 set -u
 
 usage() {
@@ -35,14 +35,14 @@ command -v ruby >/dev/null || { echo "$0: ruby not found" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/einhorn-suite.XXXXXX") || exit 1
 run_id="$(basename "$work")-$$"
 
-# Every process of the run carries EINHORN_SUITE_RUN=$run_id; whatever is left
+# Every process of the run carries EHSUITE_RUN=$run_id; whatever is left
 # when the run ends (a worker that outlived its master...) is killed by pid.
 kill_leftovers() {
   local sig=$1 pid f
   for f in /proc/[0-9]*/environ; do
     pid=${f#/proc/}; pid=${pid%/environ}
     [ "$pid" = $$ ] && continue
-    if tr '\0' '\n' < "$f" 2>/dev/null | grep -qxF "EINHORN_SUITE_RUN=$run_id"; then
+    if { tr '\0' '\n' < "$f"; } 2>/dev/null | grep -qxF "EHSUITE_RUN=$run_id"; then
       kill "-$sig" "$pid" 2>/dev/null
     fi
   done
@@ -61,11 +61,13 @@ trap 'exit 130' INT TERM
 cp -R "$src/test" "$work/test"
 mkdir "$work/tmp"
 
-export EINHORN_SUITE_TARGET=$target
-export EINHORN_SUITE_SRC=$src
-export EINHORN_SUITE_OURS=$ours_root
-export EINHORN_SUITE_BIN=$here/bin
-export EINHORN_SUITE_RUN=$run_id
+# (EHSUITE_, not EINHORN_: einhyrningsins drops inherited EINHORN_* variables
+# from its children's environment.)
+export EHSUITE_TARGET=$target
+export EHSUITE_SRC=$src
+export EHSUITE_OURS=$ours_root
+export EHSUITE_BIN=$here/bin
+export EHSUITE_RUN=$run_id
 # bin/: einhorn, einhornsh and a `bundle exec` stand-in, found by the tests'
 # --reexec-as command lines and by the nested masters (see README).
 export PATH="$here/bin:$PATH"
@@ -79,14 +81,19 @@ unset BUNDLE_GEMFILE EINHORN_SOCK_PATH EINHORN_FD_COUNT
 
 echo "einhorn suite: target=$target src=$src" \
   "($(git -C "$src" rev-parse --short HEAD 2>/dev/null || ruby -I"$src/lib" -reinhorn/version -e 'print Einhorn::VERSION'))" \
-  "${EINHORN_SUITE_FLAT:+flat}"
+  "${EHSUITE_FLAT:+flat}"
 cd "$work" || exit 1
+# Job control on for this one job: a background job of a non-interactive shell
+# would otherwise start (and pass on to every master and worker) with SIGINT
+# and SIGQUIT ignored. INT/TERM to run.sh reach it through cleanup().
+set -m
 ruby -reinhorn_suite_prelude -e '
   files = ARGV.take_while { |a| a != "--" }
   ARGV.replace(ARGV.drop(files.size + 1))
   files.each { |f| require File.expand_path(f) }
 ' test/integration/startup.rb test/integration/pdeathsig.rb test/integration/upgrading.rb -- "$@" &
 ruby_pid=$!
+set +m
 wait "$ruby_pid"
 rc=$?
 ruby_pid=

@@ -1,8 +1,9 @@
 /**
  * Soak benchmark (`npm run soak`): a master with Node workers (manual ACK,
- * graceful drain) upgraded SOAK_UPGRADES times (default 100). Reports the
- * master's fds, zombies, RSS and CPU before and after, and upgrade latency.
- * Not a test: it prints numbers; it fails only on a leak (fds or zombies).
+ * graceful drain) upgraded SOAK_UPGRADES times (default 400). Reports the
+ * master's fds, zombies, RSS and CPU before and after, RSS every 50 upgrades, and
+ * upgrade latency. Not a test: it prints numbers; it fails on a leak (fds or zombies)
+ * and when RSS grows by more than 6 MiB from upgrade 50 to upgrade 350 (when run that long).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +14,11 @@ import { ControlClient } from '@einhyrningsins/ctl';
 import { childrenOf, clockTicks, cpuTicks, openFdCount, statusKb, zombiesOf } from '../proc.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const UPGRADES = Number(process.env.SOAK_UPGRADES ?? 100);
+const UPGRADES = Number(process.env.SOAK_UPGRADES ?? 400);
+/** --min-ready of the master (its default is 0): short, so that 400 upgrades take minutes, not an hour. */
+const MIN_READY = process.env.SOAK_MIN_READY ?? '0.1';
+/** RSS growth allowed from upgrade 50 to upgrade 350 (issue 11, item 9). */
+const RSS_GROWTH_LIMIT_KB = 6 * 1024;
 const N = Number(process.env.SOAK_WORKERS ?? 2);
 
 /** The master's process readings that the soak compares before and after. */
@@ -33,7 +38,12 @@ async function main(): Promise<number> {
   const sock = join(dir, 'soak.sock');
   const master = spawn(
     process.execPath,
-    [join(ROOT, 'bin', 'einhyrningsins'), '-q', '-n', String(N), '-b', '127.0.0.1:0,r', '-m', 'manual', '-d', sock, '--', process.execPath, join(ROOT, 'test', 'fixtures', 'drain-child.mjs')],
+    [
+      ...(process.env.SOAK_MASTER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      join(ROOT, 'bin', 'einhyrningsins'),
+      ...['-q', '-n', String(N), '-b', '127.0.0.1:0,r', '-m', 'manual', '--min-ready', MIN_READY, '-d', sock],
+      ...['--', process.execPath, join(ROOT, 'test', 'fixtures', 'drain-child.mjs')],
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const pid = master.pid as number;
@@ -64,7 +74,11 @@ async function main(): Promise<number> {
     for (let i = 0; i < 10; i++) await upgrade(); // warm-up
     const before = reading(pid);
     const lat: number[] = [];
-    for (let i = 0; i < UPGRADES; i++) lat.push(await upgrade());
+    const rssAt = new Map<number, number>();
+    for (let i = 1; i <= UPGRADES; i++) {
+      lat.push(await upgrade());
+      if (i % 50 === 0) rssAt.set(i, statusKb(pid, 'VmRSS') ?? NaN);
+    }
     await sleep(200);
     const after = reading(pid);
     client.close();
@@ -79,9 +93,16 @@ async function main(): Promise<number> {
     for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
     console.log(`| upgrade to all new acked + old gone (ms) | median ${pct(lat, 50).toFixed(0)} | p90 ${pct(lat, 90).toFixed(0)} |`);
     console.log(`| master CPU per upgrade (ms) | ${(((after.cpu - before.cpu) * 1000) / clockTicks() / UPGRADES).toFixed(1)} | |`);
+    if (rssAt.size) {
+      console.log(`\nmaster RSS (MiB) after upgrade: ${[...rssAt].map(([i, kb]) => `${i}: ${(kb / 1024).toFixed(1)}`).join(', ')}`);
+    }
     const leak = after.fds > before.fds || after.kids.zombies > 0 || after.kids.live !== N;
     if (leak) console.error('LEAK: fds, zombies or children grew');
-    return leak ? 1 : 0;
+    const r50 = rssAt.get(50);
+    const r350 = rssAt.get(350);
+    const grew = r50 !== undefined && r350 !== undefined && r350 - r50 > RSS_GROWTH_LIMIT_KB;
+    if (grew) console.error(`RSS grew by ${((r350 - r50) / 1024).toFixed(1)} MiB from upgrade 50 to 350 (limit ${RSS_GROWTH_LIMIT_KB / 1024})`);
+    return leak || grew ? 1 : 0;
   } finally {
     master.kill('SIGTERM');
     await new Promise((r) => master.once('exit', r));

@@ -19,6 +19,8 @@ interface Worker {
   state: WorkerState;
   spawnedAt: number;
   ackedAt: number | null;
+  /** Up for minReadyMs: counts towards an upgrade. */
+  ready: boolean;
   signaledAt: number | null;
   signals: string[];
   stopReason: string | null;
@@ -44,6 +46,7 @@ export const DEFAULT_CONFIG: Readonly<CoreConfig> = Object.freeze<CoreConfig>({
   respawnDelayMs: 1000,
   backoffCapMs: 30_000,
   stableAfterMs: 10_000,
+  minReadyMs: 0,
   signalTimeoutMs: 30_000,
   drainSignal: 'SIGUSR2',
   maxUnacked: Infinity,
@@ -67,6 +70,8 @@ export class Supervisor {
   private generation = 0;
   private streak = 0;
   private lastFailureAt = 0;
+  /** When the last probe (a worker acked during a streak of failed starts) acked. */
+  private lastProbeAckAt = 0;
   private gaveUp = false;
   private shuttingDown: string | null = null;
   private started = false;
@@ -86,6 +91,12 @@ export class Supervisor {
     this.out = [];
     this.dispatch(event);
     this.reconcile();
+    // Replies last: a client told "Upgrade done" must find the old workers already asked
+    // to drain (einhorn signals them in the same pass and answers on its next turn);
+    // otherwise its next connection could land on an old worker that then exits.
+    if (this.out.some((e) => e.type === 'reply')) {
+      this.out = [...this.out.filter((e) => e.type !== 'reply'), ...this.out.filter((e) => e.type === 'reply')];
+    }
     return this.out;
   }
 
@@ -98,6 +109,7 @@ export class Supervisor {
       state: w.state,
       spawnedAt: w.spawnedAt,
       ackedAt: w.ackedAt,
+      ready: w.ready,
       signaledAt: w.signaledAt,
       signals: [...w.signals],
       stopReason: w.stopReason,
@@ -252,18 +264,34 @@ export class Supervisor {
     this.markUp(w, 'manual');
   }
 
+  /**
+   * An ack is a promise, not yet a success: the streak of failed starts ends only when
+   * this worker has lived stableAfterMs after it (an exit sooner is one more failed start),
+   * and an upgrade counts it once it has been up for minReadyMs.
+   */
   private markUp(w: Worker, how: 'manual' | 'timer'): void {
     w.state = 'up';
     w.ackedAt = this.now;
     this.clearTimers(w, ['ack', 'deadline']);
-    const hadStreak = this.streak;
+    if (this.cfg.minReadyMs > 0) this.effect({ type: 'setTimer', key: `ready:${w.id}`, ms: this.cfg.minReadyMs });
+    else w.ready = true;
+    if (this.streak > 0) {
+      this.lastProbeAckAt = this.now;
+      this.effect({ type: 'setTimer', key: `stable:${w.id}`, ms: this.cfg.stableAfterMs });
+    }
+    const upCount = this.count((x) => x.generation === this.generation && x.state === 'up');
+    let msg = `Up to ${upCount} / ${this.cfg.number} ${how} ACKs`;
+    if (this.streak > 0) msg += ` (after ${this.streak} failed start${this.streak === 1 ? '' : 's'}: on probation for ${this.cfg.stableAfterMs / 1000}s)`;
+    this.progress(msg, w);
+  }
+
+  /** A worker acked after the last failed start has lived stableAfterMs: the streak is over. */
+  private onStable(w: Worker): void {
+    if (w.state !== 'up' || w.ackedAt === null || this.streak === 0 || this.lastFailureAt > w.ackedAt) return;
+    this.log('info', `Worker ${w.pid} is stable, breaking the streak of ${this.streak} failed starts`, w);
     this.streak = 0;
     this.gaveUp = false;
     this.respawnAt = null;
-    const upCount = this.count((x) => x.generation === this.generation && x.state === 'up');
-    let msg = `Up to ${upCount} / ${this.cfg.number} ${how} ACKs`;
-    if (hadStreak > 0) msg += `, breaking the streak of ${hadStreak} failed starts`;
-    this.progress(msg, w);
   }
 
   private onTimer(key: string): void {
@@ -277,6 +305,10 @@ export class Supervisor {
     if (!w) return;
     if (kind === 'ack' && w.state === 'starting') {
       this.markUp(w, 'timer');
+    } else if (kind === 'ready' && w.state === 'up') {
+      w.ready = true;
+    } else if (kind === 'stable') {
+      this.onStable(w);
     } else if (kind === 'deadline' && w.state === 'starting') {
       const secs = (this.cfg.ackMode.kind === 'manual' ? this.cfg.ackMode.deadlineMs : 0) / 1000;
       this.log('error', `Worker ${w.pid} did not ACK within ${secs}s; stopping it`, w);
@@ -397,8 +429,9 @@ export class Supervisor {
     const isCur = (w: Worker) => w.generation === gen;
     const live = (w: Worker) => w.state === 'starting' || w.state === 'up';
 
-    // 1. An upgrade is done once the new generation alone can carry the load.
-    if (this.upgrade && this.count((w) => isCur(w) && w.state === 'up') >= target) {
+    const ready = (w: Worker) => w.state === 'up' && w.ready;
+    // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs).
+    if (this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target) {
       this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
     }
 
@@ -408,7 +441,7 @@ export class Supervisor {
       if (cur.length > target) this.retireSome(cur, cur.length - target, 'too many workers');
       if (this.upgrade.mode === 'smooth') {
         const old = this.list((w) => !isCur(w) && live(w));
-        const curUp = this.count((w) => isCur(w) && w.state === 'up');
+        const curUp = this.count((w) => isCur(w) && ready(w));
         const excess = old.length + curUp - target;
         if (excess > 0) {
           this.progress(`Smooth upgrade: killing off ${Math.min(excess, old.length)} old workers.`);
@@ -431,9 +464,11 @@ export class Supervisor {
       n = Math.min(n, target + this.cfg.maxUpgradeAdditional - this.workers.size);
     }
     if (this.streak > 0) {
-      // Failing: probe with one worker at a time, after the backoff delay.
+      // Failing: probe with one worker at a time, each the backoff delay after the last
+      // failure and after the previous probe's ack (which may yet turn out to be a failure).
       if (starting > 0) return;
-      const at = this.lastFailureAt + backoffDelay(this.streak, this.cfg.respawnDelayMs, this.cfg.backoffCapMs);
+      const at =
+        Math.max(this.lastFailureAt, this.lastProbeAckAt) + backoffDelay(this.streak, this.cfg.respawnDelayMs, this.cfg.backoffCapMs);
       if (this.now < at) {
         if (this.respawnAt !== at) {
           this.respawnAt = at;
@@ -462,6 +497,7 @@ export class Supervisor {
       state: 'starting',
       spawnedAt: this.now,
       ackedAt: null,
+      ready: false,
       signaledAt: null,
       signals: [],
       stopReason: null,
@@ -502,7 +538,7 @@ export class Supervisor {
     w.stopReason = reason;
     w.signals.push(signal);
     w.signaledAt = this.now;
-    this.clearTimers(w, ['ack', 'deadline']);
+    this.clearTimers(w, ['ack', 'deadline', 'ready', 'stable']);
     if (w.pid !== null) this.effect({ type: 'kill', pid: w.pid, signal });
     if (this.cfg.signalTimeoutMs !== null) {
       this.effect({ type: 'setTimer', key: `kill:${w.id}`, ms: this.cfg.signalTimeoutMs });
@@ -558,7 +594,7 @@ export class Supervisor {
 
   // ---- helpers --------------------------------------------------------------
 
-  private clearTimers(w: Worker, kinds: readonly string[] = ['ack', 'deadline', 'kill']): void {
+  private clearTimers(w: Worker, kinds: readonly string[] = ['ack', 'deadline', 'kill', 'ready', 'stable']): void {
     for (const k of kinds) this.effect({ type: 'clearTimer', key: `${k}:${w.id}` });
   }
 
@@ -628,6 +664,7 @@ export class Supervisor {
       generation: this.generation,
       streak: this.streak,
       lastFailureAge: now - this.lastFailureAt,
+      lastProbeAckAge: now - this.lastProbeAckAt,
       gaveUp: this.gaveUp,
       shuttingDown: this.shuttingDown,
       started: this.started,
@@ -671,6 +708,12 @@ export class Supervisor {
       if (w.state === 'starting') {
         if (mode.kind === 'timer') effects.push({ type: 'setTimer', key: `ack:${w.id}`, ms: left(mode.ms, w.spawnedAt) });
         else effects.push({ type: 'setTimer', key: `deadline:${w.id}`, ms: left(mode.deadlineMs, w.spawnedAt) });
+      } else if (w.state === 'up' && w.ackedAt !== null) {
+        // Still on probation: the min-ready window, and the stability window that ends a failure streak.
+        if (!w.ready && core.cfg.minReadyMs > 0) effects.push({ type: 'setTimer', key: `ready:${w.id}`, ms: left(core.cfg.minReadyMs, w.ackedAt) });
+        if (data.streak > 0 && now - w.ackedAt < core.cfg.stableAfterMs) {
+          effects.push({ type: 'setTimer', key: `stable:${w.id}`, ms: left(core.cfg.stableAfterMs, w.ackedAt) });
+        }
       } else if (w.state === 'stopping' && core.cfg.signalTimeoutMs !== null && w.signaledAt !== null) {
         effects.push({ type: 'setTimer', key: `kill:${w.id}`, ms: left(core.cfg.signalTimeoutMs, w.signaledAt) });
       }
@@ -679,6 +722,7 @@ export class Supervisor {
     core.generation = data.generation;
     core.streak = data.streak;
     core.lastFailureAt = now - data.lastFailureAge - e;
+    core.lastProbeAckAt = now - (data.lastProbeAckAge ?? data.lastFailureAge) - e;
     core.gaveUp = data.gaveUp;
     core.shuttingDown = data.shuttingDown;
     core.started = data.started;
@@ -709,6 +753,7 @@ export interface SerializedCore {
   generation: number;
   streak: number;
   lastFailureAge: number;
+  lastProbeAckAge: number;
   gaveUp: boolean;
   shuttingDown: string | null;
   started: boolean;

@@ -31,8 +31,17 @@ export interface CoreConfig {
   respawnDelayMs: number;
   /** Cap of that delay. */
   backoffCapMs: number;
-  /** A worker that exits unexpectedly less than this long after its ack counts as a failed start. */
+  /**
+   * A worker that exits unexpectedly less than this long after its ack counts as a failed start;
+   * the streak of failed starts ends only when a worker acked after the last failure lives this long.
+   */
   stableAfterMs: number;
+  /**
+   * During an upgrade, a new worker replaces an old one (and counts towards the upgrade being
+   * done) only once it has been up this long; one that exits sooner is a failed start of the
+   * upgrade, with the old workers still serving. 0: at its ack.
+   */
+  minReadyMs: number;
   /** Time between the stop signal and SIGKILL; null: never escalate. */
   signalTimeoutMs: number | null;
   /** The signal that asks a worker to drain and exit. */
@@ -63,6 +72,8 @@ export interface WorkerView {
   state: WorkerState;
   spawnedAt: number;
   ackedAt: number | null;
+  /** Up for at least minReadyMs (an upgrade may retire an old worker for it). */
+  ready: boolean;
   signaledAt: number | null;
   /** Signals recorded against this worker (drain, KILL, shutdown signal). */
   signals: readonly string[];
@@ -93,7 +104,10 @@ export type Event =
 
 /** Settings that may change at run time (the `config` command). */
 export type ConfigChanges = Partial<
-  Pick<CoreConfig, 'respawnDelayMs' | 'signalTimeoutMs' | 'maxUnacked' | 'maxUpgradeAdditional' | 'retries' | 'upgradeRetries'>
+  Pick<
+    CoreConfig,
+    'respawnDelayMs' | 'signalTimeoutMs' | 'maxUnacked' | 'maxUpgradeAdditional' | 'retries' | 'upgradeRetries' | 'minReadyMs'
+  >
 >;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

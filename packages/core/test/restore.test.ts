@@ -78,3 +78,14 @@ test('restore: the time the exec took is added to every age and taken off every 
   assert.equal(next.snapshot().workers[0]!.spawnedAt, -1250);
   assert.deepEqual(effects, [{ type: 'setTimer', key: 'deadline:1', ms: 3750 }]);
 });
+
+test('the ack that completes an upgrade: the old workers are signalled before "Upgrade done" is replied', () => {
+  const core = new Supervisor({ number: 1, ackMode: manual });
+  run(core, 0, { type: 'start' }, [41]);
+  core.handle({ type: 'ack', pid: 41 }, 10);
+  run(core, 20, { type: 'upgrade', mode: 'smooth', replyTo: 7 }, [42]);
+  const out = core.handle({ type: 'ack', pid: 42 }, 30);
+  const kill = out.findIndex((e) => e.type === 'kill' && e.pid === 41);
+  const done = out.findIndex((e) => e.type === 'reply' && e.message === 'Upgrade done' && !e.wait);
+  assert.ok(kill >= 0 && done > kill, JSON.stringify(out));
+});

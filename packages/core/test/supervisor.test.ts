@@ -59,6 +59,8 @@ test('manual mode: a worker that misses its ack deadline is stopped and replaced
   const [second] = sim.alive();
   assert.equal(second!.slot, 0);
   sim.ack(second!.pid);
+  assert.equal(sim.sup.snapshot().streak, 1, 'on probation until stable');
+  sim.advance(10_000);
   assert.equal(sim.sup.snapshot().streak, 0);
 });
 
@@ -100,14 +102,23 @@ test('crash loop: exponential backoff, one probe at a time, no fork storm', () =
   assert.ok(gaps.at(-1)! <= 30_010 && gaps.at(-1)! >= 29_990, `capped at 30 s: ${gaps}`);
 });
 
-test('a probe that acks ends the streak and the rest start at once', () => {
-  const sim = new Sim({ number: 3, ackMode: manual, respawnDelayMs: 100 });
+test('after failed starts, probes start one at a time as each acks; a stable one ends the streak', () => {
+  const sim = new Sim({ number: 3, ackMode: manual, respawnDelayMs: 100, stableAfterMs: 5000 });
   sim.start();
   for (const p of sim.alive()) sim.exit(p.pid, 1, null);
-  sim.advance(10_000);
+  sim.advance(1000);
   assert.equal(sim.alive().length, 1);
   sim.ack(sim.alive()[0]!.pid);
+  assert.equal(sim.alive().length, 1, 'the next probe waits the backoff delay after this ack');
+  assert.equal(sim.sup.snapshot().streak, 3, 'an ack alone does not end the streak');
+  sim.advance(400);
+  assert.equal(sim.alive().length, 2);
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.advance(400);
   assert.equal(sim.alive().length, 3);
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.advance(5000);
+  assert.equal(sim.sup.snapshot().streak, 0);
 });
 
 test('finite retries: gives up, keeps running, inc tries again', () => {
@@ -421,4 +432,106 @@ test('one-shot (respawn: false): a worker that ends is not replaced; the target 
   assert.equal(sim.alive().length, 0);
   assert.equal(sim.sup.snapshot().config.number, 0);
   assert.equal(sim.spawnCount, 2);
+});
+
+// ---- issue 11, item 1: an exit right after the ack is a failed start ------------------
+
+/** Every worker of `gens` acks as soon as it is spawned and exits 5 ms later. */
+function ackThenExit(sim: Sim, gens: (g: number) => boolean = () => true): () => void {
+  return () => {
+    for (const p of sim.alive((x) => gens(x.generation))) {
+      if (p.signals.length || (p as { acked?: boolean }).acked) continue;
+      (p as { acked?: boolean }).acked = true;
+      sim.ack(p.pid);
+      const pid = p.pid;
+      setExitSoon.push([pid, sim.now + 5]);
+    }
+  };
+}
+const setExitSoon: Array<[number, number]> = [];
+
+/** Run the fake clock for `ms` with ack-then-exit workers, in 1 ms steps. */
+function runAckThenExit(sim: Sim, ms: number, gens?: (g: number) => boolean): void {
+  const act = ackThenExit(sim, gens);
+  setExitSoon.length = 0;
+  for (let t = 0; t < ms; t++) {
+    act();
+    for (const [pid, at] of [...setExitSoon]) {
+      if (at <= sim.now) {
+        setExitSoon.splice(setExitSoon.findIndex(([p]) => p === pid), 1);
+        sim.exit(pid, 0, null);
+      }
+    }
+    sim.advance(1);
+  }
+}
+
+test('workers that exit right after their ack: the streak grows, backoff applies, -r gives up', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, retries: 2, respawnDelayMs: 1000, stableAfterMs: 10_000 });
+  sim.start();
+  runAckThenExit(sim, 10_000);
+  const snap = sim.sup.snapshot();
+  assert.equal(snap.gaveUp, true);
+  assert.equal(sim.spawnCount, 3, 'two at the start, one probe after 2 failures, then it gives up');
+  assert.equal(snap.streak, 3);
+});
+
+test('workers that exit right after their ack without -r: exponential backoff, not a storm', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, respawnDelayMs: 1000, backoffCapMs: 30_000, stableAfterMs: 10_000 });
+  sim.start();
+  runAckThenExit(sim, 60_000);
+  // 2 at the start, then probes after 2, 4, 8, 16, 30 s of backoff (one at a time).
+  assert.ok(sim.spawnCount <= 7, `spawned ${sim.spawnCount} times in 60 s`);
+  assert.equal(sim.sup.snapshot().gaveUp, false);
+});
+
+test('an ack followed by a stable run ends the streak; an exit later is a plain crash', () => {
+  const sim = new Sim({ number: 1, ackMode: manual, respawnDelayMs: 1000, stableAfterMs: 5000 });
+  sim.start();
+  sim.exit(sim.alive()[0]!.pid, 1, null);
+  sim.advance(1000);
+  const [p] = sim.alive();
+  sim.ack(p!.pid);
+  sim.advance(4999);
+  assert.equal(sim.sup.snapshot().streak, 1);
+  sim.advance(1);
+  assert.equal(sim.sup.snapshot().streak, 0);
+  sim.exit(p!.pid, 1, null);
+  assert.equal(sim.alive().length, 1, 'replaced at once: it had been stable');
+});
+
+test('minReady: an upgrade retires an old worker only once a new one has been up that long', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, minReadyMs: 1000 });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.advance(1000);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 4 });
+  const fresh = sim.alive((p) => p.generation === 1);
+  sim.ack(fresh[0]!.pid);
+  sim.advance(999);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 2);
+  sim.advance(1);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 1);
+  sim.ack(fresh[1]!.pid);
+  sim.advance(1000);
+  assert.deepEqual(sim.alive().map((p) => p.generation), [1, 1]);
+  assert.equal(sim.repliesTo(4).at(-1), 'Upgrade done');
+});
+
+test('an upgrade to a release that exits right after its ack is abandoned; the old workers keep serving', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, retries: 2, upgradeRetries: 2, respawnDelayMs: 1000, minReadyMs: 1000 });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.advance(20_000);
+  const old = sim.alive().map((p) => p.pid);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 9 });
+  runAckThenExit(sim, 20_000, (g) => g === 1);
+  const snap = sim.sup.snapshot();
+  assert.equal(snap.upgrade, null);
+  assert.equal(snap.lastUpgrade?.ok, false);
+  assert.equal(sim.repliesTo(9).at(-1), 'Upgrade failed');
+  assert.deepEqual(sim.alive().map((p) => p.pid), old, 'the old workers, untouched');
+  assert.ok(sim.alive().every((p) => p.signals.length === 0));
+  assert.equal(sim.serving(), 2);
+  assert.equal(sim.spawnCount, 2 + 3, 'the new release was tried 3 times (limit 2 retries)');
 });

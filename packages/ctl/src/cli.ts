@@ -173,6 +173,10 @@ async function runOne(client: ControlClient, words: string[], out: Output): Prom
 }
 
 /** `einhyrningsinsctl ...`; returns the exit status. */
+// Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as the
+// user) unless the signal has a listener: the ctl ignores it.
+process.on('SIGUSR1', () => undefined);
+
 export async function ctlMain(argv: readonly string[]): Promise<number> {
   // `einhyrningsinsctl state | head`: a closed stdout ends the output quietly.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {

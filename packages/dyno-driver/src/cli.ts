@@ -8,6 +8,11 @@ import { VERSION } from './version.js';
 import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
 
 const PROG = 'einhyrningsins-dyno';
+
+// Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as the
+// driver's user) unless the signal has a listener: have one from the first moment (`run`
+// passes it on to its command, `start` logs and ignores it).
+process.on('SIGUSR1', () => undefined);
 /** Failures of start-up that are the user's to fix (status 1). */
 const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
 

@@ -14,6 +14,7 @@ import {
   Cleanup,
   ControlServer,
   Logger,
+  refuseForeignWorkerCommand,
   listenOn,
   StartupError,
   WorkerGroup,
@@ -215,7 +216,7 @@ export class Driver {
         0o600,
         this.log,
         (c, r) => this.onRequest(c, r),
-        (socket: Socket, head: Buffer) => serveHttp(socket, head, this.httpApi()),
+        { http: (socket: Socket, head: Buffer) => serveHttp(socket, head, this.httpApi()) },
       );
       const server = this.server;
       this.cleanup.add(() => server.close());
@@ -327,6 +328,7 @@ export class Driver {
         this.shutdown(this.cfg.stopSignal, null);
       });
     }
+    process.on('SIGUSR1', () => this.log.info('Got SIGUSR1: ignored (no inspector)'));
   }
 
   // ---- releases -----------------------------------------------------------------
@@ -1015,6 +1017,10 @@ export class Driver {
 
   // The commands reach in through these (kept small and named).
 
+  /** @internal */ foreign(conn: ControlConnection, req: Request): boolean {
+    return req.pid !== undefined && refuseForeignWorkerCommand((level, m) => this.log.log(level, m), conn, req, req.pid);
+  }
+
   /** @internal */ ack(pid: number | undefined, ping: { requestId: string | number | null } | null): void {
     if (pid === undefined) return this.log.warn('worker:ack or worker:ping without a valid pid');
     const tg = this.findByPid(pid);
@@ -1104,12 +1110,14 @@ const say = (conn: ControlConnection, req: Request, message: string, extra: Omit
 const COMMANDS: Readonly<Record<string, Command>> = {
   'worker:ack': {
     run(d, conn, req) {
+      if (d.foreign(conn, req)) return;
       d.ack(req.pid, null);
       conn.end();
     },
   },
   'worker:ping': {
     run(d, conn, req) {
+      if (d.foreign(conn, req)) return;
       d.ack(req.pid, { requestId: req.requestId ?? null });
       conn.end();
     },

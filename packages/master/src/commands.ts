@@ -1,5 +1,5 @@
 import type { ConfigChanges, Event } from '@einhyrningsins/core';
-import { isPlainMapping, parseDocumentText, stripSymbolKeys, type Request } from '@einhyrningsins/protocol';
+import { describeValue, isPlainMapping, parseDocumentText, stripSymbolKeys, type Request } from '@einhyrningsins/protocol';
 import type { ControlConnection, ReplyFields } from './control-server.js';
 import { normalizeSignal } from './signals.js';
 
@@ -64,18 +64,42 @@ const CONFIG_KEYS: Readonly<Record<string, ConfigKey>> = {
   verbosity: { what: 'an integer 0-3', min: 0, integer: true, apply: () => undefined },
 };
 
+/**
+ * worker:ack and worker:ping speak for a worker: only that process, one in its process
+ * group, or its own -g connection may send them (SO_PEERCRED). Anyone else gets an error
+ * reply and a log line; true when refused.
+ */
+export function refuseForeignWorkerCommand(
+  log: (level: 'warn', message: string) => void,
+  conn: ControlConnection,
+  req: Request,
+  pid: number,
+): boolean {
+  if (conn.mayActFor(pid)) return false;
+  log('warn', `Refusing ${req.command} for pid ${pid} from ${conn.describePeer()}: neither that process nor in its process group`);
+  conn.send({ message: `Refusing ${req.command} for pid ${pid}: not sent by that process or its process group`, error: true });
+  conn.end();
+  return true;
+}
+
 export const COMMANDS: Readonly<Record<string, Command>> = {
   'worker:ack': {
     run(ctx, conn, req) {
       if (req.pid === undefined) {
-        ctx.log('warn', `worker:ack without a valid pid: ${JSON.stringify(req.raw)}`);
+        ctx.log('warn', `worker:ack without a valid pid: ${describeValue(req.raw['pid'])}`);
+      } else if (refuseForeignWorkerCommand(ctx.log, conn, req, req.pid)) {
+        return;
       } else ctx.feed({ type: 'ack', pid: req.pid });
       conn.end();
     },
   },
   'worker:ping': {
     run(ctx, conn, req) {
-      if (req.pid !== undefined) ctx.feed({ type: 'ping', pid: req.pid, requestId: req.requestId ?? null });
+      if (req.pid === undefined) {
+        ctx.log('warn', `worker:ping without a valid pid: ${describeValue(req.raw['pid'])}`);
+      } else if (refuseForeignWorkerCommand(ctx.log, conn, req, req.pid)) {
+        return;
+      } else ctx.feed({ type: 'ping', pid: req.pid, requestId: req.requestId ?? null });
       conn.end();
     },
   },
@@ -200,7 +224,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
         const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
         const tooBig = key === 'verbosity' && n > 3;
         if (!Number.isFinite(n) || n < spec.min || tooBig || (spec.integer && !Number.isInteger(n))) {
-          return say(conn, req, `Invalid value for ${key}: ${JSON.stringify(value)} (${spec.what})`, { error: true });
+          return say(conn, req, `Invalid value for ${key}: ${describeValue(value)} (${spec.what})`, { error: true });
         }
         if (key === 'verbosity') verbosity = n;
         else spec.apply(changes, n);

@@ -1,16 +1,24 @@
-import { lstatSync, statSync, chmodSync, unlinkSync } from 'node:fs';
+import { lstatSync, realpathSync, chmodSync, unlinkSync, type Stats } from 'node:fs';
 import { Socket, createConnection, createServer, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrningsins/protocol';
+import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import type { Logger } from './log.js';
 
 /** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
 export const MAX_LINE_BYTES = 16 * 1024;
-/** Most control connections open at once; more are refused. */
+/** Most control connections open at once; past it the one idle longest is closed, or (none idle) the new one refused. */
 export const MAX_CONNECTIONS = 512;
-/** A client that does not read its replies is dropped past this much queued output. */
-const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
+/**
+ * A client that does not read its replies is dropped when this much output is already
+ * queued for it (one reply of any size is always written to an empty queue).
+ */
+export const MAX_PENDING_OUTPUT = 256 * 1024;
+/** Default idle timeout of a control connection (nothing sent, no reply owed). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** How often the socket file and its directory are checked (a deleted socket is recreated). */
+const WATCH_EVERY_MS = 1000;
 /** sun_path is 108 bytes on Linux, NUL included. */
 const MAX_UNIX_PATH = 107;
 
@@ -21,6 +29,14 @@ export interface ReplyFields {
 }
 
 /** One client of the control socket. */
+/** Who is at the other end of a control connection, as the kernel says (SO_PEERCRED at connect). */
+export interface Peer {
+  pid: number;
+  uid: number;
+  /** The peer's process group when it connected; -1 if it was already gone. */
+  pgid: number;
+}
+
 export class ControlConnection {
   private static nextId = 1;
   readonly id = ControlConnection.nextId++;
@@ -29,8 +45,20 @@ export class ControlConnection {
   private owed = 0;
   /** The client half-closed: close once every owed reply is sent. */
   private peerEnded = false;
+  /** When it last sent or was sent anything (performance.now()). */
+  lastActive = performance.now();
+  /** Called (bytes queued) when it is dropped for not reading its replies. */
+  onOverflow: ((queued: number) => void) | null = null;
 
-  constructor(private readonly socket: Socket) {}
+  /**
+   * `peer`: the connecting process (null if unknown). `boundPid`: for a socketpair handed to
+   * one child (-g), that child's pid: the only pid this connection may ack or ping for.
+   */
+  constructor(
+    private readonly socket: Socket,
+    readonly peer: Peer | null,
+    readonly boundPid: number | null = null,
+  ) {}
 
   /** The connection's fd (for the hand-over across a reload), or null once closed. */
   get fd(): number | null {
@@ -41,6 +69,31 @@ export class ControlConnection {
   /** Everything written has reached the kernel. */
   get flushed(): boolean {
     return this.socket.writableLength === 0;
+  }
+
+  /** Nothing owed and not a child's own -g connection: may be closed when idle or to make room. */
+  get idle(): boolean {
+    return this.owed === 0 && this.boundPid === null;
+  }
+
+  /**
+   * May this connection send worker:ack / worker:ping for `pid`? Only from that process
+   * itself or one in its process group (einhorn's clients connect from the worker; a shell
+   * worker's `socat` is in its group), or on the -g connection handed to that child.
+   */
+  mayActFor(pid: number): boolean {
+    if (this.boundPid !== null) return pid === this.boundPid;
+    if (!this.peer) return false;
+    if (this.peer.pid === pid) return true;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) return false;
+    const pgid = native.getpgid(pid);
+    return pgid > 0 && this.peer.pgid === pgid;
+  }
+
+  /** Who the peer is, for log lines. */
+  describePeer(): string {
+    if (this.boundPid !== null) return `the -g connection of pid ${this.boundPid}`;
+    return this.peer ? `pid ${this.peer.pid} (uid ${this.peer.uid}, process group ${this.peer.pgid})` : 'an unknown peer';
   }
 
   /** A request line was read: it is owed one final reply. */
@@ -58,10 +111,13 @@ export class ControlConnection {
   send(reply: ReplyFields, requestId?: string | number): void {
     if (this.closed || this.socket.destroyed || !this.socket.writable) return;
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
+      // It does not read: what it is owed would only pile up here.
+      this.onOverflow?.(this.socket.writableLength);
       this.socket.destroy();
       this.closed = true;
       return;
     }
+    this.lastActive = performance.now();
     const out: Parameters<typeof encodeReply>[0] = { ...reply };
     if (requestId !== undefined) out.requestId = requestId;
     this.socket.write(encodeReply(out));
@@ -77,9 +133,32 @@ export class ControlConnection {
     this.closed = true;
     this.socket.end();
   }
+
+  /** Close at once (idle timeout, eviction). */
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
 }
 
-export type RequestHandler = (conn: ControlConnection, req: Request) => void;
+/** SO_PEERCRED of an accepted unix socket, and the peer's process group right then. */
+function peerOf(socket: Socket): Peer | null {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    const cred = native.peerCred(fd);
+    return { pid: cred.pid, uid: cred.uid, pgid: cred.pid > 0 ? native.getpgid(cred.pid) : -1 };
+  } catch {
+    return null;
+  }
+}
+
+export interface ControlServerOptions {
+  /** Close a connection that sent nothing and is owed nothing for this long; 0: never. */
+  idleTimeoutMs?: number;
+  /** Also serve HTTP requests on the same socket, told apart by their first bytes (the dyno driver's hsup API). */
+  http?: HttpHandler;
+}
 
 /**
  * A connection whose first bytes are an HTTP request line (`GET /`, `POST /`,
@@ -91,15 +170,38 @@ export type HttpHandler = (socket: Socket, head: Buffer) => void;
 const HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) \//;
 const HTTP_PREFIX = /^[A-Z]{0,7}( \/?)?$/;
 
+export type RequestHandler = (conn: ControlConnection, req: Request) => void;
+
 /**
- * Make `path` free for a new control socket: refuse when a live master
- * answers there or when it is not a socket; remove a stale socket file.
+ * The control socket's path with its directory resolved (symlinks followed once, now):
+ * what is bound, passed to children in EINHORN_SOCK_PATH and checked later.
  */
-async function claimPath(path: string, log: Logger): Promise<void> {
+export function resolveSocketPath(path: string): string {
   const dir = dirname(path);
-  let dst;
+  let real: string;
   try {
-    dst = statSync(dir);
+    real = realpathSync(dir);
+  } catch {
+    throw new StartupError(`control socket directory does not exist: ${dir}`);
+  }
+  return join(real, basename(path));
+}
+
+/** The directory's identity, to notice it being replaced (a swapped symlink, a rename). */
+function sameDir(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Make `path` (directory already resolved) free for a new control socket: refuse when a
+ * live master answers there or when it is not a socket; remove a stale socket file.
+ * Returns the directory's stat, to check later that it is still the same directory.
+ */
+async function claimPath(path: string, log: Logger): Promise<Stats> {
+  const dir = dirname(path);
+  let dst: Stats;
+  try {
+    dst = lstatSync(dir);
   } catch {
     throw new StartupError(`control socket directory does not exist: ${dir}`);
   }
@@ -120,7 +222,7 @@ async function claimPath(path: string, log: Logger): Promise<void> {
   try {
     st = lstatSync(path);
   } catch {
-    return;
+    return dst;
   }
   if (!st.isSocket()) {
     throw new StartupError(`${path} exists and is not a socket; refusing to replace it (pass -d to use another path)`);
@@ -146,51 +248,135 @@ async function claimPath(path: string, log: Logger): Promise<void> {
   } catch (err) {
     throw new StartupError(`cannot remove stale control socket ${path}: ${(err as Error).message}`);
   }
+  return dst;
 }
 
+/**
+ * Listen on `path` with mode `mode`; resolves to the socket file's inode. The socket is
+ * bound by the addon and handed to Node as an fd: a pipe server Node bound itself unlinks
+ * its path when closed (libuv), which would remove whatever is at the path by then (a
+ * recreated socket, another master's).
+ */
+async function listenAt(server: Server, path: string, mode: number): Promise<number> {
+  const old = process.umask(0o177);
+  let fd: number;
+  try {
+    fd = native.listenUnix({ path, backlog: 511, nonBlock: true });
+  } finally {
+    process.umask(old);
+  }
+  try {
+    chmodSync(path, mode);
+    const ino = lstatSync(path).ino;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(err);
+      server.once('error', onError);
+      server.listen({ fd }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    return ino;
+  } catch (err) {
+    try {
+      unlinkSync(path);
+    } catch {
+      /* not there */
+    }
+    native.close(fd);
+    throw err;
+  }
+}
+
+/**
+ * The control socket: accepts connections (authenticating who connects, closing idle ones,
+ * making room for acks and operators when full), and keeps its socket file there: a deleted
+ * one is recreated, a replaced one is reported.
+ */
 export class ControlServer {
   private unlinked = false;
+  private closing = false;
+  private server: Server;
+  private ino: number;
+  private watch: NodeJS.Timeout | null = null;
+  private warnedMissingDir = false;
+  private warnedReplaced = false;
+  private readonly conns = new Map<Socket, ControlConnection>();
+  private readonly idleTimeoutMs: number;
+  private readonly http: HttpHandler | undefined;
 
   private constructor(
     readonly path: string,
-    private readonly server: Server,
-    private readonly conns: Set<Socket>,
-    private readonly ino: number,
+    private readonly mode: number,
+    private readonly dirStat: Stats,
     private readonly log: Logger,
     private readonly handle: RequestHandler,
-  ) {}
+    opts: ControlServerOptions,
+  ) {
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.http = opts.http;
+    this.server = this.newServer();
+    this.ino = 0;
+  }
 
   /**
    * Serve a connection that did not come through accept(): the master's end of a
-   * socketpair whose other end a child got as EINHORN_SOCK_FD (einhorn's -g).
+   * socketpair whose other end child `pid` got as EINHORN_SOCK_FD (einhorn's -g).
    */
-  adopt(fd: number): ControlConnection {
+  adopt(fd: number, pid: number | null = null): ControlConnection {
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-    this.conns.add(socket);
-    return serve(socket, this.log, this.handle, () => this.conns.delete(socket));
+    const conn = new ControlConnection(socket, null, pid ?? -1);
+    this.conns.set(socket, conn);
+    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), 0);
+    return conn;
   }
 
   /**
-   * Take over the listening control socket of the image before a reload (its fd
-   * was inherited across the exec; the file on disk never went away).
+   * Serve a connection accepted by the image before a reload (its fd was inherited):
+   * the peer as the kernel says, or the child it was bound to (-g).
    */
-  static async fromFd(fd: number, path: string, ino: number, log: Logger, handle: RequestHandler): Promise<ControlServer> {
-    const server = createServer({ allowHalfOpen: true });
-    const conns = new Set<Socket>();
-    ControlServer.accept(server, conns, log, handle);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new StartupError(`cannot take over the control socket ${path} (fd ${fd}): ${err.message}`)));
-      server.listen({ fd }, () => resolve());
-    });
-    server.on('error', (err) => log.error(`control socket: ${err.message}`));
-    return new ControlServer(path, server, conns, ino, log, handle);
+  adoptConnection(fd: number, boundPid: number | null): ControlConnection {
+    if (boundPid !== null) return this.adopt(fd, boundPid);
+    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    const conn = new ControlConnection(socket, peerOf(socket));
+    this.conns.set(socket, conn);
+    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
+    return conn;
   }
 
-  /** The listening fd and the socket file's inode, for the next image. */
+  /**
+   * Take over the listening control socket of the image before a reload: its fd was
+   * inherited across the exec, and the file on disk (inode `ino`) never went away.
+   */
+  static async fromFd(fd: number, path: string, ino: number, mode: number, log: Logger, handle: RequestHandler, opts: ControlServerOptions = {}): Promise<ControlServer> {
+    let dirStat: Stats;
+    try {
+      dirStat = lstatSync(dirname(path));
+    } catch (err) {
+      throw new StartupError(`control socket directory ${dirname(path)} is gone: ${(err as Error).message}`);
+    }
+    const cs = new ControlServer(path, mode, dirStat, log, handle, opts);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new StartupError(`cannot take over the control socket ${path} (fd ${fd}): ${err.message}`));
+      cs.server.once('error', onError);
+      cs.server.listen({ fd }, () => {
+        cs.server.off('error', onError);
+        resolve();
+      });
+    });
+    cs.ino = ino;
+    cs.server.on('error', (err) => log.error(`control socket: ${err.message}`));
+    cs.watch = setInterval(() => cs.check(), WATCH_EVERY_MS);
+    cs.watch.unref();
+    return cs;
+  }
+
+  /** The listening fd, for the next image of a reload. */
   get listenFd(): number {
     return (this.server as unknown as { _handle: { fd: number } })._handle.fd;
   }
 
+  /** The socket file's inode (ours as long as it is the same). */
   get inode(): number {
     return this.ino;
   }
@@ -198,82 +384,185 @@ export class ControlServer {
   /** Every open connection (for the hand-over across a reload). */
   openConnections(): ControlConnection[] {
     const out: ControlConnection[] = [];
-    for (const s of this.conns) {
-      const c = CONNECTIONS.get(s);
-      if (c && !c.closed && !s.destroyed) out.push(c);
-    }
+    for (const [s, c] of this.conns) if (!c.closed && !s.destroyed) out.push(c);
     return out;
   }
 
-  private static accept(server: Server, conns: Set<Socket>, log: Logger, handle: RequestHandler, http?: HttpHandler): void {
-    server.on('connection', (socket) => {
-      if (conns.size >= MAX_CONNECTIONS) {
-        log.warn(`Refusing a control connection: already ${conns.size} open`);
-        socket.destroy();
-        return;
-      }
-      conns.add(socket);
-      serve(socket, log, handle, () => conns.delete(socket), http);
-    });
-  }
-
-  /** `http`: also serve HTTP requests on the same socket, told apart by their first bytes (the dyno driver's hsup API). */
-  static async open(path: string, mode: number, log: Logger, handle: RequestHandler, http?: HttpHandler): Promise<ControlServer> {
-    await claimPath(path, log);
-    const server = createServer({ allowHalfOpen: true });
-    const conns = new Set<Socket>();
-    ControlServer.accept(server, conns, log, handle, http);
-    await new Promise<void>((resolve, reject) => {
-      const old = process.umask(0o177);
-      server.once('error', (err: NodeJS.ErrnoException) => {
-        process.umask(old);
-        reject(new StartupError(`cannot create control socket ${path}: ${err.message}`));
-      });
-      server.listen(path, () => resolve());
-      process.umask(old);
-    });
-    server.on('error', (err) => log.error(`control socket: ${err.message}`));
+  /**
+   * Open the control socket at `path`; its directory is resolved first (see
+   * {@link resolveSocketPath}), and `server.path` is where it really is.
+   */
+  static async open(path: string, mode: number, log: Logger, handle: RequestHandler, opts: ControlServerOptions = {}): Promise<ControlServer> {
+    const real = resolveSocketPath(path);
+    const dirStat = await claimPath(real, log);
+    const cs = new ControlServer(real, mode, dirStat, log, handle, opts);
     try {
-      chmodSync(path, mode);
+      cs.ino = await listenAt(cs.server, real, mode);
     } catch (err) {
-      server.close();
-      throw new StartupError(`cannot set the mode of ${path}: ${(err as Error).message}`);
+      cs.server.close();
+      throw new StartupError(`cannot create control socket ${real}: ${(err as Error).message}`);
     }
-    return new ControlServer(path, server, conns, lstatSync(path).ino, log, handle);
+    // Refuse a path that changed under us (the directory swapped for another while we bound).
+    if (!cs.dirUnchanged()) {
+      cs.server.close();
+      throw new StartupError(`control socket directory ${dirname(real)} changed while the socket was created; refusing`);
+    }
+    cs.server.on('error', (err) => log.error(`control socket: ${err.message}`));
+    cs.watch = setInterval(() => cs.check(), WATCH_EVERY_MS);
+    cs.watch.unref();
+    return cs;
   }
 
   get connections(): number {
     let n = 0;
-    for (const c of this.conns) if (!c.destroyed) n += 1;
+    for (const c of this.conns.keys()) if (!c.destroyed) n += 1;
     return n;
   }
 
   /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
   close(): void {
+    this.closing = true;
+    if (this.watch) clearInterval(this.watch);
+    this.watch = null;
     this.server.close();
-    for (const c of this.conns) c.destroy();
+    for (const c of this.conns.keys()) c.destroy();
     this.unlink();
   }
 
   unlink(): void {
     if (this.unlinked) return;
     this.unlinked = true;
+    this.closing = true;
+    if (this.watch) clearInterval(this.watch);
+    this.watch = null;
     try {
       if (lstatSync(this.path).ino === this.ino) unlinkSync(this.path);
     } catch {
       /* already gone */
     }
   }
+
+  private newServer(): Server {
+    const server = createServer({ allowHalfOpen: true });
+    server.on('connection', (socket) => this.accept(socket));
+    return server;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.conns.size >= MAX_CONNECTIONS && !this.evictIdlest()) {
+      this.log.warn(`Refusing a control connection: already ${this.conns.size} open, none idle`);
+      socket.destroy();
+      return;
+    }
+    const conn = new ControlConnection(socket, peerOf(socket));
+    this.conns.set(socket, conn);
+    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
+  }
+
+  /** Full: close the connection idle the longest (acks and operators must get through). */
+  private evictIdlest(): boolean {
+    let victim: ControlConnection | null = null;
+    for (const c of this.conns.values()) {
+      if (!c.closed && c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
+    }
+    if (!victim) return false;
+    this.log.warn(`Control connections at the limit (${MAX_CONNECTIONS}): closing the one idle longest, from ${victim.describePeer()}`);
+    victim.destroy();
+    for (const [sock, c] of this.conns) if (c === victim) this.conns.delete(sock);
+    return true;
+  }
+
+  private dirUnchanged(): boolean {
+    const dir = dirname(this.path);
+    try {
+      return realpathSync(dir) === dir && sameDir(lstatSync(dir), this.dirStat);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Once a second: is the socket file still ours? Deleted: bind a new one at the same path
+   * (clients, ctl and new workers' acks need it; a second master could take it otherwise).
+   * Replaced by something else, or the directory replaced: warn, and leave it alone.
+   */
+  private check(): void {
+    if (this.closing) return;
+    if (!this.dirUnchanged()) {
+      if (!this.warnedMissingDir) this.log.warn(`control socket directory ${dirname(this.path)} was removed or replaced; not recreating the socket there`);
+      this.warnedMissingDir = true;
+      return;
+    }
+    this.warnedMissingDir = false;
+    let st: Stats | null = null;
+    try {
+      st = lstatSync(this.path);
+    } catch {
+      st = null;
+    }
+    if (st && st.ino === this.ino) {
+      this.warnedReplaced = false;
+      return;
+    }
+    if (st) {
+      if (!this.warnedReplaced) this.log.warn(`control socket ${this.path} was replaced by another file; not serving there until it is removed`);
+      this.warnedReplaced = true;
+      return;
+    }
+    this.recreate();
+  }
+
+  private recreate(): void {
+    const old = this.server;
+    const fresh = this.newServer();
+    this.closing = true; // no second check while this one binds
+    listenAt(fresh, this.path, this.mode).then(
+      (ino) => {
+        this.closing = this.unlinked;
+        if (this.unlinked) {
+          fresh.close();
+          return;
+        }
+        this.server = fresh;
+        this.ino = ino;
+        fresh.on('error', (err) => this.log.error(`control socket: ${err.message}`));
+        old.close(); // its name is gone; accepted connections stay open
+        this.log.warn(`control socket ${this.path} was deleted; created it again`);
+      },
+      (err: Error) => {
+        this.closing = this.unlinked;
+        fresh.close();
+        this.log.warn(`control socket ${this.path} was deleted and cannot be created again: ${err.message}`);
+      },
+    );
+  }
 }
 
-const CONNECTIONS = new WeakMap<Socket, ControlConnection>();
-
-function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => void, http?: HttpHandler): ControlConnection {
-  const conn = new ControlConnection(socket);
-  CONNECTIONS.set(socket, conn);
+function serve(
+  socket: Socket,
+  conn: ControlConnection,
+  log: Logger,
+  handle: RequestHandler,
+  done: () => void,
+  idleTimeoutMs: number,
+  http?: HttpHandler,
+): void {
   const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
   let head: Buffer | null = http ? Buffer.alloc(0) : null;
+  conn.onOverflow = (queued) =>
+    log.warn(`control: dropping a client that does not read its replies (${Math.round(queued / 1024)} KiB queued; ${conn.describePeer()})`);
+  if (idleTimeoutMs > 0) {
+    socket.setTimeout(idleTimeoutMs);
+    socket.on('timeout', () => {
+      // Quiet for that long: close it unless a reply is still owed (an upgrade's stream).
+      if (conn.idle) {
+        log.debug(`control: closing a connection idle for ${idleTimeoutMs / 1000}s (${conn.describePeer()})`);
+        conn.destroy();
+      }
+    });
+  }
   const onData = (data: Buffer) => {
+    conn.lastActive = performance.now();
     let chunk = data;
     if (head !== null && http) {
       // Until the first bytes tell: an HTTP request, or einhorn lines.
@@ -281,6 +570,7 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
       const text = head.subarray(0, 9).toString('latin1');
       if (HTTP_START.test(text)) {
         socket.off('data', onData);
+        socket.setTimeout(0);
         conn.closed = true;
         http(socket, head);
         return;
@@ -299,7 +589,7 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
       }
       const parsed = parseRequest(item.line);
       if (!parsed.ok) {
-        log.debug(`control: bad request: ${parsed.error}`);
+        log.warn(`control: bad request from ${conn.describePeer()}: ${parsed.detail ?? parsed.error}`);
         conn.send({ message: parsed.error, error: true });
         continue;
       }
@@ -326,5 +616,4 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
     conn.closed = true;
     done();
   });
-  return conn;
 }

@@ -3,6 +3,11 @@ import { VERSION } from './version.js';
 
 const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError']);
 
+// Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as us)
+// unless the signal has a listener: have one from the first moment; the master's own
+// (pass USR1 on to the workers) is added once it runs.
+process.on('SIGUSR1', () => undefined);
+
 /** `einhyrningsins [OPTIONS] [--] PROGRAM [ARGS...]` */
 export async function main(argvIn: readonly string[]): Promise<void> {
   // The master's own reload re-executes it as `... --with-state-fd N <its argv>`.

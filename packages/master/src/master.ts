@@ -1,4 +1,5 @@
-import { closeSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,12 +16,16 @@ import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { Reaper } from './reaper.js';
+import { MemoryKeeper } from './memory.js';
 import { Cleanup } from './cleanup.js';
 import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
 import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type ReloadState } from './reload.js';
+
+const { O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
 
 /** A listening socket the children get: from -b (TCP or unix:) or from systemd. */
 interface BoundSocket {
@@ -56,6 +61,7 @@ function coreConfig(o: Options): Partial<CoreConfig> {
       o.ackMode.kind === 'manual'
         ? { kind: 'manual', deadlineMs: o.ackTimeoutSec * 1000 }
         : { kind: 'timer', ms: o.ackMode.seconds * 1000 },
+    minReadyMs: o.minReadySec * 1000,
     retries: o.retries ?? Infinity,
     upgradeRetries: o.retries ?? 3,
     respawnDelayMs: o.seconds * 1000,
@@ -87,11 +93,13 @@ export class Master {
   private readySent = false;
   private reloadingSent = false;
   private stoppingSent = false;
-  private readonly socketPath: string;
+  /** The control socket's path, its directory resolved once the socket exists. */
+  private socketPath: string;
   private readonly cwd = process.cwd();
   private exiting = false;
   /** Events (from signals) that arrive before the group exists; null once it runs. */
   private pending: Event[] | null = [];
+  private reaper: Reaper | null = null;
   private readonly commandContext: CommandContext;
 
   constructor(
@@ -172,10 +180,12 @@ export class Master {
         if (this.opts.lockfile) this.takeLock(resolve(this.opts.lockfile));
         await this.bindAll();
         // The control socket last but one: a failure above never touches a socket file.
-        this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) =>
-          this.onRequest(c, r),
-        );
+        this.server = await ControlServer.open(this.socketPath, this.opts.socketMode, this.log, (c, r) => this.onRequest(c, r), {
+          idleTimeoutMs: this.opts.controlIdleTimeoutSec * 1000,
+        });
         const server = this.server;
+        // Children get the resolved path: a symlink in it swapped later cannot redirect their acks.
+        this.socketPath = server.path;
         this.cleanup.add(() => server.close());
         if (this.opts.pidfile) this.writePidfile(resolve(this.opts.pidfile));
       }
@@ -183,6 +193,8 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    const memory = new MemoryKeeper();
+    this.cleanup.add(() => memory.stop());
     this.group = new WorkerGroup({
       name: null,
       core: coreConfig(this.opts),
@@ -198,14 +210,16 @@ export class Master {
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
       niceWorker: this.opts.niceWorker,
-      ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number) => this.server?.adopt(fd) } : {}),
+      ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
       onExit: (code) => this.exit(code),
+      onWorkerExit: () => memory.poke(),
       now: () => this.now(),
       onChange: () => this.notify(),
     });
     this.installLastResort();
+    this.startReaper();
     const binds = this.sockets.map(socketLabel);
     if (restored) {
       this.resumeFrom(restored);
@@ -304,7 +318,13 @@ export class Master {
         control: { fd: (this.server as ControlServer).listenFd, path: this.socketPath, ino: (this.server as ControlServer).inode },
         connections: conns
           .filter((c) => c.fd !== null)
-          .map((c) => ({ fd: c.fd as number, requester: c === conn, requestId: c === conn ? (req.id ?? null) : null, streaming: c === conn && streaming })),
+          .map((c) => ({
+            fd: c.fd as number,
+            boundPid: c.boundPid,
+            requester: c === conn,
+            requestId: c === conn ? (req.id ?? null) : null,
+            streaming: c === conn && streaming,
+          })),
         lockfile: this.lock,
         pidfile: this.opts.pidfile ? resolve(this.opts.pidfile) : null,
         verbosity: this.log.verbosity,
@@ -369,9 +389,16 @@ export class Master {
       this.holdLock(state.lockfile.fd, state.lockfile.path);
     }
     native.setCloexec(state.control.fd, true);
-    this.server = await ControlServer.fromFd(state.control.fd, state.control.path, state.control.ino, this.log, (c, r) =>
-      this.onRequest(c, r),
+    this.server = await ControlServer.fromFd(
+      state.control.fd,
+      state.control.path,
+      state.control.ino,
+      this.opts.socketMode,
+      this.log,
+      (c, r) => this.onRequest(c, r),
+      { idleTimeoutMs: this.opts.controlIdleTimeoutSec * 1000 },
     );
+    this.socketPath = state.control.path;
     const server = this.server;
     this.cleanup.add(() => server.close());
     if (state.pidfile) this.removePidfileAtExit(state.pidfile);
@@ -390,7 +417,7 @@ export class Master {
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
     for (const c of state.connections) {
       native.setCloexec(c.fd, true);
-      const conn = server.adopt(c.fd);
+      const conn = server.adoptConnection(c.fd, c.boundPid ?? null);
       if (c.requester) {
         conn.expectReply();
         requester = { conn, id: c.requestId, streaming: c.streaming };
@@ -444,9 +471,17 @@ export class Master {
   private takeLock(path: string): void {
     let fd: number;
     try {
-      fd = openSync(path, 'a', 0o600);
+      // Never through a symlink (a dangling one would make us create the file it names), never
+      // blocking on a FIFO; an existing regular file left by an earlier master is reused.
+      fd = openSync(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
     } catch (err) {
-      throw new StartupError(`cannot open lockfile ${path}: ${(err as Error).message}`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ELOOP') throw new StartupError(`lockfile ${path} is a symbolic link; refusing to follow it`);
+      throw new StartupError(`cannot open lockfile ${path}: ${e.message}`);
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new StartupError(`lockfile ${path} is not a regular file; refusing`);
     }
     let got: boolean;
     try {
@@ -507,9 +542,17 @@ export class Master {
   }
 
   private writePidfile(path: string): void {
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    // A fresh file under an unpredictable name, created exclusively: a symlink or file planted
+    // at the temporary name is never followed or written (rename then replaces `path` itself,
+    // never what a symlink there points to).
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
+      const fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, path);
     } catch (err) {
       try {
@@ -526,6 +569,29 @@ export class Master {
     this.cleanup.add(() => {
       if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
     });
+  }
+
+  /**
+   * What workers leave behind is reparented to us as a subreaper (default) or as PID 1 (a
+   * container's entrypoint, where every orphan of the container is ours): reap it all.
+   */
+  private startReaper(): void {
+    if (!this.opts.subreaper && process.pid !== 1) return;
+    const group = this.group as WorkerGroup;
+    const reaper = new Reaper({
+      isWorker: (pid) => group.hasPid(pid),
+      workers: () => group.pids(),
+      signalTimeoutMs: this.opts.signalTimeoutSec > 0 ? this.opts.signalTimeoutSec * 1000 : null,
+      log: this.log,
+    });
+    try {
+      reaper.start(this.opts.subreaper);
+    } catch (err) {
+      this.log.warn(`cannot become a child subreaper: ${(err as Error).message}`);
+      reaper.start(false);
+    }
+    this.reaper = reaper;
+    this.cleanup.add(() => reaper.stop());
   }
 
   private installSignals(): void {
@@ -638,9 +704,15 @@ export class Master {
     if (this.exiting) return;
     this.exiting = true;
     this.server?.unlink();
-    this.cleanup.run();
-    process.exitCode = code;
-    // Let pending replies flush; never hang on a stray handle.
-    setTimeout(() => process.exit(code), 500).unref();
+    const finish = () => {
+      this.cleanup.run();
+      process.exitCode = code;
+      // Let pending replies flush; never hang on a stray handle.
+      setTimeout(() => process.exit(code), 500).unref();
+    };
+    // What the workers left behind goes before the master does (it would outlive it).
+    const timeout = this.opts.signalTimeoutSec > 0 ? this.opts.signalTimeoutSec * 1000 : 30_000;
+    if (this.reaper) this.reaper.drain(timeout).then(finish, finish);
+    else finish();
   }
 }

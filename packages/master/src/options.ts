@@ -58,6 +58,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'In manual mode, a child that has not acked after SECONDS is a failed start (default 30).',
   },
   {
+    long: 'min-ready',
+    arg: 'SECONDS',
+    help:
+      'During an upgrade, a new child replaces an old one only after it has been up (acked) for SECONDS; ' +
+      'one that exits sooner is a failed start of the upgrade and the old children keep serving (default 0: at its ack, ' +
+      'as einhorn; e.g. 2 for a release that might crash right after its ack).',
+  },
+  {
     short: 'r',
     long: 'retries',
     arg: 'COUNT',
@@ -73,6 +81,11 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   },
   { long: 'socket-mode', arg: 'OCTAL', help: 'File mode of the control socket (default 0600).' },
   {
+    long: 'control-idle-timeout',
+    arg: 'SECONDS',
+    help: 'Close a control connection that has sent nothing and awaits no reply for SECONDS (default 60; 0: never).',
+  },
+  {
     long: 'drop-env-var',
     arg: 'VAR',
     repeatable: true,
@@ -87,6 +100,12 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'nice',
     arg: 'MASTER[:WORKER]',
     help: 'Niceness of the master and, optionally, of each child (-20..19), set with setpriority(2).',
+  },
+  {
+    long: 'no-subreaper',
+    help:
+      'Do not make the master a child subreaper (PR_SET_CHILD_SUBREAPER); by default what a child leaves behind ' +
+      'is reparented to the master, reaped, and stopped once its child is gone.',
   },
   { short: 'c', long: 'command-name', arg: 'NAME', help: 'Name used in logs and in the default socket path.' },
   { short: 'e', long: 'pidfile', arg: 'PATH', help: 'Write the master\'s pid to PATH; removed at exit.' },
@@ -170,9 +189,12 @@ export interface Options {
   ipv6Only: boolean;
   ackMode: AckModeOption;
   ackTimeoutSec: number;
+  minReadySec: number;
   retries: number | null;
   socketPath: string | null;
   socketMode: number;
+  controlIdleTimeoutSec: number;
+  subreaper: boolean;
   dropEnv: string[];
   commandName: string | null;
   pidfile: string | null;
@@ -209,9 +231,12 @@ export function defaultOptions(): Options {
     ipv6Only: false,
     ackMode: { kind: 'timer', seconds: 1 },
     ackTimeoutSec: 30,
+    minReadySec: 0,
     retries: null,
     socketPath: null,
     socketMode: 0o600,
+    controlIdleTimeoutSec: 60,
+    subreaper: true,
     dropEnv: [],
     commandName: null,
     pidfile: null,
@@ -297,6 +322,15 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       o.ackTimeoutSec = s;
       return;
     }
+    case 'min-ready':
+      o.minReadySec = seconds(name, v);
+      return;
+    case 'control-idle-timeout':
+      o.controlIdleTimeoutSec = seconds(name, v);
+      return;
+    case 'no-subreaper':
+      o.subreaper = false;
+      return;
     case 'retries':
       o.retries = count(name, v);
       return;

@@ -39,7 +39,7 @@ export interface ReloadState {
   }>;
   control: { fd: number; path: string; ino: number };
   /** Open control connections; `requestId` set on the one that asked for the reload. */
-  connections: Array<{ fd: number; requester: boolean; requestId: string | number | null; streaming: boolean }>;
+  connections: Array<{ fd: number; boundPid: number | null; requester: boolean; requestId: string | number | null; streaming: boolean }>;
   lockfile: { fd: number; path: string } | null;
   pidfile: string | null;
   verbosity: number;

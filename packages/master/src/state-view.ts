@@ -1,4 +1,5 @@
 import type { CoreSnapshot, WorkerView } from '@einhyrningsins/core';
+import { yamlNumber, yamlScalar } from '@einhyrningsins/protocol';
 
 /** What the master knows besides the core's snapshot. */
 export interface MasterFacts {
@@ -58,14 +59,12 @@ function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-/** A scalar as YAML: plain when safe, else a JSON (double-quoted YAML) string. */
+/** A scalar of the state dump: one that psych, PyYAML and yaml all read back exactly (null: nil). */
 function scalar(v: unknown): string {
   if (v === null || v === undefined) return '';
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  const s = String(v);
-  return /^[A-Za-z0-9_./@-][A-Za-z0-9_./@ :-]*$/.test(s) && !/: |:$| $/.test(s) && !/^(true|false|null|~|\d)/.test(s)
-    ? s
-    : JSON.stringify(s);
+  if (typeof v === 'number') return yamlNumber(v);
+  if (typeof v === 'boolean') return String(v);
+  return yamlScalar(String(v));
 }
 
 function sym(name: string): string {
@@ -112,7 +111,7 @@ export function einhornStateYaml(s: CoreSnapshot, f: MasterFacts): string {
     '  :config:',
     `    :number: ${cfg.number}`,
     `    :backlog: ${f.backlog}`,
-    `    :seconds: ${cfg.respawnDelayMs / 1000}`,
+    `    :seconds: ${scalar(cfg.respawnDelayMs / 1000)}`,
     `    :max_unacked: ${Number.isFinite(cfg.maxUnacked) ? cfg.maxUnacked : ''}`.trimEnd(),
     `    :max_upgrade_additional: ${Number.isFinite(cfg.maxUpgradeAdditional) ? cfg.maxUpgradeAdditional : ''}`.trimEnd(),
     `  :version: ${s.generation}`,
@@ -135,13 +134,13 @@ export function einhornStateYaml(s: CoreSnapshot, f: MasterFacts): string {
     `  :generation: 0`,
     '  :ack_mode:',
     f.ackMode.kind === 'manual' ? '    :type: :manual' : '    :type: :timer',
-    f.ackMode.kind === 'manual' ? `    :timeout: ${f.ackMode.timeoutSec}` : `    :timeout: ${f.ackMode.seconds}`,
+    f.ackMode.kind === 'manual' ? `    :timeout: ${scalar(f.ackMode.timeoutSec)}` : `    :timeout: ${scalar(f.ackMode.seconds)}`,
     `  :kill_children_on_exit: ${f.killChildrenOnExit}`,
     `  :socket_path: ${scalar(f.socketPath)}`,
     `  :pidfile: ${scalar(f.pidfile)}`.trimEnd(),
     `  :lockfile: ${scalar(f.lockfile)}`.trimEnd(),
     `  :consecutive_deaths_before_ack: ${s.streak}`,
-    `  :signal_timeout: ${cfg.signalTimeoutMs === null ? '' : cfg.signalTimeoutMs / 1000}`.trimEnd(),
+    `  :signal_timeout: ${cfg.signalTimeoutMs === null ? '' : scalar(cfg.signalTimeoutMs / 1000)}`.trimEnd(),
   );
   return lines.join('\n') + '\n';
 }

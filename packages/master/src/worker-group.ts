@@ -60,7 +60,7 @@ export interface WorkerGroupOptions {
    * einhorn's -g: each child also gets an already-connected control connection at the fd
    * after its sockets (EINHORN_SOCK_FD); the master's end is handed to this function.
    */
-  adoptControlFd?: (fd: number) => void;
+  adoptControlFd?: (fd: number, pid: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
   /** A child exited (before the core hears of it). */
@@ -68,6 +68,8 @@ export interface WorkerGroupOptions {
   onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
   /** The core is done (shutdown finished: no worker left). */
   onExit: (code: number) => void;
+  /** A worker process exited (after its group was signalled, before the core hears of it). */
+  onWorkerExit?: (pid: number) => void;
   /** Monotonic ms shared by every group of a process. */
   now?: () => number;
   /** Called after every batch of events (the master's sd_notify watches the state with it). */
@@ -171,6 +173,12 @@ export class WorkerGroup {
       this.reaper = null;
       process.off('SIGCHLD', this.onSigchld);
     }
+  }
+
+  /** The pids of the live workers: those Node spawned and those adopted after a reload. */
+  *pids(): IterableIterator<number> {
+    yield* this.children.keys();
+    yield* this.adopted;
   }
 
   feed(event: Event): void {
@@ -322,7 +330,7 @@ export class WorkerGroup {
     }
     if (pair) {
       native.close(pair[1]); // the child has its copy
-      this.opts.adoptControlFd?.(pair[0]);
+      this.opts.adoptControlFd?.(pair[0], pid);
       pair = null;
     }
     this.children.set(pid, child);
@@ -333,6 +341,7 @@ export class WorkerGroup {
       this.opts.onChildExit?.(pid, slot, code, signal);
       // Whatever the worker left running in its process group goes with it.
       if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
+      this.opts.onWorkerExit?.(pid);
       this.feed({ type: 'exited', pid, code, signal });
     });
     this.queue.push({ type: 'spawned', id, pid });

@@ -36,7 +36,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/un.h>
@@ -691,6 +695,96 @@ static napi_value OpenFds(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* ---- processes and memory ---------------------------------------------- */
+
+/* prctl(PR_SET_CHILD_SUBREAPER, on): orphans of our descendants are reparented to us. */
+static napi_value SetChildSubreaper(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  bool on;
+  if (!get_args(env, info, "setChildSubreaper", 1, argv)) return NULL;
+  if (!is_type(env, argv[0], napi_boolean))
+    return throw_type(env, "ERR_INVALID_ARG_TYPE", "setChildSubreaper: on must be a boolean, got %s", type_name(env, argv[0]));
+  CHECK_NULL(env, napi_get_value_bool(env, argv[0], &on));
+  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) < 0) return throw_sys(env, errno, "prctl", NULL, NULL);
+  return NULL;
+}
+
+/*
+ * waitpid(pid, WNOHANG) for one pid that is not a child Node spawned (an orphan
+ * reparented to us): null while it runs, else { pid, code, signal } (signal: number or null).
+ */
+static napi_value ReapPid(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int64_t pid;
+  int status = 0;
+  pid_t rc;
+  if (!get_args(env, info, "reapPid", 1, argv) || !to_int(env, argv[0], "reapPid", "pid", 1, INT32_MAX, &pid))
+    return NULL;
+  do rc = waitpid((pid_t)pid, &status, WNOHANG);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) return throw_sys(env, errno, "waitpid", NULL, NULL);
+  if (rc == 0) {
+    CHECK_NULL(env, napi_get_null(env, &result));
+    return result;
+  }
+  CHECK_NULL(env, napi_create_object(env, &result));
+  set_int(env, result, "pid", (int32_t)rc);
+  napi_value v;
+  if (WIFEXITED(status)) {
+    set_int(env, result, "code", WEXITSTATUS(status));
+    CHECK_NULL(env, napi_get_null(env, &v));
+    CHECK_NULL(env, napi_set_named_property(env, result, "signal", v));
+  } else {
+    CHECK_NULL(env, napi_get_null(env, &v));
+    CHECK_NULL(env, napi_set_named_property(env, result, "code", v));
+    set_int(env, result, "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  }
+  return result;
+}
+
+/* SO_PEERCRED of a connected unix socket: { pid, uid, gid } of the peer at connect(). */
+static napi_value PeerCred(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int fd;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (!get_args(env, info, "peerCred", 1, argv) || !get_fd(env, argv[0], "peerCred", &fd)) return NULL;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_sys(env, errno, "getsockopt", NULL, NULL);
+  CHECK_NULL(env, napi_create_object(env, &result));
+  set_int(env, result, "pid", (int32_t)cred.pid);
+  set_int(env, result, "uid", (int32_t)cred.uid);
+  set_int(env, result, "gid", (int32_t)cred.gid);
+  return result;
+}
+
+/* getpgid(pid), or -1 when there is no such process. */
+static napi_value GetPgid(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int64_t pid;
+  if (!get_args(env, info, "getpgid", 1, argv) || !to_int(env, argv[0], "getpgid", "pid", 0, INT32_MAX, &pid))
+    return NULL;
+  pid_t g = getpgid((pid_t)pid);
+  CHECK_NULL(env, napi_create_int32(env, g < 0 ? -1 : (int32_t)g, &result));
+  return result;
+}
+
+/* glibc: mallopt(M_ARENA_MAX, n) (from now on) and malloc_trim(0) (give free pages back). */
+static napi_value MallocArenaMax(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int64_t n;
+  if (!get_args(env, info, "mallocArenaMax", 1, argv) || !to_int(env, argv[0], "mallocArenaMax", "n", 1, 1024, &n))
+    return NULL;
+  CHECK_NULL(env, napi_get_boolean(env, mallopt(M_ARENA_MAX, (int)n) == 1, &result));
+  return result;
+}
+
+static napi_value MallocTrim(napi_env env, napi_callback_info info) {
+  napi_value result;
+  (void)info;
+  CHECK_NULL(env, napi_get_boolean(env, malloc_trim(0) == 1, &result));
+  return result;
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------------ */
@@ -865,6 +959,12 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"waitpid", NULL, WaitPid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, MemfdCreate, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendDatagram", NULL, SendDatagram, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setChildSubreaper", NULL, SetChildSubreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reapPid", NULL, ReapPid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getpgid", NULL, GetPgid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mallocArenaMax", NULL, MallocArenaMax, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mallocTrim", NULL, MallocTrim, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -117,6 +117,28 @@ interface NativeBinding {
   waitpid(pid: number): { code: number | null; signal: number | null } | null;
   memfdCreate(name: string): number;
   sendDatagram(path: string, message: string): void;
+  setChildSubreaper(on: boolean): void;
+  reapPid(pid: number): ReapedChild | null;
+  peerCred(fd: number): PeerCred;
+  getpgid(pid: number): number;
+  mallocArenaMax(n: number): boolean;
+  mallocTrim(): boolean;
+}
+
+/** Result of {@link reapPid}. */
+export interface ReapedChild {
+  pid: number;
+  /** Exit status, or null when killed by a signal. */
+  code: number | null;
+  /** Number of the signal that killed it, or null. */
+  signal: number | null;
+}
+
+/** Result of {@link peerCred}: the peer of a unix socket when it connected. */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 // ---- where the binaries are ----------------------------------------------------
@@ -467,4 +489,42 @@ export function memfdCreate(name: string): number {
  */
 export function sendDatagram(path: string, message: string): void {
   native().sendDatagram(path, message);
+}
+
+/**
+ * prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are reparented to this
+ * process instead of init (reap them with {@link reapPid}).
+ * @throws NativeSyscallError.
+ */
+export function setChildSubreaper(on: boolean): void {
+  native().setChildSubreaper(on);
+}
+
+/**
+ * waitpid(pid, WNOHANG) for a child that Node did not spawn (never for one it
+ * did: its exit would be lost to Node). null while it still runs.
+ * @throws NativeSyscallError (ECHILD: not our child).
+ */
+export function reapPid(pid: number): ReapedChild | null {
+  return native().reapPid(pid);
+}
+
+/** SO_PEERCRED of a connected unix socket fd. @throws NativeSyscallError. */
+export function peerCred(fd: number): PeerCred {
+  return native().peerCred(fd);
+}
+
+/** getpgid(2), or -1 when `pid` does not exist (or is not visible). */
+export function getpgid(pid: number): number {
+  return native().getpgid(pid);
+}
+
+/** glibc mallopt(M_ARENA_MAX, n) for arenas created from now on; false if refused. */
+export function mallocArenaMax(n: number): boolean {
+  return native().mallocArenaMax(n);
+}
+
+/** glibc malloc_trim(0): return free heap pages to the kernel; true if any were. */
+export function mallocTrim(): boolean {
+  return native().mallocTrim();
 }

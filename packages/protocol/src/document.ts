@@ -91,7 +91,46 @@ function parseYaml(text: string): DocumentResult {
   const doc = docs[0]!;
   const firstError = doc.errors[0];
   if (firstError) return { ok: false, error: firstError.message };
-  return { ok: true, value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT, mapAsMap: false }) };
+  const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT, mapAsMap: false });
+  // An alias inside its own anchor (`&a [*a]`) makes a value that contains itself: no
+  // command needs one, and every consumer would have to guard against it.
+  if (isRecursive(value)) return { ok: false, error: 'recursive alias (a value that contains itself)' };
+  return { ok: true, value };
+}
+
+/** Does `value` contain itself? Iterative, bounded by the depth and alias limits. */
+function isRecursive(value: unknown): boolean {
+  const onPath = new Set<object>();
+  const stack: Array<{ v: object; exit: boolean }> = [];
+  if (value !== null && typeof value === 'object') stack.push({ v: value, exit: false });
+  while (stack.length) {
+    const { v, exit } = stack.pop()!;
+    if (exit) {
+      onPath.delete(v);
+      continue;
+    }
+    if (onPath.has(v)) return true;
+    onPath.add(v);
+    stack.push({ v, exit: true });
+    for (const child of Object.values(v)) {
+      if (child !== null && typeof child === 'object') {
+        if (onPath.has(child)) return true;
+        stack.push({ v: child, exit: false });
+      }
+    }
+  }
+  return false;
+}
+
+/** A short, safe description of any parsed value for a log line (never throws). */
+export function describeValue(v: unknown, max = 200): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Array.isArray(v) ? '[...]' : typeof v === 'object' && v !== null ? '{...}' : String(v);
+  }
+  return text.length > max ? `${text.slice(0, max)}...` : text;
 }
 
 /**

@@ -2,6 +2,7 @@ export { escapeLine, unescapeLine, type UnescapeMode } from './escape.js';
 export { LineSplitter, DEFAULT_MAX_LINE_LENGTH, type LineSplitterOptions, type SplitResult } from './frame.js';
 export {
   decodeDocument,
+  describeValue,
   parseDocumentText,
   stripSymbolKeys,
   isPlainMapping,
@@ -22,3 +23,4 @@ export {
 export { encodeReply, decodeReply, type ReplyInput, type DecodedReply, type DecodeReplyResult } from './reply.js';
 export { encodeRequest, type RequestInput, type RequestFraming } from './request-encode.js';
 export { defaultSocketPath, defaultDynoSocketPath, runtimeDir } from './socket-path.js';
+export { yamlDocument, yamlString, yamlScalar, yamlQuoted, yamlNumber, yamlFlow } from './yaml-emit.js';

@@ -58,10 +58,10 @@ function isScalarId(v: unknown): v is string | number {
   return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
 }
 
+/** A process id: a positive integer (0 and negatives name process groups in kill/getpgid). */
 function parsePid(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : undefined;
-  if (typeof v === 'string' && /^[0-9]{1,15}$/.test(v)) return Number(v);
-  return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : NaN;
+  return Number.isSafeInteger(n) && n > 0 && n <= 0x7fffffff ? n : undefined;
 }
 
 function parseArgs(v: unknown): { ok: true; args: string[] } | { ok: false; error: string } {

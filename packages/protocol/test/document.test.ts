@@ -26,3 +26,21 @@ test('garbage gives an error result', () => {
   const r = decodeDocument('a: [1');
   assert.equal(r.ok, false);
 });
+
+test('a YAML value that contains itself is a parse error; shared aliases are fine', async () => {
+  const { parseDocumentText, parseRequest, describeValue } = await import('../src/index.js');
+  for (const text of ['a: &x [*x]', '&x {a: *x}', '--- &x\ncommand: worker:ack\npid: *x', 'a: &x [1, [2, *x]]']) {
+    const r = parseDocumentText(text);
+    assert.equal(r.ok, false, text);
+    assert.match((r as { error: string }).error, /recursive alias/);
+  }
+  const shared = parseDocumentText('a: &x [1, 2]\nb: *x\nc: [*x, *x]');
+  assert.equal(shared.ok, true);
+  const req = parseRequest('---%0Acommand: worker:ack%0Apid: &a [*a]%0A');
+  assert.equal(req.ok, false);
+  assert.equal((req as { detail?: string }).detail, 'recursive alias (a value that contains itself)');
+  const loop: unknown[] = [];
+  loop.push(loop);
+  assert.equal(describeValue(loop), '[...]');
+  assert.equal(describeValue('x'.repeat(300)).length, 203);
+});

@@ -45,13 +45,13 @@ test('encodeReply shape', () => {
     '---%0Amessage: Upgrading smoothly, as commanded%0Arequest_id: 4%0Await: true%0A\n',
   );
   // Structured extras as JSON flow collections (valid YAML, one line each).
-  assert.equal(encodeReply({ message: 'x', workers: [{ pid: 1 }], skipped: undefined }), '---%0Amessage: x%0Aworkers: [{"pid":1}]%0A\n');
+  assert.equal(encodeReply({ message: 'x', workers: [{ pid: 1 }], skipped: undefined }), '---%0Amessage: x%0Aworkers: [{"pid": 1}]%0A\n');
   // Strings that YAML 1.1 (psych) would read as something else are quoted.
   for (const m of ['yes', 'off', '12', '1:20', '', ' lead', 'trail ', 'a: b', '#x', '- x', 'null', '2026-11-23']) {
     assert.ok(encodeReply({ message: m }).startsWith(`---%0Amessage: ${JSON.stringify(m).replace(/%/g, '%25')}%0A`), m);
   }
   // A multi-line message is a literal block; a long one is never folded.
-  assert.equal(encodeReply({ message: 'a\nb\n' }), '---%0Amessage: |%0A  a%0A  b%0A\n');
+  assert.equal(encodeReply({ message: 'a\nb\n' }), '---%0Amessage: |2%0A  a%0A  b%0A\n');
   assert.ok(!encodeReply({ message: 'word '.repeat(100).trim() }).slice(0, -1).includes('%0A  '));
 });
 

@@ -1,0 +1,187 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import * as native from 'native-reuseport';
+import type { Logger } from './log.js';
+
+/** How often orphans are looked for (reparenting sends no signal; exits send SIGCHLD). */
+const SCAN_EVERY_MS = 1000;
+
+export interface ReaperOptions {
+  /** A child Node spawned (a worker): never waited for here, or its exit would be lost to Node. */
+  isWorker(pid: number): boolean;
+  /** The live workers' pids: an orphan in one's process group or session still belongs to it. */
+  workers(): Iterable<number>;
+  /** SIGKILL an orphan still alive this long after its SIGTERM; null: never. */
+  signalTimeoutMs: number | null;
+  log: Logger;
+}
+
+interface Stat {
+  state: string;
+  pgid: number;
+  sid: number;
+  /** Start time in clock ticks since boot: an ancestor started no later than its descendants. */
+  start: number;
+}
+
+function stat(pid: number): Stat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '?', pgid: Number(f[2]), sid: Number(f[3]), start: Number(f[19]) };
+  } catch {
+    return null;
+  }
+}
+
+/** What is known of an orphan: the workers it may have come from, and when it was signalled. */
+interface Orphan {
+  /** Live workers, when it was first seen, that started before it (its possible ancestors). */
+  from: Set<number>;
+  signaledAt: number | null;
+  killed: boolean;
+}
+
+/** Our direct children, from every thread's children list (a reparented orphan may be any thread's). */
+function ourChildren(): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/self/task/${t}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const w of text.split(' ')) if (w !== '' && w !== '\n') out.push(Number(w));
+  }
+  return out;
+}
+
+/**
+ * Reaps the children the master did not spawn: processes its workers left behind,
+ * reparented to it as a child subreaper (PR_SET_CHILD_SUBREAPER) or as PID 1 (a container).
+ * Zombies are waited for at once (on SIGCHLD). A live orphan belongs to a live worker
+ * while it is in that worker's process group or session, or (a daemon that made its own
+ * session) while one of the workers that were alive and older than it when it was first
+ * seen, its possible ancestors, still lives; once its worker is gone it gets SIGTERM,
+ * then SIGKILL after the signal timeout.
+ */
+export class Reaper {
+  private readonly orphans = new Map<number, Orphan>();
+  private timer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private readonly onChld = () => this.schedule();
+
+  constructor(private readonly opts: ReaperOptions) {}
+
+  /** Become a subreaper (when asked) and start watching. */
+  start(subreaper: boolean): void {
+    if (subreaper) native.setChildSubreaper(true);
+    process.on('SIGCHLD', this.onChld);
+    this.timer = setInterval(() => this.scan(), SCAN_EVERY_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    process.off('SIGCHLD', this.onChld);
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.scan();
+    });
+  }
+
+  /** One pass over our children that are not workers. */
+  scan(): void {
+    const now = performance.now();
+    let live: Set<number> | null = null;
+    const seen = new Set<number>();
+    for (const pid of ourChildren()) {
+      if (this.opts.isWorker(pid)) continue;
+      const st = stat(pid);
+      if (!st) continue;
+      seen.add(pid);
+      if (st.state === 'Z' || st.state === 'X') {
+        this.reap(pid);
+        continue;
+      }
+      live ??= new Set(this.opts.workers());
+      let o = this.orphans.get(pid);
+      if (!o) {
+        const from = new Set<number>();
+        for (const w of live) {
+          const ws = stat(w);
+          if (ws && ws.start <= st.start) from.add(w);
+        }
+        o = { from, signaledAt: null, killed: false };
+        this.orphans.set(pid, o);
+      }
+      for (const w of o.from) if (!live.has(w)) o.from.delete(w);
+      if (live.has(st.pgid) || live.has(st.sid) || o.from.size > 0) continue;
+      if (o.signaledAt === null) {
+        this.opts.log.info(`Stopping process ${pid} that a worker left behind (SIGTERM)`);
+        this.kill(pid, 'SIGTERM');
+        o.signaledAt = now;
+      } else if (!o.killed && this.opts.signalTimeoutMs !== null && now - o.signaledAt >= this.opts.signalTimeoutMs) {
+        this.opts.log.warn(`Process ${pid} that a worker left behind is still alive; sending SIGKILL`);
+        this.kill(pid, 'SIGKILL');
+        o.killed = true;
+      }
+    }
+    for (const pid of this.orphans.keys()) if (!seen.has(pid)) this.orphans.delete(pid);
+  }
+
+  /**
+   * The master is about to exit (no worker left): stop every process still left behind
+   * (SIGTERM, SIGKILL after `timeoutMs`) and reap it, so that nothing outlives the master.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const others = () => ourChildren().filter((pid) => !this.opts.isWorker(pid));
+    const end = performance.now() + timeoutMs;
+    let killed = false;
+    for (;;) {
+      this.scan(); // reaps zombies; with no worker left every live one gets SIGTERM
+      const left = others();
+      if (left.length === 0) return;
+      if (!killed && performance.now() >= end) {
+        for (const pid of left) this.kill(pid, 'SIGKILL');
+        killed = true;
+      } else if (killed && performance.now() >= end + 1000) {
+        return; // unkillable (D state): give up rather than hang
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private reap(pid: number): void {
+    try {
+      const r = native.reapPid(pid);
+      if (r) {
+        this.orphans.delete(pid);
+        this.opts.log.debug(`Reaped process ${pid} that a worker left behind (${r.signal ? `signal ${r.signal}` : `exit status ${r.code}`})`);
+      }
+    } catch (err) {
+      this.opts.log.debug(`waitpid ${pid}: ${(err as Error).message}`);
+    }
+  }
+
+  private kill(pid: number, signal: NodeJS.Signals): void {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
