@@ -23,8 +23,7 @@ test('1: workers that exit right after their ack are failed starts: -r gives up 
   const dir = tempDir();
   const rel = join(dir, 'release');
   writeFileSync(rel, 'exit-after-ack\n');
-  // --min-ready: a new worker replaces an old one only once it has been up 1 s (default 0).
-  const m = startMaster(['-n', '2', '-r', '2', '-m', 'manual', '-s', '0.2', '--min-ready', '1', '-b', '127.0.0.1:0', '--', process.execPath, fixture('release-child.mjs')], {
+  const m = startMaster(['-n', '2', '-r', '2', '-m', 'manual', '-s', '0.2', '-b', '127.0.0.1:0', '--', process.execPath, fixture('release-child.mjs')], {
     dir,
     env: { FIXTURE_RELEASE_FILE: rel },
   });
@@ -41,7 +40,8 @@ test('1: an upgrade to a release whose workers exit right after their ack is aba
   const dir = tempDir();
   const rel = join(dir, 'release');
   writeFileSync(rel, 'good\n');
-  const m = startMaster(['-n', '2', '-r', '2', '-m', 'manual', '-s', '0.2', '-b', '127.0.0.1:0', '--', process.execPath, fixture('release-child.mjs')], {
+  // --min-ready: a new worker replaces an old one only once it has been up 1 s (default 0).
+  const m = startMaster(['-n', '2', '-r', '2', '-m', 'manual', '-s', '0.2', '--min-ready', '1', '-b', '127.0.0.1:0', '--', process.execPath, fixture('release-child.mjs')], {
     dir,
     env: { FIXTURE_RELEASE_FILE: rel },
   });

@@ -59,22 +59,19 @@ function connectLoop(path: string): { stop: () => Promise<{ ok: number; errors: 
 
 test('reload keeps the pid, the sockets and the workers with their state; the requester hears "Reload done"', async () => {
   const dir = tempDir();
+  // The worker of index 0 pings with request id id-1: that must survive the reload (einhorn's test does the same).
   const m = startMaster(['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '-e', join(dir, 'pid'), ...HTTP_CHILD], {
-    env: { FIXTURE_ACK: '1' },
+    env: { FIXTURE_ACK: '1', FIXTURE_PING_INDEX: '0', FIXTURE_PING_ID: 'id-1' },
     dir,
   });
   const port = await m.port();
   const before = await m.ready(2);
-  // A ping with a request id must survive the reload (einhorn's test does the same).
-  const pinger = before[0]!;
-  await new Promise<void>((resolve, reject) => {
-    const c = createConnection(m.sockPath, () => c.end(JSON.stringify({ command: 'worker:ping', pid: pinger.pid, request_id: 'id-1' }) + '\n'));
-    c.on('close', () => resolve());
-    c.on('error', reject);
+  const pingsNow = async () => (((await ctl(m.sockPath, 'state'))[0]!.message.match(/:pinged_(at|request_id): .*/g)) ?? []).join('\n');
+  const pingsBefore = await until('the ping', async () => {
+    const p = await pingsNow();
+    return /:pinged_request_id: id-1/.test(p) ? p : null;
   });
   const st0 = await fullState(m.sockPath);
-  const pingsBefore = (((await ctl(m.sockPath, 'state'))[0]!.message.match(/:pinged_(at|request_id): .*/g)) ?? []).join('\n');
-  assert.match(pingsBefore, /:pinged_request_id: id-1/);
   const conns = connectLoop(m.sockPath);
   const replies = await m.ctl('reload');
   const connects = await conns.stop();
