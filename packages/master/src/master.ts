@@ -15,6 +15,8 @@ import { Logger } from './log.js';
 import type { Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { SlotHistory } from './slot-history.js';
+import { ProcStats } from './proc-stats.js';
 import { Cleanup } from './cleanup.js';
 import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
@@ -92,6 +94,7 @@ export class Master {
   /** Events (from signals) that arrive before the group exists; null once it runs. */
   private pending: Event[] | null = [];
   private readonly commandContext: CommandContext;
+  private readonly procStats = new ProcStats();
 
   constructor(
     private readonly opts: Options,
@@ -307,6 +310,7 @@ export class Master {
         pidfile: this.opts.pidfile ? resolve(this.opts.pidfile) : null,
         verbosity: this.log.verbosity,
         core: (this.group as WorkerGroup).serialize(),
+        slots: (this.group as WorkerGroup).history.toJSON(),
       };
       stateFd = writeState(state);
       // stdio too: Node marks 0, 1 and 2 close-on-exec, and the new image must log where this one did.
@@ -384,6 +388,7 @@ export class Master {
     const group = this.group as WorkerGroup;
     // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
     group.restore(state.core, Date.now() - state.wall);
+    group.history = SlotHistory.from(state.slots);
     const server = this.server as ControlServer;
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
     for (const c of state.connections) {
@@ -606,6 +611,7 @@ export class Master {
 
   private facts(): MasterFacts {
     const o = this.opts;
+    if (this.group) this.procStats.prune(new Set(this.snapshot().workers.map((w) => w.pid as number)));
     return {
       masterPid: process.pid,
       version: VERSION,
@@ -625,6 +631,16 @@ export class Master {
       ackMode: o.ackMode.kind === 'manual' ? { kind: 'manual', timeoutSec: o.ackTimeoutSec } : o.ackMode,
       killChildrenOnExit: o.killChildrenOnExit,
       startedAtWall: this.startedAtWall,
+      bindFds: this.sockets.map((s) => s.fd),
+      dropEnv: o.dropEnv,
+      commandSocketAsFd: o.commandSocketAsFd,
+      nice: { master: o.niceMaster, worker: o.niceWorker },
+      reexecCommandline: o.reexecAs,
+      reloads: this.reloads,
+      reloading: this.reloading,
+      lastSpinup: this.group?.lastSpinup ?? null,
+      sample: (pid, ageMs) => this.procStats.sample(pid, ageMs),
+      slot: (slot) => (this.group as WorkerGroup).history.get(slot),
       wall: (t) => this.wall0 + t,
       now: this.now(),
     };

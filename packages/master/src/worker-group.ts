@@ -6,6 +6,7 @@ import * as native from 'native-reuseport';
 import { childEnv, type PassedSocket } from './child-env.js';
 import type { Logger } from './log.js';
 import { resolveProgram } from './program.js';
+import { SlotHistory } from './slot-history.js';
 
 /** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
@@ -84,6 +85,10 @@ export class WorkerGroup {
   private busy = false;
   private launch: LaunchSpec;
   private readonly now: () => number;
+  /** Restarts and last exit status per slot (what `status` shows). */
+  history = new SlotHistory();
+  /** When the last worker was spawned (einhorn's last_spinup), on the group's clock. */
+  lastSpinup: number | null = null;
 
   constructor(private readonly opts: WorkerGroupOptions) {
     this.core = new Supervisor(opts.core);
@@ -165,12 +170,22 @@ export class WorkerGroup {
     try {
       while (this.queue.length) {
         const ev = this.queue.shift() as Event;
+        this.record(ev);
         for (const effect of this.core.handle(ev, this.now())) this.apply(effect);
       }
     } finally {
       this.busy = false;
     }
     this.opts.onChange?.();
+  }
+
+  /** Note a worker's end in its slot's history, while the core still knows the worker. */
+  private record(ev: Event): void {
+    if (ev.type !== 'exited' && ev.type !== 'spawnFailed') return;
+    const w = this.core.snapshot().workers.find((x) => (ev.type === 'exited' ? x.pid === ev.pid : x.id === ev.id));
+    if (!w) return;
+    if (ev.type === 'spawnFailed') this.history.spawnFailed(w.slot, ev.error);
+    else this.history.exited(w.slot, ev.code, ev.signal, w.state === 'stopping' || w.state === 'killed');
   }
 
   /** Drop every pending timer (at exit). */
@@ -302,6 +317,7 @@ export class WorkerGroup {
       pair = null;
     }
     this.children.set(pid, child);
+    this.lastSpinup = this.now();
     this.opts.output?.(child, slot);
     child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
     child.once('exit', (code, signal) => {
