@@ -12,7 +12,7 @@ import { dispatch, type CommandContext } from './commands.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
-import type { Options } from './options.js';
+import { rubyOnlyWarning, type Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
 import { SlotHistory } from './slot-history.js';
@@ -141,6 +141,9 @@ export class Master {
     // kill the master with Node's default action and leave the socket file behind.
     // Until the group exists, events wait in `pending` (see feed()).
     this.installSignals();
+    // Once per master, not again in the image a reload starts.
+    const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
+    if (rubyOnly) this.log.warn(rubyOnly);
     const notifier = new Notifier(process.env, this.log);
     this.notifier = notifier;
     this.cleanup.add(() => notifier.close());

@@ -143,15 +143,22 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'upgrade-check',
     help: 'Load the whole program and check the options, then exit 0 without binding anything (what reload runs first).',
   },
+  {
+    short: 'p',
+    long: 'preload',
+    arg: 'PATH',
+    help: "Accepted for einhorn command lines and ignored with a warning: preloading only means something for Ruby children.",
+  },
+  {
+    long: 'gc-before-fork',
+    help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
 
 /** einhorn options we know but refuse, with the reason shown to the user. */
 const REFUSED: Readonly<Record<string, string>> = {
-  preload: 'preloading is Ruby-only',
-  p: 'preloading (-p) is Ruby-only',
-  'gc-before-fork': 'Ruby-only',
   'with-state-fd': 'internal to the master\'s reload, which passes it as the first argument',
 };
 
@@ -191,6 +198,8 @@ export interface Options {
   version: boolean;
   program: string | null;
   programArgs: string[];
+  /** einhorn options accepted but meaningless here (Ruby-only), as given: one warning names them. */
+  rubyOnly: string[];
 }
 
 export function defaultOptions(): Options {
@@ -227,6 +236,7 @@ export function defaultOptions(): Options {
     version: false,
     program: null,
     programArgs: [],
+    rubyOnly: [],
   };
 }
 
@@ -388,6 +398,10 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'upgrade-check':
       o.upgradeCheck = true;
       return;
+    case 'preload':
+    case 'gc-before-fork':
+      o.rubyOnly.push(value === undefined ? name : `${name} ${value}`);
+      return;
     case 'help':
       o.help = true;
       return;
@@ -399,6 +413,27 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
 
 const byLong = new Map(OPTION_SPECS.map((s) => [s.long, s]));
 const byShort = new Map(OPTION_SPECS.filter((s) => s.short).map((s) => [s.short as string, s]));
+
+/**
+ * A long option by its name or, as Ruby's OptionParser (einhorn's) allows, by a unique
+ * prefix of it: `--num 2`, `--sig=5`. An ambiguous prefix is refused with the candidates.
+ */
+function longOption(given: string): OptionSpec {
+  const exact = byLong.get(given);
+  if (exact) return exact;
+  const hits = given === '' ? [] : OPTION_SPECS.filter((s) => s.long.startsWith(given));
+  if (hits.length === 1) return hits[0] as OptionSpec;
+  if (hits.length > 1) {
+    throw new UsageError(`ambiguous option '--${given}': could be ${hits.map((h) => `--${h.long}`).join(', ')}`);
+  }
+  throw new UsageError(`unknown option '--${given}' (see --help)`);
+}
+
+/** The one warning for einhorn options that only mean something for Ruby children, or null. */
+export function rubyOnlyWarning(o: Options): string | null {
+  if (o.rubyOnly.length === 0) return null;
+  return `ignoring ${o.rubyOnly.join(', ')}: einhorn's preloading and GC options only mean something for Ruby children`;
+}
 
 export function parseArgs(argv: readonly string[]): Options {
   const o = defaultOptions();
@@ -418,12 +453,10 @@ export function parseArgs(argv: readonly string[]): Options {
     }
     if (word.startsWith('--')) {
       const eq = word.indexOf('=');
-      const name = eq < 0 ? word.slice(2) : word.slice(2, eq);
-      const spec = byLong.get(name);
-      if (!spec) {
-        if (name in REFUSED) throw new UsageError(`--${name}: ${REFUSED[name]}`);
-        throw new UsageError(`unknown option '--${name}' (see --help)`);
-      }
+      const given = eq < 0 ? word.slice(2) : word.slice(2, eq);
+      if (given in REFUSED) throw new UsageError(`--${given}: ${REFUSED[given]}`);
+      const spec = longOption(given);
+      const name = spec.long;
       once(spec, `--${name}`);
       let value: string | undefined;
       if (eq >= 0) {
