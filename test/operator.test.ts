@@ -269,3 +269,12 @@ test('shell in a terminal: Ctrl-C during a streamed upgrade returns to a working
   assert.ok(st.some((w) => w.generation === 1 && w.state === 'starting'), 'the master went on with the upgrade');
   await m.stop();
 });
+
+test('a manual-mode worker that never ACKs: the first miss explains the ACK line, the worker library and -m SECONDS; later ones are one line', { timeout: 60_000 }, async () => {
+  const m = startMaster(['-n', '1', '-m', 'manual', '--ack-timeout', '0.3', '-s', '0.1', '--', 'sleep', '1000']);
+  await until('three missed deadlines', () => (m.stderr.match(/did not ACK within 0\.3s; stopping it/g) ?? []).length >= 3, 30_000);
+  const help = m.stderr.split('\n').filter((l) => l.includes('EINHORN_SOCK_PATH'));
+  assert.equal(help.length, 1, m.stderr);
+  assert.match(help[0]!, /ERROR: In manual ACK mode .*\{"command":"worker:ack","pid":<its pid>\}.*einhyrningsins\/worker.*-m SECONDS/);
+  await m.stop();
+});

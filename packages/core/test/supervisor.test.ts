@@ -62,6 +62,20 @@ test('manual mode: a worker that misses its ack deadline is stopped and replaced
   assert.equal(sim.sup.snapshot().streak, 0);
 });
 
+test('a missed ack deadline explains how to ACK once, then one line per miss', () => {
+  const sim = new Sim({ number: 1, ackMode: manual, respawnDelayMs: 100, backoffCapMs: 100 });
+  sim.start();
+  sim.advance(30_000); // several starts miss their deadline
+  const logs = sim.effects.flatMap((e) => (e.type === 'log' ? [e.message] : []));
+  const misses = logs.filter((m) => /did not ACK within 5s; stopping it$/.test(m));
+  assert.ok(misses.length >= 3, logs.join('\n'));
+  const help = logs.filter((m) => m.includes('EINHORN_SOCK_PATH'));
+  assert.equal(help.length, 1);
+  assert.match(help[0]!, /"command":"worker:ack","pid"/);
+  assert.match(help[0]!, /einhyrningsins\/worker/);
+  assert.match(help[0]!, /-m SECONDS/);
+});
+
 test('a crashed healthy worker is replaced at once in the same slot', () => {
   const sim = new Sim({ number: 2, ackMode: { kind: 'timer', ms: 100 }, stableAfterMs: 10_000 });
   sim.start();
