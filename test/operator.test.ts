@@ -278,3 +278,58 @@ test('a manual-mode worker that never ACKs: the first miss explains the ACK line
   assert.match(help[0]!, /ERROR: In manual ACK mode .*\{"command":"worker:ack","pid":<its pid>\}.*einhyrningsins\/worker.*-m SECONDS/);
   await m.stop();
 });
+
+/** One run of a master at this verbosity: start 2 workers, one `status`, stop; its stderr lines. */
+async function logRun(flags: string[]): Promise<string[]> {
+  const m = startMaster([...flags, '-n', '2', '-m', '0', '--', 'sleep', '1000']);
+  await m.ready(2);
+  await m.ctl('status');
+  await m.stop();
+  return m.stderr.split('\n').filter(Boolean);
+}
+
+test('-v adds real detail, -vv more, -q keeps the start-up line, warnings and errors', { timeout: 90_000 }, async () => {
+  const normal = await logRun([]);
+  const v = await logRun(['-v']);
+  const vv = await logRun(['-vv']);
+  const q = await logRun(['-q']);
+  const qq = await logRun(['-qq']);
+  for (const run of [normal, v, vv, q, qq]) assert.equal(run.filter((l) => /INFO: Master \d+ up: control socket /.test(l)).length, 1, run.join('\n'));
+  assert.ok(q.length === 1 && qq.length === 1, `-q: only the start-up line here:\n${q.join('\n')}`);
+  assert.ok(normal.length > q.length && v.length > normal.length && vv.length > v.length, [normal.length, v.length, vv.length].join(' '));
+  assert.ok(!normal.some((l) => /DEBUG|TRACE/.test(l)));
+  const has = (run: string[], re: RegExp) => assert.ok(run.some((l) => re.test(l)), `${re} in:\n${run.join('\n')}`);
+  has(v, /DEBUG: Spawning index 0 \(generation 0\): \S*sleep 1000; sets EINHORN_MASTER_PID, EINHORN_SOCK_PATH, .*EINHORN_CHILD_INDEX/);
+  has(v, /DEBUG: Timer \S+: in \d+ ms/);
+  has(v, /DEBUG: Timer \S+: fired/);
+  has(v, /DEBUG: Control connection #\d+: status \(id 1\)/);
+  has(v, /DEBUG: Sending SIGUSR2 to worker \d+/);
+  assert.ok(!v.some((l) => /TRACE/.test(l)));
+  has(vv, /TRACE: Control connection #\d+ request: \{"command":"status"/);
+});
+
+test('-v names the control connection each ACK came on', { timeout: 60_000 }, async () => {
+  const m = startMaster(['-v', '-n', '1', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', node, fixture('node-http-child.mjs')], { env: { FIXTURE_ACK: '1' } });
+  const [w] = await m.ready(1);
+  await m.waitLog(new RegExp(`DEBUG: ACK from pid ${w!.pid} on control connection #\\d+`));
+  await m.stop();
+});
+
+test('--prefix-output: each child line carries its slot and pid (and a timestamp with --prefix-output-time); off by default', { timeout: 60_000 }, async () => {
+  const prog = ['sh', '-c', 'echo "out of $EINHORN_CHILD_INDEX"; echo "err of $EINHORN_CHILD_INDEX" >&2; exec sleep 1000'];
+  const m = startMaster(['--prefix-output', '-n', '2', '-m', '0', '--', ...prog]);
+  const ws = await m.ready(2);
+  for (const w of ws) {
+    await m.waitOut(new RegExp(`^worker\\.${w.slot}\\[${w.pid}\\] \\| out of ${w.slot}$`, 'm'));
+    await m.waitLog(new RegExp(`^worker\\.${w.slot}\\[${w.pid}\\] \\| err of ${w.slot}$`, 'm'));
+  }
+  await m.stop();
+  const t = startMaster(['--prefix-output-time', '-c', 'web', '-n', '1', '-m', '0', '--', ...prog]);
+  const [tw] = await t.ready(1);
+  await t.waitOut(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z web\\.0\\[${tw!.pid}\\] \\| out of 0$`, 'm'));
+  await t.stop();
+  const plain = startMaster(['-n', '1', '-m', '0', '--', ...prog]);
+  await plain.ready(1);
+  await plain.waitOut(/^out of 0$/m);
+  await plain.stop();
+});

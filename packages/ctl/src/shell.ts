@@ -61,8 +61,9 @@ export async function shell(path: string, connect: () => Promise<ControlClient>,
     }
     // At the prompt: forget the line, show ^C, a fresh prompt (bash's behaviour).
     process.stdout.write('^C\n');
-    rl.write(null, { ctrl: true, name: 'e' });
-    rl.write(null, { ctrl: true, name: 'u' });
+    const state = rl as unknown as { line: string; cursor: number };
+    state.line = '';
+    state.cursor = 0;
     rl.prompt();
   });
   const lines: string[] = [];

@@ -15,6 +15,8 @@ import { Logger } from './log.js';
 import { rubyOnlyWarning, type Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import type { ChildProcess } from 'node:child_process';
+import { prefixOutput } from './output-prefix.js';
 import { SlotHistory } from './slot-history.js';
 import { ProcStats } from './proc-stats.js';
 import { Cleanup } from './cleanup.js';
@@ -202,6 +204,9 @@ export class Master {
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
       niceWorker: this.opts.niceWorker,
+      ...(this.opts.prefixOutput
+        ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
+        : {}),
       ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number) => this.server?.adopt(fd) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
@@ -215,7 +220,7 @@ export class Master {
       this.resumeFrom(restored);
       return;
     }
-    this.log.info(
+    this.log.always(
       `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
     );
     const pending = this.pending ?? [];
@@ -265,6 +270,8 @@ export class Master {
     const snap = this.snapshot();
     if (this.exiting || snap.shuttingDown) return refuse('the master is stopping');
     if (this.reloading) return refuse('a reload is already in progress');
+    // The children write into pipes this image reads; they would not survive the exec.
+    if (this.opts.prefixOutput) return refuse("--prefix-output pipes the children's output through this process; use upgrade (or restart without --prefix-output)");
     if (snap.upgrade) return refuse(`an upgrade is in progress (generation ${snap.upgrade.generation}); reload when it is done`);
     this.reloading = true;
     const streaming = req.id !== undefined;
@@ -588,6 +595,15 @@ export class Master {
       conn.send({ message: 'The master is still starting up; try again.', error: true }, req.id);
       return;
     }
+    if (this.log.enabled('debug')) {
+      const args = req.args.length ? ` ${req.args.join(' ')}` : '';
+      this.log.debug(
+        req.command === 'worker:ack'
+          ? `ACK from pid ${req.pid ?? '?'} on control connection #${conn.id}`
+          : `Control connection #${conn.id}: ${req.command}${args}${req.id !== undefined ? ` (id ${String(req.id)})` : ''}`,
+      );
+    }
+    if (this.log.tracing) this.log.trace(`Control connection #${conn.id} request: ${JSON.stringify(req.raw)}`);
     dispatch(this.commandContext, conn, req);
   }
 
@@ -609,6 +625,7 @@ export class Master {
     }
     route.sent += 1;
     if (wait) fields.wait = true;
+    if (this.log.tracing) this.log.trace(`Control connection #${route.conn.id} reply: ${JSON.stringify(fields)}`);
     route.conn.send(fields, route.requestId);
   }
 

@@ -119,8 +119,25 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'N',
     help: 'During an upgrade, at most N processes beyond -n at once (default: all new children at once).',
   },
-  { short: 'v', long: 'verbose', repeatable: true, help: 'More verbose logging (repeatable).' },
-  { short: 'q', long: 'quiet', repeatable: true, help: 'Less verbose logging (repeatable).' },
+  {
+    short: 'v',
+    long: 'verbose',
+    repeatable: true,
+    help:
+      'More detail: -v adds debug lines (each spawn\'s command and the variables set, ACKs and the control ' +
+      'connection they came on, signals sent, timers, control commands received); -vv also every request and reply line.',
+  },
+  {
+    short: 'q',
+    long: 'quiet',
+    repeatable: true,
+    help: 'Less: -q only warnings and errors, -qq only errors; the start-up line is always printed.',
+  },
+  {
+    long: 'prefix-output',
+    help: "Prefix each line of the children's stdout and stderr with its slot and pid, `worker.0[1234] | ` (NAME.0 with -c). Default: the children write to the master's stdout and stderr directly, as with einhorn.",
+  },
+  { long: 'prefix-output-time', help: 'Like --prefix-output, with an ISO timestamp first on each line.' },
   { long: 'syslog', help: 'Also send warnings and errors to the local syslog (/dev/log).' },
   {
     long: 'syslog-socket',
@@ -188,6 +205,8 @@ export interface Options {
   maxUnacked: number | null;
   maxUpgradeAdditional: number | null;
   verbosity: number;
+  /** --prefix-output: children's lines prefixed; with a timestamp when 'time'. */
+  prefixOutput: false | 'plain' | 'time';
   syslog: boolean;
   syslogSocket: string;
   syslogTo: string | null;
@@ -227,6 +246,7 @@ export function defaultOptions(): Options {
     maxUnacked: null,
     maxUpgradeAdditional: null,
     verbosity: 1,
+    prefixOutput: false,
     syslog: false,
     syslogSocket: '/dev/log',
     syslogTo: null,
@@ -367,7 +387,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       o.maxUpgradeAdditional = count(name, v, 1);
       return;
     case 'verbose':
-      o.verbosity = Math.max(0, o.verbosity - 1);
+      o.verbosity = Math.max(-1, o.verbosity - 1);
+      return;
+    case 'prefix-output':
+      if (o.prefixOutput === false) o.prefixOutput = 'plain';
+      return;
+    case 'prefix-output-time':
+      o.prefixOutput = 'time';
       return;
     case 'quiet':
       o.verbosity = Math.min(3, o.verbosity + 1);

@@ -200,14 +200,19 @@ export class WorkerGroup {
     this.opts.log.log(level, this.opts.name ? `[${this.opts.name}] ${message}` : message, ctx);
   }
 
+  private debug(message: string): void {
+    if (this.opts.log.enabled('debug')) this.log('debug', message);
+  }
+
   private apply(e: Effect): void {
     switch (e.type) {
       case 'spawn':
-        return this.spawn(e.id, e.slot);
+        return this.spawn(e.id, e.slot, e.generation);
       case 'kill':
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
         if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
+        this.debug(`Sending ${e.signal} to worker ${e.pid}${e.signal === 'SIGKILL' ? ' and its process group' : ''}`);
         try {
           process.kill(e.pid, e.signal as NodeJS.Signals);
         } catch (err) {
@@ -217,10 +222,12 @@ export class WorkerGroup {
       case 'setTimer': {
         const old = this.timers.get(e.key);
         if (old) clearTimeout(old);
+        this.debug(`Timer ${e.key}: in ${Math.round(e.ms)} ms`);
         this.timers.set(
           e.key,
           setTimeout(() => {
             this.timers.delete(e.key);
+            this.debug(`Timer ${e.key}: fired`);
             this.feed({ type: 'timer', key: e.key });
           }, Math.max(0, e.ms)),
         );
@@ -229,6 +236,7 @@ export class WorkerGroup {
       case 'clearTimer': {
         const t = this.timers.get(e.key);
         if (t) clearTimeout(t);
+        if (t) this.opts.log.trace(`Timer ${e.key}: cleared`);
         this.timers.delete(e.key);
         return;
       }
@@ -246,7 +254,7 @@ export class WorkerGroup {
     }
   }
 
-  private spawn(id: number, slot: number): void {
+  private spawn(id: number, slot: number, generation = 0): void {
     const spec = this.launch;
     let path: string;
     try {
@@ -292,6 +300,17 @@ export class WorkerGroup {
       launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
     launch.push('--', path, spec.program, ...spec.args);
+    if (this.opts.log.enabled('debug')) {
+      const base = spec.env;
+      const set = Object.keys(env).filter((k) => base[k] !== env[k]);
+      const dropped = Object.keys(base).filter((k) => !(k in env));
+      this.debug(
+        `Spawning index ${slot} (generation ${generation}): ${[path, ...spec.args].join(' ')}` +
+          `${spec.cwd === process.cwd() ? '' : ` in ${spec.cwd}`}; sets ${set.join(', ') || 'nothing'}` +
+          (dropped.length ? `; drops ${dropped.join(', ')}` : '') +
+          (this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
+      );
+    }
     const out = this.opts.output ? 'pipe' : 'inherit';
     let child: ChildProcess;
     try {

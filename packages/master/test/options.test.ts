@@ -40,7 +40,7 @@ test('-m: flag, `-m manual`, `-m SECONDS` and `-m PROGRAM`', () => {
 
 test('grouped short flags and verbosity', () => {
   const o = parseArgs(['-vv', '-k4', 'app']);
-  assert.equal(o.verbosity, 0);
+  assert.equal(o.verbosity, -1, '-vv: debug and trace');
   assert.equal(o.killChildrenOnExit, true);
   assert.equal(o.ipv4Only, true);
   assert.equal(parseArgs(['-qq', 'app']).verbosity, 3);
