@@ -126,9 +126,11 @@ export function ctlHelpText(): string {
   }
   lines.push(
     '',
-    'Commands: upgrade [--wait-exit], upgrade_fleet, reload, inc, dec, set_workers N, state, status,',
-    'signal SIG..., die [SIG], quieter, louder, help, version, ehlo; and wait-ready [--timeout S]',
-    '(exit 0 once every wanted worker is up, 1 on timeout). See einhyrningsinsctl(1).',
+    'Commands: upgrade [--wait-exit], upgrade_fleet, reload, inc, dec, set_workers N, state,',
+    'status [--json] [--watch [--interval S]] (per worker: uptime, CPU%, RSS, restarts, last exit;',
+    'top is status --watch), signal SIG..., die [SIG], quieter, louder, help, version, ehlo; and',
+    'wait-ready [--timeout S] (exit 0 once every wanted worker is up, 1 on timeout).',
+    'In the shell, Ctrl-C stops following a streamed or watched command. See einhyrningsinsctl(1).',
   );
   return lines.join('\n') + '\n';
 }
