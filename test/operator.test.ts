@@ -7,7 +7,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ROOT, cleanupAll, fixture, startMaster, tempDir, until, type MasterProc } from './harness.js';
@@ -332,4 +332,32 @@ test('--prefix-output: each child line carries its slot and pid (and a timestamp
   await plain.ready(1);
   await plain.waitOut(/^out of 0$/m);
   await plain.stop();
+});
+
+/** The niceness of every thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
+function niceOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return out;
+}
+
+test('--upgrade-nice: a new worker boots nicer during an upgrade and gets its priority back once up', { timeout: 60_000, skip: (process.getuid?.() !== 0 || !hasPython) && 'needs root (raising a priority back) and python3' }, async () => {
+  const dir = tempDir();
+  const go = join(dir, 'go');
+  writeFileSync(go, '');
+  const m = startMaster(['-n', '1', '-m', 'manual', '--upgrade-nice', '7', '--', 'python3', fixture('ack-when.py')], { dir, env: { ACK_FILE: go } });
+  const [old] = await m.ready(1);
+  assert.deepEqual([...new Set(niceOf(old!.pid))], [0], 'the first workers start at the normal priority');
+  rmSync(go);
+  const up = m.ctl('upgrade', [], { timeoutMs: 30_000 });
+  const fresh = await until('the new worker', async () => (await m.workers()).find((w) => w.generation === 1));
+  assert.deepEqual([...new Set(niceOf(fresh.pid))], [7], 'booting during the upgrade: 7 nicer');
+  writeFileSync(go, '');
+  const replies = await up;
+  assert.match(replies.at(-1)!.message, /Upgrade done/);
+  assert.deepEqual([...new Set(niceOf(fresh.pid))], [0], 'up: back to the normal priority');
+  await m.stop();
 });

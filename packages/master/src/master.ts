@@ -204,6 +204,7 @@ export class Master {
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
       niceWorker: this.opts.niceWorker,
+      upgradeNice: this.opts.upgradeNice,
       ...(this.opts.prefixOutput
         ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
         : {}),

@@ -87,6 +87,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'MASTER[:WORKER]',
     help: 'Niceness of the master and, optionally, of each child (-20..19), set with setpriority(2).',
   },
+  {
+    long: 'upgrade-nice',
+    arg: 'N',
+    help:
+      'During an upgrade, start the new children N nicer (setpriority) and give them their normal priority ' +
+      'back once they are up, so that booting takes less CPU from the children serving meanwhile (default 0: off; ' +
+      'see the man page for when it helps). Only when the master may raise priorities again (root, or RLIMIT_NICE).',
+  },
   { short: 'c', long: 'command-name', arg: 'NAME', help: 'Name used in logs and in the default socket path.' },
   { short: 'e', long: 'pidfile', arg: 'PATH', help: 'Write the master\'s pid to PATH; removed at exit.' },
   {
@@ -202,6 +210,7 @@ export interface Options {
   commandSocketAsFd: boolean;
   niceMaster: number | null;
   niceWorker: number | null;
+  upgradeNice: number;
   maxUnacked: number | null;
   maxUpgradeAdditional: number | null;
   verbosity: number;
@@ -243,6 +252,7 @@ export function defaultOptions(): Options {
     commandSocketAsFd: false,
     niceMaster: null,
     niceWorker: null,
+    upgradeNice: 0,
     maxUnacked: null,
     maxUpgradeAdditional: null,
     verbosity: 1,
@@ -380,6 +390,10 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       o.niceWorker = m[2] === undefined ? null : Number(m[2]);
       return;
     }
+    case 'upgrade-nice':
+      o.upgradeNice = count(name, v);
+      if (o.upgradeNice > 39) throw new UsageError(`${name} expects an integer from 0 to 39, got '${v}'`);
+      return;
     case 'max-unacked':
       o.maxUnacked = count(name, v, 1);
       return;

@@ -7,6 +7,7 @@ import { childEnv, type PassedSocket } from './child-env.js';
 import type { Logger } from './log.js';
 import { resolveProgram } from './program.js';
 import { SlotHistory } from './slot-history.js';
+import { BootPriority } from './boot-priority.js';
 
 /** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
@@ -50,6 +51,8 @@ export interface WorkerGroupOptions {
   killChildrenOnExit: boolean;
   /** Niceness for every child (setpriority before exec), or none. */
   niceWorker?: number | null;
+  /** During upgrades, new workers boot this much nicer until they are up (0: off). */
+  upgradeNice?: number;
   log: Logger;
   /**
    * einhorn's -g: each child also gets an already-connected control connection at the fd
@@ -90,8 +93,11 @@ export class WorkerGroup {
   /** When the last worker was spawned (einhorn's last_spinup), on the group's clock. */
   lastSpinup: number | null = null;
 
+  private readonly boot: BootPriority;
+
   constructor(private readonly opts: WorkerGroupOptions) {
     this.core = new Supervisor(opts.core);
+    this.boot = new BootPriority(opts.upgradeNice ?? 0, opts.niceWorker ?? null, opts.log);
     this.launch = opts.launch;
     const t0 = performance.now();
     this.now = opts.now ?? (() => performance.now() - t0);
@@ -176,6 +182,7 @@ export class WorkerGroup {
     } finally {
       this.busy = false;
     }
+    if (this.boot.pending) this.boot.settle(this.core.snapshot());
     this.opts.onChange?.();
   }
 
@@ -295,7 +302,9 @@ export class WorkerGroup {
       pair = null;
     };
     const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
-    if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
+    const bootNice = this.boot.forSpawn(generation, this.core.snapshot());
+    if (bootNice !== null) launch.push('--nice', String(bootNice));
+    else if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
     if (this.opts.killChildrenOnExit) {
       launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
@@ -308,7 +317,7 @@ export class WorkerGroup {
         `Spawning index ${slot} (generation ${generation}): ${[path, ...spec.args].join(' ')}` +
           `${spec.cwd === process.cwd() ? '' : ` in ${spec.cwd}`}; sets ${set.join(', ') || 'nothing'}` +
           (dropped.length ? `; drops ${dropped.join(', ')}` : '') +
-          (this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
+          (bootNice !== null ? `; nice ${bootNice} until it is up` : this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
       );
     }
     const out = this.opts.output ? 'pipe' : 'inherit';
@@ -337,6 +346,7 @@ export class WorkerGroup {
     }
     this.children.set(pid, child);
     this.lastSpinup = this.now();
+    if (bootNice !== null) this.boot.spawned(pid);
     this.opts.output?.(child, slot);
     child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
     child.once('exit', (code, signal) => {
