@@ -29,10 +29,9 @@ const common = {
   target: 'node20',
   logLevel: 'warning',
   legalComments: 'none',
-  // Dependencies that stay dependencies: node-unix-socket carries a native binary in
-  // a per-platform package (loaded only with --syslog); yaml is required lazily and
-  // synchronously, on the first YAML control line.
-  external: ['node-unix-socket', 'yaml'],
+  // yaml stays a dependency: it is required lazily and synchronously, on the first
+  // YAML control line.
+  external: ['yaml'],
 };
 
 rmSync(dist, { recursive: true, force: true });

@@ -171,7 +171,7 @@ test('quantities: by a new release, by scale/inc/dec; a type the release drops i
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
 
-test('bad control files are set aside as new.invalid; the running release keeps serving', async () => {
+test('bad control files are set aside as hsup does (rejected, last_error); the running release keeps serving', async () => {
   const dir = newDir();
   const ctlDir = controlDir(dir);
   writeRelease(ctlDir, release(1, 'one', { web: 1, worker: null }));
@@ -191,14 +191,15 @@ test('bad control files are set aside as new.invalid; the running release keeps 
     writeRelease(ctlDir, null, text);
     await until(
       `${text} set aside`,
-      () => !existsSync(join(ctlDir, 'new')) && existsSync(join(ctlDir, 'new.invalid')) && readFileSync(join(ctlDir, 'new.invalid'), 'utf8') === text,
+      () => !existsSync(join(ctlDir, 'new')) && existsSync(join(ctlDir, 'rejected')) && readFileSync(join(ctlDir, 'rejected'), 'utf8') === text,
       10_000,
     );
     const st = await d.state();
     assert.match(st.last_rejected?.reason ?? '', why);
+    assert.match(readFileSync(join(ctlDir, 'last_error'), 'utf8'), why);
     assert.equal(st.release?.version, 1);
     assert.deepEqual(pids(st, 'web'), pids(st1, 'web'), 'the same dynos still run');
-    const line = await d.waitLog(new RegExp(`^.*ERROR: Rejected release .*new \\(moved to new\\.invalid\\): .*$`, 'm'));
+    const line = await d.waitLog(new RegExp(`^.*ERROR: Rejected release .*new \\(moved to rejected, reason in last_error\\): .*$`, 'm'));
     assert.ok(!line[0].includes('\n'));
     assert.match(await get(port), /^web\.1 one -$/);
     assert.equal(readFileSync(join(ctlDir, 'loaded'), 'utf8'), loaded);
@@ -208,6 +209,7 @@ test('bad control files are set aside as new.invalid; the running release keeps 
   writeRelease(ctlDir, release(2, 'two', { web: 1, worker: null }));
   const st2 = await waitRelease(d, 2);
   assert.equal(st2.last_rejected, null);
+  assert.ok(!existsSync(join(ctlDir, 'rejected')) && !existsSync(join(ctlDir, 'last_error')), 'a loaded release clears them, as in hsup');
   assert.match(await get(port), /^web\.\d two -$/);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
@@ -244,7 +246,7 @@ test('slugs: a .tgz is unpacked into the state dir and the release runs there; a
 
   writeFileSync(join(ctlDir, 'bad.tgz'), 'this is not gzip');
   writeRelease(ctlDir, release(3, 'one', { web: 1, worker: null, slug: 'bad.tgz' }));
-  await until('bad slug refused', () => existsSync(join(ctlDir, 'new.invalid')), 10_000);
+  await until('bad slug refused', () => existsSync(join(ctlDir, 'rejected')), 10_000);
   const st3 = await d.state();
   assert.match(st3.last_rejected?.reason ?? '', /Slug bad\.tgz: cannot unpack/);
   assert.equal(st3.release?.version, 2);
@@ -271,10 +273,10 @@ test('control commands: upgrade streams per type and waits for all; SIGHUP re-re
   assert.deepEqual([type(st, 'web').generation, type(st, 'worker').generation], [2, 1]);
   const nope = await d.ctl('upgrade', ['nope']);
   assert.equal(nope[0]!.error, true);
-  assert.match(nope[0]!.message, /Unknown process type 'nope'/);
+  assert.match(nope[0]!.message, /unknown process type 'nope' \(the app has: web, worker\)/);
   assert.match((await d.ctl('help'))[0]!.message, /scale: Set the number of processes/);
   assert.equal((await d.ctl('version'))[0]!.message, 'einhyrningsins-dyno 0.1.0');
-  assert.match((await d.ctl('status'))[0]!.message, /^web\s+1\s+1\s+2\s+1/m);
+  assert.match((await d.ctl('status'))[0]!.message, /^web\s+1\s+1\s+2\s+3/m);
   assert.equal((await d.ctl('bogus'))[0]!.error, true);
 
   writeFileSync(join(dir, '.env'), 'RELEASE_MARKER=b\n');
@@ -282,14 +284,15 @@ test('control commands: upgrade streams per type and waits for all; SIGHUP re-re
   await until('the new .env is served', async () => /^web\.\d b -$/.test(await get(port)), 20_000);
   st = await d.ready({ web: 1, worker: 1 });
   assert.equal(type(st, 'worker').generation, 2, 'SIGHUP rolls every type');
-  assert.equal(st.release?.version, 2);
-  // A broken Procfile on SIGHUP: logged, nothing changes.
+  assert.equal(st.release?.version, 4, 'each upgrade read the app again');
+  // A Procfile whose every line is skipped, on SIGHUP: logged, nothing changes.
   writeFileSync(join(dir, 'Procfile'), 'web node\n');
   process.kill(d.pid, 'SIGHUP');
-  await d.waitLog(/SIGHUP: not reloaded: .*Procfile:1: expected 'type: command'.*; still running release 2/);
+  await d.waitLog(/WARN: .*Procfile:1: skipped: expected 'type: command'/);
+  await d.waitLog(/Upgrade failed: the app could not be read again: .*Procfile: no process types defined; still running release 4/);
   d.snapshotChildren();
   const bye = await d.ctl('die');
-  assert.match(bye[0]!.message, /\[web\] Einhorn is going down! Sent SIGUSR2 to 1 worker/);
+  assert.match(bye[0]!.message, /\[web\] Einhorn is going down! Sent SIGTERM to 1 worker/);
   assert.deepEqual(await d.exit, { code: 0, signal: null });
   assert.ok(!existsSync(d.sockPath));
 });
@@ -324,7 +327,13 @@ test('bad input: one line on stderr, exit 2 or 1, nothing left behind', async ()
     { name: 'unknown option', args: () => ['start', '--frobnicate'], error: /unknown option '--frobnicate'/, code: 2 },
     { name: 'no command', args: () => [], error: /missing command/, code: 2 },
     { name: 'missing Procfile', args: () => ['start'], error: /Procfile .*Procfile does not exist/, code: 1, procfile: null },
-    { name: 'invalid Procfile', args: () => ['start'], error: /Procfile:1: expected 'type: command'/, code: 1, procfile: 'web sleep 1\n' },
+    {
+      name: 'a TYPE whose Procfile line is skipped',
+      args: () => ['start', 'web'],
+      error: /unknown process type 'web' \(.*Procfile has: none\)/,
+      code: 2,
+      procfile: 'web sleep 1\n',
+    },
     { name: 'bad formation', args: () => ['start', '--formation', 'web=lots'], error: /--formation: web: quantity must be an integer/, code: 2 },
     { name: 'formation of an unknown type', args: () => ['start', '--formation', 'clock=1'], error: /--formation: unknown process type 'clock'/, code: 2 },
     { name: 'unknown TYPE', args: () => ['start', 'web', 'nope'], error: /unknown process type 'nope' \(.*Procfile has: web, worker\)/, code: 2 },

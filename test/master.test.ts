@@ -2,7 +2,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, copyFileSync, unlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   alive,
   cleanupAll,
@@ -218,6 +218,18 @@ test('a child that ignores the stop signal is killed after --signal-timeout', as
   assert.match(m.stderr, /still active after 1s\. Sending SIGKILL/);
 });
 
+test('--stop-signal TERM: upgrades and shutdown ask the children with SIGTERM, not USR2', async () => {
+  const child = 'trap "echo got USR2" USR2; trap "echo got TERM; exit 0" TERM; while :; do sleep 0.1; done';
+  const m = startMaster(['--stop-signal', 'TERM', '-m', '0', '--', 'sh', '-c', child]);
+  const [w] = await m.ready(1);
+  assert.equal((await m.ctl('upgrade')).at(-1)!.message, 'Upgrade done');
+  await until(`old ${w!.pid} gone`, () => !alive(w!.pid));
+  await m.ready(1);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  assert.match(m.stdout, /got TERM/);
+  assert.doesNotMatch(m.stdout, /got USR2/);
+});
+
 test('SIGHUP upgrades: new children replace the old ones', async () => {
   const m = startMaster(['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', node, fixture('node-http-child.mjs')], {
     env: { FIXTURE_ACK: '1' },
@@ -297,13 +309,21 @@ test('a second master on the same control socket is refused; a stale socket is r
 });
 
 test('--syslog-socket and --syslog-to: warnings reach a local datagram socket and a remote UDP collector', async () => {
-  const { DgramSocket } = await import('node-unix-socket');
   const dgram = await import('node:dgram');
   const dir = tempDir();
-  const local = new DgramSocket();
+  // A stand-in for /dev/log: a unix datagram receiver (Node has none), printing each datagram as JSON.
+  const local = spawn('python3', [fixture('notify-receiver.py'), join(dir, 'log.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const localLines: string[] = [];
-  local.on('data', (buf: Buffer) => localLines.push(buf.toString()));
-  local.bind(join(dir, 'log.sock'));
+  let pending = '';
+  local.stdout.on('data', (d: Buffer) => {
+    pending += d.toString();
+    let i;
+    while ((i = pending.indexOf('\n')) >= 0) {
+      localLines.push(...(JSON.parse(pending.slice(0, i)) as string[]));
+      pending = pending.slice(i + 1);
+    }
+  });
+  await until('the datagram receiver', () => localLines.includes('LISTENING'));
   const udp = dgram.createSocket('udp4');
   const udpLines: string[] = [];
   udp.on('message', (m) => udpLines.push(m.toString()));
@@ -321,7 +341,7 @@ test('--syslog-socket and --syslog-to: warnings reach a local datagram socket an
     assert.ok(!localLines.some((l) => / INFO|Launched/.test(l)), 'info lines stay out of syslog');
     await m.stop();
   } finally {
-    local.close();
+    local.kill('SIGTERM');
     udp.close();
   }
 });

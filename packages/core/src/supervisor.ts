@@ -48,6 +48,8 @@ export const DEFAULT_CONFIG: Readonly<CoreConfig> = Object.freeze<CoreConfig>({
   drainSignal: 'SIGUSR2',
   maxUnacked: Infinity,
   maxUpgradeAdditional: Infinity,
+  slots: 'unique',
+  respawn: true,
 });
 
 const MAX_WORKERS = 10_000;
@@ -231,6 +233,12 @@ export class Supervisor {
     const how = signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`;
     if (w.state === 'stopping' || w.state === 'killed') {
       this.progress(`===> Exited worker ${pid} (${how})`, w);
+      return;
+    }
+    if (!this.cfg.respawn) {
+      // One-shot: a worker that ends is not replaced.
+      this.cfg.number = Math.max(0, this.cfg.number - 1);
+      this.progress(`===> Worker ${pid} ended (${how}); not replaced (one-shot), ${this.cfg.number} left`, w);
       return;
     }
     if (w.state === 'starting') {
@@ -461,7 +469,10 @@ export class Supervisor {
 
   private spawn(): void {
     const used = new Set<number>();
-    for (const w of this.workers.values()) used.add(w.slot);
+    const named = this.cfg.slots === 'named';
+    for (const w of this.workers.values()) {
+      if (!named || (w.generation === this.generation && (w.state === 'starting' || w.state === 'up'))) used.add(w.slot);
+    }
     let slot = 0;
     while (used.has(slot)) slot += 1;
     const w: Worker = {
@@ -485,13 +496,22 @@ export class Supervisor {
 
   /** Retire `n` of `pool`: unacked before acked, then older generations, then the youngest. */
   private retireSome(pool: Worker[], n: number, reason: string): void {
-    const order = [...pool].sort(
-      (a, b) =>
-        Number(a.state === 'up') - Number(b.state === 'up') ||
-        a.generation - b.generation ||
-        (a.state === 'up' && b.state === 'up' ? a.spawnedAt - b.spawnedAt : b.spawnedAt - a.spawnedAt) ||
-        a.id - b.id,
-    );
+    let order: Worker[];
+    if (this.cfg.slots === 'named') {
+      // Older generations first; among them the ones whose name a new up worker
+      // already has; then the highest numbers (Heroku scales down from the top).
+      const taken = new Set(this.list((w) => w.generation === this.generation && w.state === 'up').map((w) => w.slot));
+      const replaced = (w: Worker) => Number(w.generation !== this.generation && taken.has(w.slot));
+      order = [...pool].sort((a, b) => a.generation - b.generation || replaced(b) - replaced(a) || b.slot - a.slot || a.id - b.id);
+    } else {
+      order = [...pool].sort(
+        (a, b) =>
+          Number(a.state === 'up') - Number(b.state === 'up') ||
+          a.generation - b.generation ||
+          (a.state === 'up' && b.state === 'up' ? a.spawnedAt - b.spawnedAt : b.spawnedAt - a.spawnedAt) ||
+          a.id - b.id,
+      );
+    }
     const victims = order.slice(0, Math.max(0, n));
     for (const w of victims) this.retire(w, reason, this.cfg.drainSignal);
     const pids = victims.map((w) => w.pid).filter((p) => p !== null);

@@ -41,6 +41,16 @@ export interface CoreConfig {
   maxUnacked: number;
   /** During an upgrade, at most this many processes beyond `number` at once; Infinity: all at once. */
   maxUpgradeAdditional: number;
+  /**
+   * How slots (EINHORN_CHILD_INDEX) are given. `unique` (einhorn): the lowest
+   * one no living worker has, so a roll's new workers take free numbers.
+   * `named` (Heroku's dyno names): the lowest one no starting or up worker of
+   * the same generation has, so a replacement (crash, roll) takes the number
+   * of the one it replaces, and too many workers are retired highest first.
+   */
+  slots: 'unique' | 'named';
+  /** false: one-shot (hsup's --oneshot): a worker that exits unasked is not replaced, the target drops by one. */
+  respawn: boolean;
 }
 
 export type WorkerState = 'starting' | 'up' | 'stopping' | 'killed';

@@ -390,3 +390,49 @@ test('a failed upgrade names the worker that did not come up', () => {
   sim.exit(fresh!.pid, 3, null);
   assert.ok(sim.repliesTo(2).some((m) => m.includes(`worker ${fresh!.pid} (index ${fresh!.slot}) exited before it was acked (exit status 3)`)));
 });
+
+test("named slots (dyno names): a roll's and a crash's replacements take the names they replace; scale-down removes the highest", () => {
+  const sim = new Sim({ number: 2, ackMode: { kind: 'timer', ms: 1000 }, slots: 'named' });
+  const names = () => sim.alive().map((p) => `${p.generation}:${p.slot}`).sort();
+  sim.start();
+  sim.advance(1000);
+  assert.deepEqual(names(), ['0:0', '0:1']);
+  sim.feed({ type: 'upgrade', mode: 'smooth' });
+  assert.deepEqual(names(), ['0:0', '0:1', '1:0', '1:1'], 'during a roll two processes share each name');
+  sim.advance(1000);
+  sim.advance(1);
+  assert.deepEqual(names(), ['1:0', '1:1']);
+  // Ten quick upgrades, merged: still slots 0 and 1.
+  for (let i = 0; i < 10; i++) {
+    sim.feed({ type: 'upgrade', mode: 'smooth' });
+    sim.advance(100);
+  }
+  sim.advance(2000);
+  assert.deepEqual(sim.alive().map((p) => p.slot).sort(), [0, 1]);
+  // A crash of slot 0: its replacement is slot 0 again.
+  const [first] = sim.alive((p) => p.slot === 0);
+  sim.exit(first!.pid, 1, null);
+  sim.advance(5000);
+  assert.deepEqual(sim.alive().map((p) => p.slot).sort(), [0, 1]);
+  sim.feed({ type: 'setWorkers', count: 4 });
+  sim.advance(1000);
+  assert.deepEqual(sim.alive().map((p) => p.slot).sort(), [0, 1, 2, 3]);
+  // The crash replacement (slot 0) is the youngest: scale-down still takes 3, then 2, then 1.
+  sim.feed({ type: 'setWorkers', count: 1 });
+  sim.advance(1);
+  assert.deepEqual(sim.alive().map((p) => p.slot), [0]);
+});
+
+test('one-shot (respawn: false): a worker that ends is not replaced; the target drops to 0', () => {
+  const sim = new Sim({ number: 2, ackMode: { kind: 'timer', ms: 1000 }, respawn: false });
+  sim.start();
+  const [a, b] = sim.alive();
+  sim.exit(a!.pid, 0, null);
+  sim.advance(5000);
+  assert.equal(sim.alive().length, 1);
+  sim.exit(b!.pid, 3, null);
+  sim.advance(5000);
+  assert.equal(sim.alive().length, 0);
+  assert.equal(sim.sup.snapshot().config.number, 0);
+  assert.equal(sim.spawnCount, 2);
+});

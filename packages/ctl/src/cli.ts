@@ -1,5 +1,6 @@
+import { lstatSync } from 'node:fs';
 import { ControlClient, ClientError, type Reply } from './client.js';
-import { defaultSocketPath } from '@einhyrningsins/protocol';
+import { defaultDynoSocketPath, defaultSocketPath } from '@einhyrningsins/protocol';
 import { splitCommands } from './words.js';
 import { waitOldGone, waitReady } from './waits.js';
 import { arityProblem, nearest, wrapText } from './ui.js';
@@ -278,7 +279,7 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(`einhyrningsinsctl ${VERSION}\n`);
     return 0;
   }
-  const path = o.socketPath ?? defaultSocketPath(o.commandName);
+  const path = o.socketPath ?? defaultPath(o.commandName);
   const out = new Output(o.json);
   const connect = () => ControlClient.connect(path, { timeoutMs: o.timeoutSec * 1000, framing: o.framing });
 
@@ -341,3 +342,21 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
   return await shell(path, connect, out, o.timeoutSec * 1000);
 }
 
+const isSocket = (p: string) => {
+  try {
+    return lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Without -d: the master's default socket (einhorn.sock), or, when there is
+ * none and -c was not given, the dyno driver's (einhyrningsins-dyno.sock).
+ */
+export function defaultPath(commandName: string | null, env: NodeJS.ProcessEnv = process.env): string {
+  const master = defaultSocketPath(commandName, env);
+  if (commandName !== null || isSocket(master)) return master;
+  const dyno = defaultDynoSocketPath(env);
+  return isSocket(dyno) ? dyno : master;
+}

@@ -8,7 +8,7 @@ import { LOADED_FILE, MAX_CONTROL_FILE_BYTES, NEW_FILE, parseRelease, ReleaseErr
 import { parseDotenv } from './dotenv.js';
 import { AppError, UsageError } from './errors.js';
 import { parseProcfile, type ProcfileEntry } from './procfile.js';
-import { releaseFromProcfile, type Release } from './release.js';
+import { RELEASE_TYPE, releaseFromProcfile, type Release } from './release.js';
 
 export type AppSource =
   | {
@@ -42,15 +42,22 @@ function readText(path: string, what: string): string {
   }
 }
 
+/** Where the warnings of tolerant parsing go (a line each). */
+export type Warn = (message: string) => void;
+
 /** The .env variables (an absent default .env is no variables). */
-export function readDotenv(path: string | null, explicit: boolean): Record<string, string> {
+export function readDotenv(path: string | null, explicit: boolean, warn: Warn): Record<string, string> {
   if (path === null) return {};
   if (!explicit && !existsSync(path)) return {};
-  return parseDotenv(readText(path, '.env file'), path);
+  const parsed = parseDotenv(readText(path, '.env file'), path);
+  parsed.warnings.forEach(warn);
+  return parsed.value;
 }
 
-export function readProcfile(path: string): ProcfileEntry[] {
-  return parseProcfile(readText(path, 'Procfile'), path);
+export function readProcfile(path: string, warn: Warn): ProcfileEntry[] {
+  const parsed = parseProcfile(readText(path, 'Procfile'), path);
+  parsed.warnings.forEach(warn);
+  return parsed.value;
 }
 
 /** Check that the named process types exist (start web worker; --formation); `prefix` starts the message. */
@@ -63,11 +70,11 @@ export function checkTypes(known: readonly string[], named: Iterable<string>, pr
 }
 
 /** A Procfile app as release `version`. */
-export function loadProcfileApp(src: Extract<AppSource, { kind: 'procfile' }>, version: number): Release {
-  const entries = readProcfile(src.procfile);
-  const env = readDotenv(src.envFile, src.envExplicit);
+export function loadProcfileApp(src: Extract<AppSource, { kind: 'procfile' }>, version: number, warn: Warn): Release {
+  const entries = readProcfile(src.procfile, warn);
+  const env = readDotenv(src.envFile, src.envExplicit, warn);
   checkTypes(
-    entries.map((e) => e.type),
+    entries.map((e) => e.type).filter((t) => t !== RELEASE_TYPE),
     src.formation.keys(),
     '--formation: ',
     src.procfile,

@@ -1,20 +1,17 @@
 /** `einhyrningsins-dyno start|run`: options to configuration, failures to one line and an exit status. */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { defaultStateDir, type AppSource } from './app-source.js';
-import { Driver } from './driver.js';
 import { UsageError } from './errors.js';
 import { dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
-import { RunError, runOneOff } from './run.js';
+import type { RunError } from './run.js';
 import { VERSION } from './version.js';
-import { runtimeDir } from '@einhyrningsins/protocol';
+import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
 
 const PROG = 'einhyrningsins-dyno';
 /** Failures of start-up that are the user's to fix (status 1). */
 const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'AppError', 'ReleaseError', 'SlugError', 'ProgramError']);
 
-export function defaultDynoSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(runtimeDir(env), 'einhyrningsins-dyno.sock');
-}
+export { defaultDynoSocketPath };
 
 export function appSource(o: DynoOptions, cwd: string): AppSource {
   if (o.controlDir !== null) {
@@ -54,10 +51,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   const source = appSource(o, cwd);
   const stateDir = o.stateDir !== null ? resolve(cwd, o.stateDir) : defaultStateDir(source, cwd);
   try {
+    // Loaded only now: --help, --version and usage errors need none of the driver.
     if (o.command === 'run') {
+      const { runOneOff } = await import('./run.js');
       process.exitCode = await runOneOff({ source, stateDir, cwd, env: process.env, argv: o.argv });
       return;
     }
+    const { Driver } = await import('./driver.js');
     await new Driver({
       source,
       types: o.types,
@@ -68,13 +68,17 @@ export async function main(argv: readonly string[]): Promise<void> {
       ackTimeoutSec: o.ackTimeoutSec,
       signalTimeoutSec: o.signalTimeoutSec,
       killChildrenOnExit: o.killChildrenOnExit,
+      stopSignal: o.stopSignal,
+      oneshot: o.oneshot,
+      startNumber: o.startNumber,
+      quantities: o.quantities,
       verbosity: o.verbosity,
       cwd,
       env: process.env,
     }).start();
   } catch (err) {
     const e = err as Error;
-    if (e instanceof RunError) return fail(`run: ${e.message}`, e.status);
+    if (e.name === 'RunError') return fail(`run: ${e.message}`, (e as RunError).status);
     if (e instanceof UsageError) fail(e.message, 2);
     else if (KNOWN_FAILURES.has(e.name)) fail(e.message, 1);
     else throw err;

@@ -1,6 +1,7 @@
 /**
  * hsup's control directory: a JSON release written to DIR/new is checked,
- * then renamed to DIR/loaded and run; a bad one is renamed to DIR/new.invalid.
+ * then renamed to DIR/loaded and run; a bad one is renamed to DIR/rejected,
+ * its reason written to DIR/last_error (hsup's names).
  *
  *   {"Version": 3, "Env": {"K": "v"}, "Slug": "app.tgz", "Stack": "cedar-14",
  *    "Processes": [{"Type": "web", "Args": ["./web", "-x"], "Quantity": 2}]}
@@ -9,11 +10,13 @@ import { watch, existsSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { TYPE_NAME } from './procfile.js';
 import { MAX_QUANTITY } from './formation.js';
-import type { ProcessDef, Release } from './release.js';
+import { RELEASE_TYPE, type ProcessDef, type Release } from './release.js';
 
 export const NEW_FILE = 'new';
 export const LOADED_FILE = 'loaded';
-export const INVALID_FILE = 'new.invalid';
+/** hsup's names: a file that fails is renamed to `rejected`, the reason written to `last_error`. */
+export const REJECTED_FILE = 'rejected';
+export const LAST_ERROR_FILE = 'last_error';
 /** Larger control files are refused unread. */
 export const MAX_CONTROL_FILE_BYTES = 4 * 1024 * 1024;
 
@@ -29,23 +32,48 @@ function describe(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+/**
+ * `obj[key]` matched case-insensitively, as Go's encoding/json (hsup's
+ * parser) does: `version`, `VERSION` and `Version` are one key; the last one
+ * in the object wins.
+ */
+function field(obj: Record<string, unknown>, key: string): unknown {
+  let out: unknown = undefined;
+  const k = key.toLowerCase();
+  for (const [name, v] of Object.entries(obj)) if (name.toLowerCase() === k) out = v;
+  return out;
+}
+
 function optionalString(obj: Record<string, unknown>, key: string): string {
-  const v = obj[key];
+  const v = field(obj, key);
   if (v === undefined || v === null) return '';
   if (typeof v !== 'string') throw new ReleaseError(`${key} must be a string, got ${describe(v)}`);
   if (v.includes('\0')) throw new ReleaseError(`${key} must not contain NUL`);
   return v;
 }
 
-/** Check a parsed control file; returns the release or throws a ReleaseError saying what is wrong. */
+/**
+ * A process's argv as hsup's simple driver runs it: one element is a shell
+ * command line (`bash -c ARGS[0]`, what hsup's API poller writes); more are
+ * the program and its arguments.
+ */
+export function processArgv(args: readonly string[]): string[] {
+  return args.length === 1 ? ['bash', '-c', args[0] as string] : [...args];
+}
+
+/**
+ * Check a parsed control file as hsup reads it (keys in any case; a missing
+ * Version is 0, Env none, Processes none, Quantity 0); returns the release or
+ * throws a ReleaseError saying what is wrong.
+ */
 export function validateRelease(value: unknown): Release {
   if (!isObject(value)) throw new ReleaseError(`the release must be a JSON object, got ${describe(value)}`);
-  const version = value.Version;
+  const version = field(value, 'Version') ?? 0;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
     throw new ReleaseError(`Version must be an integer >= 0, got ${describe(version)}`);
   }
   const env: Record<string, string> = {};
-  const rawEnv = value.Env;
+  const rawEnv = field(value, 'Env');
   if (rawEnv !== undefined && rawEnv !== null) {
     if (!isObject(rawEnv)) throw new ReleaseError(`Env must be an object of strings, got ${describe(rawEnv)}`);
     for (const [k, v] of Object.entries(rawEnv)) {
@@ -57,30 +85,34 @@ export function validateRelease(value: unknown): Release {
   }
   const slug = optionalString(value, 'Slug');
   const stack = optionalString(value, 'Stack');
-  const procs = value.Processes;
+  const procs = field(value, 'Processes') ?? [];
   if (!Array.isArray(procs)) throw new ReleaseError(`Processes must be an array, got ${describe(procs)}`);
   const seen = new Set<string>();
-  const processes: ProcessDef[] = procs.map((p: unknown, i) => {
+  let releaseArgs: string[] | null = null;
+  const processes: ProcessDef[] = [];
+  procs.forEach((p: unknown, i) => {
     const at = `Processes[${i}]`;
     if (!isObject(p)) throw new ReleaseError(`${at} must be an object, got ${describe(p)}`);
-    const type = p.Type;
+    const type = field(p, 'Type');
     if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
       throw new ReleaseError(`${at}.Type must be a name of letters, digits, '_' and '-', got ${describe(type)}`);
     }
     if (seen.has(type)) throw new ReleaseError(`${at}.Type '${type}' appears more than once`);
     seen.add(type);
-    const args = p.Args;
+    const args = field(p, 'Args');
     if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string' && !a.includes('\0'))) {
       throw new ReleaseError(`${at}.Args (${type}) must be a non-empty array of strings, got ${describe(args)}`);
     }
     if (args[0] === '') throw new ReleaseError(`${at}.Args (${type}) must start with a program, got ""`);
-    const q = p.Quantity;
+    const q = field(p, 'Quantity') ?? 0;
     if (typeof q !== 'number' || !Number.isInteger(q) || q < 0 || q > MAX_QUANTITY) {
       throw new ReleaseError(`${at}.Quantity (${type}) must be an integer from 0 to ${MAX_QUANTITY}, got ${describe(q)}`);
     }
-    return { type, args: [...(args as string[])], quantity: q };
+    const argv = processArgv(args as string[]);
+    if (type === RELEASE_TYPE) releaseArgs = argv;
+    else processes.push({ type, args: argv, quantity: q });
   });
-  return { version, env, slug, stack, processes };
+  return { version, releaseArgs, env, slug, stack, processes };
 }
 
 /** Parse and check the text of a control file. */

@@ -3,8 +3,10 @@
  * one listening socket shared by the web type, releases applied as rolling
  * upgrades, and the control socket.
  */
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, renameSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
@@ -16,6 +18,7 @@ import {
   StartupError,
   WorkerGroup,
   normalizeSignal,
+  resolveProgram,
   parseBindSpec,
   resolveBind,
   type ControlConnection,
@@ -34,9 +37,13 @@ import {
   readDotenv,
   type AppSource,
 } from './app-source.js';
-import { ControlDirWatcher, INVALID_FILE, LOADED_FILE, NEW_FILE } from './control-dir.js';
+import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE } from './control-dir.js';
+import { AppError } from './errors.js';
 import { parseScale } from './formation.js';
-import { describeChanges, diffReleases, type PreparedRelease, type ProcessDef, type Release } from './release.js';
+import { TYPE_NAME } from './procfile.js';
+import { serveHttp, type HttpApi } from './http-api.js';
+import { describeChanges, diffReleases, isNewRelease, type PreparedRelease, type ProcessDef, type Release } from './release.js';
+import { staticExecutable } from './elf.js';
 import { prepareSlug } from './slug.js';
 import { VERSION } from './version.js';
 import { driverState, driverStatus, type DriverFacts } from './view.js';
@@ -53,6 +60,14 @@ export interface DriverConfig {
   ackTimeoutSec: number;
   signalTimeoutSec: number;
   killChildrenOnExit: boolean;
+  /** Asks a process (its whole process group) to stop: SIGTERM, as Heroku. */
+  stopSignal: string;
+  /** hsup's --oneshot: processes are not restarted; the driver exits when all have, with the highest status. */
+  oneshot: boolean;
+  /** hsup's --start-number: the first dyno number (web.1). */
+  startNumber: number;
+  /** hsup's `start TYPE=N` with a control dir: these quantities instead of the release's. */
+  quantities: ReadonlyMap<string, number>;
   verbosity: number;
   /** The driver's working directory. */
   cwd: string;
@@ -99,6 +114,14 @@ interface FanOut {
 
 const lines = (results: TypeResult[]) => results.map((r) => `[${r.type}] ${r.message}`).join('\n');
 
+const upgradeFinish: FanOut['finish'] = (results, streaming) => {
+  const ok = results.every((r) => r.ok);
+  if (ok) return { message: 'Upgrade done', ok };
+  if (streaming) return { message: 'Upgrade failed', ok };
+  const why = results.filter((r) => !r.ok).map((r) => `[${r.type}] ${r.detail ?? r.message}`);
+  return { message: `Upgrade failed: ${why.join('; ')}`, ok };
+};
+
 export class Driver {
   private readonly log: Logger;
   private readonly active = new Map<string, TypeGroup>();
@@ -120,6 +143,13 @@ export class Driver {
   /** A DIR/new that could be neither loaded nor set aside: skipped until it changes. */
   private stuckNew: string | null = null;
   private warnedNoSocket = false;
+  /** The release phase running now (killed on shutdown). */
+  private releaseChild: ChildProcess | null = null;
+  private lastReleasePhase: { version: number; ok: boolean; status: string; at: string } | null = null;
+  /** --oneshot: the highest exit status so far. */
+  private oneshotStatus = 0;
+  private readonly warnedStatic = new Set<string>();
+  private readonly warn = (m: string) => this.log.warn(m);
 
   constructor(private readonly cfg: DriverConfig) {
     this.log = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
@@ -137,31 +167,69 @@ export class Driver {
   async start(): Promise<void> {
     const src = this.cfg.source;
     let initial: PreparedRelease | null = null;
+    // Said once start-up has succeeded: a failure is one line.
+    const warnings: string[] = [];
+    const warn = (m: string) => warnings.push(m);
     try {
       native.ensureNative();
       let webPossible: boolean;
+      let port: string | undefined;
       if (src.kind === 'procfile') {
-        const rel = loadProcfileApp(src, 1);
+        const rel = loadProcfileApp(src, 1, warn);
         checkTypes(rel.processes.map((p) => p.type), this.cfg.types, '', src.procfile);
         initial = { ...rel, cwd: procfileDir(src), slugKey: null };
         webPossible = rel.processes.some((p) => p.type === WEB_TYPE && this.selected(p.type));
+        port = rel.env.PORT;
       } else {
         checkControlDir(src.dir);
-        readDotenv(src.envFile, true);
+        const dotenv = readDotenv(src.envFile, true, warn);
         const peek = peekControlDir(src.dir);
         if (peek.release) {
           checkTypes(peek.release.processes.map((p) => p.type), this.cfg.types, '', peek.file);
         }
         webPossible = this.selected(WEB_TYPE);
+        port = peek.release?.env.PORT ?? dotenv.PORT;
       }
-      this.server = await ControlServer.open(this.cfg.socketPath, 0o600, this.log, (c, r) => this.onRequest(c, r));
+      this.server = await ControlServer.open(
+        this.cfg.socketPath,
+        0o600,
+        this.log,
+        (c, r) => this.onRequest(c, r),
+        (socket: Socket, head: Buffer) => serveHttp(socket, head, this.httpApi()),
+      );
       const server = this.server;
       this.cleanup.add(() => server.close());
-      await this.bindWeb(webPossible);
+      await this.bindWeb(webPossible, port ?? this.cfg.env.PORT);
+      if (initial?.releaseArgs) {
+        // Asked to stop while the first release phase runs: stop it, start nothing.
+        let stoppedBy: string | null = null;
+        const stop = (sig: NodeJS.Signals) => {
+          stoppedBy = sig;
+          this.shutdowns += 1;
+          if (this.releaseChild?.pid !== undefined) {
+            try {
+              process.kill(-this.releaseChild.pid, this.shutdowns === 1 ? (this.cfg.stopSignal as NodeJS.Signals) : 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        };
+        const sigs = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP'] as const;
+        for (const sig of sigs) process.on(sig, stop);
+        let ok: boolean;
+        try {
+          ok = await this.releasePhase(initial);
+        } finally {
+          for (const sig of sigs) process.off(sig, stop);
+        }
+        if (stoppedBy) throw new AppError(`stopped by ${stoppedBy} during the release phase; nothing was started`);
+        if (!ok) throw new AppError(`the release phase of the app failed (${this.lastReleasePhase?.status}); not starting`);
+      }
     } catch (err) {
       this.cleanup.run();
       throw err;
     }
+    warnings.forEach(this.warn);
     // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     this.installSignals();
@@ -170,7 +238,7 @@ export class Driver {
       : '';
     this.log.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${this.describeSource()}`);
     if (initial) {
-      this.applyRelease(initial, false, src.kind === 'procfile' ? src.procfile : 'start');
+      this.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : 'start');
     } else if (src.kind === 'control-dir') {
       this.watcher = new ControlDirWatcher(
         src.dir,
@@ -191,12 +259,11 @@ export class Driver {
     return `Procfile ${src.procfile}` + (src.envExplicit || existsSync(src.envFile) ? ` with ${src.envFile}` : '');
   }
 
-  private async bindWeb(webPossible: boolean): Promise<void> {
+  private async bindWeb(webPossible: boolean, port: string | undefined): Promise<void> {
     if (!webPossible) {
       if (this.cfg.bind) this.log.warn(`-b ${this.cfg.bind}: no web process type is run; not binding it`);
       return;
     }
-    const port = this.cfg.env.PORT;
     const text = this.cfg.bind ?? (port !== undefined && port !== '' ? `0.0.0.0:${port},r` : null);
     if (text === null) {
       this.log.warn('No -b and no PORT: the web processes get no listening socket (EINHORN_FD_COUNT=0)');
@@ -211,19 +278,45 @@ export class Driver {
       throw new StartupError(this.cfg.bind ? (err as Error).message : `${what}: ${(err as Error).message}`);
     }
     const fd = listenOn(bind, { backlog: BACKLOG, v6Only: null, what });
-    this.cleanup.add(() => native.close(fd));
+    this.cleanup.add(() => {
+      if (this.listener) native.close(this.listener.fd);
+      this.listener = null;
+    });
     this.listener = { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port };
+  }
+
+  /**
+   * A new release's PORT (.env, Env) differs from the port the web socket is
+   * bound to (and no -b): bind the new one for the processes started from now
+   * on; the old processes keep theirs until they exit.
+   */
+  private async rebindWeb(next: PreparedRelease): Promise<void> {
+    if (this.cfg.bind || !this.listener) return;
+    const port = next.env.PORT ?? this.cfg.env.PORT;
+    if (port === undefined || port === '' || port === String(this.listener.port)) return;
+    let bind;
+    try {
+      bind = await resolveBind(parseBindSpec(`0.0.0.0:${port},r`), null);
+    } catch (err) {
+      throw new Error(`PORT=${port}: ${(err as Error).message}`);
+    }
+    const fd = listenOn(bind, { backlog: BACKLOG, v6Only: null, what: `PORT=${port}` });
+    const old = this.listener;
+    this.listener = { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port };
+    this.active.get(WEB_TYPE)?.group.setListeners([{ fd, family: bind.family }]);
+    native.close(old.fd);
+    this.log.info(`PORT changed from ${old.port} to ${this.listener.port}: new web processes listen on ${bind.address}:${this.listener.port}`);
   }
 
   private installSignals(): void {
     process.on('SIGHUP', () => {
       this.log.info('Got SIGHUP: reloading the app and upgrading every process type');
-      this.reload();
+      this.reload([], null);
     });
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) {
       process.on(sig, () => {
-        this.log.info(`Got ${sig}: stopping every process gracefully`);
-        this.shutdown('SIGUSR2', null);
+        this.log.info(`Got ${sig}: stopping every process gracefully (${this.cfg.stopSignal})`);
+        this.shutdown(this.cfg.stopSignal, null);
       });
     }
   }
@@ -250,7 +343,7 @@ export class Driver {
   private async prepare(rel: Release): Promise<PreparedRelease> {
     const src = this.cfg.source;
     if (src.kind === 'procfile') return { ...rel, cwd: procfileDir(src), slugKey: null };
-    const env = src.envFile ? { ...readDotenv(src.envFile, true), ...rel.env } : rel.env;
+    const env = src.envFile ? { ...readDotenv(src.envFile, true, this.warn), ...rel.env } : rel.env;
     const current = this.release ? { cwd: this.release.cwd, key: this.release.slugKey } : null;
     const place = await prepareSlug({
       slug: rel.slug,
@@ -260,10 +353,12 @@ export class Driver {
       defaultCwd: this.cfg.cwd,
       current,
     });
-    return { ...rel, env, cwd: place.cwd, slugKey: place.key };
+    const q = this.cfg.quantities;
+    const processes = q.size ? rel.processes.map((p) => (q.has(p.type) ? { ...p, quantity: q.get(p.type) as number } : p)) : rel.processes;
+    return { ...rel, processes, env, cwd: place.cwd, slugKey: place.key };
   }
 
-  /** DIR/new: check it, unpack its slug, rename it to `loaded` and run it; or set it aside as `new.invalid`. */
+  /** DIR/new: check it, unpack its slug, run its release phase, rename it to `loaded` and run it; or set it aside as `rejected`. */
   private async processNew(atStart: boolean): Promise<void> {
     const src = this.cfg.source;
     if (src.kind !== 'control-dir' || this.shutdowns > 0) return;
@@ -299,6 +394,17 @@ export class Driver {
       this.scheduleNewCheck(0);
       return;
     }
+    if (!(await this.releasePhase(next))) {
+      if (this.shutdowns === 0 && ident() === id) this.reject(file, src.dir, id, `release phase failed (${this.lastReleasePhase?.status})`);
+      else if (this.shutdowns === 0) this.scheduleNewCheck(0);
+      return;
+    }
+    if (this.shutdowns > 0) return;
+    if (ident() !== id) {
+      // Replaced while its release phase ran: the newer file is the release now.
+      this.scheduleNewCheck(0);
+      return;
+    }
     try {
       renameSync(file, join(src.dir, LOADED_FILE));
     } catch (err) {
@@ -306,68 +412,168 @@ export class Driver {
       this.log.error(`Cannot rename ${file} to ${LOADED_FILE}: ${(err as Error).message}; not applying it`);
       return;
     }
+    // As hsup: a release loaded clears the last rejection.
+    for (const f of [REJECTED_FILE, LAST_ERROR_FILE]) {
+      try {
+        unlinkSync(join(src.dir, f));
+      } catch {
+        /* none */
+      }
+    }
     this.rejected = null;
-    this.applyRelease(next, false, file);
+    await this.applyChecked(next, null, file, true);
   }
 
+  /** hsup's way: DIR/new becomes DIR/rejected and the reason is written to DIR/last_error. */
   private reject(file: string, dir: string, id: string, reason: string): void {
-    let where = `moved to ${INVALID_FILE}`;
+    let where = `moved to ${REJECTED_FILE}, reason in ${LAST_ERROR_FILE}`;
     try {
-      renameSync(file, join(dir, INVALID_FILE));
+      renameSync(file, join(dir, REJECTED_FILE));
+      try {
+        unlinkSync(join(dir, LAST_ERROR_FILE));
+      } catch {
+        /* none yet */
+      }
+      writeFileSync(join(dir, LAST_ERROR_FILE), `${reason}\n`, { mode: 0o400 });
     } catch (err) {
       this.stuckNew = id;
-      where = `could not be moved to ${INVALID_FILE}: ${(err as Error).message}`;
+      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}`;
     }
     this.rejected = { file, reason, at: new Date().toISOString() };
     const running = this.release ? `still running release ${this.release.version}` : 'nothing is running';
     this.log.error(`Rejected release ${file} (${where}): ${reason}; ${running}`);
   }
 
-  /** At start without a valid DIR/new: run DIR/loaded. */
+  /** At start without a valid DIR/new: run DIR/loaded (its release phase ran when it was loaded). */
   private async loadLoaded(): Promise<void> {
     const src = this.cfg.source;
     if (src.kind !== 'control-dir') return;
     const file = join(src.dir, LOADED_FILE);
     if (!existsSync(file)) return;
     try {
-      this.applyRelease(await this.prepare(readControlFile(file)), false, file);
+      const next = await this.prepare(readControlFile(file));
+      this.applyRelease(next, null, file);
     } catch (err) {
       this.log.error(`Cannot run ${file}: ${(err as Error).message}`);
     }
   }
 
-  /** SIGHUP: read the app again (Procfile and .env, or DIR/loaded) and upgrade every process type. */
-  private reload(): void {
+  /**
+   * SIGHUP and `upgrade [TYPE...]`: read the app again (Procfile and .env, or
+   * DIR/loaded), run its release phase if it is a new release, apply it, and
+   * roll the named types (every type when none). `route`: where the upgrade's
+   * progress and its final reply go.
+   */
+  private reload(types: readonly string[], route: Route | null, mode: 'smooth' | 'fleet' = 'smooth'): void {
     this.enqueue(async () => {
-      if (this.shutdowns > 0) return;
+      const fail = (message: string) => {
+        this.log.error(message);
+        if (route) this.send(route, message, false, false);
+      };
+      if (this.shutdowns > 0) return fail('Not upgrading: the driver is shutting down.');
       const src = this.cfg.source;
       const keep = this.release ? `still running release ${this.release.version}` : 'nothing is running';
+      let next: PreparedRelease;
       try {
-        let next: PreparedRelease;
         if (src.kind === 'procfile') {
-          next = await this.prepare(loadProcfileApp(src, (this.release?.version ?? 0) + 1));
+          next = await this.prepare(loadProcfileApp(src, (this.release?.version ?? 0) + 1, this.warn));
+          // All lines skipped: a mistake, not an app to stop everything for.
+          if (next.processes.length === 0 && !next.releaseArgs && this.active.size > 0) {
+            throw new Error(`${src.procfile}: no process types defined`);
+          }
         } else {
           const file = join(src.dir, LOADED_FILE);
           if (!existsSync(file)) throw new Error(`there is no ${file}`);
           next = await this.prepare(readControlFile(file));
         }
-        if (this.shutdowns > 0) return;
-        for (const t of this.cfg.types) {
-          if (!next.processes.some((p) => p.type === t)) this.log.warn(`Process type '${t}' is not in the reloaded app`);
-        }
-        this.applyRelease(next, true, 'SIGHUP');
       } catch (err) {
-        this.log.error(`SIGHUP: not reloaded: ${(err as Error).message}; ${keep}`);
+        return fail(`Upgrade failed: the app could not be read again: ${(err as Error).message}; ${keep}`);
       }
+      if (this.shutdowns > 0) return fail('Not upgrading: the driver is shutting down.');
+      const known = next.processes.filter((p) => this.selected(p.type)).map((p) => p.type);
+      for (const t of types) {
+        if (!known.includes(t)) return fail(`Upgrade failed: unknown process type '${t}' (the app has: ${known.join(', ') || 'none'}); ${keep}`);
+      }
+      for (const t of this.cfg.types) {
+        if (!next.processes.some((p) => p.type === t)) this.log.warn(`Process type '${t}' is not in the reloaded app`);
+      }
+      if (route) this.send(route, `Read the app again: release ${next.version}`, true, true);
+      await this.applyChecked(next, { types: types.length ? types : known, route, mode }, route ? 'upgrade' : 'SIGHUP');
     });
   }
 
-  /** Run `next`: per process type, start, scale, roll or drain. `upgradeAll`: roll every type (SIGHUP). */
-  private applyRelease(next: PreparedRelease, upgradeAll: boolean, origin: string): void {
+  /** Run the release phase of a new release, then apply it; a failed release phase keeps the running release. */
+  private async applyChecked(
+    next: PreparedRelease,
+    roll: { types: readonly string[]; route: Route | null; mode: 'smooth' | 'fleet' } | null,
+    origin: string,
+    phaseDone = false,
+  ): Promise<void> {
+    const keep = this.release ? `still running release ${this.release.version}` : 'nothing is running';
+    const fail = (message: string) => {
+      this.log.error(message);
+      if (roll?.route) this.send(roll.route, message, false, false);
+    };
+    if (!phaseDone && !(await this.releasePhase(next, roll?.route ?? null))) {
+      return fail(`Upgrade failed: the release phase of release ${next.version} failed (${this.lastReleasePhase?.status}); ${keep}`);
+    }
+    if (this.shutdowns > 0) return fail('Not upgrading: the driver is shutting down.');
+    try {
+      await this.rebindWeb(next);
+    } catch (err) {
+      return fail(`Upgrade failed: ${(err as Error).message}; ${keep}`);
+    }
+    this.applyRelease(next, roll, origin);
+  }
+
+  /**
+   * The release phase (a `release` process type) of `next`, when it is a new
+   * release: run once, to its end, before anything rolls. True when there is
+   * none or it exited 0.
+   */
+  private async releasePhase(next: PreparedRelease, route: Route | null = null): Promise<boolean> {
+    if (!next.releaseArgs) return true;
+    if (!isNewRelease(this.release, next, this.cfg.source.kind === 'control-dir')) return true;
+    if (this.shutdowns > 0) return false;
+    const [program, ...args] = next.releaseArgs as [string, ...string[]];
+    const name = 'release.1';
+    this.log.info(`Release ${next.version}: running the release phase: ${next.releaseArgs.join(' ')}`);
+    if (route) this.send(route, `Release ${next.version}: running the release phase`, true, true);
+    const env = { ...this.cfg.env, ...next.env, DYNO: name };
+    const result = await new Promise<{ ok: boolean; status: string }>((resolve) => {
+      let child: ChildProcess;
+      try {
+        child = spawn(program, args, { cwd: next.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      } catch (err) {
+        resolve({ ok: false, status: (err as Error).message });
+        return;
+      }
+      this.releaseChild = child;
+      this.pipeLabelled(name, child);
+      child.once('error', (err) => resolve({ ok: false, status: err.message }));
+      child.once('exit', (code, signal) => {
+        if (signal) resolve({ ok: false, status: `killed by ${signal}` });
+        else resolve({ ok: code === 0, status: `exit status ${code}` });
+      });
+    });
+    this.releaseChild = null;
+    this.lastReleasePhase = { version: next.version, ...result, at: new Date().toISOString() };
+    if (result.ok) this.log.info(`Release ${next.version}: the release phase succeeded`);
+    else this.log.error(`Release ${next.version}: the release phase failed (${result.status})`);
+    return result.ok;
+  }
+
+  /** Run `next`: per process type, start, scale, roll or drain; `roll`: also roll these types, replying to its route. */
+  private applyRelease(
+    next: PreparedRelease,
+    roll: { types: readonly string[]; route: Route | null; mode: 'smooth' | 'fleet' } | null,
+    origin: string,
+  ): void {
     if (this.shutdowns > 0) return;
     const changes = diffReleases(this.release, next, this.selected);
     this.log.info(`Release ${next.version} from ${origin}: ${describeChanges(changes)}`);
     this.release = next;
+    const rolled: TypeGroup[] = [];
     for (const c of changes) {
       if (c.kind === 'add') {
         this.startGroup(c.process, next);
@@ -386,12 +592,24 @@ export class Driver {
           continue;
         }
         tg.group.setLaunch(this.launchSpec(c.process, next));
+        if (c.relaunch.includes('command')) this.checkStaticCommand(c.process, next);
         tg.process = c.process;
         tg.releaseVersion = next.version;
         if (c.quantity !== null) tg.group.feed({ type: 'setWorkers', count: c.quantity });
-        if (c.relaunch.length > 0 || upgradeAll) tg.group.feed({ type: 'upgrade', mode: 'smooth' });
+        if (roll?.types.includes(c.type)) rolled.push(tg);
+        else if (c.relaunch.length > 0) tg.group.feed({ type: 'upgrade', mode: 'smooth' });
       }
     }
+    if (!roll) return;
+    if (rolled.length === 0) {
+      if (roll.route) this.send(roll.route, 'Upgrade done', false, true);
+      return;
+    }
+    this.fanOut(
+      roll.route,
+      rolled.map((tg) => ({ tg, event: (replyTo) => ({ type: 'upgrade', mode: roll.mode, replyTo }) })),
+      upgradeFinish,
+    );
   }
 
   private coreConfig(quantity: number): Partial<CoreConfig> {
@@ -406,11 +624,14 @@ export class Driver {
       upgradeRetries: 3,
       respawnDelayMs: 1000,
       signalTimeoutMs: c.signalTimeoutSec > 0 ? c.signalTimeoutSec * 1000 : null,
+      drainSignal: c.stopSignal,
+      slots: 'named',
+      respawn: !c.oneshot,
     };
   }
 
   private launchSpec(p: ProcessDef, rel: PreparedRelease): LaunchSpec {
-    const port = this.listener ? String(this.listener.port) : this.cfg.env.PORT;
+    const shim = p.type === WEB_TYPE && this.listener !== null && this.bindShim();
     return {
       program: p.args[0] as string,
       args: p.args.slice(1),
@@ -418,11 +639,69 @@ export class Driver {
       dropEnv: [],
       cwd: rel.cwd,
       extraEnv: (slot) => {
-        const e: Record<string, string> = { DYNO: `${p.type}.${slot + 1}` };
+        const e: Record<string, string> = { DYNO: `${p.type}.${slot + this.cfg.startNumber}` };
+        // Read at each spawn: PORT follows the socket when a release moves it.
+        const port = this.listener ? String(this.listener.port) : (rel.env.PORT ?? this.cfg.env.PORT);
         if (port !== undefined && port !== '') e.PORT = port;
+        if (shim && p.type === WEB_TYPE && this.listener) {
+          // The app's own bind() of $PORT becomes the inherited socket (fd 3).
+          const preload = rel.env.LD_PRELOAD ?? this.cfg.env.LD_PRELOAD;
+          e.LD_PRELOAD = preload ? `${native.bindShimPath} ${preload}` : native.bindShimPath;
+          e.EINHYRNINGSINS_BIND_FDS = '3';
+          if (this.cfg.verbosity === 0) e.EINHYRNINGSINS_BIND_VERBOSE = '1';
+        }
         return e;
       },
     };
+  }
+
+  private shimChecked: boolean | null = null;
+
+  /** The bind shim is there (else the web processes must use EINHORN_FD_0; said once). */
+  private bindShim(): boolean {
+    if (this.shimChecked === null) {
+      const path = native.bindShimPath;
+      const problem = !existsSync(path) ? 'is missing' : /[\s:]/.test(path) ? 'has a space or colon in its path, which LD_PRELOAD cannot name' : null;
+      this.shimChecked = problem === null;
+      if (problem) {
+        this.log.warn(
+          `The bind shim ${path} ${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`,
+        );
+      }
+    }
+    return this.shimChecked;
+  }
+
+  /**
+   * A web process whose program is a static executable never loads the bind
+   * shim (LD_PRELOAD needs the dynamic loader): say so once per program.
+   */
+  private checkStatic(name: string, pid: number | null, exe: string): void {
+    if (this.warnedStatic.has(exe) || !staticExecutable(exe)) return;
+    this.warnedStatic.add(exe);
+    this.log.warn(
+      `${name}${pid === null ? '' : ` (pid ${pid})`} runs ${exe}, a static executable: LD_PRELOAD cannot reach it, so if it binds $PORT itself it cannot share the port ` +
+        `(it will fail with EADDRINUSE); have it listen on the inherited socket EINHORN_FD_0 (fd 3) instead`,
+    );
+  }
+
+  /** The program a web command runs (the first word of `sh -c 'exec CMD'`, after VAR=value words), checked before it starts. */
+  private checkStaticCommand(p: ProcessDef, rel: PreparedRelease): void {
+    if (p.type !== WEB_TYPE || !this.listener) return;
+    let word = p.args[0] as string;
+    if (p.args.length === 3 && /(^|\/)(ba)?sh$/.test(word) && p.args[1] === '-c') {
+      const words = (p.args[2] as string).trim().split(/\s+/);
+      if (words[0] === 'exec') words.shift();
+      while (words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0] as string)) words.shift();
+      if (!words.length || /["'$`\\]/.test(words[0] as string)) return;
+      word = words[0] as string;
+    }
+    try {
+      const env = { ...this.cfg.env, ...rel.env };
+      this.checkStatic(`${p.type}.${this.cfg.startNumber}`, null, resolveProgram(word, env.PATH, rel.cwd));
+    } catch {
+      /* not found: the start will say so */
+    }
   }
 
   private startGroup(p: ProcessDef, rel: PreparedRelease): void {
@@ -432,6 +711,7 @@ export class Driver {
       this.log.warn('The web processes get no listening socket: no -b and no PORT (EINHORN_FD_COUNT=0)');
     }
     const listeners = web && this.listener ? [{ fd: this.listener.fd, family: this.listener.family }] : [];
+    this.checkStaticCommand(p, rel);
     const tg: TypeGroup = {
       type: p.type,
       process: p,
@@ -448,7 +728,9 @@ export class Driver {
       socketPath: this.cfg.socketPath,
       killChildrenOnExit: this.cfg.killChildrenOnExit,
       log: this.log,
-      output: (child, slot) => this.pipeOutput(p.type, child, slot),
+      stopGroup: true,
+      output: (child, slot) => this.onSpawned(p.type, web, child, slot),
+      onChildExit: (_pid, _slot, code, signal) => this.childExited(code, signal),
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
       onExit: () => this.groupExited(tg),
       now: () => this.now(),
@@ -465,9 +747,47 @@ export class Driver {
     if (this.shutdowns > 0 && this.active.size === 0 && this.retiring.size === 0) setImmediate(() => this.exit(0));
   }
 
-  /** Each dyno's output, line by line, prefixed with its name: `web.1 | ...`. */
-  private pipeOutput(type: string, child: ChildProcess, slot: number): void {
-    const label = `${type}.${slot + 1} | `;
+  private onSpawned(type: string, web: boolean, child: ChildProcess, slot: number): void {
+    const name = `${type}.${slot + this.cfg.startNumber}`;
+    this.pipeLabelled(name, child);
+    const pid = child.pid;
+    if (web && this.listener && pid !== undefined) {
+      // After the shell has exec'd the program (and again later, for slow wrappers).
+      for (const ms of [300, 1500]) {
+        const t = setTimeout(() => {
+        try {
+          this.checkStatic(name, pid, readlinkSync(`/proc/${pid}/exe`));
+        } catch {
+          /* gone */
+        }
+      }, ms);
+        t.unref();
+        child.once('exit', () => clearTimeout(t));
+      }
+    }
+  }
+
+  /** --oneshot: remember the highest status; exit once no process is left. */
+  private childExited(code: number | null, signal: string | null): void {
+    if (!this.cfg.oneshot || this.shutdowns > 0) return;
+    const status = signal ? 128 + (osConstants.signals[signal as NodeJS.Signals] ?? 0) : (code ?? 1);
+    this.oneshotStatus = Math.max(this.oneshotStatus, status);
+    setImmediate(() => {
+      if (this.exiting || this.shutdowns > 0) return;
+      const left = this.allGroups().some((tg) => {
+        const snap = tg.group.snapshot();
+        return snap.config.number > 0 || snap.workers.length > 0;
+      });
+      if (!left) {
+        this.log.info(`--oneshot: every process has ended; exiting with status ${this.oneshotStatus}`);
+        this.exit(this.oneshotStatus);
+      }
+    });
+  }
+
+  /** A process's output, line by line, prefixed with its name: `web.1 | ...`. */
+  private pipeLabelled(name: string, child: ChildProcess): void {
+    const label = `${name} | `;
     const pairs: Array<[NodeJS.ReadableStream | null, NodeJS.WritableStream]> = [
       [child.stdout, process.stdout],
       [child.stderr, process.stderr],
@@ -507,6 +827,13 @@ export class Driver {
   /** Drain everything, exit 0 once every process is gone. A second request escalates to SIGKILL. */
   private shutdown(signal: string, route: Route | null): void {
     this.shutdowns += 1;
+    if (this.releaseChild?.pid !== undefined) {
+      try {
+        process.kill(-this.releaseChild.pid, this.shutdowns === 1 ? (signal as NodeJS.Signals) : 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
     if (this.shutdowns === 1) {
       this.watcher?.close();
       this.watcher = null;
@@ -517,7 +844,8 @@ export class Driver {
     const targets = this.shutdowns === 1 ? [...this.active.values()] : this.allGroups();
     if (this.allGroups().length === 0) {
       if (route) this.send(route, 'No processes are running; exiting.', false, true);
-      setImmediate(() => this.exit(0));
+      if (this.releaseChild) this.releaseChild.once('exit', () => this.exit(0));
+      else setImmediate(() => this.exit(0));
       return;
     }
     if (route && targets.length === 0) this.send(route, 'Already stopping: waiting for the draining processes.', false, true);
@@ -624,6 +952,9 @@ export class Driver {
       bind: this.listener ? { address: this.listener.address, port: this.listener.port } : null,
       release: rel ? { version: rel.version, slug: rel.slug, stack: rel.stack, cwd: rel.cwd } : null,
       rejected: this.rejected,
+      releasePhase: this.lastReleasePhase,
+      startNumber: this.cfg.startNumber,
+      stopSignal: this.cfg.stopSignal,
       shuttingDown: this.shutdowns > 0,
       now: this.now(),
       types: this.allGroups().map((tg) => ({
@@ -634,6 +965,34 @@ export class Driver {
         web: tg.web,
         snapshot: tg.group.snapshot(),
       })),
+    };
+  }
+
+  /** hsup's HTTP control API, over the driver's state. */
+  private httpApi(): HttpApi {
+    return {
+      status: () => {
+        const out: Record<string, { Status: string; IPAddress: string; Port: number }> = {};
+        const port = this.listener?.port ?? Number(this.release?.env.PORT ?? this.cfg.env.PORT ?? 0);
+        for (const tg of this.allGroups()) {
+          const snap = tg.group.snapshot();
+          const live = snap.workers.some((w) => w.pid !== null && (w.state === 'up' || w.state === 'starting'));
+          const status = tg.retiring || snap.shuttingDown ? (snap.workers.length ? 'Retiring' : 'Retired') : live ? 'Started' : 'Stopped';
+          out[tg.type] = { Status: status, IPAddress: this.listener?.address ?? '127.0.0.1', Port: port };
+        }
+        return { Processes: out };
+      },
+      stop: (types) => {
+        const stopped: string[] = [];
+        for (const t of types) {
+          const tg = this.active.get(t);
+          if (!tg) continue;
+          this.log.info(`[${t}] stopped through the HTTP API (POST /control/stop): scaling to 0`);
+          tg.group.feed({ type: 'setWorkers', count: 0 });
+          stopped.push(t);
+        }
+        return stopped;
+      },
     };
   }
 
@@ -656,20 +1015,11 @@ export class Driver {
   }
 
   /** @internal */ upgrade(conn: ControlConnection, req: Request, mode: 'smooth' | 'fleet'): void {
-    const targets = this.named(req.args);
-    if (typeof targets === 'string') return conn.send({ message: targets, error: true }, req.id);
-    if (targets.length === 0) return conn.send({ message: 'No process types are running; nothing to upgrade.', error: true }, req.id);
-    this.fanOut(
-      this.route(conn, req),
-      targets.map((tg) => ({ tg, event: (replyTo) => ({ type: 'upgrade', mode, replyTo }) })),
-      (results, streaming) => {
-        const ok = results.every((r) => r.ok);
-        if (ok) return { message: 'Upgrade done', ok };
-        if (streaming) return { message: 'Upgrade failed', ok };
-        const why = results.filter((r) => !r.ok).map((r) => `[${r.type}] ${r.detail ?? r.message}`);
-        return { message: `Upgrade failed: ${why.join('; ')}`, ok };
-      },
-    );
+    for (const t of req.args) {
+      if (!TYPE_NAME.test(t)) return conn.send({ message: `Invalid process type ${JSON.stringify(t)}`, error: true }, req.id);
+    }
+    this.log.info(`Asked to upgrade ${req.args.length ? req.args.join(', ') : 'every process type'}: reading the app again`);
+    this.reload([...new Set(req.args)], this.route(conn, req), mode);
   }
 
   /** @internal */ scale(conn: ControlConnection, req: Request): void {
@@ -728,7 +1078,7 @@ export class Driver {
 
   /** @internal */ die(conn: ControlConnection, req: Request): void {
     const first = req.args[0];
-    const sig = first === undefined ? 'SIGUSR2' : normalizeSignal(first);
+    const sig = first === undefined ? this.cfg.stopSignal : normalizeSignal(first);
     if (!sig) return conn.send({ message: `Invalid signal: ${JSON.stringify(first)}`, error: true }, req.id);
     this.log.info(`Asked to stop (die ${sig}): stopping every process`);
     this.shutdown(sig, this.route(conn, req));
@@ -824,7 +1174,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   die: {
-    help: 'Stop every process (SIGNAL, default SIGUSR2) and exit once all are gone (args: [SIGNAL])',
+    help: 'Stop every process (SIGNAL, default the stop signal, SIGTERM) and exit once all are gone (args: [SIGNAL])',
     run(d, conn, req) {
       d.die(conn, req);
     },

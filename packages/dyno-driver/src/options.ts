@@ -6,9 +6,13 @@
  *
  * One table drives the parser, --help and the man-page test.
  */
-import { parseBindSpec, BindError } from '@einhyrningsins/master';
+import { parseBindSpec, BindError } from '@einhyrningsins/master/bind-spec';
 import { UsageError } from './errors.js';
-import { FormationError, parseFormation } from './formation.js';
+import { normalizeSignal } from '@einhyrningsins/master/signals';
+import { FormationError, parseFormation, parseScale } from './formation.js';
+
+/** hsup's dyno drivers (its -d). */
+const HSUP_DRIVERS = ['simple', 'docker', 'libcontainer', 'abspath'];
 import { TYPE_NAME } from './procfile.js';
 
 export type Command = 'start' | 'run';
@@ -26,7 +30,7 @@ const BOTH: readonly Command[] = ['start', 'run'];
 const START: readonly Command[] = ['start'];
 
 export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
-  { short: 'f', long: 'procfile', arg: 'PATH', for: START, help: 'The Procfile (default ./Procfile). Its directory is where the processes run.' },
+  { short: 'f', long: 'procfile', arg: 'PATH', for: BOTH, help: 'The Procfile (default ./Procfile). Its directory is where the processes run.' },
   { long: 'env', arg: 'PATH', for: BOTH, help: 'The .env file (default ./.env when it exists).' },
   { long: 'formation', arg: 'TYPE=N[,TYPE=N...]', for: START, help: 'How many processes of each type (default 1 each). Procfile apps only.' },
   {
@@ -54,7 +58,16 @@ export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
   },
   { long: 'ack-timeout', arg: 'SECONDS', for: START, help: 'In manual mode, a process that has not acked after SECONDS is a failed start (default 30).' },
   { short: 't', long: 'signal-timeout', arg: 'SECONDS', for: START, help: 'SIGKILL a process still alive SECONDS after it was asked to stop (default 30; 0: never).' },
-  { short: 'k', long: 'kill-children-on-exit', for: START, help: 'Processes get SIGUSR2 if the driver dies, even by SIGKILL.' },
+  {
+    long: 'stop-signal',
+    arg: 'SIG',
+    for: START,
+    help: "Asks a process to stop: sent to its whole process group, then SIGKILL after -t (default TERM, as Heroku's).",
+  },
+  { short: 'k', long: 'kill-children-on-exit', for: START, help: 'Processes get the stop signal if the driver dies, even by SIGKILL.' },
+  { long: 'oneshot', for: START, help: "hsup's: processes are not restarted; exit once all have ended, with the highest exit status." },
+  { long: 'start-number', arg: 'N', for: START, help: "hsup's: the number of each type's first process (default 1: web.1)." },
+  { long: 'dynodriver', arg: 'NAME', for: BOTH, help: "hsup's: only 'simple' (processes of the driver's user); docker, libcontainer and abspath are refused." },
   { short: 'v', long: 'verbose', for: START, help: 'More verbose logging (repeatable).' },
   { short: 'q', long: 'quiet', for: START, help: 'Less verbose logging (repeatable).' },
   { short: 'h', long: 'help', for: BOTH, help: 'Print this help and exit.' },
@@ -69,6 +82,8 @@ export interface DynoOptions {
   envFile: string | null;
   formation: Map<string, number> | null;
   formationText: string | null;
+  /** start TYPE=N with -c: quantities that override the release's. */
+  quantities: Map<string, number>;
   controlDir: string | null;
   stateDir: string | null;
   bind: string | null;
@@ -77,6 +92,9 @@ export interface DynoOptions {
   ackTimeoutSec: number;
   signalTimeoutSec: number;
   killChildrenOnExit: boolean;
+  stopSignal: string;
+  oneshot: boolean;
+  startNumber: number;
   verbosity: number;
   /** start: the process types to run (empty: all). */
   types: string[];
@@ -101,6 +119,7 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     envFile: null,
     formation: null,
     formationText: null,
+    quantities: new Map(),
     controlDir: null,
     stateDir: null,
     bind: null,
@@ -109,6 +128,9 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     ackTimeoutSec: 30,
     signalTimeoutSec: 30,
     killChildrenOnExit: false,
+    stopSignal: 'SIGTERM',
+    oneshot: false,
+    startNumber: 1,
     verbosity: 1,
     types: [],
     argv: [],
@@ -182,10 +204,30 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     if (positional.length === 0) throw new UsageError('run: missing command (run [OPTIONS] -- COMMAND [ARGS...])');
     o.argv = positional;
   } else {
+    // TYPE, or hsup's TYPE=N (a quantity for this start).
+    const counts = new Map<string, number>();
     for (const t of positional) {
+      if (t.includes('=')) {
+        let sc;
+        try {
+          sc = parseScale(t);
+        } catch (err) {
+          if (err instanceof FormationError) throw new UsageError(err.message);
+          throw err;
+        }
+        counts.set(sc.type, sc.quantity);
+        o.types.push(sc.type);
+        continue;
+      }
       if (!TYPE_NAME.test(t)) throw new UsageError(`invalid process type '${t}'`);
+      o.types.push(t);
     }
-    o.types = [...new Set(positional)];
+    o.types = [...new Set(o.types)];
+    if (counts.size > 0) {
+      // hsup's `start web=2 worker`: these quantities instead of the release's (or the formation's).
+      if (o.controlDir !== null) o.quantities = counts;
+      else o.formation = new Map([...(o.formation ?? []), ...counts]);
+    }
   }
   return o;
 }
@@ -225,8 +267,33 @@ function apply(o: DynoOptions, key: string, name: string, value: string | undefi
       o.bind = v;
       return;
     case 'socket-path':
+      if (HSUP_DRIVERS.includes(v)) {
+        throw new UsageError(`${name} is the control socket path; to choose hsup's dyno driver use --dynodriver ${v}`);
+      }
+      if (v === '') throw new UsageError(`${name} expects a path`);
       o.socketPath = v;
       return;
+    case 'stop-signal': {
+      const sig = normalizeSignal(v);
+      if (!sig || sig === 'SIGKILL' || sig === 'SIGSTOP') {
+        throw new UsageError(`${name} expects a signal name that can be caught (e.g. TERM, INT, USR2), got '${v}'`);
+      }
+      o.stopSignal = sig;
+      return;
+    }
+    case 'oneshot':
+      o.oneshot = true;
+      return;
+    case 'start-number':
+      if (!/^\d+$/.test(v) || Number(v) > 1_000_000) throw new UsageError(`${name} expects an integer from 0 to 1000000, got '${v}'`);
+      o.startNumber = Number(v);
+      return;
+    case 'dynodriver':
+      if (v === 'simple') return;
+      if (HSUP_DRIVERS.includes(v)) {
+        throw new UsageError(`${name} ${v}: not supported (containers are out of scope); only 'simple' is`);
+      }
+      throw new UsageError(`${name}: unknown dyno driver '${v}' (only 'simple' is supported)`);
     case 'ack-mode':
       o.ackMode = v === 'manual' ? { kind: 'manual' } : { kind: 'timer', seconds: seconds(name, v, true) };
       return;

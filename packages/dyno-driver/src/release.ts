@@ -13,8 +13,13 @@ export interface ProcessDef {
   quantity: number;
 }
 
+/** The Procfile entry (or control-file process type) that is the release phase, never in the formation. */
+export const RELEASE_TYPE = 'release';
+
 export interface Release {
   version: number;
+  /** The release phase's argv (a `release` process type), run once per release before the others roll. */
+  releaseArgs: readonly string[] | null;
   env: Readonly<Record<string, string>>;
   /** As written in the release ('' when none). */
   slug: string;
@@ -44,12 +49,16 @@ export function releaseFromProcfile(
   env: Readonly<Record<string, string>>,
   formation: ReadonlyMap<string, number>,
 ): Release {
+  const rel = entries.find((e) => e.type === RELEASE_TYPE);
   return {
     version,
+    releaseArgs: rel ? procfileArgs(rel.command) : null,
     env: { ...env },
     slug: '',
     stack: '',
-    processes: entries.map((e) => ({ type: e.type, args: procfileArgs(e.command), quantity: formation.get(e.type) ?? 1 })),
+    processes: entries
+      .filter((e) => e.type !== RELEASE_TYPE)
+      .map((e) => ({ type: e.type, args: procfileArgs(e.command), quantity: formation.get(e.type) ?? 1 })),
   };
 }
 
@@ -90,6 +99,18 @@ export function diffReleases(
   const kept = new Set(after.map((p) => p.type));
   for (const type of before.keys()) if (!kept.has(type)) out.push({ kind: 'remove', type });
   return out;
+}
+
+/**
+ * Whether `next` is a new release of the app, not the same one read again
+ * (its release phase then runs). `versioned`: releases carry their own
+ * Version (a control directory), and a new Version is a new release.
+ */
+export function isNewRelease(prev: PreparedRelease | null, next: PreparedRelease, versioned: boolean): boolean {
+  if (!prev) return true;
+  if (versioned && prev.version !== next.version) return true;
+  const a = (r: Release) => JSON.stringify([r.releaseArgs, r.processes.map((p) => [p.type, p.args])]);
+  return a(prev) !== a(next) || !sameEnv(prev.env, next.env) || prev.slug !== next.slug || prev.slugKey !== next.slugKey || prev.cwd !== next.cwd;
 }
 
 /** One line for the log: "web: environment changed, 2 -> 3; worker: removed". */

@@ -1,11 +1,17 @@
 /**
  * `einhyrningsins-dyno run -- CMD ARGS`: one command with the app's
- * environment (release Env + .env + DYNO=run.1), stdio inherited; exits with
- * its status, 128+N when it was killed by signal N (hsup run).
+ * environment (release Env + .env + a unique DYNO=run.N), stdio inherited;
+ * exits with its status, 128+N when it was killed by signal N (hsup run).
+ * `run TYPE` runs that Procfile entry (or release process type).
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { constants } from 'node:os';
-import { checkControlDir, peekControlDir, readDotenv, type AppSource } from './app-source.js';
+import { checkControlDir, peekControlDir, procfileDir, readDotenv, readProcfile, type AppSource } from './app-source.js';
+import { procfileArgs, type ProcfileEntry } from './procfile.js';
+import { RELEASE_TYPE } from './release.js';
 import { AppError } from './errors.js';
 import { prepareSlug } from './slug.js';
 
@@ -17,11 +23,21 @@ export interface RunConfig {
   argv: readonly string[];
 }
 
-/** The environment and directory of a one-off process. */
-export async function runContext(c: RunConfig): Promise<{ env: NodeJS.ProcessEnv; cwd: string }> {
+/** The environment, directory and argv of a one-off process. */
+export async function runContext(c: RunConfig): Promise<{ env: NodeJS.ProcessEnv; cwd: string; argv: string[] }> {
   const src = c.source;
+  const warn = (m: string) => process.stderr.write(`einhyrningsins-dyno: warning: ${m}\n`);
   if (src.kind === 'procfile') {
-    return { env: { ...c.env, ...readDotenv(src.envFile, src.envExplicit), DYNO: 'run.1' }, cwd: c.cwd };
+    const env = { ...c.env, ...readDotenv(src.envFile, src.envExplicit, warn) };
+    // `run TYPE [ARGS...]` runs that Procfile entry (as `foreman run web`), when there is a Procfile.
+    let entries: ProcfileEntry[] = [];
+    if (existsSync(src.procfile)) entries = readProcfile(src.procfile, warn);
+    const entry = entries.find((e) => e.type === c.argv[0]);
+    if (entry) {
+      const rest = c.argv.slice(1).map(shellQuote).join(' ');
+      return { env, cwd: procfileDir(src), argv: procfileArgs(rest ? `${entry.command} ${rest}` : entry.command) };
+    }
+    return { env, cwd: c.cwd, argv: oneOffArgv(c.argv) };
   }
   checkControlDir(src.dir);
   // Read only: a running driver owns the renaming of DIR/new.
@@ -37,14 +53,54 @@ export async function runContext(c: RunConfig): Promise<{ env: NodeJS.ProcessEnv
   } catch (err) {
     throw new AppError((err as Error).message);
   }
-  const dotenv = src.envFile ? readDotenv(src.envFile, true) : {};
-  return { env: { ...c.env, ...dotenv, ...rel.env, DYNO: 'run.1' }, cwd: place.cwd };
+  const dotenv = src.envFile ? readDotenv(src.envFile, true, warn) : {};
+  const proc = rel.processes.find((p) => p.type === c.argv[0]) ?? (c.argv[0] === RELEASE_TYPE && rel.releaseArgs ? { args: rel.releaseArgs } : null);
+  const argv = proc && c.argv.length === 1 ? [...proc.args] : oneOffArgv(c.argv);
+  return { env: { ...c.env, ...dotenv, ...rel.env }, cwd: place.cwd, argv };
+}
+
+/**
+ * One word with shell syntax in it is a shell command line (`run 'echo $X'`,
+ * as hsup runs it: bash -c); a plain word or more words are a program and its
+ * arguments.
+ */
+function oneOffArgv(argv: readonly string[]): string[] {
+  const one = argv[0] as string;
+  return argv.length === 1 && !/^[\w@%+=:,./-]+$/.test(one) ? ['bash', '-c', one] : [...argv];
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A dyno name no other one-off process of this app has: run.1, run.2, ...
+ * Each is held as an abstract unix socket name (Linux), so it is released
+ * when the process ends, however it ends, and leaves no file.
+ */
+export async function claimRunName(appKey: string): Promise<{ name: string; release: () => void }> {
+  const hash = createHash('sha256').update(appKey).digest('hex').slice(0, 16);
+  for (let n = 1; n <= 10_000; n++) {
+    const server = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(`\0einhyrningsins-dyno/${hash}/run.${n}`, () => resolve(true));
+    });
+    if (ok) {
+      server.unref();
+      return { name: `run.${n}`, release: () => server.close() };
+    }
+  }
+  return { name: `run.${process.pid}`, release: () => undefined };
 }
 
 /** Run the command; resolves to the exit status to exit with. */
 export async function runOneOff(c: RunConfig): Promise<number> {
-  const { env, cwd } = await runContext(c);
-  const [cmd, ...args] = c.argv as [string, ...string[]];
+  const { env, cwd, argv } = await runContext(c);
+  const src = c.source;
+  const claim = await claimRunName(src.kind === 'procfile' ? src.procfile : src.dir);
+  env.DYNO = claim.name;
+  const [cmd, ...args] = argv as [string, ...string[]];
   const child = spawn(cmd, args, { stdio: 'inherit', env, cwd });
   // Signals for the command: passed on. From a terminal, INT and QUIT reach it directly.
   const forward = (['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGQUIT'] as const).map((sig) => {
@@ -73,6 +129,7 @@ export async function runOneOff(c: RunConfig): Promise<number> {
     });
   } finally {
     for (const off of forward) off();
+    claim.release();
   }
 }
 

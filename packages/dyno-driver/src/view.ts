@@ -19,6 +19,10 @@ export interface DriverFacts {
   bind: { address: string; port: number } | null;
   release: { version: number; slug: string; stack: string; cwd: string } | null;
   rejected: { file: string; reason: string; at: string } | null;
+  releasePhase: { version: number; ok: boolean; status: string; at: string } | null;
+  /** The first dyno number (web.1). */
+  startNumber: number;
+  stopSignal: string;
   shuttingDown: boolean;
   /** Core (monotonic) time now. */
   now: number;
@@ -27,7 +31,7 @@ export interface DriverFacts {
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
-function typeState(t: TypeFacts, now: number) {
+function typeState(t: TypeFacts, now: number, startNumber: number) {
   const s = t.snapshot;
   return {
     type: t.type,
@@ -46,7 +50,7 @@ function typeState(t: TypeFacts, now: number) {
       .sort((a, b) => a.slot - b.slot || a.generation - b.generation)
       .map((w) => ({
         pid: w.pid,
-        dyno: `${t.type}.${w.slot + 1}`,
+        dyno: `${t.type}.${w.slot + startNumber}`,
         slot: w.slot,
         generation: w.generation,
         state: w.state,
@@ -63,8 +67,8 @@ export function driverState(f: DriverFacts) {
   const types: Record<string, TypeState> = {};
   const retiring: TypeState[] = [];
   for (const t of f.types) {
-    if (t.retiring) retiring.push(typeState(t, f.now));
-    else types[t.type] = typeState(t, f.now);
+    if (t.retiring) retiring.push(typeState(t, f.now, f.startNumber));
+    else types[t.type] = typeState(t, f.now, f.startNumber);
   }
   return {
     driver_pid: f.pid,
@@ -74,6 +78,8 @@ export function driverState(f: DriverFacts) {
     bind: f.bind,
     release: f.release,
     last_rejected: f.rejected,
+    last_release_phase: f.releasePhase,
+    stop_signal: f.stopSignal,
     shutting_down: f.shuttingDown,
     types,
     retiring,
@@ -90,6 +96,9 @@ export function driverStatus(f: DriverFacts): string {
     `web socket: ${f.bind ? `${f.bind.address.includes(':') ? `[${f.bind.address}]` : f.bind.address}:${f.bind.port}` : 'none'}`,
   ];
   if (f.rejected) lines.push(`last rejected release: ${f.rejected.file} at ${f.rejected.at}: ${f.rejected.reason}`);
+  if (f.releasePhase) {
+    lines.push(`release phase: release ${f.releasePhase.version} ${f.releasePhase.ok ? 'succeeded' : 'FAILED'} (${f.releasePhase.status}) at ${f.releasePhase.at}`);
+  }
   lines.push('', 'TYPE             WANT  UP    GEN   RELEASE');
   const all = [...Object.values(st.types), ...st.retiring];
   for (const t of all) {

@@ -7,21 +7,32 @@ import { parseRelease, validateRelease } from '../src/control-dir.js';
 import { describeChanges, diffReleases, releaseFromProcfile, type PreparedRelease } from '../src/release.js';
 
 test('Procfile: types and commands; comments and blank lines ignored', () => {
-  const entries = parseProcfile('# app\n\nweb: node server.js --port $PORT\nworker:  ./work  \r\nclock_2-x:sleep 1\n');
+  const { value: entries, warnings } = parseProcfile('# app\n\nweb: node server.js --port $PORT\nworker:  ./work  \r\nclock_2-x:sleep 1\n');
+  assert.deepEqual(warnings, []);
   assert.deepEqual(entries, [
     { type: 'web', command: 'node server.js --port $PORT' },
     { type: 'worker', command: './work' },
     { type: 'clock_2-x', command: 'sleep 1' },
   ]);
   assert.deepEqual(procfileArgs('node a.js'), ['/bin/sh', '-c', 'exec node a.js']);
+  assert.deepEqual(procfileArgs('echo "a;b" > x'), ['/bin/sh', '-c', 'exec echo "a;b" > x']);
+  assert.deepEqual(procfileArgs("echo hi; exec sleep 1"), ['/bin/sh', '-c', 'echo hi; exec sleep 1']);
+  assert.deepEqual(procfileArgs('a && b'), ['/bin/sh', '-c', 'a && b']);
+  assert.deepEqual(procfileArgs("trap 'x' TERM"), ['/bin/sh', '-c', "trap 'x' TERM"]);
+  assert.deepEqual(procfileArgs('FOO=1 ./web'), ['/bin/sh', '-c', 'FOO=1 ./web']);
 });
 
-test('Procfile errors name the line', () => {
-  assert.throws(() => parseProcfile('web node x'), /Procfile:1: expected 'type: command'/);
-  assert.throws(() => parseProcfile('\nweb.x: node'), /Procfile:2: invalid process type "web.x"/);
-  assert.throws(() => parseProcfile('web:'), /has no command/);
-  assert.throws(() => parseProcfile('web: a\nweb: b'), /Procfile:2: process type 'web' is defined twice/);
-  assert.throws(() => parseProcfile('# nothing\n'), /no process types defined/);
+test('Procfile: what foreman skips is skipped with a warning naming the file and line', () => {
+  const p = parseProcfile('web node x\n\nweb.x: node\nweb:\nworker: a\nworker: b\n', 'P');
+  assert.deepEqual(p.value, [{ type: 'worker', command: 'b' }]);
+  assert.equal(p.warnings.length, 4);
+  assert.match(p.warnings[0]!, /^P:1: skipped: expected 'type: command'/);
+  assert.match(p.warnings[1]!, /^P:3: skipped: invalid process type "web.x"/);
+  assert.match(p.warnings[2]!, /^P:4: skipped: process type 'web' has no command/);
+  assert.match(p.warnings[3]!, /^P:6: process type 'worker' is defined again; this definition replaces the one of line 5/);
+  const none = parseProcfile('# nothing\n', 'P');
+  assert.deepEqual(none.value, []);
+  assert.match(none.warnings[0]!, /^P: no process types defined/);
 });
 
 test('.env: export, quotes, escapes, comments, multi-line values', () => {
@@ -37,7 +48,7 @@ test('.env: export, quotes, escapes, comments, multi-line values', () => {
       'line" # c',
       'G=a#b',
     ].join('\n'),
-  );
+  ).value;
   assert.deepEqual(env, {
     A: '1',
     B: 'two words',
@@ -47,10 +58,16 @@ test('.env: export, quotes, escapes, comments, multi-line values', () => {
     F: 'multi\nline',
     G: 'a#b',
   });
-  assert.throws(() => parseDotenv('JUST_A_WORD'), /\.env:1: expected KEY=VALUE/);
-  assert.throws(() => parseDotenv('1X=2'), /invalid variable name/);
-  assert.throws(() => parseDotenv('X="open'), /unterminated double quote/);
-  assert.throws(() => parseDotenv("X='a' b"), /unexpected text after the closing quote/);
+});
+
+test('.env: what foreman skips is skipped with a warning; an unterminated quote is taken literally', () => {
+  const d = parseDotenv(['JUST_A_WORD', '1X=2', 'MY-K=1', 'X="open', 'Y=after', "Z='a' b"].join('\n'), 'E');
+  assert.deepEqual(d.value, { '1X': '2', X: '"open', Y: 'after' });
+  assert.equal(d.warnings.length, 4);
+  assert.match(d.warnings[0]!, /^E:1: skipped: expected KEY=VALUE/);
+  assert.match(d.warnings[1]!, /^E:3: skipped: invalid variable name "MY-K"/);
+  assert.match(d.warnings[2]!, /^E:4: unterminated double quote in X; taken literally/);
+  assert.match(d.warnings[3]!, /^E:6: skipped: unexpected text after the closing quote of Z/);
 });
 
 test('formation and scale words', () => {
@@ -84,10 +101,33 @@ test('control file: a valid release (hsup example shape)', () => {
   assert.equal(r.stack, 'cedar-14');
   assert.deepEqual(r.processes, [
     { type: 'web', args: ['./web', 'arg'], quantity: 2 },
-    { type: 'worker', args: ['./worker'], quantity: 0 },
+    { type: 'worker', args: ['bash', '-c', './worker'], quantity: 0 },
   ]);
   const minimal = validateRelease({ Version: 0, Processes: [] });
-  assert.deepEqual(minimal, { version: 0, env: {}, slug: '', stack: '', processes: [] });
+  assert.deepEqual(minimal, { version: 0, releaseArgs: null, env: {}, slug: '', stack: '', processes: [] });
+});
+
+test('control file: parsed as hsup (Go encoding/json) parses it', () => {
+  // Keys in any case; missing Version, Env, Processes and Quantity are zero values.
+  assert.deepEqual(validateRelease({}), { version: 0, releaseArgs: null, env: {}, slug: '', stack: '', processes: [] });
+  const r = validateRelease({
+    version: 4,
+    ENV: { A: 'b' },
+    processes: [
+      { type: 'web', args: ['node server.js --port $PORT'], quantity: 2 },
+      { TYPE: 'worker', ARGS: ['./w', '-x'] },
+      { Type: 'release', Args: ['./migrate'] },
+    ],
+  });
+  assert.equal(r.version, 4);
+  assert.deepEqual(r.env, { A: 'b' });
+  // One Args element: a shell command line (hsup's simple driver runs bash -c).
+  assert.deepEqual(r.processes, [
+    { type: 'web', args: ['bash', '-c', 'node server.js --port $PORT'], quantity: 2 },
+    { type: 'worker', args: ['./w', '-x'], quantity: 0 },
+  ]);
+  // The release type is the release phase, never in the formation.
+  assert.deepEqual(r.releaseArgs, ['bash', '-c', './migrate']);
 });
 
 test('control file: every kind of invalid input is refused with the reason', () => {
@@ -96,13 +136,11 @@ test('control file: every kind of invalid input is refused with the reason', () 
     [[], /must be a JSON object/],
     [{ ...good, Version: -1 }, /Version must be an integer >= 0, got -1/],
     [{ ...good, Version: '3' }, /Version must be an integer/],
-    [{ ...good, Version: undefined }, /Version must be an integer >= 0, got nothing/],
     [{ ...good, Env: ['A=1'] }, /Env must be an object of strings/],
     [{ ...good, Env: { A: 1 } }, /Env\.A must be a string, got 1/],
     [{ ...good, Env: { 'A=B': 'x' } }, /Env has an invalid variable name/],
     [{ ...good, Slug: 5 }, /Slug must be a string/],
     [{ ...good, Processes: {} }, /Processes must be an array/],
-    [{ ...good, Processes: undefined }, /Processes must be an array/],
     [{ ...good, Processes: [5] }, /Processes\[0\] must be an object/],
     [proc({ Args: undefined }), /Processes\[0\]\.Args \(web\) must be a non-empty array of strings, got nothing/],
     [proc({ Args: [] }), /Args \(web\) must be a non-empty array of strings/],
@@ -110,7 +148,6 @@ test('control file: every kind of invalid input is refused with the reason', () 
     [proc({ Args: [''] }), /must start with a program/],
     [proc({ Quantity: -1 }), /Quantity \(web\) must be an integer from 0 to 10000, got -1/],
     [proc({ Quantity: 1.5 }), /Quantity \(web\) must be an integer/],
-    [proc({ Quantity: undefined }), /Quantity \(web\) must be an integer/],
     [proc({ Type: 'we b' }), /Type must be a name/],
     [{ ...good, Processes: [good.Processes[0], good.Processes[0]] }, /Processes\[1\]\.Type 'web' appears more than once/],
   ];
@@ -120,6 +157,7 @@ test('control file: every kind of invalid input is refused with the reason', () 
 
 const prep = (over: Partial<PreparedRelease> = {}): PreparedRelease => ({
   version: 1,
+  releaseArgs: null,
   env: { A: '1' },
   slug: '',
   stack: '',
@@ -177,7 +215,8 @@ test('release diff: add, remove, relaunch on command/env/slug, scale on quantity
 });
 
 test('a Procfile app as a release: sh -c exec, formation quantities, default 1', () => {
-  const r = releaseFromProcfile(1, parseProcfile('web: a\nworker: b'), { X: 'y' }, new Map([['worker', 3]]));
+  const r = releaseFromProcfile(1, parseProcfile('web: a\nworker: b\nrelease: m').value, { X: 'y' }, new Map([['worker', 3]]));
+  assert.deepEqual(r.releaseArgs, ['/bin/sh', '-c', 'exec m']);
   assert.deepEqual(r.processes, [
     { type: 'web', args: ['/bin/sh', '-c', 'exec a'], quantity: 1 },
     { type: 'worker', args: ['/bin/sh', '-c', 'exec b'], quantity: 3 },

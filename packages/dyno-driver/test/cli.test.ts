@@ -29,6 +29,19 @@ test('start: types, options anywhere before --; run: the command starts at the f
   assert.deepEqual(parseDynoArgs(['start', '-m2.5'], {}).ackMode, { kind: 'timer', seconds: 2.5 });
 });
 
+test("hsup's command line: --oneshot, --start-number, --dynodriver simple, start TYPE=N; --stop-signal", () => {
+  const o = parseDynoArgs(['--dynodriver', 'simple', '--oneshot', '--start-number', '2', 'start', 'web=3', 'worker'], {});
+  assert.equal(o.oneshot, true);
+  assert.equal(o.startNumber, 2);
+  assert.deepEqual(o.types, ['web', 'worker']);
+  assert.deepEqual([...(o.formation ?? [])], [['web', 3]]);
+  assert.equal(parseDynoArgs(['start'], {}).stopSignal, 'SIGTERM');
+  assert.equal(parseDynoArgs(['start', '--stop-signal', 'usr2'], {}).stopSignal, 'SIGUSR2');
+  assert.deepEqual(parseDynoArgs(['run', '-f', 'P', 'web'], {}).argv, ['web']);
+  const c = parseDynoArgs(['start', '-c', 'd', 'web=2', 'worker'], {});
+  assert.deepEqual([[...c.quantities], c.types, c.formation], [[['web', 2]], ['web', 'worker'], null]);
+});
+
 test('usage errors', () => {
   const bad: Array<[string[], RegExp]> = [
     [[], /missing command/],
@@ -47,6 +60,14 @@ test('usage errors', () => {
     [['start', '-m', 'soon'], /-m expects a number of seconds/],
     [['start', '--help=yes'], /does not take a value/],
     [['start', '-d'], /-d expects a value/],
+    [['-d', 'simple', 'start'], /: -d is the control socket path; to choose hsup's dyno driver use --dynodriver simple$/],
+    [['start', '--dynodriver', 'docker'], /--dynodriver docker: not supported/],
+    [['start', '--dynodriver', 'libcontainer'], /--dynodriver libcontainer: not supported/],
+    [['start', '--dynodriver', 'frob'], /unknown dyno driver 'frob'/],
+    [['start', '--stop-signal', 'KILL'], /--stop-signal expects a signal name that can be caught/],
+    [['start', '--stop-signal', 'NOPE'], /--stop-signal expects a signal name/],
+    [['start', '--start-number', '-1'], /--start-number expects an integer/],
+    [['start', 'web=x'], /quantity must be an integer/],
   ];
   for (const [argv, re] of bad) assert.throws(() => parseDynoArgs(argv, {}), re, argv.join(' '));
 });

@@ -15,6 +15,8 @@ export interface CommandContext {
   statusText(): string;
   stateObject(): unknown;
   masterPid: number;
+  /** --stop-signal: what `die` sends by default. */
+  stopSignal: string;
   version: string;
   commandName: string | null;
   verbosity: number;
@@ -166,11 +168,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   die: {
-    help: 'Send SIGNAL (default: SIGUSR2) to all workers, stop spawning new ones, and exit once all workers die (args: [SIGNAL])',
+    help: 'Send SIGNAL (default: the stop signal, SIGUSR2) to all workers, stop spawning new ones, and exit once all workers die (args: [SIGNAL])',
     run(ctx, conn, req) {
       const sigs = signalsFrom(req.args.slice(0, 1));
       if ('bad' in sigs) return say(conn, req, `Invalid signal: ${JSON.stringify(sigs.bad)}`, { error: true });
-      ctx.feed({ type: 'shutdown', signal: sigs.ok[0] ?? 'SIGUSR2', replyTo: ctx.route(conn, req) });
+      ctx.feed({ type: 'shutdown', signal: sigs.ok[0] ?? ctx.stopSignal, replyTo: ctx.route(conn, req) });
     },
   },
   reload: {

@@ -83,6 +83,16 @@ export class ControlConnection {
 export type RequestHandler = (conn: ControlConnection, req: Request) => void;
 
 /**
+ * A connection whose first bytes are an HTTP request line (`GET /`, `POST /`,
+ * ...) rather than an einhorn request; gets the socket and the bytes read so far.
+ */
+export type HttpHandler = (socket: Socket, head: Buffer) => void;
+
+/** The first bytes of an HTTP/1.x request: a method and a space then `/`. */
+const HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) \//;
+const HTTP_PREFIX = /^[A-Z]{0,7}( \/?)?$/;
+
+/**
  * Make `path` free for a new control socket: refuse when a live master
  * answers there or when it is not a socket; remove a stale socket file.
  */
@@ -194,7 +204,7 @@ export class ControlServer {
     return out;
   }
 
-  private static accept(server: Server, conns: Set<Socket>, log: Logger, handle: RequestHandler): void {
+  private static accept(server: Server, conns: Set<Socket>, log: Logger, handle: RequestHandler, http?: HttpHandler): void {
     server.on('connection', (socket) => {
       if (conns.size >= MAX_CONNECTIONS) {
         log.warn(`Refusing a control connection: already ${conns.size} open`);
@@ -202,15 +212,16 @@ export class ControlServer {
         return;
       }
       conns.add(socket);
-      serve(socket, log, handle, () => conns.delete(socket));
+      serve(socket, log, handle, () => conns.delete(socket), http);
     });
   }
 
-  static async open(path: string, mode: number, log: Logger, handle: RequestHandler): Promise<ControlServer> {
+  /** `http`: also serve HTTP requests on the same socket, told apart by their first bytes (the dyno driver's hsup API). */
+  static async open(path: string, mode: number, log: Logger, handle: RequestHandler, http?: HttpHandler): Promise<ControlServer> {
     await claimPath(path, log);
     const server = createServer({ allowHalfOpen: true });
     const conns = new Set<Socket>();
-    ControlServer.accept(server, conns, log, handle);
+    ControlServer.accept(server, conns, log, handle, http);
     await new Promise<void>((resolve, reject) => {
       const old = process.umask(0o177);
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -256,11 +267,27 @@ export class ControlServer {
 
 const CONNECTIONS = new WeakMap<Socket, ControlConnection>();
 
-function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => void): ControlConnection {
+function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => void, http?: HttpHandler): ControlConnection {
   const conn = new ControlConnection(socket);
   CONNECTIONS.set(socket, conn);
   const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
-  socket.on('data', (chunk: Buffer) => {
+  let head: Buffer | null = http ? Buffer.alloc(0) : null;
+  const onData = (data: Buffer) => {
+    let chunk = data;
+    if (head !== null && http) {
+      // Until the first bytes tell: an HTTP request, or einhorn lines.
+      head = Buffer.concat([head, data]);
+      const text = head.subarray(0, 9).toString('latin1');
+      if (HTTP_START.test(text)) {
+        socket.off('data', onData);
+        conn.closed = true;
+        http(socket, head);
+        return;
+      }
+      if (HTTP_PREFIX.test(text) && head.length < 9 && !head.includes(10)) return;
+      chunk = head;
+      head = null;
+    }
     for (const item of splitter.push(chunk)) {
       if (conn.closed) return;
       conn.expectReply();
@@ -285,7 +312,8 @@ function serve(socket: Socket, log: Logger, handle: RequestHandler, done: () => 
         );
       }
     }
-  });
+  };
+  socket.on('data', onData);
   socket.on('end', () => {
     // Half-closed by the client: finish our replies (also those still to come), then close.
     if (!conn.closed) conn.peerEnd();

@@ -64,6 +64,7 @@ function coreConfig(o: Options): Partial<CoreConfig> {
     upgradeRetries: o.retries ?? 3,
     respawnDelayMs: o.seconds * 1000,
     signalTimeoutMs: o.signalTimeoutSec > 0 ? o.signalTimeoutSec * 1000 : null,
+    drainSignal: o.stopSignal,
     maxUnacked: o.maxUnacked ?? Infinity,
     maxUpgradeAdditional: o.maxUpgradeAdditional ?? Infinity,
   };
@@ -120,6 +121,7 @@ export class Master {
       statusText: () => statusText(this.snapshot(), this.facts()),
       stateObject: () => stateObject(this.snapshot(), this.facts()),
       masterPid: process.pid,
+      stopSignal: opts.stopSignal,
       version: VERSION,
       commandName: opts.commandName,
       get verbosity() {
@@ -551,7 +553,7 @@ export class Master {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'] as const) {
       on(sig, () => {
         this.log.info(`Got ${sig}: stopping the workers gracefully`);
-        this.feed({ type: 'shutdown', signal: 'SIGUSR2' });
+        this.feed({ type: 'shutdown', signal: this.opts.stopSignal });
       });
     }
     on('SIGTTIN', () => this.feed({ type: 'inc' }));

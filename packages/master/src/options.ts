@@ -6,6 +6,7 @@
  * One table drives the parser, the --help text and the test that compares
  * them with the man page.
  */
+import { normalizeSignal } from './signals.js';
 
 import { shellSplit } from './shell-split.js';
 
@@ -117,9 +118,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'SIGKILL a child still alive SECONDS after it was asked to stop (default 30; 0: never).',
   },
   {
+    long: 'stop-signal',
+    arg: 'SIG',
+    help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
+  },
+  {
     short: 'k',
     long: 'kill-children-on-exit',
-    help: 'Children get SIGUSR2 if the master dies, even by SIGKILL (PR_SET_PDEATHSIG).',
+    help: 'Children get the stop signal (SIGUSR2) if the master dies, even by SIGKILL (PR_SET_PDEATHSIG).',
   },
   { long: 'max-unacked', arg: 'N', help: 'At most N children starting (not yet acked) at once (default: no limit).' },
   {
@@ -206,6 +212,8 @@ export interface Options {
   backlog: number;
   seconds: number;
   signalTimeoutSec: number;
+  /** The drain signal, normalized (SIGUSR2). */
+  stopSignal: string;
   killChildrenOnExit: boolean;
   commandSocketAsFd: boolean;
   niceMaster: number | null;
@@ -248,6 +256,7 @@ export function defaultOptions(): Options {
     backlog: 100,
     seconds: 1,
     signalTimeoutSec: 30,
+    stopSignal: 'SIGUSR2',
     killChildrenOnExit: false,
     commandSocketAsFd: false,
     niceMaster: null,
@@ -370,6 +379,14 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'signal-timeout':
       o.signalTimeoutSec = seconds(name, v);
       return;
+    case 'stop-signal': {
+      const sig = normalizeSignal(v);
+      if (!sig || sig === 'SIGKILL' || sig === 'SIGSTOP') {
+        throw new UsageError(`${name} expects a signal name that can be caught (e.g. TERM, USR2), got '${v}'`);
+      }
+      o.stopSignal = sig;
+      return;
+    }
     case 'kill-children-on-exit':
       o.killChildrenOnExit = true;
       return;
@@ -589,7 +606,7 @@ export function helpText(): string {
   }
   lines.push(
     '',
-    'Signals: HUP upgrade; INT, TERM, QUIT, USR2 stop the children gracefully and exit;',
+    'Signals: HUP upgrade; INT, TERM, QUIT, USR2 stop the children gracefully (--stop-signal) and exit;',
     'TTIN/TTOU add/remove a child; USR1 is passed on to the children.',
     'See einhyrningsins(1).',
   );

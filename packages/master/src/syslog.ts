@@ -1,6 +1,6 @@
 import { existsSync, lstatSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { DgramSocket } from 'node-unix-socket';
+import * as native from 'native-reuseport';
 import * as syslogClient from 'syslog-client';
 import type { LogLevel } from '@einhyrningsins/core';
 import { StartupError } from './errors.js';
@@ -32,12 +32,12 @@ export function formatLocal(level: LogLevel, tag: string, pid: number, message: 
 
 /**
  * Sends warnings and errors to syslog: a unix datagram socket (the local
- * daemon's /dev/log, through node-unix-socket) and/or a remote collector over
+ * daemon's /dev/log, through the addon: Node has no unix datagram sockets) and/or a remote collector over
  * UDP or TCP (through syslog-client). Send failures are reported once on
  * stderr and never stop the master.
  */
 export class SyslogSink {
-  private readonly local: { sock: DgramSocket; path: string } | null = null;
+  private readonly local: { path: string } | null = null;
   private readonly remote: syslogClient.Client | null = null;
   private complained = false;
 
@@ -52,9 +52,7 @@ export class SyslogSink {
         if (!existsSync(t.path) || !lstatSync(t.path).isSocket()) {
           throw new StartupError(`--syslog: no syslog socket at ${t.path} (is a syslog daemon running? see --syslog-socket)`);
         }
-        const sock = new DgramSocket();
-        sock.on('error', (err: Error) => this.complain(err));
-        this.local = { sock, path: t.path };
+        this.local = { path: t.path };
       } else {
         const client = syslogClient.createClient(t.host, {
           transport: t.transport === 'tcp' ? syslogClient.Transport.Tcp : syslogClient.Transport.Udp,
@@ -74,9 +72,9 @@ export class SyslogSink {
   write(level: LogLevel, message: string): void {
     if (level !== 'warn' && level !== 'error') return;
     if (this.local) {
-      const buf = Buffer.from(formatLocal(level, this.tag, this.pid, message));
       try {
-        this.local.sock.sendTo(buf, 0, buf.length, this.local.path, (err) => err && this.complain(err));
+        // Non-blocking: when the daemon's queue is full the line is dropped (EAGAIN), never the master.
+        native.sendDatagram(this.local.path, formatLocal(level, this.tag, this.pid, message));
       } catch (err) {
         this.complain(err as Error);
       }
@@ -88,11 +86,6 @@ export class SyslogSink {
   }
 
   close(): void {
-    try {
-      this.local?.sock.close();
-    } catch {
-      /* closed */
-    }
     try {
       this.remote?.close();
     } catch {

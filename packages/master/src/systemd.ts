@@ -77,7 +77,7 @@ export class Notifier {
   send(...lines: string[]): void {
     if (!this.path) return;
     try {
-      native.notify(this.path, lines.join('\n') + '\n');
+      native.sendDatagram(this.path, lines.join('\n') + '\n');
     } catch (err) {
       this.log.debug(`sd_notify ${lines.join(' ')}: ${(err as Error).message}`);
     }

@@ -49,6 +49,12 @@ export interface WorkerGroupOptions {
   /** EINHORN_SOCK_PATH. */
   socketPath: string;
   killChildrenOnExit: boolean;
+  /**
+   * Stop signals (the drain signal, the shutdown signal) go to each worker's
+   * whole process group, as Heroku signals every process of a dyno; otherwise
+   * to the worker alone (einhorn). SIGKILL always takes the group.
+   */
+  stopGroup?: boolean;
   /** Niceness for every child (setpriority before exec), or none. */
   niceWorker?: number | null;
   /** During upgrades, new workers boot this much nicer until they are up (0: off). */
@@ -61,6 +67,8 @@ export interface WorkerGroupOptions {
   adoptControlFd?: (fd: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
+  /** A child exited (before the core hears of it). */
+  onChildExit?: (pid: number, slot: number, code: number | null, signal: string | null) => void;
   onReply: (to: number, message: string, wait: boolean, ok: boolean) => void;
   /** The core is done (shutdown finished: no worker left). */
   onExit: (code: number) => void;
@@ -87,6 +95,7 @@ export class WorkerGroup {
   private readonly queue: Event[] = [];
   private busy = false;
   private launch: LaunchSpec;
+  private listeners: readonly SharedListener[];
   private readonly now: () => number;
   /** Restarts and last exit status per slot (what `status` shows). */
   history = new SlotHistory();
@@ -99,6 +108,7 @@ export class WorkerGroup {
     this.core = new Supervisor(opts.core);
     this.boot = new BootPriority(opts.upgradeNice ?? 0, opts.niceWorker ?? null, opts.log);
     this.launch = opts.launch;
+    this.listeners = opts.listeners;
     const t0 = performance.now();
     this.now = opts.now ?? (() => performance.now() - t0);
   }
@@ -110,6 +120,11 @@ export class WorkerGroup {
   /** Use this launch spec from the next spawn on (an upgrade then rolls it out). */
   setLaunch(spec: LaunchSpec): void {
     this.launch = spec;
+  }
+
+  /** Hand these sockets to the children spawned from now on (the ones running keep theirs). */
+  setListeners(listeners: readonly SharedListener[]): void {
+    this.listeners = listeners;
   }
 
   get launchSpec(): LaunchSpec {
@@ -219,6 +234,12 @@ export class WorkerGroup {
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
         if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
+        else if (this.opts.stopGroup && this.isStopSignal(e.signal)) {
+          if (signalGroup(e.pid, e.signal as NodeJS.Signals)) {
+            this.debug(`Sent ${e.signal} to worker ${e.pid}'s process group`);
+            return;
+          }
+        }
         this.debug(`Sending ${e.signal} to worker ${e.pid}${e.signal === 'SIGKILL' ? ' and its process group' : ''}`);
         try {
           process.kill(e.pid, e.signal as NodeJS.Signals);
@@ -261,6 +282,11 @@ export class WorkerGroup {
     }
   }
 
+  private isStopSignal(signal: string): boolean {
+    const snap = this.core.snapshot();
+    return signal === snap.config.drainSignal || signal === snap.shuttingDown;
+  }
+
   private spawn(id: number, slot: number, generation = 0): void {
     const spec = this.launch;
     let path: string;
@@ -270,7 +296,7 @@ export class WorkerGroup {
       this.queue.push({ type: 'spawnFailed', id, error: (err as Error).message });
       return;
     }
-    const listeners = this.opts.listeners;
+    const listeners = this.listeners;
     const passed: PassedSocket[] = listeners.map((s, i) => ({
       childFd: 3 + i,
       family: s.family === 'unix' ? 'AF_UNIX' : s.family === 6 ? 'AF_INET6' : 'AF_INET',
@@ -306,7 +332,8 @@ export class WorkerGroup {
     if (bootNice !== null) launch.push('--nice', String(bootNice));
     else if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
     if (this.opts.killChildrenOnExit) {
-      launch.push('--pdeathsig', String(osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
+      const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
+      launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
     launch.push('--', path, spec.program, ...spec.args);
     if (this.opts.log.enabled('debug')) {
@@ -351,6 +378,7 @@ export class WorkerGroup {
     child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
     child.once('exit', (code, signal) => {
       this.children.delete(pid);
+      this.opts.onChildExit?.(pid, slot, code, signal);
       // Whatever the worker left running in its process group goes with it.
       if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
       this.feed({ type: 'exited', pid, code, signal });

@@ -18,6 +18,12 @@ test('parsing stops at the program; its options are its own', () => {
   assert.deepEqual(o.programArgs, ['-n', '5', '--x']);
 });
 
+test("--stop-signal: default USR2 (einhorn's), any catchable signal", () => {
+  assert.equal(parseArgs(['app']).stopSignal, 'SIGUSR2');
+  assert.equal(parseArgs(['--stop-signal', 'term', 'app']).stopSignal, 'SIGTERM');
+  assert.equal(parseArgs(['--stop-signal=SIGQUIT', 'app']).stopSignal, 'SIGQUIT');
+});
+
 test('-- ends the options; --opt=value and -n3 forms work; -b repeats', () => {
   const o = parseArgs(['--number=2', '-b', 'a:1', '--bind', 'b:2', '-l5', '--', '-weird-program', 'x']);
   assert.equal(o.number, 2);
@@ -63,6 +69,8 @@ test('usage errors name the problem', () => {
     [['--numbers', '2', 'app'], /^unknown option '--numbers'/],
     [['--with-state-fd', '3', 'app'], /internal/],
     [[], /missing program/],
+    [['--stop-signal', 'KILL', 'app'], /--stop-signal expects a signal name that can be caught/],
+    [['--stop-signal', 'NOPE', 'app'], /--stop-signal expects/],
   ];
   for (const [argv, re] of bad) assert.throws(() => parseArgs(argv), (e: Error) => e instanceof UsageError && re.test(e.message), argv.join(' '));
 });

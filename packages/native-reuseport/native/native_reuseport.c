@@ -13,7 +13,7 @@
  *   waitpid(pid)              WNOHANG reap of one child libuv does not know
  *                             (workers adopted across a reload)
  *   memfdCreate(name)         an anonymous file (the reload's state snapshot)
- *   notify(path, message)     one datagram to a unix socket (sd_notify)
+ *   sendDatagram(path, msg)   one datagram to a unix socket (sd_notify, syslog)
  *
  * Every function is synchronous and only performs non-blocking syscalls.
  * System-call failures throw an Error with `code` (errno name), `errno`
@@ -805,11 +805,12 @@ static napi_value MemfdCreate(napi_env env, napi_callback_info info) {
   return fd_result(env, fd);
 }
 
-/* notify(path, message): one datagram to a unix socket (sd_notify's NOTIFY_SOCKET;
- * a path starting with '@' is in the abstract namespace). */
-static napi_value Notify(napi_env env, napi_callback_info info) {
+/* sendDatagram(path, message): one datagram to a unix socket, never blocking (a full
+ * receiver queue is EAGAIN): sd_notify's NOTIFY_SOCKET and syslog's /dev/log. A path
+ * starting with '@' is in the abstract namespace. */
+static napi_value SendDatagram(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!get_args(env, info, "notify", 2, argv)) return NULL;
+  if (!get_args(env, info, "sendDatagram", 2, argv)) return NULL;
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
@@ -817,7 +818,7 @@ static napi_value Notify(napi_env env, napi_callback_info info) {
   size_t plen = 0;
   if (!is_type(env, argv[0], napi_string) ||
       napi_get_value_string_utf8(env, argv[0], NULL, 0, &plen) != napi_ok || plen == 0 || plen > sizeof sa.sun_path) {
-    return throw_type(env, "ERR_INVALID_ARG_VALUE", "notify: path must be a non-empty string of at most %zu bytes", sizeof sa.sun_path);
+    return throw_type(env, "ERR_INVALID_ARG_VALUE", "sendDatagram: path must be a non-empty string of at most %zu bytes", sizeof sa.sun_path);
   }
   napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen);
   memcpy(sa.sun_path, path, plen);
@@ -825,15 +826,15 @@ static napi_value Notify(napi_env env, napi_callback_info info) {
   socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] == '@' ? 0 : 1));
   size_t mlen = 0;
   if (!is_type(env, argv[1], napi_string) || napi_get_value_string_utf8(env, argv[1], NULL, 0, &mlen) != napi_ok) {
-    return throw_type(env, "ERR_INVALID_ARG_TYPE", "notify: message must be a string");
+    return throw_type(env, "ERR_INVALID_ARG_TYPE", "sendDatagram: message must be a string");
   }
   char *msg = malloc(mlen + 1);
   if (!msg) {
-    napi_throw_error(env, NULL, "notify: out of memory");
+    napi_throw_error(env, NULL, "sendDatagram: out of memory");
     return NULL;
   }
   napi_get_value_string_utf8(env, argv[1], msg, mlen + 1, &mlen);
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     int err = errno;
     free(msg);
@@ -863,7 +864,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"execve", NULL, Execve, NULL, NULL, NULL, napi_enumerable, NULL},
       {"waitpid", NULL, WaitPid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, MemfdCreate, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"notify", NULL, Notify, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendDatagram", NULL, SendDatagram, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -116,7 +116,7 @@ interface NativeBinding {
   execve(path: string, argv: string[], env: string[]): never;
   waitpid(pid: number): { code: number | null; signal: number | null } | null;
   memfdCreate(name: string): number;
-  notify(path: string, message: string): void;
+  sendDatagram(path: string, message: string): void;
 }
 
 // ---- where the binaries are ----------------------------------------------------
@@ -168,7 +168,7 @@ export const platformTag: string = process.platform === 'linux' ? `linux-${proce
 export const prebuildDir: string = join(packageRoot, 'prebuilds', platformTag);
 
 /** Every native file the package ships, by name (the same names in buildDir and prebuildDir). */
-export const ARTIFACTS = ['native_reuseport.node', 'einhyrningsins-launch'] as const;
+export const ARTIFACTS = ['native_reuseport.node', 'einhyrningsins-launch', 'einhyrningsins-bind-shim.so'] as const;
 export type ArtifactName = (typeof ARTIFACTS)[number];
 
 /**
@@ -198,6 +198,19 @@ export let addonPath: string = artifactPath('native_reuseport.node');
  * ETXTBSY), 127 any other exec failure (ENOENT, ...).
  */
 export let launcherPath: string = artifactPath('einhyrningsins-launch');
+
+/**
+ * Absolute path of the `einhyrningsins-bind-shim.so` LD_PRELOAD library (the
+ * dyno driver's). Not checked at import time.
+ *
+ * With `EINHYRNINGSINS_BIND_FDS=3[,4...]` in the environment, a bind() of a
+ * TCP stream socket to port P, when one of those fds is a listening TCP
+ * socket bound to port P, dup3()s that socket onto the app's fd (keeping its
+ * close-on-exec flag and O_NONBLOCK) and returns 0: a stock app that binds
+ * $PORT itself accepts on the inherited socket. Every other bind() is the
+ * real one. `EINHYRNINGSINS_BIND_VERBOSE=1` logs each substitution on stderr.
+ */
+export let bindShimPath: string = artifactPath('einhyrningsins-bind-shim.so');
 
 /** Launcher exit codes (only seen when PATH was not exec'd). */
 export const LAUNCH_EXIT = {
@@ -293,6 +306,7 @@ export function ensureNative(): void {
   }
   addonPath = artifactPath('native_reuseport.node');
   launcherPath = artifactPath('einhyrningsins-launch');
+  bindShimPath = artifactPath('einhyrningsins-bind-shim.so');
 }
 
 /**
@@ -445,10 +459,12 @@ export function memfdCreate(name: string): number {
 }
 
 /**
- * Send one datagram to a unix socket: sd_notify(3) to `$NOTIFY_SOCKET` (a path, or
- * `@name` in the abstract namespace).
- * @throws NativeSyscallError (ENOENT, ECONNREFUSED, EACCES, ...).
+ * Send one datagram to a unix socket without blocking: sd_notify(3) to
+ * `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace), syslog lines to
+ * /dev/log. Node has no unix datagram sockets.
+ * @throws NativeSyscallError (ENOENT, ECONNREFUSED, EACCES, EAGAIN when the
+ *   receiver's queue is full: the datagram is dropped).
  */
-export function notify(path: string, message: string): void {
-  native().notify(path, message);
+export function sendDatagram(path: string, message: string): void {
+  native().sendDatagram(path, message);
 }

@@ -21,4 +21,4 @@ export {
 } from './request.js';
 export { encodeReply, decodeReply, type ReplyInput, type DecodedReply, type DecodeReplyResult } from './reply.js';
 export { encodeRequest, type RequestInput, type RequestFraming } from './request-encode.js';
-export { defaultSocketPath, runtimeDir } from './socket-path.js';
+export { defaultSocketPath, defaultDynoSocketPath, runtimeDir } from './socket-path.js';

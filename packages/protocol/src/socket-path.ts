@@ -12,3 +12,8 @@ export function runtimeDir(env: NodeJS.ProcessEnv = process.env): string {
 export function defaultSocketPath(commandName: string | null, env: NodeJS.ProcessEnv = process.env): string {
   return join(runtimeDir(env), commandName ? `einhorn-${commandName}.sock` : 'einhorn.sock');
 }
+
+/** The dyno driver's default control socket: einhyrningsins-dyno.sock in runtimeDir(). */
+export function defaultDynoSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(runtimeDir(env), 'einhyrningsins-dyno.sock');
+}
