@@ -3,7 +3,7 @@ import { ControlClient, ClientError, type Reply } from './client.js';
 import { defaultDynoSocketPath, defaultSocketPath } from '@einhyrningsins/protocol';
 import { splitCommands } from './words.js';
 import { waitOldGone, waitReady } from './waits.js';
-import { arityProblem, nearest, wrapText } from './ui.js';
+import { nearest, wrapText } from './ui.js';
 import { shell } from './shell.js';
 
 export const VERSION = '0.1.0';
@@ -225,9 +225,8 @@ export async function runOne(
     }
     args = rest;
   }
-  const problem = arityProblem(command, args);
-  if (problem) {
-    say(problem);
+  if ((command === 'status' || command === 'top') && args.length) {
+    say(`${command}: unknown argument '${args[0]}'; usage: ${command === 'top' ? 'top [--interval SECONDS]' : 'status [--json] [--watch [--interval SECONDS]]'}`);
     return 'usage';
   }
   const abort = () => client.close();
@@ -239,7 +238,7 @@ export async function runOne(
       if (!r.wait && failed(r) && !out.json && /^Unrecognized command/.test(r.message)) {
         // Not the whole help: the nearest commands.
         const hint = nearest(command, COMMAND_NAMES);
-        out.reply({ message: `${r.message.split('\n')[0]}${hint.length ? `; did you mean ${hint.join(', ')}?` : ''} ('help' lists the commands)`, wait: false });
+        out.reply({ message: `${r.message.split('\n')[0]}\n${hint.length ? `Did you mean ${hint.join(', ')}? ` : ''}('help' lists the commands)`, wait: false });
       } else if (json && command === 'status' && !r.wait) {
         process.stdout.write(JSON.stringify(r.state ?? null, null, 2) + '\n');
       } else if (command === 'help' && opts.width && !out.json) {

@@ -1,43 +1,10 @@
 /**
- * What the client checks and shapes before and after talking to a master:
- * how many arguments each command takes, the nearest command to a typo,
- * help text wrapped at word boundaries, signal-name completion.
+ * What the client shapes around talking to a master: the nearest command to a
+ * typo, help text wrapped at word boundaries, signal-name completion. (How many
+ * arguments a command takes is the server's to say: a master and the dyno
+ * driver differ.)
  */
 import { constants } from 'node:os';
-
-/** Arguments each known command accepts: [min, max]. */
-const ARITY: Readonly<Record<string, readonly [number, number, string]>> = {
-  config: [1, Infinity, 'config "{KEY: VALUE, ...}"'],
-  dec: [0, 0, 'dec'],
-  die: [0, 1, 'die [SIGNAL]'],
-  ehlo: [0, 0, 'ehlo'],
-  help: [0, 0, 'help'],
-  inc: [0, 0, 'inc'],
-  louder: [0, 0, 'louder'],
-  quieter: [0, 0, 'quieter'],
-  reload: [0, 0, 'reload'],
-  set_workers: [1, 1, 'set_workers N'],
-  signal: [1, Infinity, 'signal SIG [SIG...]'],
-  state: [0, 0, 'state'],
-  status: [0, 0, 'status [--json] [--watch [--interval SECONDS]]'],
-  top: [0, 0, 'top [--interval SECONDS]'],
-  upgrade: [0, 0, 'upgrade [--wait-exit]'],
-  upgrade_fleet: [0, 0, 'upgrade_fleet [--wait-exit]'],
-  version: [0, 0, 'version'],
-};
-
-/** One line saying what is wrong with the arguments of a known command, or null. */
-export function arityProblem(command: string, args: readonly string[]): string | null {
-  const a = Object.hasOwn(ARITY, command) ? ARITY[command] : undefined;
-  if (!a) return null;
-  const [min, max, usage] = a;
-  if (args.length > max) {
-    const extra = args.slice(max).map((x) => `'${x}'`).join(' ');
-    return max === 0 ? `${command} takes no arguments (got ${extra}); usage: ${usage}` : `${command}: too many arguments (${extra}); usage: ${usage}`;
-  }
-  if (args.length < min) return `${command}: missing argument; usage: ${usage}`;
-  return null;
-}
 
 function distance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);

@@ -1,16 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { arityProblem, complete, nearest, wrapText } from '../src/ui.js';
+import { complete, nearest, wrapText } from '../src/ui.js';
 import { COMMAND_NAMES } from '../src/cli.js';
-
-test('arity: extra and missing arguments of known commands; unknown commands are the master\'s business', () => {
-  assert.equal(arityProblem('dec', ['5']), "dec takes no arguments (got '5'); usage: dec");
-  assert.equal(arityProblem('dec', []), null);
-  assert.equal(arityProblem('die', ['TERM', 'KILL']), "die: too many arguments ('KILL'); usage: die [SIGNAL]");
-  assert.equal(arityProblem('set_workers', []), 'set_workers: missing argument; usage: set_workers N');
-  assert.equal(arityProblem('signal', ['HUP', 'USR1', 'USR2']), null);
-  assert.equal(arityProblem('something_new', ['x']), null);
-});
 
 test('nearest: typos, transpositions and prefixes; nothing for gibberish', () => {
   assert.deepEqual(nearest('stauts', COMMAND_NAMES), ['status']);

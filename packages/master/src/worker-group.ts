@@ -192,12 +192,15 @@ export class WorkerGroup {
       while (this.queue.length) {
         const ev = this.queue.shift() as Event;
         this.record(ev);
-        for (const effect of this.core.handle(ev, this.now())) this.apply(effect);
+        const effects = this.core.handle(ev, this.now());
+        // A worker just up gets its priority back before anything else happens (the old
+        // one it replaces is signalled, the upgrade's waiters are told).
+        if (this.boot.pending) this.boot.settle(this.core.snapshot());
+        for (const effect of effects) this.apply(effect);
       }
     } finally {
       this.busy = false;
     }
-    if (this.boot.pending) this.boot.settle(this.core.snapshot());
     this.opts.onChange?.();
   }
 
