@@ -655,6 +655,7 @@ export class Supervisor {
       upgrade: this.upgrade ? { ...this.upgrade, startedAt: now - this.upgrade.startedAt, waiters: [] } : null,
       lastUpgrade: this.lastUpgrade ? { ...this.lastUpgrade, finishedAt: now - this.lastUpgrade.finishedAt } : null,
       respawnAge: age(this.respawnAt),
+      ackHelpShown: this.ackHelpShown,
     };
   }
 
@@ -697,6 +698,7 @@ export class Supervisor {
       }
     }
     core.nextId = data.nextId;
+    core.ackHelpShown = data.ackHelpShown === true;
     core.generation = data.generation;
     core.streak = data.streak;
     core.lastFailureAt = now - data.lastFailureAge - e;
@@ -736,4 +738,6 @@ export interface SerializedCore {
   upgrade: (Omit<Upgrade, 'waiters'> & { waiters: ReplyTo[] }) | null;
   lastUpgrade: CoreSnapshot['lastUpgrade'];
   respawnAge: number | null;
+  /** The how-to-ACK explanation was given (absent from older images: not yet). */
+  ackHelpShown?: boolean;
 }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Supervisor } from '../src/supervisor.js';
 import { Sim } from './sim.js';
 import { backoffDelay } from '../src/backoff.js';
 
@@ -74,6 +75,8 @@ test('a missed ack deadline explains how to ACK once, then one line per miss', (
   assert.match(help[0]!, /"command":"worker:ack","pid"/);
   assert.match(help[0]!, /einhyrningsins\/worker/);
   assert.match(help[0]!, /-m SECONDS/);
+  // A reload carries it over: the new image does not explain again.
+  assert.equal(Supervisor.restore(sim.sup.serialize(sim.now), 0).core.serialize(0).ackHelpShown, true);
 });
 
 test('a crashed healthy worker is replaced at once in the same slot', () => {
