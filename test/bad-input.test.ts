@@ -144,7 +144,7 @@ for (const c of cases) {
 test('no arguments at all: the usage on stdout and exit 1, as einhorn does', async () => {
   const r = await runCli([]);
   assert.equal(r.code, 1);
-  assert.match(r.stdout, /^Usage: einhyrningsins \[OPTIONS\] \[--\] PROGRAM/);
+  assert.match(r.stdout, /^## Usage\n\nUsage: einhyrningsins \[OPTIONS\] \[--\] PROGRAM/);
   assert.equal(r.stderr, '');
 });
 

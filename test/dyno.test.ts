@@ -6,7 +6,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, watch, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { alive, childrenOf, until } from './harness.js';
@@ -382,4 +382,26 @@ test('bad input: one line on stderr, exit 2 or 1, nothing left behind', async ()
   assert.match(second.stderr, /^einhyrningsins-dyno: another master is listening on the control socket .*\n$/);
   await live.ready({ worker: 1 });
   assert.deepEqual(await live.stop(), { code: 0, signal: null });
+});
+
+test('a stop signal at any moment of start-up stops the driver: no default-action death, no lost signal, nothing left', async () => {
+  // Regression: the start-up handlers were removed before the final ones were added, so
+  // libuv briefly reset SIGTERM to its default action (the driver died, leaving its
+  // control socket) or dropped a TERM whose listener had gone (the driver ran on).
+  for (let i = 0; i < 8; i++) {
+    const dir = newDir();
+    writeFileSync(join(dir, 'Procfile'), 'worker: sleep 100\n');
+    const watcher = watch(dir);
+    const d = startDriver(['start'], { dir });
+    watcher.once('change', () => {
+      watcher.close();
+      d.proc.kill('SIGTERM');
+    });
+    const r = await Promise.race([d.exit, new Promise<null>((res) => setTimeout(() => res(null), 20_000))]);
+    watcher.close();
+    assert.ok(r !== null, `try ${i}: the driver ignored the TERM:\n${d.stderr}`);
+    assert.equal(r.signal, null, `try ${i}: killed by the signal's default action`);
+    assert.ok(r.code === 0 || (r.code === 1 && /stopped by SIGTERM during start-up; nothing was started/.test(d.stderr)), `try ${i}: ${r.code} ${d.stderr}`);
+    assert.deepEqual(readdirSync(dir), ['Procfile'], `try ${i}: nothing left`);
+  }
 });

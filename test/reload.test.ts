@@ -204,4 +204,7 @@ test('--upgrade-check loads everything, binds nothing and exits 0', async () => 
   assert.deepEqual(r, { code: 0, signal: null }, m.stderr);
   assert.match(m.stdout, /upgrade check passed/);
   assert.equal(existsSync(m.sockPath), false);
+  // Alone, as einhorn's own re-exec probe runs it (no program): exit 0 too.
+  const alone = startMaster(['--upgrade-check'], { dir: tempDir(), socket: false });
+  assert.deepEqual(await alone.exit, { code: 0, signal: null }, alone.stderr);
 });

@@ -170,6 +170,26 @@ export class Driver {
     // Said once start-up has succeeded: a failure is one line.
     const warnings: string[] = [];
     const warn = (m: string) => warnings.push(m);
+    // The signal handlers first, and for good: a stop signal during start-up must not
+    // take Node's default action and leave the control socket behind. (Removing and
+    // re-adding listeners is no good: libuv resets the disposition to SIG_DFL when the
+    // last one goes, and drops a signal whose listener went before the loop read it.)
+    // While starting, a stop signal is noted, stops a running release phase, and
+    // nothing is started.
+    let stoppedBy: string | null = null;
+    let during = 'start-up';
+    this.duringStartup = (sig: NodeJS.Signals) => {
+      stoppedBy = sig;
+      this.shutdowns += 1;
+      if (this.releaseChild?.pid !== undefined) {
+        try {
+          process.kill(-this.releaseChild.pid, this.shutdowns === 1 ? (this.cfg.stopSignal as NodeJS.Signals) : 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    };
+    this.installSignals();
     try {
       native.ensureNative();
       let webPossible: boolean;
@@ -200,39 +220,22 @@ export class Driver {
       const server = this.server;
       this.cleanup.add(() => server.close());
       await this.bindWeb(webPossible, port ?? this.cfg.env.PORT);
-      if (initial?.releaseArgs) {
-        // Asked to stop while the first release phase runs: stop it, start nothing.
-        let stoppedBy: string | null = null;
-        const stop = (sig: NodeJS.Signals) => {
-          stoppedBy = sig;
-          this.shutdowns += 1;
-          if (this.releaseChild?.pid !== undefined) {
-            try {
-              process.kill(-this.releaseChild.pid, this.shutdowns === 1 ? (this.cfg.stopSignal as NodeJS.Signals) : 'SIGKILL');
-            } catch {
-              /* gone */
-            }
-          }
-        };
-        const sigs = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP'] as const;
-        for (const sig of sigs) process.on(sig, stop);
-        let ok: boolean;
-        try {
-          ok = await this.releasePhase(initial);
-        } finally {
-          for (const sig of sigs) process.off(sig, stop);
-        }
-        if (stoppedBy) throw new AppError(`stopped by ${stoppedBy} during the release phase; nothing was started`);
-        if (!ok) throw new AppError(`the release phase of the app failed (${this.lastReleasePhase?.status}); not starting`);
+      if (initial?.releaseArgs && stoppedBy === null) {
+        // Asked to stop while the first release phase runs: stop it (see `stop`), start nothing.
+        during = 'the release phase';
+        const ok = await this.releasePhase(initial);
+        if (!ok && stoppedBy === null) throw new AppError(`the release phase of the app failed (${this.lastReleasePhase?.status}); not starting`);
       }
+      if (stoppedBy) throw new AppError(`stopped by ${stoppedBy} during ${during}; nothing was started`);
     } catch (err) {
       this.cleanup.run();
       throw err;
+    } finally {
+      this.duringStartup = null;
     }
     warnings.forEach(this.warn);
     // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
-    this.installSignals();
     const where = this.listener
       ? `, listening on ${this.listener.family === 6 ? `[${this.listener.address}]` : this.listener.address}:${this.listener.port} (web)`
       : '';
@@ -308,13 +311,18 @@ export class Driver {
     this.log.info(`PORT changed from ${old.port} to ${this.listener.port}: new web processes listen on ${bind.address}:${this.listener.port}`);
   }
 
+  /** Set while start() runs: what a stop signal (or HUP) does then. */
+  private duringStartup: ((sig: NodeJS.Signals) => void) | null = null;
+
   private installSignals(): void {
     process.on('SIGHUP', () => {
+      if (this.duringStartup) return this.duringStartup('SIGHUP');
       this.log.info('Got SIGHUP: reloading the app and upgrading every process type');
       this.reload([], null);
     });
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) {
       process.on(sig, () => {
+        if (this.duringStartup) return this.duringStartup(sig);
         this.log.info(`Got ${sig}: stopping every process gracefully (${this.cfg.stopSignal})`);
         this.shutdown(this.cfg.stopSignal, null);
       });

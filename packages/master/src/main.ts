@@ -19,8 +19,9 @@ export async function main(argvIn: readonly string[]): Promise<void> {
     argv = argv.slice(2);
   }
   if (argv.length === 0) {
-    // einhorn's behaviour (its integration suite checks it): the usage on stdout, exit 1.
-    process.stdout.write(helpText());
+    // einhorn's behaviour (its integration suite checks it): the usage on stdout, under
+    // einhorn's '## Usage' heading, exit 1.
+    process.stdout.write(`## Usage\n\n${helpText()}`);
     process.exitCode = 1;
     return;
   }

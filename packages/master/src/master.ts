@@ -243,7 +243,7 @@ export class Master {
   static check(opts: Options): void {
     native.ensureNative();
     native.assertLauncher();
-    resolveProgram(opts.program as string, process.env.PATH, process.cwd());
+    if (opts.program !== null) resolveProgram(opts.program, process.env.PATH, process.cwd());
     if (opts.reexecAs) {
       try {
         resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());

@@ -561,7 +561,8 @@ export function parseArgs(argv: readonly string[]): Options {
     break; // the program
   }
   const rest = argv.slice(i);
-  if (o.help || o.version) return o;
+  // --upgrade-check alone is what einhorn's own re-exec probe runs: it needs no program.
+  if (o.help || o.version || (o.upgradeCheck && rest.length === 0)) return o;
   if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
   if (rest.length === 0 || rest[0] === '') throw new UsageError('missing program to run (try --help)');
   o.program = rest[0] as string;
