@@ -36,7 +36,12 @@ const cases: Case[] = [
   { name: '-4 with -6', args: (d) => ['-4', '-6', ...child(d)], error: /-4 and -6 cannot be used together/, code: 2 },
   { name: '-m with a bad mode', args: (d) => ['--ack-mode', 'soon', ...child(d)], error: /expects 'manual' or a number of seconds/, code: 2 },
   { name: 'dropping an EINHORN_ variable', args: (d) => ['--drop-env-var', 'EINHORN_FD_COUNT', ...child(d)], error: /cannot be dropped/, code: 2 },
-  { name: 'einhorn option we refuse', args: (d) => ['--gc-before-fork', ...child(d)], error: /Ruby-only/, code: 2 },
+  {
+    name: 'ambiguous abbreviation of a long option',
+    args: (d) => ['--sock', '1', ...child(d)],
+    error: /ambiguous option '--sock': could be --socket-path, --socket-mode$/,
+    code: 2,
+  },
   { name: '--reexec-as with an unterminated quote', args: (d) => ["--reexec-as=env 'VAR=b einhyrningsins", ...child(d)], error: /--reexec-as: unterminated single quote/, code: 2 },
   { name: '--with-state-fd not given by a reload', args: (d) => ['-n', '1', '--with-state-fd', '5', ...child(d)], error: /internal to the master's reload/, code: 2 },
   { name: 'malformed -b', args: (d) => ['-b', 'localhost', ...child(d)], error: /-b localhost: expected ADDR:PORT/ },
@@ -78,7 +83,7 @@ const cases: Case[] = [
       return () => undefined;
     },
     args: (d) => ['-d', join(d, 'open', 'ctl.sock'), ...child(d)],
-    error: /is writable by others and not sticky; refusing/,
+    error: /is writable by every user \(mode 0777\) and not sticky, so anyone could replace the socket; refusing/,
   },
   {
     name: 'control socket path is not a socket',
@@ -167,5 +172,31 @@ test('-m followed by the program name is manual mode, not an ack delay', async (
   await m.waitLog(/Launched/);
   const [st] = await m.ctl('state');
   assert.match(st!.message, /:type: :manual/);
+  await m.stop();
+});
+
+test('einhorn command lines start unchanged: abbreviated long options, -p and --gc-before-fork (one warning)', async () => {
+  const dir = tempDir();
+  // As on einhorn's README and in its test suite, with Ruby-only options left in.
+  const m = startMaster(['--num', '2', '--sig=5', '-b', '127.0.0.1:0,r', '--gc-before-fork', '-p', 'lib/app.rb', '-m', '0', '--', 'sleep', '1000'], { dir });
+  await m.ready(2);
+  const [st] = await m.ctl('state');
+  assert.match(st!.message, /:number: 2/);
+  assert.match(st!.message, /:signal_timeout: 5/);
+  const warnings = m.stderr.split('\n').filter((l) => /WARN/.test(l));
+  assert.equal(warnings.length, 1, m.stderr);
+  assert.match(warnings[0]!, /ignoring --gc-before-fork, -p lib\/app\.rb: .*only mean something for Ruby children/);
+  await m.stop();
+});
+
+test('a group-writable control socket directory is accepted with a warning naming the group', async () => {
+  const dir = tempDir();
+  const shared = join(dir, 'deploy');
+  mkdirSync(shared);
+  chmodSync(shared, 0o775);
+  const m = startMaster(['-m', '0', '--', 'sleep', '1000'], { dir: shared });
+  await until('the master up', () => /Master \d+ up/.test(m.stderr));
+  assert.match(m.stderr, /WARN: control socket directory .*deploy is writable by its group \(mode 0775, (group \S+ \(gid \d+\)|gid \d+)\): its members can replace the control socket/);
+  assert.doesNotMatch(m.stderr, /every user|others/);
   await m.stop();
 });

@@ -480,6 +480,17 @@ function table(res: NResult, cfg: Config, checks: Check[]): string {
       fmt.f(l.rps / bRps, 2),
       `info (other processes: ${(zd.foreignShare * 100).toFixed(0)} % CPU)`,
     );
+    // What serving loses to upgrades: the worst 0.5 s of throughput against the median 0.5 s,
+    // next to what an upgrade under load takes, measured in the same run (issue 14's target).
+    const upMs = median(zok.map((u) => u.ms));
+    row(
+      'ZD worst 0.5 s dip / upgrade ms under load (median)',
+      'n/a',
+      `${fmt.f(zd.dip * 100, 0)} % / ${fmt.int(upMs)}`,
+      '',
+      '<= 45 % / <= 300 ms',
+      zd.dip <= 0.45 && upMs <= 300,
+    );
     row('ZD responses with Connection: close', 'n/a', String(l.serverCloses), '', 'info (drained keep-alives)');
   } else {
     row('ZD errors', 'n/a', 'not run', '', '0', false);

@@ -194,7 +194,9 @@ export class Ours implements System {
   static async start(n: number): Promise<Ours> {
     const t0 = performance.now();
     const dir = mkdtempSync(join(tmpdir(), 'ein-bench-'));
-    const args = [BIN, '-n', String(n), '-b', `${HOST}:0,r`, '-m', 'manual', '-d', join(dir, 'b.sock'), '--', process.execPath, CHILD];
+    // BENCH_OURS_ARGS: extra master options, for A/B runs (e.g. "--upgrade-nice 0").
+    const extra = (process.env.BENCH_OURS_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const args = [BIN, '-n', String(n), '-b', `${HOST}:0,r`, '-m', 'manual', '-d', join(dir, 'b.sock'), ...extra, '--', process.execPath, CHILD];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: dir });
     const o = new Ours(n, dir, proc);
     live.add(o);

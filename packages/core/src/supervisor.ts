@@ -62,6 +62,21 @@ const MAX_WORKERS = 10_000;
  * it returns the effects the shell must carry out. It never reads a clock
  * and never touches a process.
  */
+/**
+ * What to do about a missed manual-mode ACK deadline: said once (with the first one),
+ * so that a worker that does not know the protocol learns it from the log.
+ */
+export function ackHelp(secs: number): string {
+  return (
+    `In manual ACK mode (-m manual) each worker must say it is ready within ${secs}s (--ack-timeout): ` +
+    'connect to the UNIX socket named in its EINHORN_SOCK_PATH and send the line ' +
+    '{"command":"worker:ack","pid":<its pid>} followed by a newline; ' +
+    "in Node, the worker library does it: import { ack } from 'einhyrningsins/worker'; await ack(). " +
+    'Or let the master count a worker up once it has lived SECONDS, with timer mode: -m SECONDS. ' +
+    '(This is said once; later misses log one line each.)'
+  );
+}
+
 export class Supervisor {
   private readonly cfg: CoreConfig;
   private readonly workers = new Map<number, Worker>();
@@ -79,6 +94,8 @@ export class Supervisor {
   private upgrade: Upgrade | null = null;
   private lastUpgrade: CoreSnapshot['lastUpgrade'] = null;
   private respawnAt: number | null = null;
+  /** The how-to-ACK explanation goes with the first missed deadline only. */
+  private ackHelpShown = false;
   private now = 0;
   private out: Effect[] = [];
 
@@ -312,6 +329,10 @@ export class Supervisor {
     } else if (kind === 'deadline' && w.state === 'starting') {
       const secs = (this.cfg.ackMode.kind === 'manual' ? this.cfg.ackMode.deadlineMs : 0) / 1000;
       this.log('error', `Worker ${w.pid} did not ACK within ${secs}s; stopping it`, w);
+      if (!this.ackHelpShown) {
+        this.ackHelpShown = true;
+        this.log('error', ackHelp(secs));
+      }
       w.counted = true;
       this.retire(w, 'no ack before the deadline', this.cfg.drainSignal);
       this.recordFailure(w, `${w.pid} (index ${w.slot}) did not ack within ${secs}s`);
@@ -671,6 +692,7 @@ export class Supervisor {
       upgrade: this.upgrade ? { ...this.upgrade, startedAt: now - this.upgrade.startedAt, waiters: [] } : null,
       lastUpgrade: this.lastUpgrade ? { ...this.lastUpgrade, finishedAt: now - this.lastUpgrade.finishedAt } : null,
       respawnAge: age(this.respawnAt),
+      ackHelpShown: this.ackHelpShown,
     };
   }
 
@@ -719,6 +741,7 @@ export class Supervisor {
       }
     }
     core.nextId = data.nextId;
+    core.ackHelpShown = data.ackHelpShown === true;
     core.generation = data.generation;
     core.streak = data.streak;
     core.lastFailureAt = now - data.lastFailureAge - e;
@@ -760,4 +783,6 @@ export interface SerializedCore {
   upgrade: (Omit<Upgrade, 'waiters'> & { waiters: ReplyTo[] }) | null;
   lastUpgrade: CoreSnapshot['lastUpgrade'];
   respawnAge: number | null;
+  /** The how-to-ACK explanation was given (absent from older images: not yet). */
+  ackHelpShown?: boolean;
 }

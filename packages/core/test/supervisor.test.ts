@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Supervisor } from '../src/supervisor.js';
 import { Sim } from './sim.js';
 import { backoffDelay } from '../src/backoff.js';
 
@@ -62,6 +63,22 @@ test('manual mode: a worker that misses its ack deadline is stopped and replaced
   assert.equal(sim.sup.snapshot().streak, 1, 'on probation until stable');
   sim.advance(10_000);
   assert.equal(sim.sup.snapshot().streak, 0);
+});
+
+test('a missed ack deadline explains how to ACK once, then one line per miss', () => {
+  const sim = new Sim({ number: 1, ackMode: manual, respawnDelayMs: 100, backoffCapMs: 100 });
+  sim.start();
+  sim.advance(30_000); // several starts miss their deadline
+  const logs = sim.effects.flatMap((e) => (e.type === 'log' ? [e.message] : []));
+  const misses = logs.filter((m) => /did not ACK within 5s; stopping it$/.test(m));
+  assert.ok(misses.length >= 3, logs.join('\n'));
+  const help = logs.filter((m) => m.includes('EINHORN_SOCK_PATH'));
+  assert.equal(help.length, 1);
+  assert.match(help[0]!, /"command":"worker:ack","pid"/);
+  assert.match(help[0]!, /einhyrningsins\/worker/);
+  assert.match(help[0]!, /-m SECONDS/);
+  // A reload carries it over: the new image does not explain again.
+  assert.equal(Supervisor.restore(sim.sup.serialize(sim.now), 0).core.serialize(0).ackHelpShown, true);
 });
 
 test('a crashed healthy worker is replaced at once in the same slot', () => {

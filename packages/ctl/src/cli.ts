@@ -1,18 +1,17 @@
-import { existsSync, lstatSync, readFileSync, appendFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
+import { lstatSync } from 'node:fs';
 import { ControlClient, ClientError, type Reply } from './client.js';
 import { defaultDynoSocketPath, defaultSocketPath } from '@einhyrningsins/protocol';
 import { splitCommands } from './words.js';
 import { waitOldGone, waitReady } from './waits.js';
+import { nearest, wrapText } from './ui.js';
+import { shell } from './shell.js';
 
 export const VERSION = '0.1.0';
 
 /** The commands offered by tab completion (the master's `help` adds any others). */
 export const COMMAND_NAMES = [
   'config', 'dec', 'die', 'ehlo', 'help', 'inc', 'louder', 'quieter', 'reload', 'set_workers',
-  'signal', 'state', 'status', 'upgrade', 'upgrade_fleet', 'version', 'wait-ready', 'quit', 'exit',
+  'signal', 'state', 'status', 'top', 'upgrade', 'upgrade_fleet', 'version', 'wait-ready', 'quit', 'exit',
 ];
 
 export class CtlUsageError extends Error {
@@ -128,9 +127,11 @@ export function ctlHelpText(): string {
   }
   lines.push(
     '',
-    'Commands: upgrade [--wait-exit], upgrade_fleet, reload, inc, dec, set_workers N, state, status,',
-    'signal SIG..., die [SIG], quieter, louder, help, version, ehlo; and wait-ready [--timeout S]',
-    '(exit 0 once every wanted worker is up, 1 on timeout). See einhyrningsinsctl(1).',
+    'Commands: upgrade [--wait-exit], upgrade_fleet, reload, inc, dec, set_workers N, state,',
+    'status [--json] [--watch [--interval S]] (per worker: uptime, CPU%, RSS, restarts, last exit;',
+    'top is status --watch), signal SIG..., die [SIG], quieter, louder, help, version, ehlo; and',
+    'wait-ready [--timeout S] (exit 0 once every wanted worker is up, 1 on timeout).',
+    'In the shell, Ctrl-C stops following a streamed or watched command. See einhyrningsinsctl(1).',
   );
   return lines.join('\n') + '\n';
 }
@@ -144,8 +145,8 @@ export function failed(reply: Reply): boolean {
   );
 }
 
-class Output {
-  constructor(private readonly json: boolean) {}
+export class Output {
+  constructor(readonly json: boolean) {}
   reply(r: Reply): void {
     if (this.json) {
       // The wire's field names: request_id (the decoder also offers it as requestId).
@@ -158,18 +159,101 @@ class Output {
   }
 }
 
-async function runOne(client: ControlClient, words: string[], out: Output): Promise<boolean> {
+/** What a command run found: true ok, false failed, 'usage' refused before it was sent. */
+export type RunResult = boolean | 'usage';
+
+const sleepUnless = (ms: number, signal: AbortSignal | undefined) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** `status --watch` (and `top`): the status screen, redrawn in place every interval until interrupted. */
+async function watchStatus(client: ControlClient, intervalMs: number, out: Output, json: boolean, signal: AbortSignal | undefined): Promise<boolean> {
+  const tty = process.stdout.isTTY === true;
+  while (!signal?.aborted) {
+    let last: Reply | null = null;
+    for await (const r of client.request('status', [], { user: process.env.USER ?? 'operator' })) last = r;
+    if (signal?.aborted) break;
+    if (!last || failed(last)) {
+      if (last) out.reply(last);
+      return false;
+    }
+    if (json) process.stdout.write(JSON.stringify(last.state ?? null) + '\n');
+    else process.stdout.write((tty ? '\x1b[H\x1b[2J' : '') + last.message + (tty ? `\n(every ${intervalMs / 1000}s; Ctrl-C to stop)\n` : '\n'));
+    await sleepUnless(intervalMs, signal);
+  }
+  return true;
+}
+
+/** Run one command line's words against a master; `signal` interrupts a streamed or watched command. */
+export async function runOne(
+  client: ControlClient,
+  words: string[],
+  out: Output,
+  opts: { signal?: AbortSignal; width?: number } = {},
+): Promise<RunResult> {
   let [command, ...args] = words as [string, ...string[]];
+  const say = (line: string) => process.stderr.write(`einhyrningsinsctl: ${line}\n`);
   // `upgrade --wait-exit` (and upgrade_fleet): return only once the old workers are gone.
   const waitExit = (command === 'upgrade' || command === 'upgrade_fleet') && args.includes('--wait-exit');
   if (waitExit) args = args.filter((a) => a !== '--wait-exit');
-  let ok = true;
-  for await (const r of client.request(command, args, { user: process.env.USER ?? 'operator' })) {
-    out.reply(r);
-    if (!r.wait) ok = !failed(r);
+  // Client-side flags of status: --json (the structured state), --watch/top (refresh in place).
+  let json = false;
+  let watch = command === 'top';
+  let intervalMs = 1000;
+  if (command === 'status' || command === 'top') {
+    const rest: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i] as string;
+      if (a === '--json') json = true;
+      else if (a === '--watch' || a === '-w') watch = true;
+      else if (a === '--interval' || a.startsWith('--interval=')) {
+        const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[++i];
+        if (v === undefined || !/^\d+(\.\d+)?$/.test(v) || Number(v) < 0.1) {
+          say(`${command} --interval expects a number of seconds >= 0.1, got '${v ?? ''}'`);
+          return 'usage';
+        }
+        intervalMs = Number(v) * 1000;
+        watch = true;
+      } else rest.push(a);
+    }
+    args = rest;
   }
-  if (ok && waitExit) ok = await waitOldGone(client, (line) => out.reply({ message: line, wait: false }));
-  return ok;
+  if ((command === 'status' || command === 'top') && args.length) {
+    say(`${command}: unknown argument '${args[0]}'; usage: ${command === 'top' ? 'top [--interval SECONDS]' : 'status [--json] [--watch [--interval SECONDS]]'}`);
+    return 'usage';
+  }
+  const abort = () => client.close();
+  opts.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    if (watch) return await watchStatus(client, intervalMs, out, json || out.json, opts.signal);
+    let ok = true;
+    for await (const r of client.request(command, args, { user: process.env.USER ?? 'operator' })) {
+      if (!r.wait && failed(r) && !out.json && /^Unrecognized command/.test(r.message)) {
+        // Not the whole help: the nearest commands.
+        const hint = nearest(command, COMMAND_NAMES);
+        out.reply({ message: `${r.message.split('\n')[0]}\n${hint.length ? `Did you mean ${hint.join(', ')}? ` : ''}('help' lists the commands)`, wait: false });
+      } else if (json && command === 'status' && !r.wait) {
+        process.stdout.write(JSON.stringify(r.state ?? null, null, 2) + '\n');
+      } else if (command === 'help' && opts.width && !out.json) {
+        out.reply({ ...r, message: wrapText(r.message, opts.width) });
+      } else out.reply(r);
+      if (!r.wait) ok = !failed(r);
+    }
+    if (ok && waitExit) ok = await waitOldGone(client, (line) => out.reply({ message: line, wait: false }));
+    return ok;
+  } catch (err) {
+    if (opts.signal?.aborted) return true;
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', abort);
+  }
 }
 
 /** `einhyrningsinsctl ...`; returns the exit status. */
@@ -237,14 +321,24 @@ export async function ctlMain(argv: readonly string[]): Promise<number> {
       process.stderr.write(`einhyrningsinsctl: ${(err as Error).message}\n`);
       return 3;
     }
+    // Ctrl-C (or TERM) during `status --watch` or a streamed command: stop following, exit 0.
+    const ac = new AbortController();
+    const stop = () => ac.abort();
+    process.once('SIGINT', stop);
     try {
       let ok = true;
-      for (const words of batches) ok = (await runOne(client, words, out)) && ok;
+      for (const words of batches) {
+        if (ac.signal.aborted) break;
+        const r = await runOne(client, words, out, { signal: ac.signal, ...(process.stdout.isTTY ? { width: process.stdout.columns || 80 } : {}) });
+        if (r === 'usage') return 2;
+        ok = r && ok;
+      }
       return ok ? 0 : 1;
     } catch (err) {
       process.stderr.write(`einhyrningsinsctl: ${(err as Error).message}\n`);
       return err instanceof ClientError ? 3 : 1;
     } finally {
+      process.off('SIGINT', stop);
       client.close();
     }
   }
@@ -268,91 +362,4 @@ export function defaultPath(commandName: string | null, env: NodeJS.ProcessEnv =
   if (commandName !== null || isSocket(master)) return master;
   const dyno = defaultDynoSocketPath(env);
   return isSocket(dyno) ? dyno : master;
-}
-
-async function shell(path: string, connect: () => Promise<ControlClient>, out: Output, timeoutMs: number): Promise<number> {
-  const interactive = process.stdin.isTTY === true;
-  const histFile = join(homedir(), '.einhyrningsinsctl_history');
-  const history = interactive && existsSync(histFile) ? readFileSync(histFile, 'utf8').split('\n').filter(Boolean).reverse().slice(0, 500) : [];
-  const names = new Set(COMMAND_NAMES);
-  let client: ControlClient | null = null;
-  const ensure = async (): Promise<ControlClient> => {
-    if (client && !client.closed) return client;
-    // Keep trying (a master restarting) for --timeout, as the one-shot mode's connect does.
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        client = await connect();
-        return client;
-      } catch (err) {
-        if (Date.now() > end) throw err;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-  };
-  try {
-    const c = await ensure();
-    if (interactive) {
-      for await (const r of c.request('ehlo', [], { user: process.env.USER ?? 'operator' })) out.reply(r);
-      process.stderr.write(`Connected to ${path}. Enter 'help' for the commands, 'quit' or Ctrl-D to leave.\n`);
-    }
-  } catch (err) {
-    process.stderr.write(`einhyrningsinsctl: ${(err as Error).message}\n`);
-    return 3;
-  }
-  const rl: Interface = createInterface({
-    input: process.stdin,
-    output: process.stdout,
-    terminal: interactive,
-    history,
-    historySize: 500,
-    prompt: 'einhyrningsins> ',
-    completer: (line: string) => {
-      const hits = [...names].filter((n) => n.startsWith(line.trim()));
-      return [hits.length ? hits : [...names], line];
-    },
-  });
-  let status = 0;
-  if (interactive) rl.prompt();
-  rl.on('SIGINT', () => rl.close());
-  for await (const line of rl) {
-    let batches: string[][];
-    try {
-      batches = splitCommands(line);
-    } catch (err) {
-      process.stderr.write(`${(err as Error).message}\n`);
-      if (interactive) rl.prompt();
-      continue;
-    }
-    if (interactive && line.trim()) {
-      try {
-        appendFileSync(histFile, line + '\n', { mode: 0o600 });
-      } catch {
-        /* no history file */
-      }
-    }
-    let quit = false;
-    for (const words of batches) {
-      if (words[0] === 'quit' || words[0] === 'exit') {
-        quit = true;
-        break;
-      }
-      try {
-        let c = await ensure();
-        if (c.closed) c = await ensure();
-        const ok = await runOne(c, words, out);
-        if (!ok) status = 1;
-      } catch (err) {
-        process.stderr.write(`einhyrningsinsctl: ${(err as Error).message}\n`);
-        client = null;
-        status = 1;
-      }
-    }
-    if (quit) break;
-    if (interactive) rl.prompt();
-  }
-  rl.close();
-  (client as ControlClient | null)?.close();
-  if (interactive) process.stderr.write('\n');
-  return interactive ? 0 : status;
 }

@@ -2,6 +2,7 @@ import type { ConfigChanges, Event } from '@einhyrningsins/core';
 import { describeValue, isPlainMapping, parseDocumentText, stripSymbolKeys, type Request } from '@einhyrningsins/protocol';
 import type { ControlConnection, ReplyFields } from './control-server.js';
 import { normalizeSignal } from './signals.js';
+import { arityProblem } from './arity.js';
 
 /** What a command may use of the running master. */
 export interface CommandContext {
@@ -248,6 +249,11 @@ export function dispatch(ctx: CommandContext, conn: ControlConnection, req: Requ
   const cmd = Object.hasOwn(COMMANDS, req.command) ? COMMANDS[req.command] : undefined;
   if (!cmd) {
     conn.send({ message: `Unrecognized command: ${JSON.stringify(req.command)}\n\n${helpMessage()}`, error: true }, req.id);
+    return;
+  }
+  const problem = arityProblem(req.command, req.args);
+  if (problem) {
+    conn.send({ message: problem, error: true }, req.id);
     return;
   }
   cmd.run(ctx, conn, req);

@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
+import { checkSocketDir } from './socket-dir.js';
 import type { Logger } from './log.js';
 
 /** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
@@ -212,9 +213,7 @@ async function claimPath(path: string, log: Logger): Promise<Stats> {
   if (dst.uid !== uid && dst.uid !== 0) {
     throw new StartupError(`control socket directory ${dir} belongs to another user (uid ${dst.uid}); refusing`);
   }
-  if ((dst.mode & 0o022) !== 0 && (dst.mode & 0o1000) === 0) {
-    throw new StartupError(`control socket directory ${dir} is writable by others and not sticky; refusing (pass -d to use another path)`);
-  }
+  checkSocketDir(dir, dst, (m) => log.warn(m));
   if (Buffer.byteLength(path) > MAX_UNIX_PATH) {
     throw new StartupError(`control socket path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH}): ${path}`);
   }

@@ -5,7 +5,8 @@ const RANK: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, e
 /**
  * The master's log: one line per message on stderr,
  * `2026-11-23T21:28:45.123Z [MASTER 1234] WARN: message (pid 5678, index 0)`.
- * verbosity 0 shows debug, 1 (default) info, 2 warnings, 3 errors only.
+ * verbosity -1 (-vv) adds trace lines, 0 (-v) shows debug, 1 (default) info, 2 warnings,
+ * 3 errors only; `always` lines (the start-up line) show at every verbosity.
  */
 export class Logger {
   verbosity: number;
@@ -41,6 +42,21 @@ export class Logger {
     this.sink?.(level, message + suffix);
     if (!this.enabled(level)) return;
     this.write(`${new Date().toISOString()} ${this.tag} ${level.toUpperCase()}: ${message}${suffix}\n`);
+  }
+
+  /** -vv detail (every request and reply line): stderr only, never syslog. */
+  get tracing(): boolean {
+    return this.verbosity < 0;
+  }
+
+  trace(m: string): void {
+    if (this.verbosity < 0) this.write(`${new Date().toISOString()} ${this.tag} TRACE: ${m}\n`);
+  }
+
+  /** A line shown whatever the verbosity (-q keeps it): the master's start-up line. */
+  always(m: string): void {
+    this.sink?.('info', m);
+    this.write(`${new Date().toISOString()} ${this.tag} INFO: ${m}\n`);
   }
 
   debug(m: string): void {

@@ -13,11 +13,15 @@ import { dispatch, type CommandContext } from './commands.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
-import type { Options } from './options.js';
+import { rubyOnlyWarning, type Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
 import { Reaper } from './reaper.js';
 import { MemoryKeeper } from './memory.js';
+import type { ChildProcess } from 'node:child_process';
+import { prefixOutput } from './output-prefix.js';
+import { SlotHistory } from './slot-history.js';
+import { ProcStats } from './proc-stats.js';
 import { Cleanup } from './cleanup.js';
 import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
@@ -101,6 +105,7 @@ export class Master {
   private pending: Event[] | null = [];
   private reaper: Reaper | null = null;
   private readonly commandContext: CommandContext;
+  private readonly procStats = new ProcStats();
 
   constructor(
     private readonly opts: Options,
@@ -148,6 +153,9 @@ export class Master {
     // kill the master with Node's default action and leave the socket file behind.
     // Until the group exists, events wait in `pending` (see feed()).
     this.installSignals();
+    // Once per master, not again in the image a reload starts.
+    const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
+    if (rubyOnly) this.log.warn(rubyOnly);
     const notifier = new Notifier(process.env, this.log);
     this.notifier = notifier;
     this.cleanup.add(() => notifier.close());
@@ -210,6 +218,10 @@ export class Master {
       socketPath: this.socketPath,
       killChildrenOnExit: this.opts.killChildrenOnExit,
       niceWorker: this.opts.niceWorker,
+      upgradeNice: this.opts.upgradeNice,
+      ...(this.opts.prefixOutput
+        ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
+        : {}),
       ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
@@ -225,7 +237,7 @@ export class Master {
       this.resumeFrom(restored);
       return;
     }
-    this.log.info(
+    this.log.always(
       `Master ${process.pid} up: control socket ${this.socketPath}` + (binds.length ? `, listening on ${binds.join(', ')}` : ''),
     );
     const pending = this.pending ?? [];
@@ -275,6 +287,8 @@ export class Master {
     const snap = this.snapshot();
     if (this.exiting || snap.shuttingDown) return refuse('the master is stopping');
     if (this.reloading) return refuse('a reload is already in progress');
+    // The children write into pipes this image reads; they would not survive the exec.
+    if (this.opts.prefixOutput) return refuse("--prefix-output pipes the children's output through this process; use upgrade (or restart without --prefix-output)");
     if (snap.upgrade) return refuse(`an upgrade is in progress (generation ${snap.upgrade.generation}); reload when it is done`);
     this.reloading = true;
     const streaming = req.id !== undefined;
@@ -329,6 +343,7 @@ export class Master {
         pidfile: this.opts.pidfile ? resolve(this.opts.pidfile) : null,
         verbosity: this.log.verbosity,
         core: (this.group as WorkerGroup).serialize(),
+        slots: (this.group as WorkerGroup).history.toJSON(),
       };
       stateFd = writeState(state);
       // stdio too: Node marks 0, 1 and 2 close-on-exec, and the new image must log where this one did.
@@ -413,6 +428,7 @@ export class Master {
     const group = this.group as WorkerGroup;
     // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
     group.restore(state.core, Date.now() - state.wall);
+    group.history = SlotHistory.from(state.slots);
     const server = this.server as ControlServer;
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
     for (const c of state.connections) {
@@ -648,6 +664,15 @@ export class Master {
       conn.send({ message: 'The master is still starting up; try again.', error: true }, req.id);
       return;
     }
+    if (this.log.enabled('debug')) {
+      const args = req.args.length ? ` ${req.args.join(' ')}` : '';
+      this.log.debug(
+        req.command === 'worker:ack'
+          ? `ACK from pid ${req.pid ?? '?'} on control connection #${conn.id}`
+          : `Control connection #${conn.id}: ${req.command}${args}${req.id !== undefined ? ` (id ${String(req.id)})` : ''}`,
+      );
+    }
+    if (this.log.tracing) this.log.trace(`Control connection #${conn.id} request: ${JSON.stringify(req.raw)}`);
     dispatch(this.commandContext, conn, req);
   }
 
@@ -669,11 +694,13 @@ export class Master {
     }
     route.sent += 1;
     if (wait) fields.wait = true;
+    if (this.log.tracing) this.log.trace(`Control connection #${route.conn.id} reply: ${JSON.stringify(fields)}`);
     route.conn.send(fields, route.requestId);
   }
 
   private facts(): MasterFacts {
     const o = this.opts;
+    if (this.group) this.procStats.prune(new Set(this.snapshot().workers.map((w) => w.pid as number)));
     return {
       masterPid: process.pid,
       version: VERSION,
@@ -693,6 +720,16 @@ export class Master {
       ackMode: o.ackMode.kind === 'manual' ? { kind: 'manual', timeoutSec: o.ackTimeoutSec } : o.ackMode,
       killChildrenOnExit: o.killChildrenOnExit,
       startedAtWall: this.startedAtWall,
+      bindFds: this.sockets.map((s) => s.fd),
+      dropEnv: o.dropEnv,
+      commandSocketAsFd: o.commandSocketAsFd,
+      nice: { master: o.niceMaster, worker: o.niceWorker },
+      reexecCommandline: o.reexecAs,
+      reloads: this.reloads,
+      reloading: this.reloading,
+      lastSpinup: this.group?.lastSpinup ?? null,
+      sample: (pid, ageMs) => this.procStats.sample(pid, ageMs),
+      slot: (slot) => (this.group as WorkerGroup).history.get(slot),
       wall: (t) => this.wall0 + t,
       now: this.now(),
     };

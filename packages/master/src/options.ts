@@ -107,6 +107,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       'Do not make the master a child subreaper (PR_SET_CHILD_SUBREAPER); by default what a child leaves behind ' +
       'is reparented to the master, reaped, and stopped once its child is gone.',
   },
+  {
+    long: 'upgrade-nice',
+    arg: 'N',
+    help:
+      'During an upgrade, start the new children N nicer (setpriority) and give them their normal priority ' +
+      'back once they are up, so that booting takes less CPU from the children serving meanwhile (default 0: off; ' +
+      'see the man page for when it helps). Only when the master may raise priorities again (root, or RLIMIT_NICE).',
+  },
   { short: 'c', long: 'command-name', arg: 'NAME', help: 'Name used in logs and in the default socket path.' },
   { short: 'e', long: 'pidfile', arg: 'PATH', help: 'Write the master\'s pid to PATH; removed at exit.' },
   {
@@ -144,8 +152,25 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'N',
     help: 'During an upgrade, at most N processes beyond -n at once (default: all new children at once).',
   },
-  { short: 'v', long: 'verbose', repeatable: true, help: 'More verbose logging (repeatable).' },
-  { short: 'q', long: 'quiet', repeatable: true, help: 'Less verbose logging (repeatable).' },
+  {
+    short: 'v',
+    long: 'verbose',
+    repeatable: true,
+    help:
+      'More detail: -v adds debug lines (each spawn\'s command and the variables set, ACKs and the control ' +
+      'connection they came on, signals sent, timers, control commands received); -vv also every request and reply line.',
+  },
+  {
+    short: 'q',
+    long: 'quiet',
+    repeatable: true,
+    help: 'Less: -q only warnings and errors, -qq only errors; the start-up line is always printed.',
+  },
+  {
+    long: 'prefix-output',
+    help: "Prefix each line of the children's stdout and stderr with its slot and pid, `worker.0[1234] | ` (NAME.0 with -c). Default: the children write to the master's stdout and stderr directly, as with einhorn.",
+  },
+  { long: 'prefix-output-time', help: 'Like --prefix-output, with an ISO timestamp first on each line.' },
   { long: 'syslog', help: 'Also send warnings and errors to the local syslog (/dev/log).' },
   {
     long: 'syslog-socket',
@@ -168,15 +193,22 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'upgrade-check',
     help: 'Load the whole program and check the options, then exit 0 without binding anything (what reload runs first).',
   },
+  {
+    short: 'p',
+    long: 'preload',
+    arg: 'PATH',
+    help: "Accepted for einhorn command lines and ignored with a warning: preloading only means something for Ruby children.",
+  },
+  {
+    long: 'gc-before-fork',
+    help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
 
 /** einhorn options we know but refuse, with the reason shown to the user. */
 const REFUSED: Readonly<Record<string, string>> = {
-  preload: 'preloading is Ruby-only',
-  p: 'preloading (-p) is Ruby-only',
-  'gc-before-fork': 'Ruby-only',
   'with-state-fd': 'internal to the master\'s reload, which passes it as the first argument',
 };
 
@@ -208,9 +240,12 @@ export interface Options {
   commandSocketAsFd: boolean;
   niceMaster: number | null;
   niceWorker: number | null;
+  upgradeNice: number;
   maxUnacked: number | null;
   maxUpgradeAdditional: number | null;
   verbosity: number;
+  /** --prefix-output: children's lines prefixed; with a timestamp when 'time'. */
+  prefixOutput: false | 'plain' | 'time';
   syslog: boolean;
   syslogSocket: string;
   syslogTo: string | null;
@@ -221,6 +256,8 @@ export interface Options {
   version: boolean;
   program: string | null;
   programArgs: string[];
+  /** einhorn options accepted but meaningless here (Ruby-only), as given: one warning names them. */
+  rubyOnly: string[];
 }
 
 export function defaultOptions(): Options {
@@ -249,9 +286,11 @@ export function defaultOptions(): Options {
     commandSocketAsFd: false,
     niceMaster: null,
     niceWorker: null,
+    upgradeNice: 0,
     maxUnacked: null,
     maxUpgradeAdditional: null,
     verbosity: 1,
+    prefixOutput: false,
     syslog: false,
     syslogSocket: '/dev/log',
     syslogTo: null,
@@ -261,6 +300,7 @@ export function defaultOptions(): Options {
     version: false,
     program: null,
     programArgs: [],
+    rubyOnly: [],
   };
 }
 
@@ -401,6 +441,10 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       o.niceWorker = m[2] === undefined ? null : Number(m[2]);
       return;
     }
+    case 'upgrade-nice':
+      o.upgradeNice = count(name, v);
+      if (o.upgradeNice > 39) throw new UsageError(`${name} expects an integer from 0 to 39, got '${v}'`);
+      return;
     case 'max-unacked':
       o.maxUnacked = count(name, v, 1);
       return;
@@ -408,7 +452,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       o.maxUpgradeAdditional = count(name, v, 1);
       return;
     case 'verbose':
-      o.verbosity = Math.max(0, o.verbosity - 1);
+      o.verbosity = Math.max(-1, o.verbosity - 1);
+      return;
+    case 'prefix-output':
+      if (o.prefixOutput === false) o.prefixOutput = 'plain';
+      return;
+    case 'prefix-output-time':
+      o.prefixOutput = 'time';
       return;
     case 'quiet':
       o.verbosity = Math.min(3, o.verbosity + 1);
@@ -439,6 +489,10 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'upgrade-check':
       o.upgradeCheck = true;
       return;
+    case 'preload':
+    case 'gc-before-fork':
+      o.rubyOnly.push(value === undefined ? name : `${name} ${value}`);
+      return;
     case 'help':
       o.help = true;
       return;
@@ -450,6 +504,27 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
 
 const byLong = new Map(OPTION_SPECS.map((s) => [s.long, s]));
 const byShort = new Map(OPTION_SPECS.filter((s) => s.short).map((s) => [s.short as string, s]));
+
+/**
+ * A long option by its name or, as Ruby's OptionParser (einhorn's) allows, by a unique
+ * prefix of it: `--num 2`, `--sig=5`. An ambiguous prefix is refused with the candidates.
+ */
+function longOption(given: string): OptionSpec {
+  const exact = byLong.get(given);
+  if (exact) return exact;
+  const hits = given === '' ? [] : OPTION_SPECS.filter((s) => s.long.startsWith(given));
+  if (hits.length === 1) return hits[0] as OptionSpec;
+  if (hits.length > 1) {
+    throw new UsageError(`ambiguous option '--${given}': could be ${hits.map((h) => `--${h.long}`).join(', ')}`);
+  }
+  throw new UsageError(`unknown option '--${given}' (see --help)`);
+}
+
+/** The one warning for einhorn options that only mean something for Ruby children, or null. */
+export function rubyOnlyWarning(o: Options): string | null {
+  if (o.rubyOnly.length === 0) return null;
+  return `ignoring ${o.rubyOnly.join(', ')}: einhorn's preloading and GC options only mean something for Ruby children`;
+}
 
 export function parseArgs(argv: readonly string[]): Options {
   const o = defaultOptions();
@@ -469,12 +544,10 @@ export function parseArgs(argv: readonly string[]): Options {
     }
     if (word.startsWith('--')) {
       const eq = word.indexOf('=');
-      const name = eq < 0 ? word.slice(2) : word.slice(2, eq);
-      const spec = byLong.get(name);
-      if (!spec) {
-        if (name in REFUSED) throw new UsageError(`--${name}: ${REFUSED[name]}`);
-        throw new UsageError(`unknown option '--${name}' (see --help)`);
-      }
+      const given = eq < 0 ? word.slice(2) : word.slice(2, eq);
+      if (given in REFUSED) throw new UsageError(`--${given}: ${REFUSED[given]}`);
+      const spec = longOption(given);
+      const name = spec.long;
       once(spec, `--${name}`);
       let value: string | undefined;
       if (eq >= 0) {

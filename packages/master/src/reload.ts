@@ -8,6 +8,7 @@
  * its children and the pidfile stays true. The new image reads the snapshot
  * instead of binding, adopts the fds by number and the workers by pid.
  */
+import type { SlotRecord } from './slot-history.js';
 import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import type { SerializedCore } from '@einhyrningsins/core';
@@ -44,6 +45,8 @@ export interface ReloadState {
   pidfile: string | null;
   verbosity: number;
   core: SerializedCore;
+  /** Per-slot restarts and last exits (absent from older images). */
+  slots?: Record<string, SlotRecord>;
 }
 
 /** Write the snapshot into a memfd that the new image inherits. */

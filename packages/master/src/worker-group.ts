@@ -6,6 +6,8 @@ import * as native from 'native-reuseport';
 import { childEnv, type PassedSocket } from './child-env.js';
 import type { Logger } from './log.js';
 import { resolveProgram } from './program.js';
+import { SlotHistory } from './slot-history.js';
+import { BootPriority } from './boot-priority.js';
 
 /** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
@@ -55,6 +57,8 @@ export interface WorkerGroupOptions {
   stopGroup?: boolean;
   /** Niceness for every child (setpriority before exec), or none. */
   niceWorker?: number | null;
+  /** During upgrades, new workers boot this much nicer until they are up (0: off). */
+  upgradeNice?: number;
   log: Logger;
   /**
    * einhorn's -g: each child also gets an already-connected control connection at the fd
@@ -95,9 +99,16 @@ export class WorkerGroup {
   private launch: LaunchSpec;
   private listeners: readonly SharedListener[];
   private readonly now: () => number;
+  /** Restarts and last exit status per slot (what `status` shows). */
+  history = new SlotHistory();
+  /** When the last worker was spawned (einhorn's last_spinup), on the group's clock. */
+  lastSpinup: number | null = null;
+
+  private readonly boot: BootPriority;
 
   constructor(private readonly opts: WorkerGroupOptions) {
     this.core = new Supervisor(opts.core);
+    this.boot = new BootPriority(opts.upgradeNice ?? 0, opts.niceWorker ?? null, opts.log);
     this.launch = opts.launch;
     this.listeners = opts.listeners;
     const t0 = performance.now();
@@ -188,12 +199,26 @@ export class WorkerGroup {
     try {
       while (this.queue.length) {
         const ev = this.queue.shift() as Event;
-        for (const effect of this.core.handle(ev, this.now())) this.apply(effect);
+        this.record(ev);
+        const effects = this.core.handle(ev, this.now());
+        // A worker just up gets its priority back before anything else happens (the old
+        // one it replaces is signalled, the upgrade's waiters are told).
+        if (this.boot.pending) this.boot.settle(this.core.snapshot());
+        for (const effect of effects) this.apply(effect);
       }
     } finally {
       this.busy = false;
     }
     this.opts.onChange?.();
+  }
+
+  /** Note a worker's end in its slot's history, while the core still knows the worker. */
+  private record(ev: Event): void {
+    if (ev.type !== 'exited' && ev.type !== 'spawnFailed') return;
+    const w = this.core.snapshot().workers.find((x) => (ev.type === 'exited' ? x.pid === ev.pid : x.id === ev.id));
+    if (!w) return;
+    if (ev.type === 'spawnFailed') this.history.spawnFailed(w.slot, ev.error);
+    else this.history.exited(w.slot, ev.code, ev.signal, w.state === 'stopping' || w.state === 'killed');
   }
 
   /** Drop every pending timer (at exit). */
@@ -208,17 +233,25 @@ export class WorkerGroup {
     this.opts.log.log(level, this.opts.name ? `[${this.opts.name}] ${message}` : message, ctx);
   }
 
+  private debug(message: string): void {
+    if (this.opts.log.enabled('debug')) this.log('debug', message);
+  }
+
   private apply(e: Effect): void {
     switch (e.type) {
       case 'spawn':
-        return this.spawn(e.id, e.slot);
+        return this.spawn(e.id, e.slot, e.generation);
       case 'kill':
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
         if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
         else if (this.opts.stopGroup && this.isStopSignal(e.signal)) {
-          if (signalGroup(e.pid, e.signal as NodeJS.Signals)) return;
+          if (signalGroup(e.pid, e.signal as NodeJS.Signals)) {
+            this.debug(`Sent ${e.signal} to worker ${e.pid}'s process group`);
+            return;
+          }
         }
+        this.debug(`Sending ${e.signal} to worker ${e.pid}${e.signal === 'SIGKILL' ? ' and its process group' : ''}`);
         try {
           process.kill(e.pid, e.signal as NodeJS.Signals);
         } catch (err) {
@@ -228,10 +261,12 @@ export class WorkerGroup {
       case 'setTimer': {
         const old = this.timers.get(e.key);
         if (old) clearTimeout(old);
+        this.debug(`Timer ${e.key}: in ${Math.round(e.ms)} ms`);
         this.timers.set(
           e.key,
           setTimeout(() => {
             this.timers.delete(e.key);
+            this.debug(`Timer ${e.key}: fired`);
             this.feed({ type: 'timer', key: e.key });
           }, Math.max(0, e.ms)),
         );
@@ -240,6 +275,7 @@ export class WorkerGroup {
       case 'clearTimer': {
         const t = this.timers.get(e.key);
         if (t) clearTimeout(t);
+        if (t) this.opts.log.trace(`Timer ${e.key}: cleared`);
         this.timers.delete(e.key);
         return;
       }
@@ -262,7 +298,7 @@ export class WorkerGroup {
     return signal === snap.config.drainSignal || signal === snap.shuttingDown;
   }
 
-  private spawn(id: number, slot: number): void {
+  private spawn(id: number, slot: number, generation = 0): void {
     const spec = this.launch;
     let path: string;
     try {
@@ -303,12 +339,25 @@ export class WorkerGroup {
       pair = null;
     };
     const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
-    if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
+    const bootNice = this.boot.forSpawn(generation, this.core.snapshot());
+    if (bootNice !== null) launch.push('--nice', String(bootNice));
+    else if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
     if (this.opts.killChildrenOnExit) {
       const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
       launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
     launch.push('--', path, spec.program, ...spec.args);
+    if (this.opts.log.enabled('debug')) {
+      const base = spec.env;
+      const set = Object.keys(env).filter((k) => base[k] !== env[k]);
+      const dropped = Object.keys(base).filter((k) => !(k in env));
+      this.debug(
+        `Spawning index ${slot} (generation ${generation}): ${[path, ...spec.args].join(' ')}` +
+          `${spec.cwd === process.cwd() ? '' : ` in ${spec.cwd}`}; sets ${set.join(', ') || 'nothing'}` +
+          (dropped.length ? `; drops ${dropped.join(', ')}` : '') +
+          (bootNice !== null ? `; nice ${bootNice} until it is up` : this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
+      );
+    }
     const out = this.opts.output ? 'pipe' : 'inherit';
     let child: ChildProcess;
     try {
@@ -334,6 +383,8 @@ export class WorkerGroup {
       pair = null;
     }
     this.children.set(pid, child);
+    this.lastSpinup = this.now();
+    if (bootNice !== null) this.boot.spawned(pid);
     this.opts.output?.(child, slot);
     child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
     child.once('exit', (code, signal) => {

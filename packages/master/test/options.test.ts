@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { OPTION_SPECS, helpText, parseArgs, UsageError } from '../src/options.js';
+import { OPTION_SPECS, helpText, parseArgs, rubyOnlyWarning, UsageError } from '../src/options.js';
 import { parseBindSpec, BindError } from '../src/bind-spec.js';
 import { childEnv } from '../src/child-env.js';
 import { normalizeSignal } from '../src/signals.js';
@@ -46,7 +46,7 @@ test('-m: flag, `-m manual`, `-m SECONDS` and `-m PROGRAM`', () => {
 
 test('grouped short flags and verbosity', () => {
   const o = parseArgs(['-vv', '-k4', 'app']);
-  assert.equal(o.verbosity, 0);
+  assert.equal(o.verbosity, -1, '-vv: debug and trace');
   assert.equal(o.killChildrenOnExit, true);
   assert.equal(o.ipv4Only, true);
   assert.equal(parseArgs(['-qq', 'app']).verbosity, 3);
@@ -64,13 +64,36 @@ test('usage errors name the problem', () => {
     [['-c', 'a b', 'app'], /-c expects a name/],
     [['--nice', '1:2:renice', 'app'], /RENICE_CMD part is not supported/],
     [['--nice', '99', 'app'], /from -20 to 19/],
-    [['--gc-before-fork', 'app'], /Ruby-only/],
-    [['--preload', 'x', 'app'], /Ruby-only/],
+    [['--s', '1', 'app'], /^ambiguous option '--s': could be --socket-path, --socket-mode, --seconds, --signal-timeout, .*--syslog-to$/],
+    [['--sock=x', 'app'], /^ambiguous option '--sock': could be --socket-path, --socket-mode$/],
+    [['--numbers', '2', 'app'], /^unknown option '--numbers'/],
+    [['--with-state-fd', '3', 'app'], /internal/],
     [[], /missing program/],
     [['--stop-signal', 'KILL', 'app'], /--stop-signal expects a signal name that can be caught/],
     [['--stop-signal', 'NOPE', 'app'], /--stop-signal expects/],
   ];
   for (const [argv, re] of bad) assert.throws(() => parseArgs(argv), (e: Error) => e instanceof UsageError && re.test(e.message), argv.join(' '));
+});
+
+test("long options by unique prefix, as Ruby's OptionParser takes them", () => {
+  const o = parseArgs(['--num', '3', '--sig=5', '--max-un', '2', '--kill', '--ba', '7', 'app']);
+  assert.equal(o.number, 3);
+  assert.equal(o.signalTimeoutSec, 5);
+  assert.equal(o.maxUnacked, 2);
+  assert.equal(o.killChildrenOnExit, true);
+  assert.equal(o.backlog, 7);
+  assert.equal(parseArgs(['--syslog', 'app']).syslog, true, 'an exact name wins over longer ones');
+  assert.throws(() => parseArgs(['--num', '1', '--number', '2', 'app']), /--number given more than once/);
+});
+
+test('--gc-before-fork and -p/--preload are accepted, with one warning', () => {
+  const o = parseArgs(['--gc-before-fork', '-p', 'lib/app.rb', '-n', '2', 'app']);
+  assert.equal(o.number, 2);
+  assert.equal(o.program, 'app');
+  assert.deepEqual(o.rubyOnly, ['--gc-before-fork', '-p lib/app.rb']);
+  assert.match(rubyOnlyWarning(o)!, /^ignoring --gc-before-fork, -p lib\/app.rb: .*only mean something for Ruby children$/);
+  assert.equal(rubyOnlyWarning(parseArgs(['app'])), null);
+  assert.deepEqual(parseArgs(['--preload=x', 'app']).rubyOnly, ['--preload x']);
 });
 
 test('-b specs: IPv4, IPv6, host names, flags', () => {

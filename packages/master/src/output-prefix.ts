@@ -1,0 +1,41 @@
+import type { ChildProcess } from 'node:child_process';
+
+/**
+ * `--prefix-output`: each line a child writes on stdout or stderr goes to the
+ * master's same stream with its slot and pid in front, as foreman does
+ * (`worker.0[1234] | ...`, or `NAME.0[...]` with -c), optionally after a timestamp
+ * (`--prefix-output-time`). A line is written whole, so two workers' lines never
+ * interleave within a line; a partial last line is flushed when the stream ends.
+ */
+export function prefixOutput(child: ChildProcess, slot: number, opts: { name: string | null; time: boolean }): void {
+  const label = `${opts.name ?? 'worker'}.${slot}[${child.pid ?? '?'}] | `;
+  const prefix = opts.time ? () => `${new Date().toISOString()} ${label}` : () => label;
+  const pairs: Array<[NodeJS.ReadableStream | null, NodeJS.WritableStream]> = [
+    [child.stdout, process.stdout],
+    [child.stderr, process.stderr],
+  ];
+  for (const [stream, dest] of pairs) {
+    if (!stream) continue;
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => {
+      buf += d;
+      let out = '';
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        out += prefix() + buf.slice(0, nl + 1);
+        buf = buf.slice(nl + 1);
+      }
+      if (buf.length > 64 * 1024) {
+        out += prefix() + buf + '\n';
+        buf = '';
+      }
+      if (out) dest.write(out);
+    });
+    stream.on('end', () => {
+      if (buf) dest.write(prefix() + buf + '\n');
+      buf = '';
+    });
+    stream.on('error', () => undefined);
+  }
+}
