@@ -42,7 +42,7 @@ const cases: Case[] = [
     error: /ambiguous option '--sock': could be --socket-path, --socket-mode$/,
     code: 2,
   },
-  { name: '--reexec-as with an unterminated quote', args: (d) => ["--reexec-as=env 'VAR=b einhyrningsins", ...child(d)], error: /--reexec-as: unterminated single quote/, code: 2 },
+  { name: '--reexec-as with an unterminated quote', args: (d) => ["--reexec-as=env 'VAR=b einhyrningsins", ...child(d)], error: /--reexec-as: unbalanced ' quote/, code: 2 },
   { name: '--with-state-fd not given by a reload', args: (d) => ['-n', '1', '--with-state-fd', '5', ...child(d)], error: /internal to the master's reload/, code: 2 },
   { name: 'malformed -b', args: (d) => ['-b', 'localhost', ...child(d)], error: /-b localhost: expected ADDR:PORT/ },
   { name: '-b port out of range', args: (d) => ['-b', '127.0.0.1:70000', ...child(d)], error: /port 70000 is out of range/ },

@@ -27,23 +27,9 @@ import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
-import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type ReloadState } from './reload.js';
+import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type BoundSocket, type ReloadState } from './reload.js';
 
 const { O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
-
-/** A listening socket the children get: from -b (TCP or unix:) or from systemd. */
-interface BoundSocket {
-  fd: number;
-  family: 4 | 6 | 'unix';
-  /** As given: the -b text, or systemd:NAME. */
-  text: string;
-  /** Numeric address, or the socket path. */
-  address: string;
-  port: number;
-  flags: string[];
-  /** A unix socket this master created (removed at exit if still the same inode). */
-  unixFile: { path: string; ino: number } | null;
-}
 
 function socketLabel(s: BoundSocket): string {
   if (s.family === 'unix') return `unix:${s.address}`;

@@ -8,7 +8,7 @@
  */
 import { normalizeSignal } from './signals.js';
 
-import { shellSplit } from './shell-split.js';
+import { shellWords } from '@einhyrningsins/protocol';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -478,9 +478,9 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'reexec-as': {
       let words: string[];
       try {
-        words = shellSplit(v);
+        words = shellWords(v);
       } catch (err) {
-        throw new UsageError(`${name}: ${(err as Error).message} in '${v}'`);
+        throw new UsageError(`${name}: ${(err as Error).message}`);
       }
       if (words.length === 0) throw new UsageError(`${name} expects a command line`);
       o.reexecAs = words;

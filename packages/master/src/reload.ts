@@ -14,10 +14,23 @@ import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import type { SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 
-export { shellSplit } from './shell-split.js';
 
 /** The option that carries the snapshot's fd; always the first word of the new image's argv. */
 export const STATE_FD_OPTION = '--with-state-fd';
+
+/** A listening socket the children get: from -b (TCP or unix:) or from systemd; it crosses a reload as is. */
+export interface BoundSocket {
+  fd: number;
+  family: 4 | 6 | 'unix';
+  /** As given: the -b text, or systemd:NAME. */
+  text: string;
+  /** Numeric address, or the socket path. */
+  address: string;
+  port: number;
+  flags: string[];
+  /** A unix socket this master created (removed at exit if still the same inode). */
+  unixFile: { path: string; ino: number } | null;
+}
 
 export interface ReloadState {
   format: 1;
@@ -29,15 +42,7 @@ export interface ReloadState {
   /** Wall-clock start of the first image (uptime survives reloads). */
   startedAtWall: number;
   reloads: number;
-  sockets: Array<{
-    fd: number;
-    family: 4 | 6 | 'unix';
-    text: string;
-    address: string;
-    port: number;
-    flags: string[];
-    unixFile: { path: string; ino: number } | null;
-  }>;
+  sockets: BoundSocket[];
   control: { fd: number; path: string; ino: number };
   /** Open control connections; `requestId` set on the one that asked for the reload. */
   connections: Array<{ fd: number; boundPid: number | null; requester: boolean; requestId: string | number | null; streaming: boolean }>;

@@ -24,3 +24,4 @@ export { encodeReply, decodeReply, type ReplyInput, type DecodedReply, type Deco
 export { encodeRequest, type RequestInput, type RequestFraming } from './request-encode.js';
 export { defaultSocketPath, defaultDynoSocketPath, runtimeDir } from './socket-path.js';
 export { yamlDocument, yamlString, yamlScalar, yamlQuoted, yamlNumber, yamlFlow } from './yaml-emit.js';
+export { splitCommands, splitWords, shellWords } from './words.js';
