@@ -21,6 +21,7 @@ import {
   normalizeSignal,
   resolveProgram,
   parseBindSpec,
+  pipeLines,
   resolveBind,
   type ControlConnection,
   type LaunchSpec,
@@ -798,34 +799,7 @@ export class Driver {
   /** A process's output, line by line, prefixed with its name: `web.1 | ...`. */
   private pipeLabelled(name: string, child: ChildProcess): void {
     const label = `${name} | `;
-    const pairs: Array<[NodeJS.ReadableStream | null, NodeJS.WritableStream]> = [
-      [child.stdout, process.stdout],
-      [child.stderr, process.stderr],
-    ];
-    for (const [stream, dest] of pairs) {
-      if (!stream) continue;
-      let buf = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (d: string) => {
-        buf += d;
-        let out = '';
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          out += label + buf.slice(0, nl + 1);
-          buf = buf.slice(nl + 1);
-        }
-        if (buf.length > 64 * 1024) {
-          out += label + buf + '\n';
-          buf = '';
-        }
-        if (out) dest.write(out);
-      });
-      stream.on('end', () => {
-        if (buf) dest.write(label + buf + '\n');
-        buf = '';
-      });
-      stream.on('error', () => undefined);
-    }
+    pipeLines(child, () => label);
   }
 
   // ---- stopping -------------------------------------------------------------------

@@ -15,3 +15,4 @@ export { StartupError } from './errors.js';
 export { stateObject, einhornStateYaml, statusText, type MasterFacts } from './state-view.js';
 export { Cleanup } from './cleanup.js';
 export { listenOn } from './listen.js';
+export { pipeLines, prefixOutput } from './output-prefix.js';

@@ -9,7 +9,14 @@ import type { ChildProcess } from 'node:child_process';
  */
 export function prefixOutput(child: ChildProcess, slot: number, opts: { name: string | null; time: boolean }): void {
   const label = `${opts.name ?? 'worker'}.${slot}[${child.pid ?? '?'}] | `;
-  const prefix = opts.time ? () => `${new Date().toISOString()} ${label}` : () => label;
+  pipeLines(child, opts.time ? () => `${new Date().toISOString()} ${label}` : () => label);
+}
+
+/**
+ * A child's stdout and stderr to this process's, whole lines at a time with `prefix()`
+ * in front of each (the master's --prefix-output, the dyno driver's `web.1 | `).
+ */
+export function pipeLines(child: ChildProcess, prefix: () => string): void {
   const pairs: Array<[NodeJS.ReadableStream | null, NodeJS.WritableStream]> = [
     [child.stdout, process.stdout],
     [child.stderr, process.stderr],
