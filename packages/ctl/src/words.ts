@@ -1,1 +1,1 @@
-export { splitCommands, splitWords, shellWords } from '@einhyrningsins/protocol';
+export { splitCommands, splitWords, shellWords } from '@einhyrningsins/protocol/words';

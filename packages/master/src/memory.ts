@@ -1,6 +1,9 @@
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { createRequire } from 'node:module';
 import * as native from 'native-reuseport';
+
+// node:v8 and node:vm are loaded at the first compaction, not at start-up (they cost
+// ~1 MB of the master's RSS there, for nothing until workers have come and gone).
+const load = createRequire(import.meta.url);
 
 /** At most one compaction this often, and always this soon after the last worker exit. */
 const COMPACT_AFTER_MS = 2000;
@@ -18,19 +21,14 @@ export class MemoryKeeper {
   /** Made at the first compaction: the context it lives in costs ~2 MB of start-up RSS. */
   private gc: (() => void) | null | undefined = undefined;
 
-  constructor() {
-    try {
-      v8.setFlagsFromString('--semi-space-growth-factor=1');
-    } catch {
-      /* a Node without this flag */
-    }
-  }
-
   private gcFunction(): (() => void) | null {
     if (this.gc === undefined) {
       try {
+        const v8 = load('node:v8') as typeof import('node:v8');
+        // From the first compaction on, the young generation keeps its initial size.
+        v8.setFlagsFromString('--semi-space-growth-factor=1');
         v8.setFlagsFromString('--expose-gc');
-        this.gc = vm.runInNewContext('gc') as () => void;
+        this.gc = (load('node:vm') as typeof import('node:vm')).runInNewContext('gc') as () => void;
       } catch {
         this.gc = null; // a Node without these flags: only malloc_trim
       }

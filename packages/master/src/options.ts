@@ -8,7 +8,8 @@
  */
 import { normalizeSignal } from './signals.js';
 
-import { shellWords } from '@einhyrningsins/protocol';
+// The module alone: --version and --help must not evaluate the whole protocol package.
+import { shellWords } from '@einhyrningsins/protocol/words';
 
 export class UsageError extends Error {
   override name = 'UsageError';
