@@ -8,7 +8,6 @@ import { existsSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSy
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
 import {
   Cleanup,
@@ -20,6 +19,7 @@ import {
   WorkerGroup,
   normalizeSignal,
   resolveProgram,
+  monotonicMs,
   parseBindSpec,
   pipeLines,
   resolveBind,
@@ -136,7 +136,7 @@ export class Driver {
   private readonly subRoutes = new Map<number, { fan: FanOut; type: string; last: string | null }>();
   private nextRoute = 1;
   private readonly cleanup = new Cleanup();
-  private readonly t0 = performance.now();
+  private readonly t0 = monotonicMs();
   private shutdowns = 0;
   private exiting = false;
   private serial: Promise<void> = Promise.resolve();
@@ -158,7 +158,7 @@ export class Driver {
   }
 
   private now(): number {
-    return performance.now() - this.t0;
+    return monotonicMs() - this.t0;
   }
 
   private selected = (type: string): boolean => this.cfg.types.length === 0 || this.cfg.types.includes(type);

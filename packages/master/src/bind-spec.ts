@@ -1,4 +1,3 @@
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
 /** One `-b ADDR:PORT[,OPT...]` as written. */
@@ -75,6 +74,8 @@ export async function resolveBind(spec: BindSpec, only: 4 | 6 | null): Promise<R
     return { ...spec, address: spec.host, family: literal as 4 | 6 };
   }
   try {
+    // node:dns only for a host name: numeric -b addresses (the usual case) need none of it.
+    const { lookup } = await import('node:dns/promises');
     const found = await lookup(spec.host, { family: only ?? 0, all: false });
     return { ...spec, address: found.address, family: found.family as 4 | 6 };
   } catch (err) {

@@ -6,6 +6,7 @@ import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';
 import type { Logger } from './log.js';
+import { monotonicMs } from './clock.js';
 
 /** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
 export const MAX_LINE_BYTES = 16 * 1024;
@@ -46,8 +47,8 @@ export class ControlConnection {
   private owed = 0;
   /** The client half-closed: close once every owed reply is sent. */
   private peerEnded = false;
-  /** When it last sent or was sent anything (performance.now()). */
-  lastActive = performance.now();
+  /** When it last sent or was sent anything (monotonicMs()). */
+  lastActive = monotonicMs();
   /** Called (bytes queued) when it is dropped for not reading its replies. */
   onOverflow: ((queued: number) => void) | null = null;
 
@@ -118,7 +119,7 @@ export class ControlConnection {
       this.closed = true;
       return;
     }
-    this.lastActive = performance.now();
+    this.lastActive = monotonicMs();
     const out: Parameters<typeof encodeReply>[0] = { ...reply };
     if (requestId !== undefined) out.requestId = requestId;
     this.socket.write(encodeReply(out));
@@ -561,7 +562,7 @@ function serve(
     });
   }
   const onData = (data: Buffer) => {
-    conn.lastActive = performance.now();
+    conn.lastActive = monotonicMs();
     let chunk = data;
     if (head !== null && http) {
       // Until the first bytes tell: an HTTP request, or einhorn lines.

@@ -49,7 +49,9 @@ export async function main(argvIn: readonly string[]): Promise<void> {
   }
   // A log reader that goes away (`einhyrningsins ... | logger` and logger dies) must not
   // take the master down: writes to a broken stdout/stderr are dropped from then on.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  // (stdout only where the master writes to it, --prefix-output: creating the stream costs RSS.)
+  process.stderr.on('error', () => undefined);
+  if (opts.prefixOutput) process.stdout.on('error', () => undefined);
   try {
     const { Master } = await import('./master.js');
     if (opts.upgradeCheck) {

@@ -1,7 +1,7 @@
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { resolve, dirname, basename, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './clock.js';
 import type { CoreConfig, CoreSnapshot, Event } from '@einhyrningsins/core';
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
@@ -69,7 +69,7 @@ export class Master {
   private server: ControlServer | null = null;
   private sockets: BoundSocket[] = [];
   private readonly cleanup = new Cleanup();
-  private readonly t0 = performance.now();
+  private readonly t0 = monotonicMs();
   /** Date.now() at this image's clock origin (t0): core times are relative to it. */
   private readonly wall0 = Date.now();
   /** When the first image of this master started (uptime survives reloads). */
@@ -128,7 +128,7 @@ export class Master {
   }
 
   private now(): number {
-    return performance.now() - this.t0;
+    return monotonicMs() - this.t0;
   }
 
   /** Start-up: every step that can fail runs before the first child starts. */

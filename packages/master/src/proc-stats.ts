@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { monotonicMs } from './clock.js';
 
 /** Linux's USER_HZ: /proc times are in these ticks (100 on every Linux ABI Node runs on). */
 const TICKS_PER_SEC = 100;
@@ -40,7 +41,7 @@ function rssKb(pid: number): number | null {
 export class ProcStats {
   private readonly last = new Map<number, { ticks: number; at: number; result: ProcSample }>();
 
-  constructor(private readonly clock: () => number = () => performance.now()) {}
+  constructor(private readonly clock: () => number = () => monotonicMs()) {}
 
   /** `ageMs`: how long the worker has lived (the first sample's time base). */
   sample(pid: number, ageMs: number): ProcSample | null {

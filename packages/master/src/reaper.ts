@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './clock.js';
 import * as native from 'native-reuseport';
 import type { Logger } from './log.js';
 
@@ -105,7 +105,7 @@ export class Reaper {
 
   /** One pass over our children that are not workers. */
   scan(): void {
-    const now = performance.now();
+    const now = monotonicMs();
     let live: Set<number> | null = null;
     const seen = new Set<number>();
     for (const pid of ourChildren()) {
@@ -149,16 +149,16 @@ export class Reaper {
    */
   async drain(timeoutMs: number): Promise<void> {
     const others = () => ourChildren().filter((pid) => !this.opts.isWorker(pid));
-    const end = performance.now() + timeoutMs;
+    const end = monotonicMs() + timeoutMs;
     let killed = false;
     for (;;) {
       this.scan(); // reaps zombies; with no worker left every live one gets SIGTERM
       const left = others();
       if (left.length === 0) return;
-      if (!killed && performance.now() >= end) {
+      if (!killed && monotonicMs() >= end) {
         for (const pid of left) this.kill(pid, 'SIGKILL');
         killed = true;
-      } else if (killed && performance.now() >= end + 1000) {
+      } else if (killed && monotonicMs() >= end + 1000) {
         return; // unkillable (D state): give up rather than hang
       }
       await new Promise((r) => setTimeout(r, 50));

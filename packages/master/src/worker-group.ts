@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './clock.js';
 import { Supervisor, type CoreConfig, type CoreSnapshot, type Effect, type Event, type LogLevel, type SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 import { childEnv, type PassedSocket } from './child-env.js';
@@ -111,8 +111,8 @@ export class WorkerGroup {
     this.boot = new BootPriority(opts.upgradeNice ?? 0, opts.niceWorker ?? null, opts.log);
     this.launch = opts.launch;
     this.listeners = opts.listeners;
-    const t0 = performance.now();
-    this.now = opts.now ?? (() => performance.now() - t0);
+    const t0 = monotonicMs();
+    this.now = opts.now ?? (() => monotonicMs() - t0);
   }
 
   get name(): string | null {
