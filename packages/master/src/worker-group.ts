@@ -169,7 +169,7 @@ export class WorkerGroup {
     for (const pid of [...this.adopted]) {
       let r: { code: number | null; signal: number | null } | null;
       try {
-        r = native.waitpid(pid);
+        r = native.reapPid(pid);
       } catch {
         r = { code: null, signal: null }; // ECHILD: gone, and not ours to reap any more
       }

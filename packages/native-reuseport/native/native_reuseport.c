@@ -10,8 +10,6 @@
  *   openFds()
  *   execve(path, argv, env)   replace this process's image (the master's reload);
  *                             returns only by throwing
- *   waitpid(pid)              WNOHANG reap of one child libuv does not know
- *                             (workers adopted across a reload)
  *   memfdCreate(name)         an anonymous file (the reload's state snapshot)
  *   sendDatagram(path, msg)   one datagram to a unix socket (sd_notify, syslog)
  *
@@ -788,7 +786,7 @@ static napi_value MallocTrim(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------------ */
-/* execve, waitpid, memfdCreate: the master's reload                          */
+/* execve, memfdCreate: the master's reload (adopted workers: reapPid)     */
 /* ------------------------------------------------------------------------ */
 
 /* A JS array of strings as a NULL-terminated char* vector (malloc'ed; NULL + exception on error). */
@@ -859,29 +857,6 @@ static napi_value Execve(napi_env env, napi_callback_info info) {
   free_vector(av);
   free_vector(ev);
   return throw_sys(env, err, "execve", NULL, NULL);
-}
-
-/* waitpid(pid, WNOHANG): null while it runs, else {code, signal} (one of them null). */
-static napi_value WaitPid(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, "waitpid", 1, argv)) return NULL;
-  int64_t pid;
-  if (!to_int(env, argv[0], "waitpid", "pid", 1, INT32_MAX, &pid)) return NULL;
-  int status = 0;
-  pid_t r;
-  do r = waitpid((pid_t)pid, &status, WNOHANG);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return throw_sys(env, errno, "waitpid", NULL, NULL);
-  napi_value out, nul;
-  napi_get_null(env, &nul);
-  if (r == 0) return nul;
-  napi_create_object(env, &out);
-  napi_value code = nul, sig = nul;
-  if (WIFEXITED(status)) napi_create_int32(env, WEXITSTATUS(status), &code);
-  else if (WIFSIGNALED(status)) napi_create_int32(env, WTERMSIG(status), &sig);
-  napi_set_named_property(env, out, "code", code);
-  napi_set_named_property(env, out, "signal", sig);
-  return out;
 }
 
 /* memfd_create(name, MFD_CLOEXEC) -> fd. */
@@ -956,7 +931,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"openFds", NULL, OpenFds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketPair", NULL, SocketPair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execve", NULL, Execve, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"waitpid", NULL, WaitPid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, MemfdCreate, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendDatagram", NULL, SendDatagram, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setChildSubreaper", NULL, SetChildSubreaper, NULL, NULL, NULL, napi_enumerable, NULL},

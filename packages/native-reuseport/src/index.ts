@@ -114,7 +114,6 @@ interface NativeBinding {
   openFds(): number[];
   socketPair(): [number, number];
   execve(path: string, argv: string[], env: string[]): never;
-  waitpid(pid: number): { code: number | null; signal: number | null } | null;
   memfdCreate(name: string): number;
   sendDatagram(path: string, message: string): void;
   setChildSubreaper(on: boolean): void;
@@ -463,16 +462,6 @@ export function socketPair(): [number, number] {
  */
 export function execve(path: string, argv: string[], env: string[]): never {
   return native().execve(path, argv, env);
-}
-
-/**
- * waitpid(pid, WNOHANG) for a child that libuv does not know (a worker adopted
- * after a reload): null while it runs, else how it ended (`code` or the signal
- * number in `signal`). Never call it for a child spawned by child_process.
- * @throws NativeSyscallError (ECHILD when it is not our child, or already reaped).
- */
-export function waitpid(pid: number): { code: number | null; signal: number | null } | null {
-  return native().waitpid(pid);
 }
 
 /** memfd_create(2) with MFD_CLOEXEC: an anonymous in-memory file. */
