@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { monotonicMs } from './clock.js';
+import { statFields } from './proc-stat.js';
 
 /** Linux's USER_HZ: /proc times are in these ticks (100 on every Linux ABI Node runs on). */
 const TICKS_PER_SEC = 100;
@@ -13,14 +14,8 @@ export interface ProcSample {
 
 /** utime + stime of a process, in ticks; null if it is gone. */
 function cpuTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return null;
-  }
+  const f = statFields(pid);
+  return f ? Number(f[11]) + Number(f[12]) : null;
 }
 
 function rssKb(pid: number): number | null {

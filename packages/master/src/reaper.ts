@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { monotonicMs } from './clock.js';
+import { statFields } from './proc-stat.js';
 import * as native from 'native-reuseport';
 import type { Logger } from './log.js';
 
@@ -25,13 +26,8 @@ interface Stat {
 }
 
 function stat(pid: number): Stat | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0] ?? '?', pgid: Number(f[2]), sid: Number(f[3]), start: Number(f[19]) };
-  } catch {
-    return null;
-  }
+  const f = statFields(pid);
+  return f ? { state: f[0] ?? '?', pgid: Number(f[2]), sid: Number(f[3]), start: Number(f[19]) } : null;
 }
 
 /** What is known of an orphan: the workers it may have come from, and when it was signalled. */
