@@ -65,6 +65,12 @@ export function treeTicks(pid: number): number | null {
   return f ? Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) : null;
 }
 
+/** cutime + cstime: CPU of the children `pid` has waited for (fields 16-17). */
+export function reapedChildrenTicks(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? Number(f[13]) + Number(f[14]) : null;
+}
+
 /** A VmRSS / VmHWM style line of /proc/<pid>/status, in kB. */
 export function statusKb(pid: number, key: 'VmRSS' | 'VmHWM'): number | null {
   try {

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Load, type LoadResult } from './load.js';
 import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
-import { Baseline, HOST, Ours, live, sleep, type System } from './systems.js';
+import { Baseline, HOST, Ours, live, median, sleep, type System } from './systems.js';
 import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
 
 // ---- configuration -------------------------------------------------------------
@@ -127,13 +127,6 @@ function parseConfig(argv: string[]): Config {
 }
 
 // ---- small statistics ------------------------------------------------------------
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /** Nearest-rank percentile. */
 function pct(xs: number[], q: number): number {

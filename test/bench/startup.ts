@@ -14,13 +14,13 @@
  * Targets: --version <= 1.2x, cold start <= 1.1x, RSS <= bare node + 6 MB.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ROOT } from '../harness.js';
-import { statusKb } from '../proc.js';
-import { CHILD, HOST, sleep, within } from './systems.js';
+import { clockTicks, reapedChildrenTicks, statusKb } from '../proc.js';
+import { CHILD, HOST, cleanEnv, median, sleep, within } from './systems.js';
 
 export interface StartupConfig {
   /** `--version` runs per program (and as many of `node -e 0`). */
@@ -46,10 +46,7 @@ const BARE = join(ROOT, 'test', 'bench', 'bare-launcher.mjs');
 
 /** CPU ms (user + system) of every child this process has waited for so far. */
 function childCpuMs(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // cutime, cstime: fields 16 and 17 (f[0] is field 3); clock ticks of 10 ms.
-  return (Number(f[13]) + Number(f[14])) * 10;
+  return ((reapedChildrenTicks(process.pid) ?? 0) * 1000) / clockTicks();
 }
 
 function cpuOf(args: string[]): number {
@@ -57,18 +54,6 @@ function cpuOf(args: string[]): number {
   const r = spawnSync(process.execPath, args, { stdio: 'ignore' });
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status ?? r.signal}`);
   return childCpuMs() - before;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EINHORN_')) env[k] = v;
-  return env;
 }
 
 const started = new Set<ChildProcess>();

@@ -34,10 +34,17 @@ export async function within<T>(what: string, p: Promise<T>, ms: number): Promis
 }
 
 /** The environment without anything einhorn-ish from outside (e.g. a bench run under einhorn). */
-function cleanEnv(): NodeJS.ProcessEnv {
+export function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EINHORN_')) env[k] = v;
   return env;
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 export interface StopReport {
