@@ -337,11 +337,7 @@ export class ControlServer {
    */
   adoptConnection(fd: number, boundPid: number | null): ControlConnection {
     if (boundPid !== null) return this.adopt(fd, boundPid);
-    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
-    const conn = new ControlConnection(socket, peerOf(socket));
-    this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
-    return conn;
+    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }));
   }
 
   /**
@@ -454,9 +450,15 @@ export class ControlServer {
       socket.destroy();
       return;
     }
+    this.serveClient(socket);
+  }
+
+  /** An operator's or a worker's connection: its peer as the kernel says, the idle timeout, HTTP if asked. */
+  private serveClient(socket: Socket): ControlConnection {
     const conn = new ControlConnection(socket, peerOf(socket));
     this.conns.set(socket, conn);
     serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
+    return conn;
   }
 
   /** Full: close the connection idle the longest (acks and operators must get through). */
