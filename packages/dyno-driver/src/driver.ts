@@ -19,6 +19,7 @@ import {
   WorkerGroup,
   normalizeSignal,
   resolveProgram,
+  isoTime,
   monotonicMs,
   parseBindSpec,
   pipeLines,
@@ -450,7 +451,7 @@ export class Driver {
       this.stuckNew = id;
       where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}`;
     }
-    this.rejected = { file, reason, at: new Date().toISOString() };
+    this.rejected = { file, reason, at: isoTime() };
     const running = this.release ? `still running release ${this.release.version}` : 'nothing is running';
     this.log.error(`Rejected release ${file} (${where}): ${reason}; ${running}`);
   }
@@ -568,7 +569,7 @@ export class Driver {
       });
     });
     this.releaseChild = null;
-    this.lastReleasePhase = { version: next.version, ...result, at: new Date().toISOString() };
+    this.lastReleasePhase = { version: next.version, ...result, at: isoTime() };
     if (result.ok) this.log.info(`Release ${next.version}: the release phase succeeded`);
     else this.log.error(`Release ${next.version}: the release phase failed (${result.status})`);
     return result.ok;
@@ -1174,7 +1175,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
 export function helpMessage(): string {
   const rows = Object.entries(COMMANDS)
     .filter(([, c]) => c.help)
-    .sort(([a], [b]) => a.localeCompare(b))
+    // Code-unit order, not localeCompare: its ICU collator costs a master 2.9 MB of RSS.
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, c]) => `${name}: ${c.help}`);
   return `You are speaking to the einhyrningsins-dyno command socket. You can run the following commands:\n\n${rows.join('\n')}\n`;
 }

@@ -16,4 +16,4 @@ export { stateObject, einhornStateYaml, statusText, type MasterFacts } from './s
 export { Cleanup } from './cleanup.js';
 export { listenOn } from './listen.js';
 export { pipeLines, prefixOutput } from './output-prefix.js';
-export { monotonicMs } from './clock.js';
+export { isoTime, monotonicMs } from './clock.js';

@@ -1,4 +1,5 @@
 import type { LogLevel } from '@einhyrningsins/core';
+import { isoTime } from './clock.js';
 
 const RANK: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, error: 3 };
 
@@ -41,7 +42,7 @@ export class Logger {
     }
     this.sink?.(level, message + suffix);
     if (!this.enabled(level)) return;
-    this.write(`${new Date().toISOString()} ${this.tag} ${level.toUpperCase()}: ${message}${suffix}\n`);
+    this.write(`${isoTime()} ${this.tag} ${level.toUpperCase()}: ${message}${suffix}\n`);
   }
 
   /** -vv detail (every request and reply line): stderr only, never syslog. */
@@ -50,13 +51,13 @@ export class Logger {
   }
 
   trace(m: string): void {
-    if (this.verbosity < 0) this.write(`${new Date().toISOString()} ${this.tag} TRACE: ${m}\n`);
+    if (this.verbosity < 0) this.write(`${isoTime()} ${this.tag} TRACE: ${m}\n`);
   }
 
   /** A line shown whatever the verbosity (-q keeps it): the master's start-up line. */
   always(m: string): void {
     this.sink?.('info', m);
-    this.write(`${new Date().toISOString()} ${this.tag} INFO: ${m}\n`);
+    this.write(`${isoTime()} ${this.tag} INFO: ${m}\n`);
   }
 
   debug(m: string): void {

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { isoTime } from './clock.js';
 
 /**
  * `--prefix-output`: each line a child writes on stdout or stderr goes to the
@@ -9,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
  */
 export function prefixOutput(child: ChildProcess, slot: number, opts: { name: string | null; time: boolean }): void {
   const label = `${opts.name ?? 'worker'}.${slot}[${child.pid ?? '?'}] | `;
-  pipeLines(child, opts.time ? () => `${new Date().toISOString()} ${label}` : () => label);
+  pipeLines(child, opts.time ? () => `${isoTime()} ${label}` : () => label);
 }
 
 /**

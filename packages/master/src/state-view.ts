@@ -2,6 +2,7 @@ import type { CoreSnapshot, WorkerView } from '@einhyrningsins/core';
 import { yamlNumber, yamlScalar } from '@einhyrningsins/protocol';
 import type { ProcSample } from './proc-stats.js';
 import type { SlotRecord } from './slot-history.js';
+import { isoTime } from './clock.js';
 
 /** What the master knows besides the core's snapshot. */
 export interface MasterFacts {
@@ -108,7 +109,7 @@ function sym(name: string): string {
 
 function rubyTime(ms: number): string {
   // psych reads `2026-11-23 21:28:45.123000000 Z` as a Time.
-  const iso = new Date(ms).toISOString(); // 2026-11-23T21:28:45.123Z
+  const iso = isoTime(ms); // 2026-11-23T21:28:45.123Z
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}000000 Z`;
 }
 

@@ -4,6 +4,7 @@ import * as native from 'native-reuseport';
 import * as syslogClient from 'syslog-client';
 import type { LogLevel } from '@einhyrningsins/core';
 import { StartupError } from './errors.js';
+import { isoTime } from './clock.js';
 
 /** Where --syslog / --syslog-socket / --syslog-to send warnings and errors. */
 export type SyslogTarget =
@@ -96,6 +97,6 @@ export class SyslogSink {
   private complain(err: Error): void {
     if (this.complained) return;
     this.complained = true;
-    this.stderr(`${new Date().toISOString()} [MASTER ${this.pid}] ERROR: syslog: ${err.message} (further syslog errors are not shown)\n`);
+    this.stderr(`${isoTime()} [MASTER ${this.pid}] ERROR: syslog: ${err.message} (further syslog errors are not shown)\n`);
   }
 }
