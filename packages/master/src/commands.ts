@@ -240,7 +240,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
 export function helpMessage(): string {
   const lines = Object.entries(COMMANDS)
     .filter(([, c]) => c.help)
-    .sort(([a], [b]) => a.localeCompare(b))
+    // Code-unit order, not localeCompare: its ICU collator costs a master 2.9 MB of RSS.
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, c]) => `${name}: ${c.help}`);
   return `You are speaking to the Einhorn command socket. You can run the following commands:\n\n${lines.join('\n')}\n`;
 }

@@ -1,0 +1,56 @@
+/**
+ * What the master's start-up costs in memory, checked by what it calls and loads
+ * (deterministic; the RSS itself is measured by `npm run bench`, against idle Node,
+ * in one run). Each item below was found costing the master's RSS and taken off the
+ * start-up path; this keeps it off.
+ */
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanupAll, fixture, startMaster, tempDir } from './harness.js';
+
+afterEach(async () => {
+  assert.deepEqual(await cleanupAll(), []);
+});
+
+/** Node modules the master must not load to start, serve ACKs and the everyday commands, and stop. */
+const NOT_AT_START: Record<string, string> = {
+  perf_hooks: 'performance.now(): about 1 MB (clock.ts has monotonicMs)',
+  crypto: 'the pidfile and socket names need no randomness from it',
+  v8: 'the memory keeper loads it when a limit is set',
+  vm: 'the memory keeper',
+  dns: 'numeric hosts need no resolver; names load it lazily',
+  inspector: 'nothing of the master uses it',
+  http: 'the control socket speaks lines, not HTTP, unless asked',
+  readline: 'the control protocol splits its own lines',
+  tls: 'nothing of the master uses it',
+  zlib: 'nothing of the master uses it',
+  worker_threads: 'nothing of the master uses it',
+};
+
+test('start-up, ACKs, help / state / status and shutdown call nothing that loads ICU date or locale code, and load no heavy module', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'footprint.json');
+  const m = startMaster(['-n', '2', '-m', 'manual', '-b', '127.0.0.1:0', '--', process.execPath, fixture('node-http-child.mjs')], {
+    dir,
+    env: { FIXTURE_ACK: '1', FOOTPRINT_OUT: out },
+    bin: fixture('footprint-master.cjs'),
+  });
+  await m.waitLog(/Up to 2 \/ 2 manual ACKs/);
+  // What operators run all day must not bring ICU in either.
+  for (const command of ['help', 'state', 'status']) {
+    const [reply] = await m.ctl(command);
+    assert.ok(reply && reply.message.length > 0, command);
+  }
+  m.snapshotChildren();
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  const seen = JSON.parse(readFileSync(out, 'utf8')) as { calls: string[]; modules: string[] };
+  assert.deepEqual(seen.calls, [], 'calls that bring in ICU (see isoTime in packages/master/src/clock.ts)');
+  const loaded = new Set(seen.modules.filter((s) => s.startsWith('NativeModule ')).map((s) => s.slice('NativeModule '.length)));
+  const heavy = Object.keys(NOT_AT_START).filter((mod) => loaded.has(mod));
+  assert.deepEqual(heavy.map((mod) => `${mod}: ${NOT_AT_START[mod]}`), []);
+  // The probe is live: the master did log timestamps, and did load what it needs.
+  assert.match(m.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[MASTER \d+\] INFO: Master \d+ up/m);
+  assert.ok(loaded.has('child_process') && loaded.has('net'), [...loaded].join(' '));
+});
