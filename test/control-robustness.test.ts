@@ -11,6 +11,7 @@ import { LineSplitter, decodeReply, parseRequest } from '@einhyrningsins/protoco
 import { MAX_CONNECTIONS, MAX_LINE_BYTES } from '@einhyrningsins/master';
 import { alive, childrenOf, cleanupAll, fixture, startMaster, until, type CtlReply, type MasterProc } from './harness.js';
 import { openFdCount } from './proc.js';
+import { prng } from '@einhyrningsins/protocol/test/prng';
 
 // Subtests of the shared-master test inherit this hook: they must not stop
 // the master under the next subtest. The parent test clears the flag when it ends.
@@ -90,17 +91,6 @@ function countWorkers(stateMessage: string): number {
   return (stateMessage.match(/:type: :worker/g) ?? []).length;
 }
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * One fuzz line (without its newline). It never forms a command that changes

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseDocumentText } from '../src/document.js';
 import { yamlDocument, yamlFlow, yamlNumber, yamlScalar } from '../src/yaml-emit.js';
+import { prng } from './prng.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/', import.meta.url));
 
@@ -24,20 +25,9 @@ const WORDS = [
 ];
 const CHARS = 'aZ09 _-./:#@&*!|>?%\'"`~=<,[]{}\\\t\n\u0085é😀\u2028';
 
-/** A seeded PRNG (mulberry32): the same strings every run, reproducible failures. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomStrings(n: number, seed = 11): string[] {
-  const r = rng(seed);
+  const r = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const out = [...WORDS];
   while (out.length < n) {
