@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, alive, runCli, sleep, until } from './harness.js';
+import { FIXTURES, ROOT, alive, load as startLoad, runCli, sleep, until } from './harness.js';
 import {
   cleanupDrivers,
   get,
@@ -34,62 +34,6 @@ const WSGI = join(FIXTURES, 'dyno', 'wsgi_app.py');
 const CTL = join(ROOT, 'bin', 'einhyrningsinsctl');
 const type = (st: DynoState, t: string) => st.types[t] as DynoType;
 const names = (st: DynoState, t: string) => type(st, t).workers.map((w) => w.dyno);
-
-interface Load {
-  ok: number;
-  failed: number;
-  errors: string[];
-  bodies: string[];
-}
-
-/**
- * `conns` loops of GET / on a fresh connection each (Connection: close, as a
- * router does), until stopped or `maxMs` passed.
- */
-function freshLoad(port: number, conns: number, maxMs = 120_000): { r: Load; stop: () => Promise<Load> } {
-  const r: Load = { ok: 0, failed: 0, errors: [], bodies: [] };
-  const deadline = Date.now() + maxMs;
-  let running = true;
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers: { connection: 'close' }, timeout: 10_000 }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => {
-          if (res.statusCode === 200) {
-            r.ok += 1;
-            if (r.bodies.length < 100_000) r.bodies.push(body.trim());
-          } else {
-            r.failed += 1;
-            r.errors.push(`status ${res.statusCode}`);
-          }
-          resolve();
-        });
-        res.on('error', (e) => {
-          r.failed += 1;
-          if (r.errors.length < 20) r.errors.push(e.message);
-          resolve();
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (e) => {
-        r.failed += 1;
-        if (r.errors.length < 20) r.errors.push(e.message);
-        resolve();
-      });
-    });
-  const loops = Array.from({ length: conns }, async () => {
-    while (running && Date.now() < deadline) await one();
-  });
-  return {
-    r,
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-      return r;
-    },
-  };
-}
 
 /** Up processes of `t` exactly `n`, no roll, no draining type. */
 async function settled(d: DriverProc, t: string, n: number, timeoutMs = 30_000): Promise<DynoState> {
@@ -121,43 +65,44 @@ async function stockAppUnderLoad(t: TestContext, web: string, label: string): Pr
   const port = await d.port();
   await settled(d, 'web', 1);
   await until('the app answers', async () => /^web\.1 r0 \d+$/.test(await get(port)), 20_000);
-  const load = freshLoad(port, 6);
+  // A fresh connection per request, as Heroku's router makes.
+  const load = startLoad(port, 6, { fresh: true, maxMs: 120_000, timeoutMs: 10_000 });
   const phases: Phase[] = [];
   let mark = { ok: 0, failed: 0 };
   const phase = (name: string) => {
-    phases.push({ phase: name, ok: load.r.ok - mark.ok, failed: load.r.failed - mark.failed });
-    mark = { ok: load.r.ok, failed: load.r.failed };
+    phases.push({ phase: name, ok: load.result.ok - mark.ok, failed: load.result.failed - mark.failed });
+    mark = { ok: load.result.ok, failed: load.result.failed };
   };
-  await until('traffic', () => load.r.ok > 30, 20_000);
+  await until('traffic', () => load.result.ok > 30, 20_000);
   phase('steady');
   for (let i = 1; i <= 5; i++) {
     writeFileSync(join(dir, '.env'), `RELEASE_MARKER=r${i}\n`);
     const replies = await d.ctl('upgrade', [], { timeoutMs: 60_000 });
     assert.equal(replies.at(-1)!.message, 'Upgrade done', JSON.stringify(replies));
     await settled(d, 'web', 1);
-    const seen = load.r.ok;
-    await until(`traffic on release r${i}`, () => load.r.ok > seen + 20 && load.r.bodies.slice(-5).every((b) => b.includes(` r${i} `)), 20_000);
+    const seen = load.result.ok;
+    await until(`traffic on release r${i}`, () => load.result.ok > seen + 20 && load.result.recent.slice(-5).every((b) => b.includes(` r${i} `)), 20_000);
     phase(`release ${i}`);
   }
   await d.ctl('scale', ['web=4']);
   await settled(d, 'web', 4);
-  let seen = load.r.ok;
-  await until('traffic at 4', () => load.r.ok > seen + 40, 20_000);
+  let seen = load.result.ok;
+  await until('traffic at 4', () => load.result.ok > seen + 40, 20_000);
   phase('scale 1 -> 4');
   await d.ctl('scale', ['web=1']);
   const one = await settled(d, 'web', 1);
   assert.deepEqual(names(one, 'web'), ['web.1'], 'scale-down removes the highest numbers');
-  seen = load.r.ok;
-  await until('traffic at 1', () => load.r.ok > seen + 20, 20_000);
+  seen = load.result.ok;
+  await until('traffic at 1', () => load.result.ok > seen + 20, 20_000);
   phase('scale 4 -> 1');
   const r = await load.stop();
-  const served = new Set(r.bodies.map((b) => b.split(' ')[1]));
+  const served = new Set([...r.bodies].map((b) => b.split(' ')[1]));
   assert.deepEqual([...served].sort(), ['r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
   t.diagnostic(`${label}: ${phases.map((p) => `${p.phase}: ${p.ok} ok / ${p.failed} failed`).join('; ')}; total ${r.ok} ok / ${r.failed} failed`);
   assert.equal(r.failed, 0, `failed requests: ${r.errors.join(', ')}`);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
   // Every process that answered (gunicorn's workers are the driver's grandchildren) is gone.
-  const servers = new Set(r.bodies.map((b) => Number(b.split(' ')[2])));
+  const servers = new Set([...r.bodies].map((b) => Number(b.split(' ')[2])));
   for (const pid of servers) await until(`server process ${pid} gone`, () => !alive(pid), 5000);
   return phases;
 }

@@ -368,48 +368,71 @@ export interface LoadResult {
   errors: string[];
   /** Every distinct response body seen. */
   bodies: Set<string>;
-  /** The last body each client got. */
+  /** The last body any client got. */
   last: string;
+  /** The last 10 bodies, oldest first. */
+  recent: string[];
 }
 
-/** Keep-alive GETs from `conns` parallel clients until `stop()` resolves (bounded by its caller). */
-export function load(port: number, conns: number): { result: LoadResult; stop: () => Promise<LoadResult> } {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
-  const r: LoadResult = { ok: 0, failed: 0, errors: [], bodies: new Set(), last: '' };
+export interface LoadOptions {
+  /** A new connection per request (Connection: close, as a router does) instead of keep-alive. */
+  fresh?: boolean;
+  /** Stop sending by itself after this long (else only `stop()` ends it). */
+  maxMs?: number;
+  /** A request unanswered this long is a failure (default 5000). */
+  timeoutMs?: number;
+}
+
+/** GETs from `conns` parallel clients until `stop()` resolves (bounded by its caller) or `maxMs` passes. */
+export function load(port: number, conns: number, opts: LoadOptions = {}): { result: LoadResult; stop: () => Promise<LoadResult> } {
+  const agent = opts.fresh ? null : new http.Agent({ keepAlive: true, maxSockets: conns });
+  const deadline = opts.maxMs === undefined ? Infinity : Date.now() + opts.maxMs;
+  const r: LoadResult = { ok: 0, failed: 0, errors: [], bodies: new Set(), last: '', recent: [] };
   let running = true;
+  const failed = (e: Error) => {
+    r.failed += 1;
+    if (r.errors.length < 20) r.errors.push(e.message);
+  };
   const one = () =>
     new Promise<void>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
+      const target = agent ? { agent } : { agent: false, headers: { connection: 'close' } };
+      const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: opts.timeoutMs ?? 5000, ...target }, (res) => {
         let body = '';
         res.on('data', (d) => (body += d));
         res.on('end', () => {
           if (res.statusCode === 200) {
             r.ok += 1;
-            r.bodies.add(body.trim());
-            r.last = body.trim();
+            const b = body.trim();
+            r.bodies.add(b);
+            r.last = b;
+            r.recent.push(b);
+            if (r.recent.length > 10) r.recent.shift();
           } else {
             r.failed += 1;
             r.errors.push(`status ${res.statusCode}`);
           }
           resolve();
         });
+        res.on('error', (e) => {
+          failed(e);
+          resolve();
+        });
       });
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', (e) => {
-        r.failed += 1;
-        if (r.errors.length < 20) r.errors.push(e.message);
+        failed(e);
         resolve();
       });
     });
   const loops = Array.from({ length: conns }, async () => {
-    while (running) await one();
+    while (running && Date.now() < deadline) await one();
   });
   return {
     result: r,
     stop: async () => {
       running = false;
       await Promise.all(loops);
-      agent.destroy();
+      agent?.destroy();
       return r;
     },
   };
