@@ -44,7 +44,15 @@ export type GroupRequest =
 export type Targets = 'active' | 'every' | readonly string[];
 
 export type FleetEvent<L = unknown> =
-  | { type: 'apply'; specs: ReadonlyArray<GroupSpec<L>>; roll?: { groups: readonly string[]; mode: UpgradeMode; replyTo?: ReplyTo } }
+  | {
+      type: 'apply';
+      specs: ReadonlyArray<GroupSpec<L>>;
+      roll?: { groups: readonly string[]; mode: UpgradeMode; replyTo?: ReplyTo };
+      /** false: new groups are set up but not started (a stop signal came first: start nothing). */
+      start?: boolean;
+      /** Why a group left out is drained, for the log ("not in release 3"); default "no longer wanted". */
+      why?: string;
+    }
   | { type: 'spawned'; gid: number; id: number; pid: number }
   | { type: 'spawnFailed'; gid: number; id: number; error: string }
   | { type: 'timer'; gid: number; key: string }
@@ -71,8 +79,8 @@ export type FleetEffect<L = unknown> =
   | { type: 'added'; gid: number; name: string; spec: GroupSpec<L> }
   /** The group's launch changed: workers spawned from now on run the new one. */
   | { type: 'changed'; gid: number; name: string; spec: GroupSpec<L> }
-  /** The group is empty and gone: the shell drops its timers. */
-  | { type: 'removed'; gid: number; name: string }
+  /** The group is empty and gone: the shell drops its timers. `snapshot`: its engine's last state. */
+  | { type: 'removed'; gid: number; name: string; snapshot: CoreSnapshot }
   | { type: 'reply'; to: ReplyTo; message: string; wait: boolean; ok: boolean }
   | { type: 'log'; level: LogLevel; message: string }
   | { type: 'exit'; code: number };
@@ -134,7 +142,7 @@ export class Fleet<L = unknown> {
     this.out = [];
     switch (ev.type) {
       case 'apply':
-        this.apply(ev.specs, ev.roll ?? null);
+        this.apply(ev.specs, ev.roll ?? null, ev.start !== false, ev.why ?? 'no longer wanted');
         break;
       case 'spawned': {
         const g = this.all.get(ev.gid);
@@ -180,6 +188,16 @@ export class Fleet<L = unknown> {
     return this.groups().find((g) => g.name === name && !g.retiring);
   }
 
+  /** One group's engine state (cheaper than groups() when only one is wanted). */
+  snapshotOf(gid: number): CoreSnapshot | undefined {
+    return this.all.get(gid)?.core.snapshot();
+  }
+
+  /** One group's engine, as JSON (a host with one group keeps the single-group snapshot format). */
+  serializeGroup(gid: number, now: number): SerializedCore | undefined {
+    return this.all.get(gid)?.core.serialize(now);
+  }
+
   /** The group a worker's pid belongs to. */
   gidOf(pid: number): number | undefined {
     return this.byPid.get(pid);
@@ -201,7 +219,12 @@ export class Fleet<L = unknown> {
 
   // ---- applying a set of group specs ----------------------------------------------
 
-  private apply(specs: ReadonlyArray<GroupSpec<L>>, roll: { groups: readonly string[]; mode: UpgradeMode; replyTo?: ReplyTo } | null): void {
+  private apply(
+    specs: ReadonlyArray<GroupSpec<L>>,
+    roll: { groups: readonly string[]; mode: UpgradeMode; replyTo?: ReplyTo } | null,
+    start: boolean,
+    why: string,
+  ): void {
     if (this.shutdowns > 0) {
       if (roll?.replyTo !== undefined) this.reply(roll.replyTo, 'Not upgrading: shutting down.', false, false);
       return;
@@ -213,7 +236,7 @@ export class Fleet<L = unknown> {
       wanted.add(spec.name);
       const g = this.active.get(spec.name);
       if (!g) {
-        this.add(spec);
+        this.add(spec, undefined, undefined, false, start);
         continue;
       }
       const relaunch = g.spec.launchKey !== spec.launchKey;
@@ -228,7 +251,7 @@ export class Fleet<L = unknown> {
       if (wanted.has(g.name)) continue;
       this.active.delete(g.name);
       g.retiring = true;
-      this.log('info', `[${g.name}] no longer wanted: draining its processes`);
+      this.log('info', `[${g.name}] ${why}: draining its processes`);
       this.feed(g, { type: 'shutdown', signal: g.core.snapshot().config.drainSignal });
     }
     if (!roll) return;
@@ -239,12 +262,12 @@ export class Fleet<L = unknown> {
     this.request(rolled, { type: 'upgrade', mode: roll.mode }, 'upgrade', roll.replyTo);
   }
 
-  private add(spec: GroupSpec<L>, core?: Supervisor, gid = this.nextGid++, retiring = false): Group<L> {
+  private add(spec: GroupSpec<L>, core?: Supervisor, gid = this.nextGid++, retiring = false, start = true): Group<L> {
     const g: Group<L> = { gid, name: spec.name, spec, core: core ?? new Supervisor({ ...spec.config, number: spec.quantity }), retiring };
     this.all.set(g.gid, g);
     if (!retiring) this.active.set(g.name, g);
     this.out.push({ type: 'added', gid: g.gid, name: g.name, spec });
-    if (!core) this.feed(g, { type: 'start' });
+    if (!core && start) this.feed(g, { type: 'start' });
     return g;
   }
 
@@ -357,7 +380,7 @@ export class Fleet<L = unknown> {
     this.all.delete(g.gid);
     if (this.active.get(g.name) === g) this.active.delete(g.name);
     for (const [pid, gid] of this.byPid) if (gid === g.gid) this.byPid.delete(pid);
-    this.out.push({ type: 'removed', gid: g.gid, name: g.name });
+    this.out.push({ type: 'removed', gid: g.gid, name: g.name, snapshot: g.core.snapshot() });
     if (this.shutdowns === 0) this.log('info', `[${g.name}] every process has exited; ${this.noun} removed`);
     else if (this.all.size === 0) this.exit(0);
   }

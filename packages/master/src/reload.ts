@@ -11,7 +11,7 @@
 import type { SlotRecord } from './slot-history.js';
 import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
-import type { SerializedCore } from '@einhyrningsins/core';
+import type { SerializedCore, SerializedFleet } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 
 
@@ -49,7 +49,8 @@ export interface ReloadState {
   lockfile: { fd: number; path: string } | null;
   pidfile: string | null;
   verbosity: number;
-  core: SerializedCore;
+  /** The engine: one group's (what every image so far writes for the master) or a fleet's. */
+  core: SerializedCore | SerializedFleet;
   /** Per-slot restarts and last exits (absent from older images). */
   slots?: Record<string, SlotRecord>;
 }

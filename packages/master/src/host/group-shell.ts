@@ -1,0 +1,355 @@
+/**
+ * The imperative shell of one group: it carries out what the group's engine asks
+ * (spawn through the launcher, signals, timers, logs) and turns what the kernel says
+ * (a child's exit, a timer, a spawn's pid) into events for it. The engine itself lives
+ * in the fleet (packages/core): the shell never decides, and never sees a reply.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { CoreConfig, CoreSnapshot, Event, GroupEffect, LogLevel } from '@einhyrningsins/core';
+import * as native from 'native-reuseport';
+import { childEnv, type PassedSocket } from '../child-env.js';
+import { handOffEnv, type HandOff, type SharedListener } from '../handoff/index.js';
+import type { Logger } from '../log.js';
+import { resolveProgram } from '../program.js';
+import { SlotHistory } from '../slot-history.js';
+import { BootPriority } from '../boot-priority.js';
+
+/** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
+function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+
+/** What to run for each worker of a group; may change between generations. */
+export interface LaunchSpec {
+  /** The program word, resolved (PATH or path) again at every spawn. */
+  program: string;
+  args: readonly string[];
+  /** The environment the children start from (before einhorn's variables). */
+  env: NodeJS.ProcessEnv;
+  dropEnv: readonly string[];
+  cwd: string;
+  /** Extra variables per worker (e.g. DYNO, PORT), set after einhorn's. */
+  extraEnv?: (slot: number) => Record<string, string>;
+}
+
+export interface GroupShellOptions {
+  /** Shown in logs ("web"); '' for the master's one unnamed group. */
+  name: string;
+  /** The group's engine configuration (the drain signal, for -k's death signal). */
+  core: Partial<CoreConfig>;
+  launch: LaunchSpec;
+  listeners: readonly SharedListener[];
+  /** How the children receive their sockets beyond einhorn's variables (none: einhorn's alone). */
+  handOffs?: readonly HandOff[];
+  /** EINHORN_SOCK_PATH. */
+  socketPath: string;
+  killChildrenOnExit: boolean;
+  /**
+   * Stop signals (the drain signal, the shutdown signal) go to each worker's
+   * whole process group, as Heroku signals every process of a dyno; otherwise
+   * to the worker alone (einhorn). SIGKILL always takes the group.
+   */
+  stopGroup?: boolean;
+  /** Niceness for every child (setpriority before exec), or none. */
+  niceWorker?: number | null;
+  /** During upgrades, new workers boot this much nicer until they are up (0: off). */
+  upgradeNice?: number;
+  log: Logger;
+  /**
+   * einhorn's -g: each child also gets an already-connected control connection at the fd
+   * after its sockets (EINHORN_SOCK_FD); the master's end is handed to this function.
+   */
+  adoptControlFd?: (fd: number, pid: number) => void;
+  /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
+  output?: (child: ChildProcess, slot: number) => void;
+  /** A worker process exited (after its process group was signalled, before the engine hears of it). */
+  onWorkerExit?: (pid: number, slot: number, code: number | null, signal: string | null) => void;
+}
+
+export class GroupShell {
+  /** Workers started by an image before a reload: not libuv's children, reaped by waitpid. */
+  private readonly adopted = new Set<number>();
+  private reaper: NodeJS.Timeout | null = null;
+  private readonly onSigchld = () => this.reapAdopted();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly children = new Map<number, ChildProcess>();
+  private launch: LaunchSpec;
+  private listeners: readonly SharedListener[];
+  /** Restarts and last exit status per slot (what `status` shows). */
+  history = new SlotHistory();
+  /** When the last worker was spawned (einhorn's last_spinup), on the host's clock. */
+  lastSpinup: number | null = null;
+  private readonly boot: BootPriority;
+
+  constructor(
+    private readonly opts: GroupShellOptions,
+    /** The group's engine state now (read, never changed). */
+    private readonly snapshot: () => CoreSnapshot,
+    /** An event for this group's engine (queued by the host behind the one being handled). */
+    private readonly emit: (ev: Event) => void,
+    private readonly now: () => number,
+  ) {
+    this.boot = new BootPriority(opts.upgradeNice ?? 0, opts.niceWorker ?? null, opts.log);
+    this.launch = opts.launch;
+    this.listeners = opts.listeners;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** Use this launch spec from the next spawn on (an upgrade then rolls it out). */
+  setLaunch(spec: LaunchSpec): void {
+    this.launch = spec;
+  }
+
+  get launchSpec(): LaunchSpec {
+    return this.launch;
+  }
+
+  /** Hand these sockets to the children spawned from now on (the ones running keep theirs). */
+  setListeners(listeners: readonly SharedListener[]): void {
+    this.listeners = listeners;
+  }
+
+  hasPid(pid: number): boolean {
+    return this.children.has(pid) || this.adopted.has(pid);
+  }
+
+  /**
+   * Carry on with workers an image before a reload started: adopted by pid (they are
+   * still this process's children, not libuv's); one that died during the exec is
+   * reaped at once.
+   */
+  adopt(pids: readonly number[]): void {
+    for (const pid of pids) this.adopted.add(pid);
+    if (this.adopted.size > 0 && !this.reaper) {
+      process.on('SIGCHLD', this.onSigchld);
+      // SIGCHLD can be coalesced with one libuv consumed first: look every second too.
+      this.reaper = setInterval(() => this.reapAdopted(), 1000);
+      this.reaper.unref();
+    }
+    setImmediate(() => this.reapAdopted());
+  }
+
+  private reapAdopted(): void {
+    for (const pid of [...this.adopted]) {
+      let r: { code: number | null; signal: number | null } | null;
+      try {
+        r = native.reapPid(pid);
+      } catch {
+        r = { code: null, signal: null }; // ECHILD: gone, and not ours to reap any more
+      }
+      if (r === null) continue;
+      this.adopted.delete(pid);
+      const signal = r.signal === null ? null : (SIGNAL_NAMES.get(r.signal) ?? `SIG${r.signal}`);
+      if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
+      this.emit({ type: 'exited', pid, code: r.code, signal });
+    }
+    if (this.adopted.size === 0 && this.reaper) {
+      clearInterval(this.reaper);
+      this.reaper = null;
+      process.off('SIGCHLD', this.onSigchld);
+    }
+  }
+
+  /** The pids of the live workers: those Node spawned and those adopted after a reload. */
+  *pids(): IterableIterator<number> {
+    yield* this.children.keys();
+    yield* this.adopted;
+  }
+
+  /** Before the engine handles `ev`: note a worker's end in its slot's history, while the engine still knows the worker. */
+  before(ev: Event): void {
+    if (ev.type !== 'exited' && ev.type !== 'spawnFailed') return;
+    const w = this.snapshot().workers.find((x) => (ev.type === 'exited' ? x.pid === ev.pid : x.id === ev.id));
+    if (!w) return;
+    if (ev.type === 'spawnFailed') this.history.spawnFailed(w.slot, ev.error);
+    else this.history.exited(w.slot, ev.code, ev.signal, w.state === 'stopping' || w.state === 'killed');
+  }
+
+  /** After the engine handled an event, before its effects: a worker just up gets its priority back first. */
+  after(): void {
+    if (this.boot.pending) this.boot.settle(this.snapshot());
+  }
+
+  /** Drop every pending timer (at exit). */
+  stopTimers(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    if (this.reaper) clearInterval(this.reaper);
+    this.reaper = null;
+  }
+
+  private log(level: LogLevel, message: string, ctx: { pid?: number; slot?: number } = {}): void {
+    this.opts.log.log(level, this.opts.name ? `[${this.opts.name}] ${message}` : message, ctx);
+  }
+
+  private debug(message: string): void {
+    if (this.opts.log.enabled('debug')) this.log('debug', message);
+  }
+
+  apply(e: GroupEffect): void {
+    switch (e.type) {
+      case 'spawn':
+        return this.spawn(e.id, e.slot, e.generation);
+      case 'kill':
+        // SIGKILL escalation takes the worker's whole process group (its own
+        // grandchildren included); other signals go to the worker alone.
+        if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
+        else if (this.opts.stopGroup && this.isStopSignal(e.signal)) {
+          if (signalGroup(e.pid, e.signal as NodeJS.Signals)) {
+            this.debug(`Sent ${e.signal} to worker ${e.pid}'s process group`);
+            return;
+          }
+        }
+        this.debug(`Sending ${e.signal} to worker ${e.pid}${e.signal === 'SIGKILL' ? ' and its process group' : ''}`);
+        try {
+          process.kill(e.pid, e.signal as NodeJS.Signals);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.log('warn', `kill ${e.signal} ${e.pid}: ${(err as Error).message}`);
+        }
+        return;
+      case 'setTimer': {
+        const old = this.timers.get(e.key);
+        if (old) clearTimeout(old);
+        this.debug(`Timer ${e.key}: in ${Math.round(e.ms)} ms`);
+        this.timers.set(
+          e.key,
+          setTimeout(() => {
+            this.timers.delete(e.key);
+            this.debug(`Timer ${e.key}: fired`);
+            this.emit({ type: 'timer', key: e.key });
+          }, Math.max(0, e.ms)),
+        );
+        return;
+      }
+      case 'clearTimer': {
+        const t = this.timers.get(e.key);
+        if (t) clearTimeout(t);
+        if (t) this.opts.log.trace(`Timer ${e.key}: cleared`);
+        this.timers.delete(e.key);
+        return;
+      }
+      case 'log': {
+        const ctx: { pid?: number; slot?: number } = {};
+        if (e.pid !== undefined) ctx.pid = e.pid;
+        if (e.slot !== undefined) ctx.slot = e.slot;
+        return this.log(e.level, e.message, ctx);
+      }
+    }
+  }
+
+  private isStopSignal(signal: string): boolean {
+    const snap = this.snapshot();
+    return signal === snap.config.drainSignal || signal === snap.shuttingDown;
+  }
+
+  private spawn(id: number, slot: number, generation = 0): void {
+    const spec = this.launch;
+    let path: string;
+    try {
+      path = resolveProgram(spec.program, spec.env.PATH, spec.cwd);
+    } catch (err) {
+      this.emit({ type: 'spawnFailed', id, error: (err as Error).message });
+      return;
+    }
+    const listeners = this.listeners;
+    const passed: PassedSocket[] = listeners.map((s, i) => ({
+      childFd: 3 + i,
+      family: s.family === 'unix' ? 'AF_UNIX' : s.family === 6 ? 'AF_INET6' : 'AF_INET',
+    }));
+    const env = {
+      ...childEnv({
+        base: spec.env,
+        drop: spec.dropEnv,
+        masterPid: process.pid,
+        sockPath: this.opts.socketPath,
+        sockets: passed,
+        slot,
+      }),
+      ...(spec.extraEnv?.(slot) ?? {}),
+      ...(this.opts.handOffs ? handOffEnv(this.opts.handOffs, { listeners, base: spec.env }) : {}),
+    };
+    let pair: [number, number] | null = null;
+    if (this.opts.adoptControlFd) {
+      try {
+        pair = native.socketPair();
+      } catch (err) {
+        this.emit({ type: 'spawnFailed', id, error: (err as Error).message });
+        return;
+      }
+      env.EINHORN_SOCK_FD = String(3 + listeners.length);
+    }
+    const extraFds = pair ? [pair[1]] : [];
+    const closePair = () => {
+      if (pair) for (const fd of pair) native.close(fd);
+      pair = null;
+    };
+    const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
+    const bootNice = this.boot.forSpawn(generation, this.snapshot());
+    if (bootNice !== null) launch.push('--nice', String(bootNice));
+    else if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
+    if (this.opts.killChildrenOnExit) {
+      const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
+      launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
+    }
+    launch.push('--', path, spec.program, ...spec.args);
+    if (this.opts.log.enabled('debug')) {
+      const base = spec.env;
+      const set = Object.keys(env).filter((k) => base[k] !== env[k]);
+      const dropped = Object.keys(base).filter((k) => !(k in env));
+      this.debug(
+        `Spawning index ${slot} (generation ${generation}): ${[path, ...spec.args].join(' ')}` +
+          `${spec.cwd === process.cwd() ? '' : ` in ${spec.cwd}`}; sets ${set.join(', ') || 'nothing'}` +
+          (dropped.length ? `; drops ${dropped.join(', ')}` : '') +
+          (bootNice !== null ? `; nice ${bootNice} until it is up` : this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
+      );
+    }
+    const out = this.opts.output ? 'pipe' : 'inherit';
+    let child: ChildProcess;
+    try {
+      child = spawn(native.launcherPath, launch, {
+        stdio: ['inherit', out, out, ...listeners.map((s) => s.fd), ...extraFds],
+        env,
+        cwd: spec.cwd,
+      });
+    } catch (err) {
+      closePair();
+      this.emit({ type: 'spawnFailed', id, error: (err as Error).message });
+      return;
+    }
+    const pid = child.pid;
+    if (pid === undefined) {
+      closePair();
+      child.once('error', (err) => this.emit({ type: 'spawnFailed', id, error: err.message }));
+      return;
+    }
+    if (pair) {
+      native.close(pair[1]); // the child has its copy
+      this.opts.adoptControlFd?.(pair[0], pid);
+      pair = null;
+    }
+    this.children.set(pid, child);
+    this.lastSpinup = this.now();
+    if (bootNice !== null) this.boot.spawned(pid);
+    this.opts.output?.(child, slot);
+    child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
+    child.once('exit', (code, signal) => {
+      this.children.delete(pid);
+      // Whatever the worker left running in its process group goes with it.
+      if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
+      this.opts.onWorkerExit?.(pid, slot, code, signal);
+      this.emit({ type: 'exited', pid, code, signal });
+    });
+    this.emit({ type: 'spawned', id, pid });
+  }
+}

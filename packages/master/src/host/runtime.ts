@@ -1,0 +1,196 @@
+/**
+ * The host of the multi-group engine: one event queue, the fleet (pure, packages/core)
+ * deciding, and one GroupShell per group acting. Both programs run their groups
+ * through it: einhyrningsins one unnamed group from its command line, the dyno driver
+ * one group per process type of a release.
+ *
+ * The queue makes the engine see one event at a time; effects that produce events
+ * (a spawn yields `spawned`) are queued behind the current one.
+ */
+import { Fleet, type CoreSnapshot, type Event, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec, type SerializedCore, type SerializedFleet } from '@einhyrningsins/core';
+import type { Logger } from '../log.js';
+import { GroupShell, type GroupShellOptions } from './group-shell.js';
+
+export interface RuntimeOptions<L> {
+  log: Logger;
+  fleet?: FleetOptions;
+  /** Monotonic ms of the process. */
+  now: () => number;
+  /** How a new group's workers are launched. */
+  shell(spec: GroupSpec<L>): GroupShellOptions;
+  /** A group's launch changed: the shell launches the new one from its next spawn. */
+  relaunch(shell: GroupShell, spec: GroupSpec<L>): void;
+  onReply(to: number, message: string, wait: boolean, ok: boolean): void;
+  /** The fleet is done (shutdown finished, or one-shot ended). */
+  onExit(code: number): void;
+  /** A group is gone (empty after a drain); `last`: its engine's last state. */
+  onRemoved?(gid: number, name: string, last: CoreSnapshot): void;
+  /** After every batch of events (sd_notify watches the state with it). */
+  onChange?(): void;
+}
+
+export interface RuntimeGroup<L> {
+  gid: number;
+  name: string;
+  retiring: boolean;
+  spec: GroupSpec<L>;
+  snapshot: CoreSnapshot;
+  shell: GroupShell;
+}
+
+export class Runtime<L> {
+  private fleet: Fleet<L>;
+  private readonly shells = new Map<number, GroupShell>();
+  private readonly queue: Array<FleetEvent<L>> = [];
+  private busy = false;
+
+  constructor(private readonly opts: RuntimeOptions<L>) {
+    this.fleet = new Fleet<L>(opts.fleet);
+  }
+
+  feed(event: FleetEvent<L>): void {
+    this.queue.push(event);
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length) {
+        const ev = this.queue.shift() as FleetEvent<L>;
+        this.before(ev);
+        const effects = this.fleet.handle(ev, this.opts.now());
+        for (const shell of this.shells.values()) shell.after();
+        for (const e of effects) this.apply(e);
+      }
+    } finally {
+      this.busy = false;
+    }
+    this.opts.onChange?.();
+  }
+
+  /** The wanted groups first, then the draining ones, each with its shell. */
+  groups(): Array<RuntimeGroup<L>> {
+    return this.fleet.groups().map((g) => ({ ...g, shell: this.shells.get(g.gid) as GroupShell }));
+  }
+
+  /** The wanted group of that name. */
+  group(name: string): RuntimeGroup<L> | undefined {
+    return this.groups().find((g) => g.name === name && !g.retiring);
+  }
+
+  names(): string[] {
+    return this.fleet.names();
+  }
+
+  get shuttingDown(): boolean {
+    return this.fleet.shuttingDown;
+  }
+
+  hasPid(pid: number): boolean {
+    for (const s of this.shells.values()) if (s.hasPid(pid)) return true;
+    return false;
+  }
+
+  /** Every live worker's pid, of every group. */
+  *pids(): IterableIterator<number> {
+    for (const s of this.shells.values()) yield* s.pids();
+  }
+
+  /** Drop every pending timer (at exit). */
+  stopTimers(): void {
+    for (const s of this.shells.values()) s.stopTimers();
+  }
+
+  serialize(): SerializedFleet {
+    return this.fleet.serialize(this.opts.now());
+  }
+
+  /** The one group's engine in the single-group snapshot format (what every master image reads). */
+  serializeOnly(): SerializedCore {
+    const [g, ...more] = this.fleet.groups();
+    if (!g || more.length) throw new Error('serializeOnly: the runtime has no group or more than one');
+    return this.fleet.serializeGroup(g.gid, this.opts.now()) as SerializedCore;
+  }
+
+  /**
+   * Carry on from the engine of the image before a reload (a fleet, or one group's
+   * engine from an image of the single-group kind): every group's workers adopted by
+   * pid, its timers re-armed for what is left of them.
+   */
+  restore(data: SerializedFleet | SerializedCore, elapsedMs: number, spec: (name: string) => GroupSpec<L>): void {
+    for (const s of this.shells.values()) s.stopTimers();
+    this.shells.clear();
+    const { fleet, effects } = Fleet.restore<L>(data, this.opts.now(), elapsedMs, spec, this.opts.fleet);
+    this.fleet = fleet;
+    for (const e of effects) this.apply(e);
+    for (const g of fleet.groups()) {
+      const pids = g.snapshot.workers.flatMap((w) => (w.pid === null ? [] : [w.pid]));
+      this.shells.get(g.gid)?.adopt(pids);
+    }
+  }
+
+  private shellEvent(gid: number) {
+    return (ev: Event) => {
+      switch (ev.type) {
+        case 'spawned':
+          return this.feed({ type: 'spawned', gid, id: ev.id, pid: ev.pid });
+        case 'spawnFailed':
+          return this.feed({ type: 'spawnFailed', gid, id: ev.id, error: ev.error });
+        case 'timer':
+          return this.feed({ type: 'timer', gid, key: ev.key });
+        case 'exited':
+          return this.feed(ev);
+        default:
+          return undefined;
+      }
+    };
+  }
+
+  /** The shell hears of an event of its group before the engine does (a slot's history). */
+  private before(ev: FleetEvent<L>): void {
+    let gid: number | undefined;
+    let groupEvent: Event | null = null;
+    if (ev.type === 'exited') {
+      gid = this.fleet.gidOf(ev.pid) ?? this.fleet.groups().find((g) => g.name === '' && !g.retiring)?.gid;
+      groupEvent = ev;
+    } else if (ev.type === 'spawnFailed') {
+      gid = ev.gid;
+      groupEvent = { type: 'spawnFailed', id: ev.id, error: ev.error };
+    }
+    if (gid !== undefined && groupEvent) this.shells.get(gid)?.before(groupEvent);
+  }
+
+  private apply(e: FleetEffect<L>): void {
+    switch (e.type) {
+      case 'group':
+        this.shells.get(e.gid)?.apply(e.effect);
+        return;
+      case 'added': {
+        const gid = e.gid;
+        const shell = new GroupShell(
+          this.opts.shell(e.spec),
+          () => this.fleet.snapshotOf(gid) as CoreSnapshot,
+          this.shellEvent(gid),
+          this.opts.now,
+        );
+        this.shells.set(gid, shell);
+        return;
+      }
+      case 'changed': {
+        const shell = this.shells.get(e.gid);
+        if (shell) this.opts.relaunch(shell, e.spec);
+        return;
+      }
+      case 'removed':
+        this.shells.get(e.gid)?.stopTimers();
+        this.shells.delete(e.gid);
+        this.opts.onRemoved?.(e.gid, e.name, e.snapshot);
+        return;
+      case 'reply':
+        return this.opts.onReply(e.to, e.message, e.wait, e.ok);
+      case 'log':
+        return this.opts.log.log(e.level, e.message);
+      case 'exit':
+        this.stopTimers();
+        return this.opts.onExit(e.code);
+    }
+  }
+}
