@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ControlClient } from './client.js';
-import { COMMAND_NAMES, runOne, type Output } from './cli.js';
+import { COMMAND_NAMES, runOne, type Output } from './run-one.js';
 import { complete } from './ui.js';
 import { splitCommands } from './words.js';
 

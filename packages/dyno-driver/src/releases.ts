@@ -1,0 +1,95 @@
+/**
+ * The group sources (hsup's release sources): what yields the app's releases, each a
+ * desired set of process types. A Procfile (+ .env + formation) read at start and again
+ * on `upgrade`/SIGHUP; hsup's control directory, whose DIR/new arrives by itself
+ * (control-dir-source.ts). A config file will be the next one.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkControlDir, checkTypes, loadProcfileApp, peekControlDir, procfileDir, readControlFile, readDotenv, type AppSource, type Warn } from './app-source.js';
+import { LOADED_FILE } from './control-dir.js';
+import type { PreparedRelease, Release } from './release.js';
+import { prepareSlug } from './slug.js';
+import { WEB_TYPE } from './web-socket.js';
+
+export interface SourceConfig {
+  source: AppSource;
+  /** Process types to run; empty: all. */
+  types: readonly string[];
+  stateDir: string;
+  /** The driver's working directory. */
+  cwd: string;
+  /** hsup's `start TYPE=N` with a control dir: these quantities instead of the release's. */
+  quantities: ReadonlyMap<string, number>;
+}
+
+/** What start-up needs to know before anything runs. */
+export interface FirstLook {
+  /** The release to start with (a Procfile); null: a control dir's releases come from its files. */
+  initial: PreparedRelease | null;
+  /** A web type may run: bind its socket. */
+  webPossible: boolean;
+  /** PORT as the app says it (.env, Env). */
+  port: string | undefined;
+}
+
+export function selectedBy(types: readonly string[]): (type: string) => boolean {
+  return (type) => types.length === 0 || types.includes(type);
+}
+
+/** A release file, checked and its slug unpacked, ready to apply. */
+export async function prepareRelease(cfg: SourceConfig, rel: Release, current: PreparedRelease | null, warn: Warn): Promise<PreparedRelease> {
+  const src = cfg.source;
+  if (src.kind === 'procfile') return { ...rel, cwd: procfileDir(src), slugKey: null };
+  const env = src.envFile ? { ...readDotenv(src.envFile, true, warn), ...rel.env } : rel.env;
+  const place = await prepareSlug({
+    slug: rel.slug,
+    version: rel.version,
+    baseDir: src.dir,
+    stateDir: cfg.stateDir,
+    defaultCwd: cfg.cwd,
+    current: current ? { cwd: current.cwd, key: current.slugKey } : null,
+  });
+  const q = cfg.quantities;
+  const processes = q.size ? rel.processes.map((p) => (q.has(p.type) ? { ...p, quantity: q.get(p.type) as number } : p)) : rel.processes;
+  return { ...rel, processes, env, cwd: place.cwd, slugKey: place.key };
+}
+
+/** Start-up's look at the app: everything that can be wrong with it fails here, in one line. */
+export function firstLook(cfg: SourceConfig, warn: Warn): FirstLook {
+  const src = cfg.source;
+  const selected = selectedBy(cfg.types);
+  if (src.kind === 'procfile') {
+    const rel = loadProcfileApp(src, 1, warn);
+    checkTypes(rel.processes.map((p) => p.type), cfg.types, '', src.procfile);
+    return {
+      initial: { ...rel, cwd: procfileDir(src), slugKey: null },
+      webPossible: rel.processes.some((p) => p.type === WEB_TYPE && selected(p.type)),
+      port: rel.env.PORT,
+    };
+  }
+  checkControlDir(src.dir);
+  const dotenv = readDotenv(src.envFile, true, warn);
+  const peek = peekControlDir(src.dir);
+  if (peek.release) checkTypes(peek.release.processes.map((p) => p.type), cfg.types, '', peek.file);
+  return { initial: null, webPossible: selected(WEB_TYPE), port: peek.release?.env.PORT ?? dotenv.PORT };
+}
+
+/** `upgrade` and SIGHUP: the app read again (the Procfile and .env, or DIR/loaded). */
+export async function readAgain(cfg: SourceConfig, current: PreparedRelease | null, running: boolean, warn: Warn): Promise<PreparedRelease> {
+  const src = cfg.source;
+  if (src.kind === 'procfile') {
+    const next = await prepareRelease(cfg, loadProcfileApp(src, (current?.version ?? 0) + 1, warn), current, warn);
+    // All lines skipped: a mistake, not an app to stop everything for.
+    if (next.processes.length === 0 && !next.releaseArgs && running) throw new Error(`${src.procfile}: no process types defined`);
+    return next;
+  }
+  const file = join(src.dir, LOADED_FILE);
+  if (!existsSync(file)) throw new Error(`there is no ${file}`);
+  return await prepareRelease(cfg, readControlFile(file), current, warn);
+}
+
+export function describeSource(src: AppSource): string {
+  if (src.kind === 'control-dir') return `control directory ${src.dir}`;
+  return `Procfile ${src.procfile}` + (src.envExplicit || existsSync(src.envFile) ? ` with ${src.envFile}` : '');
+}
