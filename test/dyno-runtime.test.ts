@@ -1,0 +1,103 @@
+/**
+ * einhyrningsins-dyno as the master's runtime, black-box: what the driver gained by
+ * running on the same host as einhyrningsins (PID 1 reaping, sd_notify, reload).
+ */
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixture, sleep, until } from './harness.js';
+import { childrenOf, zombiesOf } from './proc.js';
+import { DYNO_BIN, WEB, WORKER, cleanupDrivers, newDir, q, startDriver, type DynoState } from './dyno-harness.js';
+
+const receivers = new Set<ChildProcess>();
+afterEach(async () => {
+  for (const r of receivers) r.kill('SIGTERM');
+  receivers.clear();
+  assert.deepEqual(await cleanupDrivers(), []);
+});
+
+function canUnsharePid(): boolean {
+  return spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status === 0;
+}
+
+test('as PID 1 (unshare --pid) the driver reaps every orphan its dynos leave: no zombies pile up', { skip: !canUnsharePid() && 'needs unshare --pid (root)' }, async () => {
+  const dir = newDir();
+  const sock = join(dir, 'ctl.sock');
+  // A type whose process leaves a short-lived orphan every 50 ms (a double fork) and counts them.
+  const script = 'i=0; trap "exit 0" TERM; while :; do (sleep 0.01 &); i=$((i+1)); echo $i > n; sleep 0.05; done';
+  writeFileSync(join(dir, 'Procfile'), `orphans: sh -c ${q(script)}\n`);
+  const u = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, DYNO_BIN, 'start', '-d', sock, '-f', join(dir, 'Procfile')], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  u.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => u.once('exit', r));
+  let driver = 0;
+  try {
+    driver = await until('the driver in its namespace', () => childrenOf(u.pid as number)[0]);
+    await until('60 orphans made', () => existsSync(join(dir, 'n')) && Number(readFileSync(join(dir, 'n'), 'utf8')) >= 60, 30_000);
+    assert.match(stderr, /Driver 1 up/);
+    const z = zombiesOf(driver);
+    assert.ok(z.length <= 2, `${z.length} zombies under the PID 1 driver`);
+  } finally {
+    if (driver) process.kill(driver, 'SIGTERM');
+    else u.kill('SIGKILL');
+    await Promise.race([exited, sleep(15_000).then(() => u.kill('SIGKILL'))]);
+  }
+  assert.equal(existsSync(sock), false);
+  assert.match(stderr, /Every process has exited; bye/);
+});
+
+/** A NOTIFY_SOCKET receiver (test/fixtures/notify-receiver.py): every datagram, as its lines. */
+async function notifyReceiver(dir: string): Promise<{ path: string; got: string[][] }> {
+  const path = join(dir, 'notify.sock');
+  const p = spawn('python3', [fixture('notify-receiver.py'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  receivers.add(p);
+  const got: string[][] = [];
+  let buf = '';
+  p.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      got.push(JSON.parse(buf.slice(0, i)) as string[]);
+      buf = buf.slice(i + 1);
+    }
+  });
+  await until('the notify receiver', () => got.length > 0);
+  got.shift();
+  return { path, got };
+}
+
+test('sd_notify: READY=1 once every process type is up, RELOADING=1/READY=1 around an upgrade, STOPPING=1; dynos do not get NOTIFY_SOCKET', async () => {
+  const dir = newDir();
+  const rx = await notifyReceiver(dir);
+  writeFileSync(join(dir, 'Procfile'), `web: ${q(process.execPath)} ${q(WEB)}\nworker: sh ${q(WORKER)}\n`);
+  writeFileSync(join(dir, '.env'), 'PORT=0\n');
+  const d = startDriver(['start', '-f', join(dir, 'Procfile'), '-m', '1', '--formation', 'web=2,worker=1'], { dir, env: { NOTIFY_SOCKET: rx.path } });
+  const ready = await until('READY=1', () => rx.got.find((x) => x.includes('READY=1')), 20_000);
+  const status = ready.find((l) => l.startsWith('STATUS=')) ?? '';
+  assert.equal(status, 'STATUS=web: 2/2 workers up, generation 0; worker: 1/1 workers up, generation 0');
+  assert.ok(ready.includes(`MAINPID=${d.pid}`));
+  const first = rx.got.findIndex((x) => x.includes('READY=1'));
+  assert.ok(rx.got.slice(0, first).every((x) => !x.some((l) => l === status)), 'nothing said everything was up before it was');
+  const st = (await d.state()) as DynoState;
+  for (const w of Object.values(st.types).flatMap((t) => t.workers)) {
+    assert.doesNotMatch(readFileSync(`/proc/${w.pid}/environ`, 'utf8'), /(^|\0)NOTIFY_SOCKET=/);
+  }
+
+  const mark = rx.got.length;
+  assert.equal((await d.ctl('upgrade')).at(-1)!.message, 'Upgrade done');
+  await until('READY=1 after the upgrade', () => rx.got.slice(mark).some((x) => x.includes('READY=1')));
+  const around = rx.got.slice(mark);
+  const reloading = around.findIndex((x) => x.includes('RELOADING=1'));
+  const readyAgain = around.findIndex((x) => x.includes('READY=1'));
+  assert.ok(reloading >= 0 && reloading < readyAgain, JSON.stringify(around));
+  assert.ok(around[readyAgain]!.includes('STATUS=web: 2/2 workers up, generation 1; worker: 1/1 workers up, generation 1'), JSON.stringify(around[readyAgain]));
+
+  const r = await d.stop();
+  assert.equal(r.code, 0);
+  assert.ok(rx.got.some((x) => x.includes('STOPPING=1')));
+});
