@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, sleep, until } from './harness.js';
+import { fixture, load, sleep, until } from './harness.js';
 import { childrenOf, zombiesOf } from './proc.js';
-import { DYNO_BIN, WEB, WORKER, cleanupDrivers, newDir, q, startDriver, type DynoState } from './dyno-harness.js';
+import { DYNO_BIN, WEB, WORKER, cleanupDrivers, get, newDir, q, startDriver, type DynoState } from './dyno-harness.js';
 
 const receivers = new Set<ChildProcess>();
 afterEach(async () => {
@@ -100,4 +100,62 @@ test('sd_notify: READY=1 once every process type is up, RELOADING=1/READY=1 arou
   const r = await d.stop();
   assert.equal(r.code, 0);
   assert.ok(rx.got.some((x) => x.includes('STOPPING=1')));
+});
+
+test('reload under load: the driver re-executes in place keeping every process of every type, their output, and every request', async (t) => {
+  const dir = newDir();
+  writeFileSync(join(dir, 'Procfile'), `web: ${q(process.execPath)} ${q(WEB)}\nworker: sh ${q(WORKER)}\n`);
+  writeFileSync(join(dir, '.env'), 'RELEASE_MARKER=one\n');
+  const d = startDriver(['start', '-f', join(dir, 'Procfile'), '-b', '127.0.0.1:0,r', '--formation', 'web=2,worker=1'], { dir });
+  const port = await d.port();
+  const ready = async () => {
+    const st = await d.state();
+    return Object.values(st.types).every((t) => t.workers.length === t.quantity && t.workers.every((w) => w.state === 'up')) ? st : null;
+  };
+  const before = await until('every dyno up', ready, 20_000);
+  const pidsOf = (st: DynoState) => Object.values(st.types).flatMap((t) => t.workers.map((w) => `${t.type}.${w.pid}`)).sort();
+
+  const traffic = load(port, 6, { fresh: true });
+  await until('some traffic', () => traffic.result.ok > 50, 10_000);
+  const replies = await d.ctl('reload');
+  const final = replies.at(-1)!;
+  assert.match(final.message, new RegExp(`^Reload done: driver ${d.pid} is now einhyrningsins-dyno \\S+ \\(reload 1\\), 3 processes adopted$`));
+  assert.ok(replies.some((r) => r.wait && /^Upgrade check passed; re-executing the driver$/.test(r.message)), JSON.stringify(replies));
+  const seen = traffic.result.ok;
+  await until('traffic after the reload', () => traffic.result.ok > seen + 100, 10_000);
+  const r = await traffic.stop();
+  assert.equal(r.failed, 0, `failed requests: ${r.errors.join(', ')}`);
+  t.diagnostic(`reload under load: ${r.ok} requests on fresh connections, ${r.failed} failed`);
+
+  const after = await d.state();
+  assert.deepEqual(pidsOf(after), pidsOf(before), 'every process of every type kept');
+  // Their output still reaches the driver's, labelled.
+  const mark = d.stdout.length;
+  await until('a worker line after the reload', () => /worker\.1 \| tick worker\.1 marker=one/.test(d.stdout.slice(mark)));
+  // And the runtime goes on: an upgrade after the reload rolls them.
+  writeFileSync(join(dir, '.env'), 'RELEASE_MARKER=two\n');
+  assert.equal((await d.ctl('upgrade')).at(-1)!.message, 'Upgrade done');
+  assert.match(await get(port), /^web\.\d two -$/);
+  // A second reload finds the first one's state.
+  assert.match((await d.ctl('reload')).at(-1)!.message, /\(reload 2\), 3 processes adopted$/);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('reload is refused during an upgrade and while stopping, with the reason; the driver keeps running', async () => {
+  const dir = newDir();
+  // Up 2 s after it starts; ignores the stop signal (so stopping lasts until SIGKILL).
+  writeFileSync(join(dir, 'Procfile'), `slow: sh -c 'trap "" TERM; while :; do sleep 0.1; done'\n`);
+  const d = startDriver(['start', '-f', join(dir, 'Procfile'), '-m', '2', '-t', '60'], { dir });
+  await until('up', async () => (await d.state()).types.slow?.workers.every((w) => w.state === 'up') === true, 20_000);
+  const upgrading = d.ctl('upgrade', [], { id: 7 });
+  await until('upgrading', async () => (await d.state()).types.slow?.upgrading === true);
+  const during = (await d.ctl('reload')).at(-1)!;
+  assert.equal(during.message, 'Not reloading: an upgrade is in progress (slow); reload when it is done');
+  assert.equal(during.error, true);
+  assert.equal((await upgrading).at(-1)!.message, 'Upgrade done');
+  await d.ctl('die');
+  const stopping = (await d.ctl('reload')).at(-1)!;
+  assert.equal(stopping.message, 'Not reloading: the driver is stopping');
+  await d.ctl('die');
+  assert.deepEqual(await d.exit, { code: 0, signal: null });
 });

@@ -425,14 +425,14 @@ export class Fleet<L = unknown> {
 
   /**
    * The fleet of {@link serialize} on the new clock, or, from an image that had one group
-   * (a bare SerializedCore), one unnamed group. `spec(name)` gives each group's launch and
+   * (a bare SerializedCore), one unnamed group. `spec(name, gid)` gives each group's launch and
    * configuration again; the effects re-arm the groups' timers.
    */
   static restore<L>(
     data: SerializedFleet | SerializedCore,
     now: number,
     elapsedMs: number,
-    spec: (name: string) => GroupSpec<L>,
+    spec: (name: string, gid: number) => GroupSpec<L>,
     opts: FleetOptions = {},
   ): { fleet: Fleet<L>; effects: Array<FleetEffect<L>> } {
     const fleet = new Fleet<L>(opts);
@@ -446,7 +446,7 @@ export class Fleet<L = unknown> {
     fleet.out = [];
     for (const sg of groups) {
       const { core, effects } = Supervisor.restore(sg.core, now, elapsedMs);
-      const base = spec(sg.name);
+      const base = spec(sg.name, sg.gid);
       const g = fleet.add({ ...base, quantity: sg.quantity, launchKey: sg.launchKey || base.launchKey }, core, sg.gid, sg.retiring);
       for (const w of core.snapshot().workers) if (w.pid !== null) fleet.byPid.set(w.pid, g.gid);
       for (const e of effects) if (e.type !== 'reply' && e.type !== 'exit') fleet.out.push({ type: 'group', gid: g.gid, name: g.name, effect: e });

@@ -8,6 +8,8 @@ import { VERSION } from './version.js';
 import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
 
 const PROG = 'einhyrningsins-dyno';
+/** The option that carries a reload's snapshot fd (the master's STATE_FD_OPTION; not imported: start-up stays light). */
+const STATE_FD_OPTION = '--with-state-fd';
 
 // Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as the
 // driver's user) unless the signal has a listener: have one from the first moment (`run`
@@ -36,7 +38,21 @@ function fail(message: string, code: number): void {
   process.exitCode = code;
 }
 
-export async function main(argv: readonly string[]): Promise<void> {
+export async function main(argvIn: readonly string[]): Promise<void> {
+  // A reload re-executes the driver as `... --with-state-fd N <its argv>`, after checking
+  // the new code with `... --upgrade-check <its argv>`.
+  let argv = argvIn;
+  let stateFd: number | null = null;
+  let upgradeCheck = false;
+  if (argv[0] === STATE_FD_OPTION) {
+    const fd = argv[1];
+    if (fd === undefined || !/^\d+$/.test(fd)) return fail(`${STATE_FD_OPTION} expects a file descriptor number`, 2);
+    stateFd = Number(fd);
+    argv = argv.slice(2);
+  } else if (argv[0] === '--upgrade-check') {
+    upgradeCheck = true;
+    argv = argv.slice(1);
+  }
   let o: DynoOptions;
   try {
     o = parseDynoArgs(argv);
@@ -63,6 +79,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     const { Driver } = await import('./driver.js');
+    if (upgradeCheck) {
+      // What reload runs before it re-executes: everything loads, the options hold.
+      (await import('native-reuseport')).ensureNative();
+      process.stdout.write(`${PROG} ${VERSION}: upgrade check passed\n`);
+      return;
+    }
     await new Driver({
       source,
       types: o.types,
@@ -80,6 +102,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       verbosity: o.verbosity,
       cwd,
       env: process.env,
+      argv,
+      stateFd,
     }).start();
   } catch (err) {
     const e = err as Error;

@@ -6,86 +6,64 @@
  */
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import type { CoreConfig, FleetEvent, GroupSpec } from '@einhyrningsins/core';
+import type { FleetEvent } from '@einhyrningsins/core';
 import {
   Cleanup,
   ControlServer,
   Logger,
   Notifier,
   NotifyPolicy,
+  Reloader,
   ReplyRoutes,
   Runtime,
-  SYSTEMD_VARS,
+  SlotHistory,
   exitProcess,
   handOffs,
   installLastResort,
   monotonicMs,
-  pipeLines,
+  resumeConnections,
   startMemoryKeeper,
   startReaper,
+  type ConnectionSnapshot,
+  type CommandHost,
   type ControlConnection,
+  dispatch,
   type HandOff,
-  type LaunchSpec,
   type Reaper,
 } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
-import type { AppSource } from './app-source.js';
 import { AppError } from './errors.js';
 import { ControlDirSource } from './control-dir-source.js';
-import { dispatchDriver, type DriverCommands } from './driver-commands.js';
-import { serveHttp, type HttpApi } from './http-api.js';
+import { serveHttp } from './http-api.js';
+import { dynoHttpApi } from './driver-http.js';
+import { DynoOutput } from './dyno-output.js';
+import { DYNO_STATE_FORMAT, stateFds, takeOverDyno, type DynoReloadState } from './dyno-reload.js';
 import { ReleasePhase } from './release-phase.js';
-import { describeChanges, diffReleases, type PreparedRelease, type ProcessDef } from './release.js';
-import { describeSource, firstLook, prepareRelease, readAgain, selectedBy, type SourceConfig } from './releases.js';
+import type { PreparedRelease } from './release.js';
+import { describeSource, firstLook, prepareRelease, selectedBy, type SourceConfig } from './releases.js';
 import { VERSION } from './version.js';
+import { parseScale } from './formation.js';
+import { TYPE_NAME } from './procfile.js';
 import { driverState, driverStatus, type DriverFacts } from './view.js';
 import { WEB_TYPE, WebSocketBinding } from './web-socket.js';
+import { ReleaseApplier, type TypeLaunch } from './release-applier.js';
+import type { DriverConfig } from './driver-config.js';
 
 export { WEB_TYPE } from './web-socket.js';
-export { helpMessage } from './driver-commands.js';
 
-export interface DriverConfig {
-  source: AppSource;
-  /** Process types to run; empty: all. */
-  types: readonly string[];
-  stateDir: string;
-  /** -b as written; null: 0.0.0.0:$PORT when PORT is set. */
-  bind: string | null;
-  socketPath: string;
-  ackMode: { kind: 'manual' } | { kind: 'timer'; seconds: number };
-  ackTimeoutSec: number;
-  signalTimeoutSec: number;
-  killChildrenOnExit: boolean;
-  /** Asks a process (its whole process group) to stop: SIGTERM, as Heroku. */
-  stopSignal: string;
-  /** hsup's --oneshot: processes are not restarted; the driver exits when all have, with the highest status. */
-  oneshot: boolean;
-  /** hsup's --start-number: the first dyno number (web.1). */
-  startNumber: number;
-  /** hsup's `start TYPE=N` with a control dir: these quantities instead of the release's. */
-  quantities: ReadonlyMap<string, number>;
-  verbosity: number;
-  /** The driver's working directory. */
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-}
 
-/** What a process type's group launches. */
-export interface TypeLaunch {
-  process: ProcessDef;
-  releaseVersion: number;
-  web: boolean;
-  launch: LaunchSpec;
-}
+export type { DriverConfig } from './driver-config.js';
 
-type Roll = { types: readonly string[]; replyTo: number | undefined; mode: 'smooth' | 'fleet' };
+export type { TypeLaunch } from './release-applier.js';
 
-export class Driver implements DriverCommands {
-  readonly log: Logger;
+export class Driver implements CommandHost {
+  readonly program = 'dyno';
+  readonly named = true;
+  readonly logger: Logger;
   readonly runtime: Runtime<TypeLaunch>;
+  private readonly apply: ReleaseApplier;
   private readonly routes: ReplyRoutes;
-  private release: PreparedRelease | null = null;
   private server: ControlServer | null = null;
   private dirSource: ControlDirSource | null = null;
   private readonly web: WebSocketBinding;
@@ -94,24 +72,45 @@ export class Driver implements DriverCommands {
   private readonly t0 = monotonicMs();
   private shutdowns = 0;
   private exiting = false;
-  private serial: Promise<void> = Promise.resolve();
   private readonly selected: (type: string) => boolean;
-  private readonly warn = (m: string) => this.log.warn(m);
+  private readonly warn = (m: string) => this.logger.warn(m);
   private readonly webHandOffs: HandOff[];
   private notify: NotifyPolicy | null = null;
+  private notifier: Notifier | null = null;
   private reaper: Reaper | null = null;
   private memory: { poke(): void } | null = null;
   private readonly sourceCfg: SourceConfig;
+  private readonly output = new DynoOutput();
+  private readonly reloader: Reloader;
+  private reloads = 0;
 
   constructor(readonly cfg: DriverConfig) {
-    this.log = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
+    this.logger = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
-    this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.log);
-    this.phase = new ReleasePhase(cfg.env, cfg.source.kind === 'control-dir', this.log);
-    this.webHandOffs = handOffs(['einhorn', 'port'], { log: this.log, verbose: cfg.verbosity === 0 });
+    this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
+    this.phase = new ReleasePhase(cfg.env, cfg.source.kind === 'control-dir', this.logger);
+    this.webHandOffs = handOffs(['einhorn', 'port'], { log: this.logger, verbose: cfg.verbosity === 0 });
     this.sourceCfg = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
     this.runtime = this.newRuntime();
+    this.apply = new ReleaseApplier(cfg, this.sourceCfg, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
+      this.routes.reply(to, m, w, ok),
+    );
+    this.reloader = new Reloader({
+      log: this.logger,
+      what: 'einhyrningsins-dyno driver',
+      reexecAs: null,
+      argv: cfg.argv,
+      cwd: cfg.cwd,
+      server: () => this.server,
+      busy: () => this.reloadBusy(),
+      snapshot: (connections) => {
+        const state = this.reloadState(connections);
+        return { state, fds: stateFds(state) };
+      },
+      reloadingNotice: () => this.notifier?.reloading(`reloading the driver (reload ${this.reloads + 1})`),
+      reloadFailed: () => this.logger.info('The driver keeps running as it was'),
+    });
   }
 
   now(): number {
@@ -121,7 +120,7 @@ export class Driver implements DriverCommands {
   private newRuntime(): Runtime<TypeLaunch> {
     const signalNumber = (s: string) => osConstants.signals[s as NodeJS.Signals] ?? 0;
     return new Runtime<TypeLaunch>({
-      log: this.log,
+      log: this.logger,
       fleet: { oneshot: this.cfg.oneshot, noun: 'process type', signalNumber },
       now: () => this.now(),
       shell: (spec) => {
@@ -135,11 +134,10 @@ export class Driver implements DriverCommands {
           socketPath: this.cfg.socketPath,
           killChildrenOnExit: this.cfg.killChildrenOnExit,
           stopGroup: true,
-          log: this.log,
+          log: this.logger,
           output: (child, slot) => {
             const name = `${spec.name}.${slot + this.cfg.startNumber}`;
-            const label = `${name} | `;
-            pipeLines(child, () => label);
+            this.output.track(name, child);
             if (web) this.web.watchSpawned(name, child);
           },
           onWorkerExit: () => this.memory?.poke(),
@@ -175,17 +173,17 @@ export class Driver implements DriverCommands {
       this.phase.stop(this.shutdowns === 1 ? this.cfg.stopSignal : 'SIGKILL');
     };
     this.installSignals();
-    const notifier = new Notifier(process.env, this.log);
+    const notifier = new Notifier(process.env, this.logger);
+    this.notifier = notifier;
     this.notify = new NotifyPolicy(notifier);
     this.cleanup.add(() => notifier.close());
+    if (this.cfg.stateFd !== null) return await this.resume(this.cfg.stateFd);
     let initial: PreparedRelease | null = null;
     try {
       native.ensureNative();
       const look = firstLook(this.sourceCfg, (m) => warnings.push(m));
       initial = look.initial;
-      this.server = await ControlServer.open(this.cfg.socketPath, 0o600, this.log, (c, r) => this.onRequest(c, r), {
-        http: (socket: Socket, head: Buffer) => serveHttp(socket, head, this.httpApi()),
-      });
+      this.server = await ControlServer.open(this.cfg.socketPath, 0o600, this.logger, (c, r) => this.onRequest(c, r), { http: this.http });
       const server = this.server;
       this.cleanup.add(() => server.close());
       await this.web.bind(look.webPossible, look.port ?? this.cfg.env.PORT, this.cleanup);
@@ -203,10 +201,43 @@ export class Driver implements DriverCommands {
       this.duringStartup = null;
     }
     warnings.forEach(this.warn);
+    this.processWide();
+    const l = this.web.listener;
+    const where = l ? `, listening on ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port} (web)` : '';
+    this.logger.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${describeSource(this.cfg.source)}`);
+    const src = this.cfg.source;
+    if (initial) {
+      this.apply.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : 'start');
+    } else this.watchControlDir();
+  }
+
+  /** A control directory's releases arrive by themselves: watch DIR/new (and take the first one). */
+  private watchControlDir(): void {
+    const src = this.cfg.source;
+    if (src.kind === 'control-dir') {
+      this.dirSource = new ControlDirSource(
+        src.dir,
+        {
+          prepare: (rel) => prepareRelease(this.sourceCfg, rel, this.apply.release, this.warn),
+          phase: (next) => this.phase.run(this.apply.release, next, () => this.shutdowns > 0),
+          apply: (next, origin) => this.apply.applyChecked(next, null, origin, true),
+          enqueue: (step) => this.apply.enqueue(step),
+          stopping: () => this.shutdowns > 0,
+          current: () => this.apply.release,
+          phaseStatus: () => this.phase.last?.status,
+        },
+        this.logger,
+      );
+      this.dirSource.start();
+    }
+  }
+
+  /** What every image does once it runs: output, the last resort, PID 1 reaping, the memory keeper. */
+  private processWide(): void {
     // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     this.memory = startMemoryKeeper(this.cleanup);
-    installLastResort(this.log, () => {
+    installLastResort(this.logger, () => {
       this.runtime.stopTimers();
       this.server?.unlink();
       this.cleanup.run();
@@ -218,174 +249,33 @@ export class Driver implements DriverCommands {
         isWorker: (pid) => this.runtime.hasPid(pid),
         workers: () => this.runtime.pids(),
         signalTimeoutMs: this.cfg.signalTimeoutSec > 0 ? this.cfg.signalTimeoutSec * 1000 : null,
-        log: this.log,
+        log: this.logger,
       },
       this.cleanup,
     );
-    const l = this.web.listener;
-    const where = l ? `, listening on ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port} (web)` : '';
-    this.log.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${describeSource(this.cfg.source)}`);
-    const src = this.cfg.source;
-    if (initial) {
-      this.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : 'start');
-    } else if (src.kind === 'control-dir') {
-      this.dirSource = new ControlDirSource(
-        src.dir,
-        {
-          prepare: (rel) => prepareRelease(this.sourceCfg, rel, this.release, this.warn),
-          phase: (next) => this.phase.run(this.release, next, () => this.shutdowns > 0),
-          apply: (next, origin) => this.applyChecked(next, null, origin, true),
-          enqueue: (step) => this.enqueue(step),
-          stopping: () => this.shutdowns > 0,
-          current: () => this.release,
-          phaseStatus: () => this.phase.last?.status,
-        },
-        this.log,
-      );
-      this.dirSource.start();
-    }
   }
+
+  private readonly http = (socket: Socket, head: Buffer) =>
+    serveHttp(
+      socket,
+      head,
+      dynoHttpApi(this.runtime as Runtime<unknown>, () => this.web.listener, () => this.apply.release?.env.PORT ?? this.cfg.env.PORT, this.logger),
+    );
 
   private installSignals(): void {
     process.on('SIGHUP', () => {
       if (this.duringStartup) return this.duringStartup('SIGHUP');
-      this.log.info('Got SIGHUP: reloading the app and upgrading every process type');
-      this.upgradeApp([], undefined, 'smooth');
+      this.logger.info('Got SIGHUP: reloading the app and upgrading every process type');
+      this.apply.upgradeApp([], undefined, 'smooth');
     });
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) {
       process.on(sig, () => {
         if (this.duringStartup) return this.duringStartup(sig);
-        this.log.info(`Got ${sig}: stopping every process gracefully (${this.cfg.stopSignal})`);
+        this.logger.info(`Got ${sig}: stopping every process gracefully (${this.cfg.stopSignal})`);
         this.shutdown(this.cfg.stopSignal, undefined);
       });
     }
-    process.on('SIGUSR1', () => this.log.info('Got SIGUSR1: ignored (no inspector)'));
-  }
-
-  // ---- releases -----------------------------------------------------------------
-
-  enqueue(step: () => Promise<void>): void {
-    this.serial = this.serial.then(step).catch((err) => this.log.error(`internal error: ${(err as Error).stack ?? err}`));
-  }
-
-  /**
-   * SIGHUP and `upgrade [TYPE...]`: read the app again (Procfile and .env, or
-   * DIR/loaded), run its release phase if it is a new release, apply it, and
-   * roll the named types (every type when none), replying to `replyTo`.
-   */
-  upgradeApp(types: readonly string[], replyTo: number | undefined, mode: 'smooth' | 'fleet'): void {
-    this.enqueue(async () => {
-      const fail = (message: string) => {
-        this.log.error(message);
-        if (replyTo !== undefined) this.routes.reply(replyTo, message, false, false);
-      };
-      if (this.shutdowns > 0) return fail('Not upgrading: the driver is shutting down.');
-      const keep = this.release ? `still running release ${this.release.version}` : 'nothing is running';
-      let next: PreparedRelease;
-      try {
-        next = await readAgain(this.sourceCfg, this.release, this.runtime.names().length > 0, this.warn);
-      } catch (err) {
-        return fail(`Upgrade failed: the app could not be read again: ${(err as Error).message}; ${keep}`);
-      }
-      if (this.shutdowns > 0) return fail('Not upgrading: the driver is shutting down.');
-      const known = next.processes.filter((p) => this.selected(p.type)).map((p) => p.type);
-      for (const t of types) {
-        if (!known.includes(t)) return fail(`Upgrade failed: unknown process type '${t}' (the app has: ${known.join(', ') || 'none'}); ${keep}`);
-      }
-      for (const t of this.cfg.types) {
-        if (!next.processes.some((p) => p.type === t)) this.log.warn(`Process type '${t}' is not in the reloaded app`);
-      }
-      if (replyTo !== undefined) this.routes.reply(replyTo, `Read the app again: release ${next.version}`, true, true);
-      await this.applyChecked(next, { types: types.length ? types : known, replyTo, mode }, replyTo !== undefined ? 'upgrade' : 'SIGHUP');
-    });
-  }
-
-  /** Run the release phase of a new release, then apply it; a failed release phase keeps the running release. */
-  private async applyChecked(next: PreparedRelease, roll: Roll | null, origin: string, phaseDone = false): Promise<void> {
-    const keep = this.release ? `still running release ${this.release.version}` : 'nothing is running';
-    const fail = (message: string) => {
-      this.log.error(message);
-      if (roll?.replyTo !== undefined) this.routes.reply(roll.replyTo, message, false, false);
-    };
-    const progress = roll?.replyTo !== undefined ? (m: string) => this.routes.reply(roll.replyTo as number, m, true, true) : undefined;
-    if (!phaseDone && !(await this.phase.run(this.release, next, () => this.shutdowns > 0, progress))) {
-      return fail(`Upgrade failed: the release phase of release ${next.version} failed (${this.phase.last?.status}); ${keep}`);
-    }
-    if (this.shutdowns > 0) return fail('Not upgrading: the driver is shutting down.');
-    try {
-      const moved = await this.web.rebind(next);
-      if (moved) this.runtime.group(WEB_TYPE)?.shell.setListeners(this.web.listenersFor(WEB_TYPE));
-    } catch (err) {
-      return fail(`Upgrade failed: ${(err as Error).message}; ${keep}`);
-    }
-    this.applyRelease(next, roll, origin);
-  }
-
-  /** Run `next`: per process type, start, scale, roll or drain (the fleet decides); `roll`: also roll these types. */
-  private applyRelease(next: PreparedRelease, roll: Roll | null, origin: string): void {
-    if (this.shutdowns > 0) return;
-    const changes = diffReleases(this.release, next, this.selected);
-    this.log.info(`Release ${next.version} from ${origin}: ${describeChanges(changes)}`);
-    for (const c of changes) {
-      if (c.kind === 'add' || (c.kind === 'update' && c.relaunch.includes('command'))) this.web.checkCommand(c.process, next);
-      if (c.kind === 'add' && c.type === WEB_TYPE && !this.web.listener && !this.web.warnedNoSocket) {
-        this.web.warnedNoSocket = true;
-        this.log.warn('The web processes get no listening socket: no -b and no PORT (EINHORN_FD_COUNT=0)');
-      }
-    }
-    this.release = next;
-    const specs = next.processes.filter((p) => this.selected(p.type)).map((p) => this.spec(p, next));
-    const ev: FleetEvent<TypeLaunch> = { type: 'apply', specs, why: `not in release ${next.version}` };
-    if (roll) ev.roll = { groups: roll.types, mode: roll.mode, ...(roll.replyTo !== undefined ? { replyTo: roll.replyTo } : {}) };
-    this.runtime.feed(ev);
-  }
-
-  private spec(p: ProcessDef, rel: PreparedRelease): GroupSpec<TypeLaunch> {
-    const env = Object.entries(rel.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return {
-      name: p.type,
-      quantity: p.quantity,
-      launchKey: JSON.stringify([p.args, env, rel.slug, rel.slugKey, rel.cwd]),
-      launch: { process: p, releaseVersion: rel.version, web: p.type === WEB_TYPE, launch: this.launchSpec(p, rel) },
-      config: this.coreConfig(p.quantity),
-    };
-  }
-
-  private coreConfig(quantity: number): Partial<CoreConfig> {
-    const c = this.cfg;
-    return {
-      number: quantity,
-      ackMode:
-        c.ackMode.kind === 'manual'
-          ? { kind: 'manual', deadlineMs: c.ackTimeoutSec * 1000 }
-          : { kind: 'timer', ms: c.ackMode.seconds * 1000 },
-      retries: Infinity,
-      upgradeRetries: 3,
-      respawnDelayMs: 1000,
-      signalTimeoutMs: c.signalTimeoutSec > 0 ? c.signalTimeoutSec * 1000 : null,
-      drainSignal: c.stopSignal,
-      slots: 'named',
-      respawn: !c.oneshot,
-    };
-  }
-
-  private launchSpec(p: ProcessDef, rel: PreparedRelease): LaunchSpec {
-    return {
-      program: p.args[0] as string,
-      args: p.args.slice(1),
-      env: { ...this.cfg.env, ...rel.env },
-      // What systemd told the driver is not for the dynos.
-      dropEnv: SYSTEMD_VARS,
-      cwd: rel.cwd,
-      extraEnv: (slot) => {
-        const e: Record<string, string> = { DYNO: `${p.type}.${slot + this.cfg.startNumber}` };
-        // Read at each spawn: PORT follows the socket when a release moves it.
-        const l = this.web.listener;
-        const port = l ? String(l.port) : (rel.env.PORT ?? this.cfg.env.PORT);
-        if (port !== undefined && port !== '') e.PORT = port;
-        return e;
-      },
-    };
+    process.on('SIGUSR1', () => this.logger.info('Got SIGUSR1: ignored (no inspector)'));
   }
 
   // ---- stopping -------------------------------------------------------------------
@@ -412,7 +302,7 @@ export class Driver implements DriverCommands {
     this.runtime.stopTimers();
     this.server?.unlink();
     this.onChange();
-    this.log.info('Every process has exited; bye');
+    this.logger.info('Every process has exited; bye');
     const timeout = this.cfg.signalTimeoutSec > 0 ? this.cfg.signalTimeoutSec * 1000 : 30_000;
     exitProcess(code, this.reaper, timeout, this.cleanup);
   }
@@ -429,6 +319,51 @@ export class Driver implements DriverCommands {
 
   // ---- control socket ---------------------------------------------------------------
 
+  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void {
+    this.logger.log(level, message);
+  }
+
+  feed(ev: FleetEvent<unknown>): void {
+    this.runtime.feed(ev as FleetEvent<TypeLaunch>);
+  }
+
+  names(): string[] {
+    return this.runtime.names();
+  }
+
+  ehlo(who: string): string {
+    return `Welcome, ${who}! You are speaking to Einhorn Master Process ${process.pid} (einhyrningsins-dyno).\nThis is einhyrningsins-dyno ${VERSION}.\n`;
+  }
+
+  versionText(): string {
+    return `einhyrningsins-dyno ${VERSION}`;
+  }
+
+  get verbosity(): number {
+    return this.logger.verbosity;
+  }
+
+  set verbosity(v: number) {
+    this.logger.verbosity = v;
+  }
+
+  parseScale(word: string): { type: string; quantity: number } {
+    return parseScale(word);
+  }
+
+  upgrade(types: readonly string[], mode: 'smooth' | 'fleet', conn: ControlConnection, req: Request): void {
+    for (const t of types) {
+      if (!TYPE_NAME.test(t)) return void conn.send({ message: `Invalid process type ${JSON.stringify(t)}`, error: true }, req.id);
+    }
+    this.logger.info(`Asked to upgrade ${types.length ? types.join(', ') : 'every process type'}: reading the app again`);
+    this.apply.upgradeApp([...new Set(types)], this.route(conn, req), mode);
+  }
+
+  die(signal: string, replyTo: number): void {
+    this.logger.info(`Asked to stop (die ${signal}): stopping every process`);
+    this.shutdown(signal, replyTo);
+  }
+
   route(conn: ControlConnection, req: Request): number {
     return this.routes.open(conn, req.id);
   }
@@ -438,12 +373,12 @@ export class Driver implements DriverCommands {
   }
 
   private onRequest(conn: ControlConnection, req: Request): void {
-    dispatchDriver(this, conn, req);
+    dispatch(this, conn, req);
   }
 
   facts(): DriverFacts {
     const src = this.cfg.source;
-    const rel = this.release;
+    const rel = this.apply.release;
     const l = this.web.listener;
     return {
       pid: process.pid,
@@ -479,31 +414,93 @@ export class Driver implements DriverCommands {
     return { text: driverStatus(f), state: driverState(f) };
   }
 
-  /** hsup's HTTP control API, over the driver's state. */
-  private httpApi(): HttpApi {
+  // ---- reload: re-execute the driver in place -------------------------------------
+
+  reload(conn: ControlConnection, req: Request): void {
+    void this.reloader.reload(conn, req);
+  }
+
+  private reloadBusy(): string | null {
+    if (this.exiting || this.shutdowns > 0) return 'stopping: the driver is stopping';
+    const rolling = this.runtime.groups().filter((g) => g.snapshot.upgrade !== null);
+    if (rolling.length) return `an upgrade is in progress (${rolling.map((g) => g.name).join(', ')}); reload when it is done`;
+    if (this.apply.serialBusy > 0 || this.phase.child) return 'a release is being read or applied; reload when it is done';
+    return null;
+  }
+
+  private reloadState(connections: ConnectionSnapshot[]): DynoReloadState {
+    const server = this.server as ControlServer;
+    const groups: DynoReloadState['groups'] = {};
+    for (const g of this.runtime.groups()) {
+      groups[String(g.gid)] = { process: g.spec.launch.process, releaseVersion: g.spec.launch.releaseVersion, slots: g.shell.history.toJSON() };
+    }
     return {
-      status: () => {
-        const out: Record<string, { Status: string; IPAddress: string; Port: number }> = {};
-        const l = this.web.listener;
-        const port = l?.port ?? Number(this.release?.env.PORT ?? this.cfg.env.PORT ?? 0);
-        for (const g of this.runtime.groups()) {
-          const snap = g.snapshot;
-          const live = snap.workers.some((w) => w.pid !== null && (w.state === 'up' || w.state === 'starting'));
-          const status = g.retiring || snap.shuttingDown ? (snap.workers.length ? 'Retiring' : 'Retired') : live ? 'Started' : 'Stopped';
-          out[g.name] = { Status: status, IPAddress: l?.address ?? '127.0.0.1', Port: port };
-        }
-        return { Processes: out };
-      },
-      stop: (types) => {
-        const stopped: string[] = [];
-        for (const t of types) {
-          if (!this.runtime.group(t)) continue;
-          this.log.info(`[${t}] stopped through the HTTP API (POST /control/stop): scaling to 0`);
-          this.runtime.feed({ type: 'request', targets: [t], request: { type: 'setWorkers', count: 0 } });
-          stopped.push(t);
-        }
-        return stopped;
-      },
+      format: DYNO_STATE_FORMAT,
+      version: VERSION,
+      wall: Date.now(),
+      reloads: this.reloads + 1,
+      control: { fd: server.listenFd, path: server.path, ino: server.inode },
+      connections,
+      listener: this.web.listener,
+      release: this.apply.release,
+      rejected: this.dirSource?.rejected ?? null,
+      releasePhase: this.phase.last,
+      verbosity: this.logger.verbosity,
+      fleet: this.runtime.serialize(),
+      groups,
+      output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
     };
+  }
+
+  /** The new image of a reload: the old one's sockets, processes and output taken over. */
+  private async resume(fd: number): Promise<void> {
+    let taken;
+    try {
+      native.ensureNative();
+      taken = await takeOverDyno(fd, this.logger, this.cleanup, (c, r) => this.onRequest(c, r), this.http);
+    } catch (err) {
+      this.cleanup.run();
+      throw err;
+    } finally {
+      this.duringStartup = null;
+    }
+    const { state, server } = taken;
+    this.server = server;
+    this.reloads = state.reloads;
+    if (state.listener) {
+      this.web.listener = state.listener;
+      this.cleanup.add(() => {
+        if (this.web.listener) native.close(this.web.listener.fd);
+        this.web.listener = null;
+      });
+    }
+    this.apply.release = state.release;
+    this.phase.last = state.releasePhase;
+    this.processWide();
+    this.output.adopt(state.output);
+    const rel = this.apply.release;
+    this.runtime.restore(state.fleet, Date.now() - state.wall, (name, gid) => {
+      const g = state.groups[String(gid)];
+      const p = g?.process ?? { type: name, args: ['true'], quantity: 0 };
+      const base = rel ? this.apply.spec(p, rel) : null;
+      return {
+        name,
+        quantity: p.quantity,
+        launchKey: base?.launchKey ?? '',
+        launch: { process: p, releaseVersion: g?.releaseVersion ?? 0, web: name === WEB_TYPE, launch: base?.launch.launch ?? this.apply.launchSpec(p, { ...(rel as PreparedRelease) }) },
+        config: this.apply.coreConfig(p.quantity),
+      };
+    });
+    for (const g of this.runtime.groups()) {
+      const slots = state.groups[String(g.gid)]?.slots;
+      if (slots) g.shell.history = SlotHistory.from(slots);
+    }
+    if (this.dirSource === null) this.watchControlDir();
+    if (this.dirSource) this.dirSource.rejected = state.rejected;
+    const n = [...this.runtime.pids()].length;
+    const message = `Reload done: driver ${process.pid} is now einhyrningsins-dyno ${VERSION} (reload ${this.reloads}), ${n} process${n === 1 ? '' : 'es'} adopted`;
+    this.logger.info(message);
+    resumeConnections(state.connections, server, message);
+    this.onChange();
   }
 }

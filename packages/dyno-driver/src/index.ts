@@ -1,5 +1,5 @@
 export { main, appSource, defaultDynoSocketPath } from './cli.js';
-export { Driver, helpMessage, WEB_TYPE, type DriverConfig } from './driver.js';
+export { Driver, WEB_TYPE, type DriverConfig } from './driver.js';
 export { parseDynoArgs, dynoHelpText, DYNO_OPTIONS, type DynoOptions, type DynoOptionSpec } from './options.js';
 export { parseProcfile, procfileArgs, TYPE_NAME, type ProcfileEntry, type Parsed } from './procfile.js';
 export { parseDotenv } from './dotenv.js';

@@ -11,7 +11,8 @@ import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
 import { Notifier, SYSTEMD_VARS } from './systemd.js';
-import { dispatch, type CommandContext } from './commands.js';
+import { dispatch } from './commands/entries.js';
+import type { CommandHost } from './commands/table.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
@@ -27,7 +28,8 @@ import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './s
 import { VERSION } from './version.js';
 import type { BoundSocket, ReloadState } from './reload.js';
 import { bindAll } from './master-binds.js';
-import { Reloader, resumeConnections, takeOver } from './master-reload.js';
+import { masterState, takeOver } from './master-reload.js';
+import { Reloader, resumeConnections } from './host/reexec.js';
 import { takeLock, writePidfile, type HeldLock } from './host/files.js';
 import { NotifyPolicy } from './host/notify-policy.js';
 import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
@@ -111,7 +113,7 @@ export class Master {
   /** Events (from signals) that arrive before the group exists; null once it runs. */
   private pending: Event[] | null = [];
   private reaper: Reaper | null = null;
-  private readonly commandContext: CommandContext;
+  private readonly commandHost: CommandHost;
   private readonly procStats = new ProcStats();
 
   constructor(
@@ -127,7 +129,8 @@ export class Master {
     const log = this.log;
     this.reloader = new Reloader({
       log,
-      opts,
+      what: 'einhyrningsins master',
+      reexecAs: opts.reexecAs,
       argv,
       cwd: this.cwd,
       server: () => this.server,
@@ -137,39 +140,58 @@ export class Master {
         if (snap.upgrade) return `an upgrade is in progress (generation ${snap.upgrade.generation}); reload when it is done`;
         return null;
       },
-      snapshot: () => ({
-        sockets: this.sockets,
-        socketPath: this.socketPath,
-        lock: this.lock,
-        startedAtWall: this.startedAtWall,
-        reloads: this.reloads,
-        core: (this.runtime as Runtime<LaunchSpec>).serializeOnly(),
-        slots: (this.shell as GroupShell).history.toJSON(),
-      }),
-      reloadingNotice: (text) => this.notifier?.reloading(text),
+      snapshot: (connections) =>
+        masterState(
+          {
+            sockets: this.sockets,
+            socketPath: this.socketPath,
+            control: { fd: (this.server as ControlServer).listenFd, ino: (this.server as ControlServer).inode },
+            lock: this.lock,
+            startedAtWall: this.startedAtWall,
+            reloads: this.reloads,
+            core: (this.runtime as Runtime<LaunchSpec>).serializeOnly(),
+            slots: (this.shell as GroupShell).history.toJSON(),
+          },
+          opts,
+          argv,
+          log,
+          connections,
+        ),
+      reloadingNotice: () => this.notifier?.reloading(`reloading the master (reload ${this.reloads + 1})`),
       reloadFailed: () => {
         this.notify?.resetReady();
         this.onChange();
       },
     });
-    this.commandContext = {
-      feed: (ev) => this.feed(ev),
-      reload: (conn, req) => void this.reloader.reload(conn, req),
+    this.commandHost = {
+      program: 'master',
+      named: false,
+      log: (level, message) => log.log(level, message),
+      feed: (ev) => this.runtime?.feed(ev as FleetEvent<LaunchSpec>),
       route: (conn, req) => this.routes.open(conn, req.id),
-      stateYaml: () => einhornStateYaml(this.snapshot(), this.facts()),
-      statusText: () => statusText(this.snapshot(), this.facts()),
-      stateObject: () => stateObject(this.snapshot(), this.facts()),
-      masterPid: process.pid,
+      names: () => this.runtime?.names() ?? [],
+      ehlo: (who) => {
+        const name = opts.commandName ? ` (${opts.commandName})` : '';
+        return `Welcome, ${who}! You are speaking to Einhorn Master Process ${process.pid}${name}.\nThis is einhyrningsins ${VERSION}.\n`;
+      },
+      versionText: () => `einhyrningsins ${VERSION}`,
       stopSignal: opts.stopSignal,
-      version: VERSION,
-      commandName: opts.commandName,
+      state: () => ({ text: einhornStateYaml(this.snapshot(), this.facts()), state: stateObject(this.snapshot(), this.facts()) }),
+      status: () => ({ text: statusText(this.snapshot(), this.facts()), state: stateObject(this.snapshot(), this.facts()) }),
+      reload: (conn, req) =>
+        void this.reloader.reload(conn, req, () =>
+          // The children write into pipes this image reads; they would not survive the exec.
+          opts.prefixOutput ? "--prefix-output pipes the children's output through this process; use upgrade (or restart without --prefix-output)" : null,
+        ),
+      upgrade: (groups, mode, conn, req) =>
+        this.runtime?.feed({ type: 'request', targets: groups.length ? groups : 'active', request: { type: 'upgrade', mode }, replyTo: this.routes.open(conn, req.id) }),
+      die: (signal, replyTo) => this.runtime?.feed({ type: 'shutdown', signal, replyTo }),
       get verbosity() {
         return log.verbosity;
       },
-      setVerbosity: (v) => {
+      set verbosity(v: number) {
         log.verbosity = v;
       },
-      log: (level, message) => log.log(level, message),
     };
   }
 
@@ -353,7 +375,7 @@ export class Master {
       `Reload done: master ${process.pid} is now einhyrningsins ${VERSION} (reload ${this.reloads}), ` +
       `${workers} worker${workers === 1 ? '' : 's'} adopted`;
     this.log.info(message);
-    resumeConnections(state, this.server as ControlServer, message);
+    resumeConnections(state.connections, this.server as ControlServer, message);
     const pending = this.pending ?? [];
     this.pending = null;
     for (const ev of pending) this.feed(ev);
@@ -415,7 +437,7 @@ export class Master {
       );
     }
     if (this.log.tracing) this.log.trace(`Control connection #${conn.id} request: ${JSON.stringify(req.raw)}`);
-    dispatch(this.commandContext, conn, req);
+    dispatch(this.commandHost, conn, req);
   }
 
   private facts(): MasterFacts {

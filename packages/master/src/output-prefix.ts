@@ -18,32 +18,31 @@ export function prefixOutput(child: ChildProcess, slot: number, opts: { name: st
  * in front of each (the master's --prefix-output, the dyno driver's `web.1 | `).
  */
 export function pipeLines(child: ChildProcess, prefix: () => string): void {
-  const pairs: Array<[NodeJS.ReadableStream | null, NodeJS.WritableStream]> = [
-    [child.stdout, process.stdout],
-    [child.stderr, process.stderr],
-  ];
-  for (const [stream, dest] of pairs) {
-    if (!stream) continue;
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => {
-      buf += d;
-      let out = '';
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        out += prefix() + buf.slice(0, nl + 1);
-        buf = buf.slice(nl + 1);
-      }
-      if (buf.length > 64 * 1024) {
-        out += prefix() + buf + '\n';
-        buf = '';
-      }
-      if (out) dest.write(out);
-    });
-    stream.on('end', () => {
-      if (buf) dest.write(prefix() + buf + '\n');
+  if (child.stdout) pipeStreamLines(child.stdout, process.stdout, prefix);
+  if (child.stderr) pipeStreamLines(child.stderr, process.stderr, prefix);
+}
+
+/** One stream's lines to `dest`, each with `prefix()` in front; a partial last line is flushed at its end. */
+export function pipeStreamLines(stream: NodeJS.ReadableStream, dest: NodeJS.WritableStream, prefix: () => string): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (d: string) => {
+    buf += d;
+    let out = '';
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      out += prefix() + buf.slice(0, nl + 1);
+      buf = buf.slice(nl + 1);
+    }
+    if (buf.length > 64 * 1024) {
+      out += prefix() + buf + '\n';
       buf = '';
-    });
-    stream.on('error', () => undefined);
-  }
+    }
+    if (out) dest.write(out);
+  });
+  stream.on('end', () => {
+    if (buf) dest.write(prefix() + buf + '\n');
+    buf = '';
+  });
+  stream.on('error', () => undefined);
 }

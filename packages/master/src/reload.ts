@@ -55,8 +55,8 @@ export interface ReloadState {
   slots?: Record<string, SlotRecord>;
 }
 
-/** Write the snapshot into a memfd that the new image inherits. */
-export function writeState(state: ReloadState): number {
+/** Write a snapshot (any JSON with a `format`) into a memfd that the new image inherits. */
+export function writeSnapshot(state: { format: unknown }): number {
   const fd = native.memfdCreate('einhyrningsins-state');
   try {
     const data = Buffer.from(JSON.stringify(state));
@@ -69,8 +69,8 @@ export function writeState(state: ReloadState): number {
   }
 }
 
-/** Read (and close) the snapshot fd of the image before. */
-export function readState(fd: number): ReloadState {
+/** Read (and close) the snapshot fd of the image before; its `format` must be `format`. */
+export function readSnapshot<T extends { format: unknown }>(fd: number, format: T['format']): T {
   let text: string;
   try {
     const size = fstatSync(fd).size;
@@ -89,10 +89,14 @@ export function readState(fd: number): ReloadState {
       /* already closed */
     }
   }
-  const state = JSON.parse(text) as ReloadState;
-  if (state.format !== 1) throw new Error(`unknown reload state format ${String(state.format)}`);
+  const state = JSON.parse(text) as T;
+  if (state.format !== format) throw new Error(`unknown reload state format ${String(state.format)}`);
   return state;
 }
+
+/** The master's snapshot (format 1). */
+export const writeState = (state: ReloadState): number => writeSnapshot(state);
+export const readState = (fd: number): ReloadState => readSnapshot<ReloadState>(fd, 1);
 
 /**
  * einhorn's --upgrade-check: run the new code with the same options and

@@ -115,7 +115,7 @@ export class Runtime<L> {
    * engine from an image of the single-group kind): every group's workers adopted by
    * pid, its timers re-armed for what is left of them.
    */
-  restore(data: SerializedFleet | SerializedCore, elapsedMs: number, spec: (name: string) => GroupSpec<L>): void {
+  restore(data: SerializedFleet | SerializedCore, elapsedMs: number, spec: (name: string, gid: number) => GroupSpec<L>): void {
     for (const s of this.shells.values()) s.stopTimers();
     this.shells.clear();
     const { fleet, effects } = Fleet.restore<L>(data, this.opts.now(), elapsedMs, spec, this.opts.fleet);

@@ -1,0 +1,31 @@
+/** hsup's HTTP control API (http-api.ts) over the driver's state. */
+import type { Logger, Runtime } from '@einhyrningsins/master';
+import type { HttpApi } from './http-api.js';
+import type { Listener } from './web-socket.js';
+
+export function dynoHttpApi(runtime: Runtime<unknown>, listener: () => Listener | null, appPort: () => string | undefined, log: Logger): HttpApi {
+  return {
+    status: () => {
+      const out: Record<string, { Status: string; IPAddress: string; Port: number }> = {};
+      const l = listener();
+      const port = l?.port ?? Number(appPort() ?? 0);
+      for (const g of runtime.groups()) {
+        const snap = g.snapshot;
+        const live = snap.workers.some((w) => w.pid !== null && (w.state === 'up' || w.state === 'starting'));
+        const status = g.retiring || snap.shuttingDown ? (snap.workers.length ? 'Retiring' : 'Retired') : live ? 'Started' : 'Stopped';
+        out[g.name] = { Status: status, IPAddress: l?.address ?? '127.0.0.1', Port: port };
+      }
+      return { Processes: out };
+    },
+    stop: (types) => {
+      const stopped: string[] = [];
+      for (const t of types) {
+        if (!runtime.group(t)) continue;
+        log.info(`[${t}] stopped through the HTTP API (POST /control/stop): scaling to 0`);
+        runtime.feed({ type: 'request', targets: [t], request: { type: 'setWorkers', count: 0 } });
+        stopped.push(t);
+      }
+      return stopped;
+    },
+  };
+}

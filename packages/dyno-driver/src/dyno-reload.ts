@@ -1,0 +1,70 @@
+/**
+ * The driver's reload (the runtime's re-exec, host/reexec.ts): what its snapshot holds
+ * and, in the new image, taking the old one's fds over. Every process of every type
+ * stays (they are still this process's children), with its output; the web socket and
+ * the control socket never close, so no request and no client sees the exec.
+ */
+import * as native from 'native-reuseport';
+import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
+import type { SerializedFleet } from '@einhyrningsins/core';
+import type { OutputPipes } from './dyno-output.js';
+import type { PhaseResult } from './release-phase.js';
+import type { PreparedRelease, ProcessDef } from './release.js';
+import type { Listener } from './web-socket.js';
+
+export const DYNO_STATE_FORMAT = 'dyno-1';
+
+export interface DynoReloadState {
+  format: typeof DYNO_STATE_FORMAT;
+  version: string;
+  /** Date.now() when the snapshot was taken: the gap to the new image's start is added to every age. */
+  wall: number;
+  reloads: number;
+  control: { fd: number; path: string; ino: number };
+  connections: ConnectionSnapshot[];
+  listener: Listener | null;
+  release: PreparedRelease | null;
+  rejected: { file: string; reason: string; at: string } | null;
+  releasePhase: PhaseResult | null;
+  verbosity: number;
+  fleet: SerializedFleet;
+  /** Per group (by gid): what it runs, and its slots' history. */
+  groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
+  output: OutputPipes[];
+}
+
+/** The fds the new image takes over, besides the control socket and its connections. */
+export function stateFds(state: DynoReloadState): number[] {
+  return [...(state.listener ? [state.listener.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+}
+
+export interface DynoTakenOver {
+  state: DynoReloadState;
+  server: ControlServer;
+}
+
+/** The new image: the snapshot read, the web socket and the control socket taken over. */
+export async function takeOverDyno(
+  fd: number,
+  log: Logger,
+  cleanup: Cleanup,
+  onRequest: RequestHandler,
+  http: NonNullable<Parameters<typeof ControlServer.open>[4]>['http'],
+): Promise<DynoTakenOver> {
+  let state: DynoReloadState;
+  try {
+    state = readSnapshot<DynoReloadState>(fd, DYNO_STATE_FORMAT);
+  } catch (err) {
+    throw new StartupError(`cannot read the reload state on fd ${fd}: ${(err as Error).message}`);
+  }
+  const l = state.listener;
+  if (l) {
+    if (!native.fdInfo(l.fd).listening) throw new StartupError(`reload: fd ${l.fd} (the web socket) is not a listening socket any more`);
+    native.setCloexec(l.fd, true);
+  }
+  native.setCloexec(state.control.fd, true);
+  const server = await ControlServer.fromFd(state.control.fd, state.control.path, state.control.ino, 0o600, log, onRequest, http ? { http } : {});
+  cleanup.add(() => server.close());
+  log.verbosity = state.verbosity;
+  return { state, server };
+}
