@@ -159,3 +159,23 @@ test('reload is refused during an upgrade and while stopping, with the reason; t
   await d.ctl('die');
   assert.deepEqual(await d.exit, { code: 0, signal: null });
 });
+
+test('commands take process types: signal SIG TYPE, inc TYPE, upgrade TYPE; extra words are refused with the usage', async () => {
+  const dir = newDir();
+  writeFileSync(join(dir, 'Procfile'), `web: ${q(process.execPath)} ${q(WEB)}\nworker: sh -c 'trap "echo got-usr1 \\$DYNO" USR1; trap "exit 0" TERM; while :; do sleep 0.1; done'\n`);
+  const d = startDriver(['start', '-f', join(dir, 'Procfile'), '-b', '127.0.0.1:0,r', '-m', '1'], { dir });
+  await until('both up', async () => Object.values((await d.state()).types).every((t) => t.workers.length === 1 && t.workers[0]!.state === 'up'), 20_000);
+  const st = await d.state();
+  const web = st.types.web!.workers[0]!.pid;
+  const sig = (await d.ctl('signal', ['USR1', 'worker'])).at(-1)!;
+  assert.match(sig.message, /^\[worker\] Sent SIGUSR1 to 1 worker: \[\d+\]$|^\[worker\] Sent SIGUSR1 to 1 worker$/);
+  await d.waitOut(/got-usr1 worker\.1/);
+  assert.deepEqual((await d.state()).types.web!.workers.map((w) => w.pid), [web], 'the web process was not signalled (USR1 would have killed it)');
+  assert.equal((await d.ctl('signal', ['USR1', 'nope'])).at(-1)!.message, "Unknown process type 'nope' (running: web, worker)");
+  assert.equal((await d.ctl('inc', ['worker'])).at(-1)!.message, '[worker] Incrementing number of workers from 1 -> 2');
+  assert.equal((await d.ctl('inc')).at(-1)!.message, 'inc expects one process type (running: web, worker)');
+  assert.equal((await d.ctl('state', ['x'])).at(-1)!.message, "state takes no arguments (got 'x'); usage: state");
+  assert.equal((await d.ctl('upgrade', ['worker'])).at(-1)!.message, 'Upgrade done');
+  assert.deepEqual((await d.state()).types.web!.workers.map((w) => w.pid), [web], 'upgrade worker left web alone');
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
