@@ -38,7 +38,7 @@ import { ControlDirSource } from './control-dir-source.js';
 import { serveHttp } from './http-api.js';
 import { dynoHttpApi } from './driver-http.js';
 import { DynoOutput } from './dyno-output.js';
-import { DYNO_STATE_FORMAT, stateFds, takeOverDyno, type DynoReloadState } from './dyno-reload.js';
+import { dynoReloadState, stateFds, takeOverDyno, type DynoReloadState } from './dyno-reload.js';
 import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { describeSource, firstLook, prepareRelease, selectedBy, type SourceConfig } from './releases.js';
@@ -429,27 +429,18 @@ export class Driver implements CommandHost {
   }
 
   private reloadState(connections: ConnectionSnapshot[]): DynoReloadState {
-    const server = this.server as ControlServer;
-    const groups: DynoReloadState['groups'] = {};
-    for (const g of this.runtime.groups()) {
-      groups[String(g.gid)] = { process: g.spec.launch.process, releaseVersion: g.spec.launch.releaseVersion, slots: g.shell.history.toJSON() };
-    }
-    return {
-      format: DYNO_STATE_FORMAT,
-      version: VERSION,
-      wall: Date.now(),
-      reloads: this.reloads + 1,
-      control: { fd: server.listenFd, path: server.path, ino: server.inode },
+    return dynoReloadState({
+      runtime: this.runtime,
+      server: this.server as ControlServer,
+      reloads: this.reloads,
       connections,
       listener: this.web.listener,
       release: this.apply.release,
       rejected: this.dirSource?.rejected ?? null,
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
-      fleet: this.runtime.serialize(),
-      groups,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
-    };
+    });
   }
 
   /** The new image of a reload: the old one's sockets, processes and output taken over. */

@@ -5,12 +5,15 @@
  * the control socket never close, so no request and no client sees the exec.
  */
 import * as native from 'native-reuseport';
+import type { Runtime } from '@einhyrningsins/master';
 import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
 import type { SerializedFleet } from '@einhyrningsins/core';
 import type { OutputPipes } from './dyno-output.js';
 import type { PhaseResult } from './release-phase.js';
 import type { PreparedRelease, ProcessDef } from './release.js';
 import type { Listener } from './web-socket.js';
+import type { TypeLaunch } from './release-applier.js';
+import { VERSION } from './version.js';
 
 export const DYNO_STATE_FORMAT = 'dyno-1';
 
@@ -31,6 +34,41 @@ export interface DynoReloadState {
   /** Per group (by gid): what it runs, and its slots' history. */
   groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
   output: OutputPipes[];
+}
+
+/** The driver's snapshot for the next image. */
+export function dynoReloadState(d: {
+  runtime: Runtime<TypeLaunch>;
+  server: ControlServer;
+  reloads: number;
+  connections: ConnectionSnapshot[];
+  listener: Listener | null;
+  release: PreparedRelease | null;
+  rejected: DynoReloadState['rejected'];
+  releasePhase: PhaseResult | null;
+  verbosity: number;
+  output: OutputPipes[];
+}): DynoReloadState {
+  const groups: DynoReloadState['groups'] = {};
+  for (const g of d.runtime.groups()) {
+    groups[String(g.gid)] = { process: g.spec.launch.process, releaseVersion: g.spec.launch.releaseVersion, slots: g.shell.history.toJSON() };
+  }
+  return {
+    format: DYNO_STATE_FORMAT,
+    version: VERSION,
+    wall: Date.now(),
+    reloads: d.reloads + 1,
+    control: { fd: d.server.listenFd, path: d.server.path, ino: d.server.inode },
+    connections: d.connections,
+    listener: d.listener,
+    release: d.release,
+    rejected: d.rejected,
+    releasePhase: d.releasePhase,
+    verbosity: d.verbosity,
+    fleet: d.runtime.serialize(),
+    groups,
+    output: d.output,
+  };
 }
 
 /** The fds the new image takes over, besides the control socket and its connections. */

@@ -7,6 +7,9 @@
  * them with the man page.
  */
 import { normalizeSignal } from './signals.js';
+import { OPTION_SPECS, parseSeconds, type OptionSpec } from './option-specs.js';
+
+export { OPTION_SPECS, parseSeconds, type OptionSpec } from './option-specs.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -14,199 +17,6 @@ import { shellWords } from '@einhyrningsins/protocol/words';
 export class UsageError extends Error {
   override name = 'UsageError';
 }
-
-export interface OptionSpec {
-  short?: string;
-  long: string;
-  /** Placeholder of the value; absent for flags. */
-  arg?: string;
-  /** The value may be left out (only -m: `-m`, `-m manual`, `-m 1.5`). */
-  optionalArg?: (word: string) => boolean;
-  help: string;
-  repeatable?: boolean;
-}
-
-const isAckModeWord = (w: string): boolean => w === 'manual' || parseSeconds(w) !== null;
-
-export const OPTION_SPECS: readonly OptionSpec[] = [
-  { short: 'n', long: 'number', arg: 'COUNT', help: 'How many child processes to run (default 1).' },
-  {
-    short: 'b',
-    long: 'bind',
-    arg: 'ADDR:PORT[,OPT...]',
-    repeatable: true,
-    help:
-      'Socket to bind in the master and pass to every child (repeatable; EINHORN_FD_0, _1, ... in order). ' +
-      'ADDR is an IPv4 address, a [bracketed] IPv6 address or a host name. OPT: r or so_reuseaddr ' +
-      '(SO_REUSEADDR), n or o_nonblock (O_NONBLOCK), p or so_reuseport (SO_REUSEPORT). ' +
-      'unix:PATH[,mode=OCTAL] binds a UNIX-domain socket instead.',
-  },
-  { short: '4', long: 'ipv4-only', help: 'Resolve -b host names to IPv4 addresses only.' },
-  { short: '6', long: 'ipv6-only', help: 'Resolve -b host names to IPv6 only and set IPV6_V6ONLY.' },
-  {
-    short: 'm',
-    long: 'manual',
-    optionalArg: isAckModeWord,
-    arg: 'manual|SECONDS',
-    help:
-      'Manual ACK mode: each child must send worker:ack on the control socket. `-m SECONDS` instead ' +
-      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT). Default: timer, 1 second.',
-  },
-  { long: 'ack-mode', arg: 'manual|SECONDS', help: 'Same as -m with an argument (einhorn\'s long form).' },
-  {
-    long: 'ack-timeout',
-    arg: 'SECONDS',
-    help: 'In manual mode, a child that has not acked after SECONDS is a failed start (default 30).',
-  },
-  {
-    long: 'min-ready',
-    arg: 'SECONDS',
-    help:
-      'During an upgrade, a new child replaces an old one only after it has been up (acked) for SECONDS; ' +
-      'one that exits sooner is a failed start of the upgrade and the old children keep serving (default 0: at its ack, ' +
-      'as einhorn; e.g. 2 for a release that might crash right after its ack).',
-  },
-  {
-    short: 'r',
-    long: 'retries',
-    arg: 'COUNT',
-    help:
-      'Consecutive failed starts tolerated before giving up (default: never give up, back off up to 30 s). ' +
-      'An upgrade is abandoned after COUNT failed starts of its new workers (default 3).',
-  },
-  {
-    short: 'd',
-    long: 'socket-path',
-    arg: 'PATH',
-    help: 'Where to create the control socket (default $TMPDIR/einhorn.sock, or einhorn-NAME.sock with -c).',
-  },
-  { long: 'socket-mode', arg: 'OCTAL', help: 'File mode of the control socket (default 0600).' },
-  {
-    long: 'control-idle-timeout',
-    arg: 'SECONDS',
-    help: 'Close a control connection that has sent nothing and awaits no reply for SECONDS (default 60; 0: never).',
-  },
-  {
-    long: 'drop-env-var',
-    arg: 'VAR',
-    repeatable: true,
-    help: 'Remove VAR from the children\'s environment (repeatable).',
-  },
-  {
-    short: 'g',
-    long: 'command-socket-as-fd',
-    help: 'Give each child an already-connected control connection, its fd in EINHORN_SOCK_FD (one ACK or ping each).',
-  },
-  {
-    long: 'nice',
-    arg: 'MASTER[:WORKER]',
-    help: 'Niceness of the master and, optionally, of each child (-20..19), set with setpriority(2).',
-  },
-  {
-    long: 'no-subreaper',
-    help:
-      'Do not make the master a child subreaper (PR_SET_CHILD_SUBREAPER); by default what a child leaves behind ' +
-      'is reparented to the master, reaped, and stopped once its child is gone.',
-  },
-  {
-    long: 'upgrade-nice',
-    arg: 'N',
-    help:
-      'During an upgrade, start the new children N nicer (setpriority) and give them their normal priority ' +
-      'back once they are up, so that booting takes less CPU from the children serving meanwhile (default 0: off; ' +
-      'see the man page for when it helps). Only when the master may raise priorities again (root, or RLIMIT_NICE).',
-  },
-  { short: 'c', long: 'command-name', arg: 'NAME', help: 'Name used in logs and in the default socket path.' },
-  { short: 'e', long: 'pidfile', arg: 'PATH', help: 'Write the master\'s pid to PATH; removed at exit.' },
-  {
-    short: 'f',
-    long: 'lockfile',
-    arg: 'PATH',
-    help: 'Hold an exclusive lock on PATH while running; another master with the same lockfile refuses to start.',
-  },
-  { short: 'l', long: 'backlog', arg: 'N', help: 'listen(2) backlog of every -b socket (default 100).' },
-  {
-    short: 's',
-    long: 'seconds',
-    arg: 'SECONDS',
-    help: 'Base delay before re-spawning after a failed start; doubles per consecutive failure (default 1).',
-  },
-  {
-    short: 't',
-    long: 'signal-timeout',
-    arg: 'SECONDS',
-    help: 'SIGKILL a child still alive SECONDS after it was asked to stop (default 30; 0: never).',
-  },
-  {
-    long: 'stop-signal',
-    arg: 'SIG',
-    help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
-  },
-  {
-    short: 'k',
-    long: 'kill-children-on-exit',
-    help: 'Children get the stop signal (SIGUSR2) if the master dies, even by SIGKILL (PR_SET_PDEATHSIG).',
-  },
-  { long: 'max-unacked', arg: 'N', help: 'At most N children starting (not yet acked) at once (default: no limit).' },
-  {
-    long: 'max-upgrade-additional',
-    arg: 'N',
-    help: 'During an upgrade, at most N processes beyond -n at once (default: all new children at once).',
-  },
-  {
-    short: 'v',
-    long: 'verbose',
-    repeatable: true,
-    help:
-      'More detail: -v adds debug lines (each spawn\'s command and the variables set, ACKs and the control ' +
-      'connection they came on, signals sent, timers, control commands received); -vv also every request and reply line.',
-  },
-  {
-    short: 'q',
-    long: 'quiet',
-    repeatable: true,
-    help: 'Less: -q only warnings and errors, -qq only errors; the start-up line is always printed.',
-  },
-  {
-    long: 'prefix-output',
-    help: "Prefix each line of the children's stdout and stderr with its slot and pid, `worker.0[1234] | ` (NAME.0 with -c). Default: the children write to the master's stdout and stderr directly, as with einhorn.",
-  },
-  { long: 'prefix-output-time', help: 'Like --prefix-output, with an ISO timestamp first on each line.' },
-  { long: 'syslog', help: 'Also send warnings and errors to the local syslog (/dev/log).' },
-  {
-    long: 'syslog-socket',
-    arg: 'PATH',
-    help: 'The local syslog socket for --syslog (default /dev/log); implies --syslog.',
-  },
-  {
-    long: 'syslog-to',
-    arg: 'URL',
-    help: 'Also send warnings and errors to a remote syslog collector, udp://HOST:PORT or tcp://HOST:PORT.',
-  },
-  {
-    long: 'reexec-as',
-    arg: 'CMDLINE',
-    help:
-      'On reload, re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
-      'options, e.g. "env VAR=b einhyrningsins" (default: this node and this program).',
-  },
-  {
-    long: 'upgrade-check',
-    help: 'Load the whole program and check the options, then exit 0 without binding anything (what reload runs first).',
-  },
-  {
-    short: 'p',
-    long: 'preload',
-    arg: 'PATH',
-    help: "Accepted for einhorn command lines and ignored with a warning: preloading only means something for Ruby children.",
-  },
-  {
-    long: 'gc-before-fork',
-    help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
-  },
-  { short: 'h', long: 'help', help: 'Print this help and exit.' },
-  { long: 'version', help: 'Print the version and exit.' },
-];
 
 /** einhorn options we know but refuse, with the reason shown to the user. */
 const REFUSED: Readonly<Record<string, string>> = {
@@ -303,13 +113,6 @@ export function defaultOptions(): Options {
     programArgs: [],
     rubyOnly: [],
   };
-}
-
-/** A non-negative decimal number of seconds, or null. */
-export function parseSeconds(word: string): number | null {
-  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(word)) return null;
-  const n = Number(word);
-  return Number.isFinite(n) ? n : null;
 }
 
 function count(opt: string, word: string, min = 0): number {

@@ -1,0 +1,142 @@
+/** One client of the control socket: its peer (SO_PEERCRED), what it is owed, its replies. */
+import type { Socket } from 'node:net';
+import { encodeReply } from '@einhyrningsins/protocol';
+import * as native from 'native-reuseport';
+import { monotonicMs } from './clock.js';
+
+/**
+ * A client that does not read its replies is dropped when this much output is already
+ * queued for it (one reply of any size is always written to an empty queue).
+ */
+export const MAX_PENDING_OUTPUT = 256 * 1024;
+export interface ReplyFields {
+  message: string;
+  wait?: boolean;
+  [extra: string]: unknown;
+}
+
+/** One client of the control socket. */
+/** Who is at the other end of a control connection, as the kernel says (SO_PEERCRED at connect). */
+export interface Peer {
+  pid: number;
+  uid: number;
+  /** The peer's process group when it connected; -1 if it was already gone. */
+  pgid: number;
+}
+
+export class ControlConnection {
+  private static nextId = 1;
+  readonly id = ControlConnection.nextId++;
+  closed = false;
+  /** Requests read whose final reply (one without `wait`) has not been sent yet. */
+  private owed = 0;
+  /** The client half-closed: close once every owed reply is sent. */
+  private peerEnded = false;
+  /** When it last sent or was sent anything (monotonicMs()). */
+  lastActive = monotonicMs();
+  /** Called (bytes queued) when it is dropped for not reading its replies. */
+  onOverflow: ((queued: number) => void) | null = null;
+
+  /**
+   * `peer`: the connecting process (null if unknown). `boundPid`: for a socketpair handed to
+   * one child (-g), that child's pid: the only pid this connection may ack or ping for.
+   */
+  constructor(
+    private readonly socket: Socket,
+    readonly peer: Peer | null,
+    readonly boundPid: number | null = null,
+  ) {}
+
+  /** The connection's fd (for the hand-over across a reload), or null once closed. */
+  get fd(): number | null {
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+    return this.closed || typeof fd !== 'number' || fd < 0 ? null : fd;
+  }
+
+  /** Everything written has reached the kernel. */
+  get flushed(): boolean {
+    return this.socket.writableLength === 0;
+  }
+
+  /** Nothing owed and not a child's own -g connection: may be closed when idle or to make room. */
+  get idle(): boolean {
+    return this.owed === 0 && this.boundPid === null;
+  }
+
+  /**
+   * May this connection send worker:ack / worker:ping for `pid`? Only from that process
+   * itself or one in its process group (einhorn's clients connect from the worker; a shell
+   * worker's `socat` is in its group), or on the -g connection handed to that child.
+   */
+  mayActFor(pid: number): boolean {
+    if (this.boundPid !== null) return pid === this.boundPid;
+    if (!this.peer) return false;
+    if (this.peer.pid === pid) return true;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) return false;
+    const pgid = native.getpgid(pid);
+    return pgid > 0 && this.peer.pgid === pgid;
+  }
+
+  /** Who the peer is, for log lines. */
+  describePeer(): string {
+    if (this.boundPid !== null) return `the -g connection of pid ${this.boundPid}`;
+    return this.peer ? `pid ${this.peer.pid} (uid ${this.peer.uid}, process group ${this.peer.pgid})` : 'an unknown peer';
+  }
+
+  /** A request line was read: it is owed one final reply. */
+  expectReply(): void {
+    this.owed += 1;
+  }
+
+  /** The client will send nothing more: finish the replies still owed (an upgrade's stream), then close. */
+  peerEnd(): void {
+    this.peerEnded = true;
+    if (this.owed === 0) this.end();
+  }
+
+  /** Send one reply line; `requestId` is echoed when the request had an id. */
+  send(reply: ReplyFields, requestId?: string | number): void {
+    if (this.closed || this.socket.destroyed || !this.socket.writable) return;
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
+      // It does not read: what it is owed would only pile up here.
+      this.onOverflow?.(this.socket.writableLength);
+      this.socket.destroy();
+      this.closed = true;
+      return;
+    }
+    this.lastActive = monotonicMs();
+    const out: Parameters<typeof encodeReply>[0] = { ...reply };
+    if (requestId !== undefined) out.requestId = requestId;
+    this.socket.write(encodeReply(out));
+    if (reply.wait !== true) {
+      this.owed = Math.max(0, this.owed - 1);
+      if (this.peerEnded && this.owed === 0) this.end();
+    }
+  }
+
+  /** Finish writing, then close (einhorn closes after worker:ack / worker:ping). */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+  }
+
+  /** Close at once (idle timeout, eviction). */
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
+
+/** SO_PEERCRED of an accepted unix socket, and the peer's process group right then. */
+export function peerOf(socket: Socket): Peer | null {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    const cred = native.peerCred(fd);
+    return { pid: cred.pid, uid: cred.uid, pgid: cred.pid > 0 ? native.getpgid(cred.pid) : -1 };
+  } catch {
+    return null;
+  }
+}
+
