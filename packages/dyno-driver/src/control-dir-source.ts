@@ -7,26 +7,16 @@
 import { existsSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isoTime, type Logger } from '@einhyrningsins/master';
-import { readControlFile } from './app-source.js';
+import { readControlFile, type Warn } from './app-source.js';
 import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE } from './control-dir.js';
 import type { PreparedRelease, Release } from './release.js';
+import { describeSource, firstLook, prepareRelease, readAgain, type FirstLook, type ReleaseSink, type ReleaseSource, type Rejection, type SourceConfig } from './releases.js';
 
-/** What the source needs of the driver. */
-export interface ReleaseSink {
-  prepare(rel: Release): Promise<PreparedRelease>;
-  /** The release phase of a new release; true when it passed (or there is none). */
-  phase(next: PreparedRelease): Promise<boolean>;
-  /** Apply a release whose release phase already ran. */
-  apply(next: PreparedRelease, origin: string): Promise<void>;
-  /** Run the serial queue's next step. */
-  enqueue(step: () => Promise<void>): void;
-  stopping(): boolean;
-  current(): PreparedRelease | null;
-  phaseStatus(): string | undefined;
-}
-
-export class ControlDirSource {
-  rejected: { file: string; reason: string; at: string } | null = null;
+export class ControlDirSource implements ReleaseSource {
+  readonly versioned = true;
+  rejected: Rejection | null = null;
+  private sink: ReleaseSink | null = null;
+  private readonly dir: string;
   private watcher: ControlDirWatcher | null = null;
   private newTimer: NodeJS.Timeout | null = null;
   private newQueued = false;
@@ -34,22 +24,44 @@ export class ControlDirSource {
   private stuckNew: string | null = null;
 
   constructor(
-    private readonly dir: string,
-    private readonly sink: ReleaseSink,
+    private readonly cfg: SourceConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.dir = cfg.source.kind === 'control-dir' ? cfg.source.dir : '';
+  }
+
+  describe(): string {
+    return describeSource(this.cfg.source);
+  }
+
+  firstLook(warn: Warn): FirstLook {
+    return firstLook(this.cfg, warn);
+  }
+
+  readAgain(current: PreparedRelease | null, running: boolean, warn: Warn): Promise<PreparedRelease> {
+    return readAgain(this.cfg, current, running, warn);
+  }
+
+  private prepare(rel: Release): Promise<PreparedRelease> {
+    return prepareRelease(this.cfg, rel, this.sink?.current() ?? null, (m) => this.log.warn(m));
+  }
+
+  private get out(): ReleaseSink {
+    return this.sink as ReleaseSink;
+  }
 
   /** Watch DIR/new from now on, and take the first release (DIR/new, else DIR/loaded). */
-  start(): void {
+  watch(sink: ReleaseSink): void {
+    this.sink = sink;
     this.watcher = new ControlDirWatcher(
       this.dir,
       () => this.scheduleNewCheck(100),
       (m) => this.log.warn(m),
     );
-    this.sink.enqueue(async () => {
+    this.out.enqueue(async () => {
       await this.processNew(true);
-      if (this.sink.current() === null) await this.loadLoaded();
-      if (this.sink.current() === null) this.log.info(`Waiting for a release in ${join(this.dir, NEW_FILE)}`);
+      if (this.out.current() === null) await this.loadLoaded();
+      if (this.out.current() === null) this.log.info(`Waiting for a release in ${join(this.dir, NEW_FILE)}`);
     });
   }
 
@@ -61,11 +73,11 @@ export class ControlDirSource {
   }
 
   private scheduleNewCheck(ms: number): void {
-    if (this.newTimer || this.newQueued || this.sink.stopping()) return;
+    if (this.newTimer || this.newQueued || this.out.stopping()) return;
     this.newTimer = setTimeout(() => {
       this.newTimer = null;
       this.newQueued = true;
-      this.sink.enqueue(async () => {
+      this.out.enqueue(async () => {
         this.newQueued = false;
         await this.processNew(false);
       });
@@ -74,7 +86,7 @@ export class ControlDirSource {
 
   /** DIR/new: check it, unpack its slug, run its release phase, rename it to `loaded` and run it; or set it aside as `rejected`. */
   private async processNew(atStart: boolean): Promise<void> {
-    if (this.sink.stopping()) return;
+    if (this.out.stopping()) return;
     const file = join(this.dir, NEW_FILE);
     let mtimeMs = 0;
     const ident = () => {
@@ -95,24 +107,24 @@ export class ControlDirSource {
     }
     let next: PreparedRelease;
     try {
-      next = await this.sink.prepare(readControlFile(file));
+      next = await this.prepare(readControlFile(file));
     } catch (err) {
       if (ident() === id) this.reject(file, id, (err as Error).message);
       else this.scheduleNewCheck(0);
       return;
     }
-    if (this.sink.stopping()) return;
+    if (this.out.stopping()) return;
     if (ident() !== id) {
       // Replaced while we read it: start over with the newer file.
       this.scheduleNewCheck(0);
       return;
     }
-    if (!(await this.sink.phase(next))) {
-      if (!this.sink.stopping() && ident() === id) this.reject(file, id, `release phase failed (${this.sink.phaseStatus()})`);
-      else if (!this.sink.stopping()) this.scheduleNewCheck(0);
+    if (!(await this.out.phase(next))) {
+      if (!this.out.stopping() && ident() === id) this.reject(file, id, `release phase failed (${this.out.phaseStatus()})`);
+      else if (!this.out.stopping()) this.scheduleNewCheck(0);
       return;
     }
-    if (this.sink.stopping()) return;
+    if (this.out.stopping()) return;
     if (ident() !== id) {
       // Replaced while its release phase ran: the newer file is the release now.
       this.scheduleNewCheck(0);
@@ -134,7 +146,7 @@ export class ControlDirSource {
       }
     }
     this.rejected = null;
-    await this.sink.apply(next, file);
+    await this.out.apply(next, file);
   }
 
   /** hsup's way: DIR/new becomes DIR/rejected and the reason is written to DIR/last_error. */
@@ -153,7 +165,7 @@ export class ControlDirSource {
       where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}`;
     }
     this.rejected = { file, reason, at: isoTime() };
-    const current = this.sink.current();
+    const current = this.out.current();
     const running = current ? `still running release ${current.version}` : 'nothing is running';
     this.log.error(`Rejected release ${file} (${where}): ${reason}; ${running}`);
   }
@@ -163,8 +175,8 @@ export class ControlDirSource {
     const file = join(this.dir, LOADED_FILE);
     if (!existsSync(file)) return;
     try {
-      const next = await this.sink.prepare(readControlFile(file));
-      await this.sink.apply(next, file);
+      const next = await this.prepare(readControlFile(file));
+      await this.out.apply(next, file);
     } catch (err) {
       this.log.error(`Cannot run ${file}: ${(err as Error).message}`);
     }

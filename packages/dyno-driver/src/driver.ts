@@ -34,14 +34,14 @@ import {
 import type { Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { AppError } from './errors.js';
-import { ControlDirSource } from './control-dir-source.js';
 import { serveHttp } from './http-api.js';
 import { dynoHttpApi } from './driver-http.js';
 import { DynoOutput } from './dyno-output.js';
 import { dynoReloadState, stateFds, takeOverDyno, type DynoReloadState } from './dyno-reload.js';
 import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
-import { describeSource, firstLook, prepareRelease, selectedBy, type SourceConfig } from './releases.js';
+import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
+import { releaseSource } from './sources.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
@@ -65,7 +65,7 @@ export class Driver implements CommandHost {
   private readonly apply: ReleaseApplier;
   private readonly routes: ReplyRoutes;
   private server: ControlServer | null = null;
-  private dirSource: ControlDirSource | null = null;
+  private readonly source: ReleaseSource;
   private readonly web: WebSocketBinding;
   private readonly phase: ReleasePhase;
   private readonly cleanup = new Cleanup();
@@ -79,7 +79,6 @@ export class Driver implements CommandHost {
   private notifier: Notifier | null = null;
   private reaper: Reaper | null = null;
   private memory: { poke(): void } | null = null;
-  private readonly sourceCfg: SourceConfig;
   private readonly output = new DynoOutput();
   private readonly reloader: Reloader;
   private reloads = 0;
@@ -89,11 +88,12 @@ export class Driver implements CommandHost {
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
     this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
-    this.phase = new ReleasePhase(cfg.env, cfg.source.kind === 'control-dir', this.logger);
     this.webHandOffs = handOffs(['einhorn', 'port'], { log: this.logger, verbose: cfg.verbosity === 0 });
-    this.sourceCfg = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
+    const sourceCfg: SourceConfig = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
+    this.source = releaseSource(sourceCfg, this.logger);
+    this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
-    this.apply = new ReleaseApplier(cfg, this.sourceCfg, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
+    this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );
     this.reloader = new Reloader({
@@ -181,7 +181,7 @@ export class Driver implements CommandHost {
     let initial: PreparedRelease | null = null;
     try {
       native.ensureNative();
-      const look = firstLook(this.sourceCfg, (m) => warnings.push(m));
+      const look = this.source.firstLook((m) => warnings.push(m));
       initial = look.initial;
       this.server = await ControlServer.open(this.cfg.socketPath, 0o600, this.logger, (c, r) => this.onRequest(c, r), { http: this.http });
       const server = this.server;
@@ -204,32 +204,23 @@ export class Driver implements CommandHost {
     this.processWide();
     const l = this.web.listener;
     const where = l ? `, listening on ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port} (web)` : '';
-    this.logger.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${describeSource(this.cfg.source)}`);
+    this.logger.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${this.source.describe()}`);
     const src = this.cfg.source;
     if (initial) {
       this.apply.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : 'start');
-    } else this.watchControlDir();
+    } else this.watchSource();
   }
 
-  /** A control directory's releases arrive by themselves: watch DIR/new (and take the first one). */
-  private watchControlDir(): void {
-    const src = this.cfg.source;
-    if (src.kind === 'control-dir') {
-      this.dirSource = new ControlDirSource(
-        src.dir,
-        {
-          prepare: (rel) => prepareRelease(this.sourceCfg, rel, this.apply.release, this.warn),
-          phase: (next) => this.phase.run(this.apply.release, next, () => this.shutdowns > 0),
-          apply: (next, origin) => this.apply.applyChecked(next, null, origin, true),
-          enqueue: (step) => this.apply.enqueue(step),
-          stopping: () => this.shutdowns > 0,
-          current: () => this.apply.release,
-          phaseStatus: () => this.phase.last?.status,
-        },
-        this.logger,
-      );
-      this.dirSource.start();
-    }
+  /** Releases that arrive by themselves (a control directory's DIR/new) are applied from now on. */
+  private watchSource(): void {
+    this.source.watch({
+      phase: (next) => this.phase.run(this.apply.release, next, () => this.shutdowns > 0),
+      apply: (next, origin) => this.apply.applyChecked(next, null, origin, true),
+      enqueue: (step) => this.apply.enqueue(step),
+      stopping: () => this.shutdowns > 0,
+      current: () => this.apply.release,
+      phaseStatus: () => this.phase.last?.status,
+    });
   }
 
   /** What every image does once it runs: output, the last resort, PID 1 reaping, the memory keeper. */
@@ -284,7 +275,7 @@ export class Driver implements CommandHost {
   shutdown(signal: string, replyTo: number | undefined): void {
     this.shutdowns += 1;
     this.phase.stop(this.shutdowns === 1 ? signal : 'SIGKILL');
-    if (this.shutdowns === 1) this.dirSource?.close();
+    if (this.shutdowns === 1) this.source.close();
     this.runtime.feed({ type: 'shutdown', signal, ...(replyTo !== undefined ? { replyTo } : {}) });
   }
 
@@ -298,7 +289,7 @@ export class Driver implements CommandHost {
   private exit(code: number): void {
     if (this.exiting) return;
     this.exiting = true;
-    this.dirSource?.close();
+    this.source.close();
     this.runtime.stopTimers();
     this.server?.unlink();
     this.onChange();
@@ -387,7 +378,7 @@ export class Driver implements CommandHost {
       socketPath: this.cfg.socketPath,
       bind: l ? { address: l.address, port: l.port } : null,
       release: rel ? { version: rel.version, slug: rel.slug, stack: rel.stack, cwd: rel.cwd } : null,
-      rejected: this.dirSource?.rejected ?? null,
+      rejected: this.source.rejected,
       releasePhase: this.phase.last,
       startNumber: this.cfg.startNumber,
       stopSignal: this.cfg.stopSignal,
@@ -436,7 +427,7 @@ export class Driver implements CommandHost {
       connections,
       listener: this.web.listener,
       release: this.apply.release,
-      rejected: this.dirSource?.rejected ?? null,
+      rejected: this.source.rejected,
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
@@ -486,8 +477,8 @@ export class Driver implements CommandHost {
       const slots = state.groups[String(g.gid)]?.slots;
       if (slots) g.shell.history = SlotHistory.from(slots);
     }
-    if (this.dirSource === null) this.watchControlDir();
-    if (this.dirSource) this.dirSource.rejected = state.rejected;
+    this.source.rejected = state.rejected;
+    this.watchSource();
     const n = [...this.runtime.pids()].length;
     const message = `Reload done: driver ${process.pid} is now einhyrningsins-dyno ${VERSION} (reload ${this.reloads}), ${n} process${n === 1 ? '' : 'es'} adopted`;
     this.logger.info(message);

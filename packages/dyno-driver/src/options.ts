@@ -334,7 +334,7 @@ export function dynoHelpText(): string {
     'Options:',
     ...DYNO_OPTIONS.map((s) => `  ${label(s).padEnd(width)}  ${s.help}${s.for.length === 1 ? ` (${s.for[0]})` : ''}`),
     '',
-    'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG|die',
+    'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG [TYPE...]|reload|die',
     'See einhyrningsins-dyno(1).',
   ];
   return lines.join('\n') + '\n';

@@ -8,7 +8,7 @@ import { SYSTEMD_VARS, type LaunchSpec, type Logger, type Runtime } from '@einhy
 import type { DriverConfig } from './driver-config.js';
 import type { ReleasePhase } from './release-phase.js';
 import { describeChanges, diffReleases, type PreparedRelease, type ProcessDef } from './release.js';
-import { readAgain, type SourceConfig } from './releases.js';
+import type { ReleaseSource } from './releases.js';
 import { WEB_TYPE, type WebSocketBinding } from './web-socket.js';
 
 /** What a process type's group launches. */
@@ -31,7 +31,7 @@ export class ReleaseApplier {
 
   constructor(
     private readonly cfg: DriverConfig,
-    private readonly sourceCfg: SourceConfig,
+    private readonly source: ReleaseSource,
     private readonly runtime: Runtime<TypeLaunch>,
     private readonly phase: ReleasePhase,
     private readonly web: WebSocketBinding,
@@ -64,7 +64,7 @@ export class ReleaseApplier {
       const keep = this.release ? `still running release ${this.release.version}` : 'nothing is running';
       let next: PreparedRelease;
       try {
-        next = await readAgain(this.sourceCfg, this.release, this.runtime.names().length > 0, this.warn);
+        next = await this.source.readAgain(this.release, this.runtime.names().length > 0, this.warn);
       } catch (err) {
         return fail(`Upgrade failed: the app could not be read again: ${(err as Error).message}; ${keep}`);
       }

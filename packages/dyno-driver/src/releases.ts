@@ -1,8 +1,9 @@
 /**
  * The group sources (hsup's release sources): what yields the app's releases, each a
- * desired set of process types. A Procfile (+ .env + formation) read at start and again
- * on `upgrade`/SIGHUP; hsup's control directory, whose DIR/new arrives by itself
- * (control-dir-source.ts). A config file will be the next one.
+ * desired set of process types (release-applier.ts turns one into the Fleet's group
+ * specs). A Procfile (+ .env + formation) read at start and again on `upgrade`/SIGHUP
+ * (ProcfileSource, here); hsup's control directory, whose DIR/new arrives by itself
+ * (control-dir-source.ts). A config file will be the next one: one more ReleaseSource.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -92,4 +93,64 @@ export async function readAgain(cfg: SourceConfig, current: PreparedRelease | nu
 export function describeSource(src: AppSource): string {
   if (src.kind === 'control-dir') return `control directory ${src.dir}`;
   return `Procfile ${src.procfile}` + (src.envExplicit || existsSync(src.envFile) ? ` with ${src.envFile}` : '');
+}
+
+/** Where releases that arrive by themselves go (the driver). */
+export interface ReleaseSink {
+  /** The release phase of a new release; true when it passed (or there is none). */
+  phase(next: PreparedRelease): Promise<boolean>;
+  /** Apply a release whose release phase already ran. */
+  apply(next: PreparedRelease, origin: string): Promise<void>;
+  /** Run the serial queue's next step. */
+  enqueue(step: () => Promise<void>): void;
+  stopping(): boolean;
+  current(): PreparedRelease | null;
+  phaseStatus(): string | undefined;
+}
+
+export type Rejection = { file: string; reason: string; at: string };
+
+/** A release source (hsup's): the app's releases, read when asked, and those that arrive by themselves. */
+export interface ReleaseSource {
+  /** Releases carry their own Version: a new Version is a new release (its release phase runs). */
+  readonly versioned: boolean;
+  /** The last release set aside, when the source sets any aside. */
+  rejected: Rejection | null;
+  /** The app, as the start-up line names it. */
+  describe(): string;
+  /** Start-up's look: everything that can be wrong fails here, in one line. */
+  firstLook(warn: Warn): FirstLook;
+  /** `upgrade` and SIGHUP: the app read again. */
+  readAgain(current: PreparedRelease | null, running: boolean, warn: Warn): Promise<PreparedRelease>;
+  /** From now on, releases that arrive by themselves go to `sink` (the first one too, when firstLook had none). */
+  watch(sink: ReleaseSink): void;
+  close(): void;
+}
+
+/** A Procfile app: read at start and again when asked; nothing arrives by itself. */
+export class ProcfileSource implements ReleaseSource {
+  readonly versioned = false;
+  rejected: Rejection | null = null;
+
+  constructor(private readonly cfg: SourceConfig) {}
+
+  describe(): string {
+    return describeSource(this.cfg.source);
+  }
+
+  firstLook(warn: Warn): FirstLook {
+    return firstLook(this.cfg, warn);
+  }
+
+  readAgain(current: PreparedRelease | null, running: boolean, warn: Warn): Promise<PreparedRelease> {
+    return readAgain(this.cfg, current, running, warn);
+  }
+
+  watch(): void {
+    /* nothing arrives by itself */
+  }
+
+  close(): void {
+    /* nothing to stop */
+  }
 }
