@@ -7,6 +7,7 @@
  * them with the man page.
  */
 import { normalizeSignal } from './signals.js';
+import { parseHandoffs, type HandoffName } from './handoff-names.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -143,6 +144,16 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
   },
   {
+    long: 'handoff',
+    arg: 'NAME[,NAME...]',
+    repeatable: true,
+    help:
+      'Also hand the sockets over in the protocol the server already speaks (EINHORN_* are always set): ' +
+      'systemd (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), server-starter (SERVER_STARTER_PORT), port ($PORT = the ' +
+      "first TCP socket's port, and the bind shim in LD_PRELOAD turns the server's own bind of it into the inherited socket); " +
+      'einhorn (the default) adds nothing.',
+  },
+  {
     short: 'k',
     long: 'kill-children-on-exit',
     help: 'Children get the stop signal (SIGUSR2) if the master dies, even by SIGKILL (PR_SET_PDEATHSIG).',
@@ -252,6 +263,8 @@ export interface Options {
   syslogTo: string | null;
   /** --reexec-as, split into words. */
   reexecAs: string[] | null;
+  /** --handoff: how the children get their sockets (einhorn always, first). */
+  handoff: HandoffName[];
   upgradeCheck: boolean;
   help: boolean;
   version: boolean;
@@ -296,6 +309,7 @@ export function defaultOptions(): Options {
     syslogSocket: '/dev/log',
     syslogTo: null,
     reexecAs: null,
+    handoff: ['einhorn'],
     upgradeCheck: false,
     help: false,
     version: false,
@@ -475,6 +489,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'syslog-to':
       if (!/^(udp|tcp):\/\/.+:\d+\/?$/.test(v)) throw new UsageError(`${name} expects udp://HOST:PORT or tcp://HOST:PORT, got '${v}'`);
       o.syslogTo = v;
+      return;
+    case 'handoff':
+      try {
+        o.handoff = parseHandoffs([...o.handoff, v]);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
       return;
     case 'reexec-as': {
       let words: string[];
