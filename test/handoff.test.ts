@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupAll, fixture, httpGet, load, runCli, startMaster, tempDir, until } from './harness.js';
+import { freePort } from './servers.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -131,4 +132,37 @@ test('a known server started with the wrong stop signal gets one warning naming 
   await ok.ready(1);
   assert.doesNotMatch(ok.stderr, /WARN: unicorn/);
   assert.deepEqual(await ok.stop(), { code: 0, signal: null });
+});
+
+/** GETs on fresh connections for `ms`, each failing after 1 s: [failed, total]. */
+async function briefLoad(port: number, ms: number): Promise<[number, number]> {
+  const l = load(port, 4, { fresh: true, maxMs: ms, timeoutMs: 1000 });
+  await new Promise((r) => setTimeout(r, ms));
+  const r = await l.stop();
+  return [r.failed, r.ok + r.failed];
+}
+
+test('-b ...,p with a server that opens its own reuse-port socket: connections time out in the master\'s queue and one warning says so; --handoff port prevents it', async (t) => {
+  const port = await freePort();
+  const args = ['-n', '1', '-b', `127.0.0.1:${port},p`, '--stop-signal', 'TERM'];
+  const cmd = ['--', 'python3', fixture('servers/reuseport_server.py')];
+  // PORT set by hand, no hand-off: the pitfall as users hit it.
+  const m = startMaster([...args, ...cmd], { env: { PORT: String(port) } });
+  await m.ready(1);
+  await until('the server answers', async () => /reuseport/.test(await httpGet(port, '/', 1000)));
+  const [failed, total] = await briefLoad(port, 3000);
+  t.diagnostic(`own reuse-port socket beside the master's: ${failed} of ${total} requests timed out`);
+  assert.ok(failed > 0, 'the kernel hands some connections to the socket nobody accepts from');
+  await m.waitLog(/WARN: -b 127\.0\.0\.1:\d+,p: 1 other socket listens on port \d+ beside the master's \(SO_REUSEPORT\).*--handoff port/, 15_000);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+
+  const fixed = startMaster([...args, '--handoff', 'port', ...cmd]);
+  await fixed.ready(1);
+  await until('the server answers', async () => /reuseport/.test(await httpGet(port, '/', 1000)));
+  const [failed2, total2] = await briefLoad(port, 3000);
+  t.diagnostic(`with --handoff port (the bind shim gives it the master's socket): ${failed2} of ${total2} failed`);
+  assert.equal(failed2, 0);
+  await new Promise((r) => setTimeout(r, 5500));
+  assert.doesNotMatch(fixed.stderr, /other socket/);
+  assert.deepEqual(await fixed.stop(), { code: 0, signal: null });
 });

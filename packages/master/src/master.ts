@@ -14,6 +14,7 @@ import { StartupError } from './errors.js';
 import { Logger } from './log.js';
 import { rubyOnlyWarning, type Options } from './options.js';
 import { setUpHandoff } from './handoff-setup.js';
+import { watchReusePort } from './reuseport-watch.js';
 import { stopSignalWarning } from './known-servers.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
@@ -232,6 +233,8 @@ export class Master {
     });
     this.installLastResort();
     this.startReaper();
+    const stopWatch = watchReusePort(this.sockets, this.log);
+    this.cleanup.add(stopWatch);
     const binds = this.sockets.map(socketLabel);
     if (restored) {
       this.resumeFrom(restored);

@@ -198,7 +198,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'reexec-as',
     arg: 'CMDLINE',
     help:
-      'On reload, re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
+      'On reload, and first on every upgrade (as einhorn), re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
       'options, e.g. "env VAR=b einhyrningsins" (default: this node and this program).',
   },
   {

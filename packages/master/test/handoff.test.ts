@@ -109,3 +109,17 @@ test('known servers: one warning naming the --stop-signal each needs, none when 
   assert.equal(stopSignalWarning('node', ['server.js'], 'SIGUSR2'), null);
   assert.equal(stopSignalWarning('/usr/local/bin/myapp', [], 'SIGUSR2'), null);
 });
+
+test('the reuse-port watch reads the listeners of a port from /proc/net/tcp', async () => {
+  const { listenerInodes } = await import('../src/reuseport-watch.js');
+  const text = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0 100 0 0 10 0',
+    '   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 222 1 0 100 0 0 10 0',
+    '   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 100 0 0 10 0',
+    '   3: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 444 1 0 100 0 0 10 0',
+  ].join('\n');
+  assert.deepEqual(listenerInodes(text, 8080), [111, 222], 'listening on 8080 (0x1F90) only, not the established one');
+  assert.deepEqual(listenerInodes(text, 8081), [444]);
+  assert.deepEqual(listenerInodes(text, 1), []);
+});
