@@ -7,6 +7,7 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupAll, fixture, httpGet, load, runCli, startMaster, tempDir, until } from './harness.js';
@@ -165,4 +166,28 @@ test('-b ...,p with a server that opens its own reuse-port socket: connections t
   await new Promise((r) => setTimeout(r, 5500));
   assert.doesNotMatch(fixed.stderr, /other socket/);
   assert.deepEqual(await fixed.stop(), { code: 0, signal: null });
+});
+
+test('--handoff port with a static executable (Go, CGO_ENABLED=0): one warning that the bind shim cannot reach it, naming the inherited socket', async (t) => {
+  const go = spawnSync('go', ['version'], { stdio: 'ignore' });
+  if (go.status !== 0) {
+    t.skip('go is not installed (apt-get install golang-go)');
+    return;
+  }
+  const dir = tempDir();
+  const exe = join(dir, 'goserver');
+  const built = spawnSync('go', ['build', '-o', exe, fixture('servers/fileserver.go')], {
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, CGO_ENABLED: '0', GO111MODULE: 'off' },
+  });
+  assert.equal(built.status, 0, built.stderr);
+  const m = startMaster(['-n', '1', '-b', '127.0.0.1:0', '--handoff', 'port', '--stop-signal', 'TERM', '--', exe], { dir });
+  const port = await m.port();
+  await m.ready(1);
+  const warnings = m.stderr.match(/WARN: --handoff port: the program runs .*goserver, a static executable: LD_PRELOAD cannot reach it.*EINHORN_FD_0 \(fd 3\) or LISTEN_FDS instead/g) ?? [];
+  assert.equal(warnings.length, 1, m.stderr);
+  // It reads EINHORN_FD_0 itself, so it serves all the same.
+  assert.match(await httpGet(port), /^go \d+/);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
