@@ -141,7 +141,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'stop-signal',
     arg: 'SIG',
-    help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
+    help:
+      "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's. " +
+      'A known server that needs another (gunicorn, uvicorn, hypercorn, puma: TERM; unicorn, nginx: QUIT) gets a warning naming it.',
   },
   {
     long: 'handoff',
