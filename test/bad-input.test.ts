@@ -105,6 +105,12 @@ const cases: Case[] = [
     error: /lockfile .*held\.lock is held by another master/,
   },
   {
+    name: '--exit-with-child with more than one child',
+    args: (d) => ['--exit-with-child', '-n', '2', ...child(d)],
+    error: /--exit-with-child passes on the status of one child; it cannot be used with -n 2/,
+    code: 2,
+  },
+  {
     name: 'pidfile directory missing',
     args: (d) => ['-e', join(d, 'nope', 'm.pid'), ...child(d)],
     error: /cannot write pidfile/,

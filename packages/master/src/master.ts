@@ -15,6 +15,7 @@ import { Logger } from './log.js';
 import { rubyOnlyWarning, type Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { ExitWithChild } from './exit-with-child.js';
 import { Reaper } from './reaper.js';
 import { MemoryKeeper } from './memory.js';
 import type { ChildProcess } from 'node:child_process';
@@ -188,6 +189,9 @@ export class Master {
     }
     const memory = new MemoryKeeper();
     this.cleanup.add(() => memory.stop());
+    const exitWithChild = this.opts.exitWithChild
+      ? new ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
+      : null;
     this.group = new WorkerGroup({
       name: null,
       core: coreConfig(this.opts),
@@ -210,7 +214,8 @@ export class Master {
       ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
-      onExit: (code) => this.exit(code),
+      onExit: (code) => this.exit(exitWithChild ? exitWithChild.exitCode(code) : code),
+      ...(exitWithChild ? { onChildExit: (pid: number, _slot: number, code: number | null, signal: string | null) => exitWithChild.childExited(pid, code, signal) } : {}),
       onWorkerExit: () => memory.poke(),
       now: () => this.now(),
       onChange: () => this.notify(),

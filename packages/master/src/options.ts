@@ -204,6 +204,12 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'gc-before-fork',
     help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
   },
+  {
+    long: 'exit-with-child',
+    help:
+      'With one child (-n 1): when it exits by itself (not asked to by an upgrade, a scale-down or a stop), stop and exit ' +
+      'with its status (128+N for signal N), so that the process manager above (systemd, ...) applies its restart policy.',
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
@@ -253,6 +259,8 @@ export interface Options {
   /** --reexec-as, split into words. */
   reexecAs: string[] | null;
   upgradeCheck: boolean;
+  /** --exit-with-child: the master exits with the status of a worker that exits unasked. */
+  exitWithChild: boolean;
   help: boolean;
   version: boolean;
   program: string | null;
@@ -297,6 +305,7 @@ export function defaultOptions(): Options {
     syslogTo: null,
     reexecAs: null,
     upgradeCheck: false,
+    exitWithChild: false,
     help: false,
     version: false,
     program: null,
@@ -490,6 +499,9 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'upgrade-check':
       o.upgradeCheck = true;
       return;
+    case 'exit-with-child':
+      o.exitWithChild = true;
+      return;
     case 'preload':
     case 'gc-before-fork':
       o.rubyOnly.push(value === undefined ? name : `${name} ${value}`);
@@ -599,6 +611,9 @@ export function parseArgs(argv: readonly string[]): Options {
   // --upgrade-check alone is what einhorn's own re-exec probe runs: it needs no program.
   if (o.help || o.version || (o.upgradeCheck && rest.length === 0)) return o;
   if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
+  if (o.exitWithChild && o.number > 1) {
+    throw new UsageError(`--exit-with-child passes on the status of one child; it cannot be used with -n ${o.number}`);
+  }
   if (rest.length === 0 || rest[0] === '') throw new UsageError('missing program to run (try --help)');
   o.program = rest[0] as string;
   o.programArgs = rest.slice(1);
