@@ -111,6 +111,12 @@ const cases: Case[] = [
     code: 2,
   },
   {
+    name: '--watch in a directory that does not exist',
+    args: (d) => ['--watch', join(d, 'nope', 'app'), ...child(d)],
+    error: /--watch .*nope\/app: directory .*nope does not exist/,
+    code: 2,
+  },
+  {
     name: 'pidfile directory missing',
     args: (d) => ['-e', join(d, 'nope', 'm.pid'), ...child(d)],
     error: /cannot write pidfile/,

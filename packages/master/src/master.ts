@@ -16,6 +16,7 @@ import { rubyOnlyWarning, type Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
 import { ExitWithChild } from './exit-with-child.js';
+import { Releases } from './releases.js';
 import { Reaper } from './reaper.js';
 import { MemoryKeeper } from './memory.js';
 import type { ChildProcess } from 'node:child_process';
@@ -92,6 +93,8 @@ export class Master {
   private reaper: Reaper | null = null;
   private readonly commandContext: CommandContext;
   private readonly procStats = new ProcStats();
+  /** --watch and --fetch: upgrades that the program's releases trigger. */
+  private releases: Releases | null = null;
 
   constructor(
     private readonly opts: Options,
@@ -218,8 +221,21 @@ export class Master {
       ...(exitWithChild ? { onChildExit: (pid: number, _slot: number, code: number | null, signal: string | null) => exitWithChild.childExited(pid, code, signal) } : {}),
       onWorkerExit: () => memory.poke(),
       now: () => this.now(),
-      onChange: () => this.notify(),
+      onChange: () => {
+        this.notify();
+        this.releases?.changed();
+      },
     });
+    if (Releases.wanted(this.opts)) {
+      const releases = new Releases(this.opts, {
+        group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
+        log: this.log,
+        now: () => this.now(),
+      });
+      this.releases = releases;
+      this.cleanup.add(() => releases.stop());
+      releases.start();
+    }
     this.installLastResort();
     this.startReaper();
     const binds = this.sockets.map(socketLabel);

@@ -7,6 +7,7 @@
  * them with the man page.
  */
 import { normalizeSignal } from './signals.js';
+import { watchPathProblem } from './watch.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -205,6 +206,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
   },
   {
+    long: 'watch',
+    arg: 'PATH',
+    repeatable: true,
+    help:
+      'Upgrade when PATH changes: written in place, renamed over, or a symlink on the way flipped (a Capistrano-style ' +
+      '`current` link); once it has been quiet for 0.25 s (inotify, with a poll as the fallback). Repeatable.',
+  },
+  {
     long: 'exit-with-child',
     help:
       'With one child (-n 1): when it exits by itself (not asked to by an upgrade, a scale-down or a stop), stop and exit ' +
@@ -259,6 +268,8 @@ export interface Options {
   /** --reexec-as, split into words. */
   reexecAs: string[] | null;
   upgradeCheck: boolean;
+  /** --watch paths, as given. */
+  watch: string[];
   /** --exit-with-child: the master exits with the status of a worker that exits unasked. */
   exitWithChild: boolean;
   help: boolean;
@@ -305,6 +316,7 @@ export function defaultOptions(): Options {
     syslogTo: null,
     reexecAs: null,
     upgradeCheck: false,
+    watch: [],
     exitWithChild: false,
     help: false,
     version: false,
@@ -499,6 +511,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'upgrade-check':
       o.upgradeCheck = true;
       return;
+    case 'watch': {
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      const problem = watchPathProblem(v);
+      if (problem) throw new UsageError(`${name} ${v}: ${problem}`);
+      o.watch.push(v);
+      return;
+    }
     case 'exit-with-child':
       o.exitWithChild = true;
       return;
