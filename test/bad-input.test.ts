@@ -117,6 +117,35 @@ const cases: Case[] = [
     code: 2,
   },
   {
+    name: '--fetch with a malformed URL',
+    args: (d) => ['--fetch', 'not a url', ...child(d)],
+    error: /--fetch expects a URL \(http:\/\/HOST\/\.\.\., https:\/\/HOST\/\.\.\. or file:\/\/\/PATH\), got 'not a url'/,
+    code: 2,
+  },
+  {
+    name: '--fetch with an unsupported scheme',
+    args: (d) => ['--fetch', 'ftp://127.0.0.1/app', ...child(d)],
+    error: /--fetch ftp:\/\/127\.0\.0\.1\/app: unsupported scheme 'ftp' \(http, https or file\)/,
+    code: 2,
+  },
+  {
+    name: '--fetch with a relative file URL',
+    args: (d) => ['--fetch', 'file://releases/app', ...child(d)],
+    error: /a file URL names an absolute path/,
+    code: 2,
+  },
+  {
+    name: '--fetch-max-size not a size',
+    args: (d) => ['--fetch', 'http://127.0.0.1/app', '--fetch-max-size', '12T', ...child(d)],
+    error: /--fetch-max-size expects a size in bytes/,
+    code: 2,
+  },
+  {
+    name: '--fetch of node itself',
+    args: (d) => ['--fetch', 'http://127.0.0.1/app', '--', process.execPath, fixture('env-child.sh'), d],
+    error: /--fetch: the program .* is the node executable itself/,
+  },
+  {
     name: 'pidfile directory missing',
     args: (d) => ['-e', join(d, 'nope', 'm.pid'), ...child(d)],
     error: /cannot write pidfile/,

@@ -16,7 +16,7 @@ import { rubyOnlyWarning, type Options } from './options.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
 import { ExitWithChild } from './exit-with-child.js';
-import { Releases } from './releases.js';
+import { Releases, fetchTarget } from './releases.js';
 import { Reaper } from './reaper.js';
 import { MemoryKeeper } from './memory.js';
 import type { ChildProcess } from 'node:child_process';
@@ -231,6 +231,8 @@ export class Master {
         group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
         log: this.log,
         now: () => this.now(),
+        env: process.env,
+        cwd: this.cwd,
       });
       this.releases = releases;
       this.cleanup.add(() => releases.stop());
@@ -264,6 +266,7 @@ export class Master {
     native.ensureNative();
     native.assertLauncher();
     if (opts.program !== null) resolveProgram(opts.program, process.env.PATH, process.cwd());
+    if (opts.program !== null && opts.fetch !== null) fetchTarget(opts, process.env, process.cwd());
     if (opts.reexecAs) {
       try {
         resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());
