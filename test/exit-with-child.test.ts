@@ -27,7 +27,7 @@ test('--exit-with-child: the child exits 3 by itself, the master exits 3 and lea
   const { m, flag } = start(dir);
   const [w] = await m.ready(1);
   writeFileSync(`${flag}.exit`, '3');
-  const r = await m.exit;
+  const r = await until('the master to exit', () => m.exited, 15_000);
   assert.deepEqual(r, { code: 3, signal: null }, m.stderr);
   assert.match(m.stderr, new RegExp(`Worker ${w!.pid} exited with status 3; --exit-with-child: stopping, the master exits with status 3`));
   assert.equal(alive(w!.pid), false);
@@ -41,7 +41,7 @@ test('--exit-with-child: the child killed by SIGKILL, the master exits 137', asy
   const m = startMaster(['--exit-with-child', '-m', '0.2', '--', 'sleep', '600'], { dir });
   const [w] = await m.ready(1);
   process.kill(w!.pid, 'SIGKILL');
-  const r = await m.exit;
+  const r = await until('the master to exit', () => m.exited, 15_000);
   assert.deepEqual(r, { code: 137, signal: null }, m.stderr);
   assert.match(m.stderr, /exited on SIGKILL; --exit-with-child: stopping, the master exits with status 137/);
 });
@@ -89,4 +89,18 @@ test('--exit-with-child: scaling down to 0 is asked for, not an exit of the mast
   await until('no worker', async () => (await m.workers()).length === 0);
   assert.equal(m.exited, null);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
+});
+
+test('--exit-with-child: after a reload, the adopted child exiting by itself still ends the master with its status', async () => {
+  const dir = tempDir();
+  const m = startMaster(['--exit-with-child', '-m', '0.2', '--', 'sleep', '600'], { dir });
+  const [w] = await m.ready(1);
+  const replies = await m.ctl('reload');
+  assert.match(replies.at(-1)!.message, /Reload done/, JSON.stringify(replies));
+  const [adopted] = await m.ready(1);
+  assert.equal(adopted!.pid, w!.pid);
+  process.kill(w!.pid, 'SIGTERM');
+  const r = await until('the master to exit', () => m.exited, 15_000);
+  assert.deepEqual(r, { code: 143, signal: null }, m.stderr);
+  assert.equal(existsSync(m.sockPath), false);
 });
