@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { arch } from 'node:process';
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { alive, cleanupAll, startMaster, tempDir, until } from './harness.js';
@@ -195,5 +197,72 @@ test('--fetch: an unreachable server is a warning, retried with backoff, never f
   assert.deepEqual(waits.slice(0, 3), [0.2, 0.4, 0.8]);
   assert.equal(m.stderr.match(/WARN: --fetch: HEAD/g)?.length, 1, m.stderr);
   assert.equal(m.exited, null);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+});
+
+test('--fetch over HTTPS: an untrusted certificate is a warning; trusted (NODE_EXTRA_CA_CERTS), the release is installed', async () => {
+  const dir = tempDir();
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1'], { stdio: 'ignore' });
+  let body = release('v2');
+  const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    res.writeHead(200, { etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`, 'content-length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  servers.add(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/app`;
+
+  const untrusted = tempDir();
+  writeFileSync(join(untrusted, 'app'), release('v1'), { mode: 0o755 });
+  const m1 = startMaster(['--fetch', url, '--fetch-interval', '0.1', '-m', '0.2', '--', join(untrusted, 'app')], {
+    dir: untrusted,
+    env: { OUT: join(untrusted, 'out') },
+  });
+  await m1.ready(1);
+  await m1.waitLog(/WARN: --fetch: HEAD \S+ failed: fetch failed: .*(self.signed|SELF_SIGNED).*; retrying in/i);
+  assert.deepEqual(readFileSync(join(untrusted, 'app')), release('v1'));
+  assert.deepEqual(await m1.stop(), { code: 0, signal: null });
+
+  const app = join(dir, 'app');
+  const out = join(dir, 'out');
+  writeFileSync(app, release('v1'), { mode: 0o755 });
+  const m2 = startMaster(['--fetch', url, '--fetch-interval', '0.1', '-m', '0.2', '--', app], {
+    dir,
+    env: { OUT: out, NODE_EXTRA_CA_CERTS: cert },
+  });
+  await until('the v2 worker', () => versions(out).at(-1) === 'v2', 20_000);
+  await m2.ready(1);
+  body = release('v3');
+  await until('the v3 worker', () => versions(out).at(-1) === 'v3', 20_000);
+  await m2.ready(1);
+  assert.deepEqual(await m2.stop(), { code: 0, signal: null });
+});
+
+test('--fetch: a release whose worker misses its ACK fails the upgrade; the previous program is put back', async () => {
+  const dir = tempDir();
+  const app = join(dir, 'app');
+  const out = join(dir, 'out');
+  // Manual ACK mode: a release ACKs (a JSON line on the control socket, sent by python3) or, "silent", never does.
+  const ack = `python3 -c 'import json, os, socket; s = socket.socket(socket.AF_UNIX); s.connect(os.environ["EINHORN_SOCK_PATH"]); ` +
+    `s.sendall((json.dumps({"command": "worker:ack", "pid": os.getppid()}) + "\\n").encode()); s.recv(4096)'\n`;
+  const acking = (version: string, silent = false) =>
+    Buffer.from(`#!/bin/sh\necho "${version} $$" >> "$OUT"\n${silent ? '' : ack}exec sleep 600\n`);
+  writeFileSync(app, acking('v1'), { mode: 0o755 });
+  const { st, url } = await releaseServer(acking('v1'));
+  const m = startMaster(['--fetch', url, '--fetch-interval', '0.1', '-m', 'manual', '--ack-timeout', '0.5', '-r', '1', '-s', '0.1', '-t', '2', '--', app], {
+    dir,
+    env: { OUT: out },
+  });
+  const [w1] = await m.ready(1);
+  st.body = acking('v2', true);
+  await m.waitLog(/did not ACK within 0\.5s/, 20_000);
+  await m.waitLog(/release sha256 [0-9a-f]{12} failed its upgrade \(Upgrade to generation \d+ failed: .*did not ack.*\); \S+app is the previous release again/, 20_000);
+  assert.deepEqual(readFileSync(app), acking('v1'));
+  const [still] = await m.ready(1);
+  assert.equal(still!.pid, w1!.pid);
+  assert.deepEqual(tempFiles(dir), []);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
