@@ -1,13 +1,14 @@
 /**
  * Where --fetch gets releases from: an http(s) URL (HEAD for the validators, GET for the
- * bytes, with Node's built-in fetch) or a file:// path (stat, then a copy). A download
- * goes to a file created exclusively by the caller's path, is hashed on the way, and stops
+ * bytes, with node:http and node:https) or a file:// path (stat, then a copy). A download
+ * goes to a file created exclusively at the caller's path, is hashed on the way, and stops
  * at the size bound; a short read is an error, never a release.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 
 /** `transient`: retried with backoff (network, HTTP status, cut off); `refused`: the content itself is unfit (too large). */
@@ -43,90 +44,113 @@ async function createExclusive(path: string): Promise<FileHandle> {
   return await open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
 }
 
-/** The reason of a failed fetch() with its cause (ECONNREFUSED, a TLS error, ...). */
+/** The reason of a failed request, with its code (ECONNREFUSED, a TLS error, ...). */
 function reason(err: unknown): string {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError') return 'timed out';
-  const cause = e.cause ? `: ${e.cause.message ?? e.cause.code}` : '';
-  return `${e.message}${cause}`;
+  const e = err as NodeJS.ErrnoException;
+  if (e.name === 'AbortError') return 'stopped';
+  return e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
 }
 
 function tooLarge(size: number, maxBytes: number, key: string | null): FetchError {
   return new FetchError(`too large: ${size} bytes, more than the limit of ${maxBytes} (--fetch-max-size)`, 'refused', key);
 }
 
-export function httpKey(h: Headers): string | null {
-  const parts = ['etag', 'last-modified', 'content-length'].map((n) => h.get(n));
+/** The validators of an HTTP answer, one string; null when it has none. */
+export function httpKey(h: IncomingHttpHeaders): string | null {
+  const parts = ['etag', 'last-modified', 'content-length'].map((n) => {
+    const v = h[n];
+    return typeof v === 'string' ? v : null;
+  });
   return parts.every((p) => p === null) ? null : parts.map((p) => p ?? '').join('|');
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * One request with node:http(s) (lighter than Node's fetch: ~4 MB of RSS instead of ~12),
+ * following up to `redirects` redirects (never from https to http); `idleMs` without a
+ * byte ends it.
+ */
+async function request(url: URL, method: 'HEAD' | 'GET', signal: AbortSignal, idleMs: number, redirects = 5): Promise<IncomingMessage> {
+  const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = mod.request(url, { method, headers: { 'accept-encoding': 'identity', 'user-agent': 'einhyrningsins' }, signal, timeout: idleMs }, resolve);
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer for ${idleMs / 1000}s`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end();
+  });
+  const status = res.statusCode ?? 0;
+  const location = res.headers.location;
+  if (!REDIRECTS.has(status) || location === undefined) return res;
+  res.resume();
+  if (redirects === 0) throw new Error('too many redirects');
+  const next = new URL(location, url);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new Error(`redirected to ${next.href}: not http or https`);
+  if (url.protocol === 'https:' && next.protocol === 'http:') throw new Error(`redirected from https to ${next.href}: refused`);
+  return await request(next, method, signal, idleMs, redirects - 1);
 }
 
 export class HttpSource implements ReleaseSource {
   constructor(
     private readonly url: URL,
-    private readonly probeTimeoutMs = 30_000,
-    private readonly downloadTimeoutMs = 600_000,
+    private readonly idleMs = 30_000,
   ) {}
 
   async probe(signal: AbortSignal): Promise<string | null> {
-    let res: Response;
+    let res: IncomingMessage;
     try {
-      res = await fetch(this.url, {
-        method: 'HEAD',
-        headers: { 'accept-encoding': 'identity' },
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.probeTimeoutMs)]),
-      });
+      res = await request(this.url, 'HEAD', signal, this.idleMs);
     } catch (err) {
       throw new FetchError(`HEAD ${this.url.href} failed: ${reason(err)}`, 'transient');
     }
+    res.resume();
+    const status = res.statusCode ?? 0;
     // A server without HEAD: the download will tell (its hash decides).
-    if (res.status === 405 || res.status === 501) return null;
-    if (!res.ok) throw new FetchError(`HEAD ${this.url.href}: HTTP ${res.status} ${res.statusText}`.trim(), 'transient');
+    if (status === 405 || status === 501) return null;
+    if (status < 200 || status > 299) throw new FetchError(`HEAD ${this.url.href}: HTTP ${status} ${res.statusMessage ?? ''}`.trim(), 'transient');
     return httpKey(res.headers);
   }
 
   async download(dest: string, maxBytes: number, signal: AbortSignal): Promise<Downloaded> {
-    const stop = new AbortController();
-    let res: Response;
+    let res: IncomingMessage;
     try {
-      res = await fetch(this.url, {
-        headers: { 'accept-encoding': 'identity' },
-        signal: AbortSignal.any([signal, stop.signal, AbortSignal.timeout(this.downloadTimeoutMs)]),
-      });
+      res = await request(this.url, 'GET', signal, this.idleMs);
     } catch (err) {
       throw new FetchError(`GET ${this.url.href} failed: ${reason(err)}`, 'transient');
     }
     const key = httpKey(res.headers);
-    if (res.status !== 200) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new FetchError(`GET ${this.url.href}: HTTP ${res.status} ${res.statusText}`.trim(), 'transient');
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      res.destroy();
+      throw new FetchError(`GET ${this.url.href}: HTTP ${status} ${res.statusMessage ?? ''}`.trim(), 'transient');
     }
-    const lengthHeader = res.headers.get('content-length');
-    const length = lengthHeader !== null && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : null;
+    const lengthHeader = res.headers['content-length'];
+    const length = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : null;
     if (length !== null && length > maxBytes) {
-      stop.abort();
+      res.destroy();
       throw tooLarge(length, maxBytes, key);
     }
     const file = await createExclusive(dest);
     const hash = createHash('sha256');
     let bytes = 0;
     try {
-      if (!res.body) throw new FetchError(`GET ${this.url.href}: no body`, 'transient');
       try {
-        for await (const chunk of res.body) {
-          bytes += chunk.byteLength;
+        for await (const chunk of res) {
+          const b = chunk as Buffer;
+          bytes += b.byteLength;
           if (bytes > maxBytes) {
-            stop.abort();
+            res.destroy();
             throw tooLarge(bytes, maxBytes, key);
           }
-          hash.update(chunk);
-          await file.write(chunk);
+          hash.update(b);
+          await file.write(b);
         }
       } catch (err) {
         if (err instanceof FetchError) throw err;
         throw new FetchError(`GET ${this.url.href}: cut off after ${bytes} bytes (${reason(err)})`, 'transient');
       }
-      if (length !== null && bytes !== length) {
-        throw new FetchError(`GET ${this.url.href}: cut off: ${bytes} of ${length} bytes`, 'transient');
+      if (!res.complete || (length !== null && bytes !== length)) {
+        throw new FetchError(`GET ${this.url.href}: cut off after ${bytes}${length !== null ? ` of ${length}` : ''} bytes`, 'transient');
       }
       await file.sync();
     } finally {
