@@ -92,3 +92,18 @@ test('--watch: a Capistrano-style `current` symlink flipped is rolled out, and f
   assert.deepEqual(started(out), ['v1', 'v2', 'v1']);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
+
+test('--watch: after a reload of the master, the new image watches the path', async () => {
+  const dir = tempDir();
+  const app = join(dir, 'app');
+  const out = join(dir, 'out');
+  release(app, 'v1');
+  const m = startMaster(['--watch', app, '-m', '0.2', '--', app], { dir, env: { OUT: out } });
+  const [w] = await m.ready(1);
+  assert.match((await m.ctl('reload')).at(-1)!.message, /Reload done/);
+  release(join(dir, '.app.new'), 'v2');
+  renameSync(join(dir, '.app.new'), app);
+  await upgradedTo(m, out, 'v2', w!.pid);
+  assert.equal(m.stderr.match(/; upgrading/g)?.length, 1, m.stderr);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+});
