@@ -141,6 +141,12 @@ const cases: Case[] = [
     code: 2,
   },
   {
+    name: '--fetch-interval without --fetch',
+    args: (d) => ['--fetch-interval', '5', ...child(d)],
+    error: /--fetch-interval only means something with --fetch URL/,
+    code: 2,
+  },
+  {
     name: '--fetch of node itself',
     args: (d) => ['--fetch', 'http://127.0.0.1/app', '--', process.execPath, fixture('env-child.sh'), d],
     error: /--fetch: the program .* is the node executable itself/,

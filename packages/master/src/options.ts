@@ -692,6 +692,9 @@ export function parseArgs(argv: readonly string[]): Options {
   // --upgrade-check alone is what einhorn's own re-exec probe runs: it needs no program.
   if (o.help || o.version || (o.upgradeCheck && rest.length === 0)) return o;
   if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
+  for (const dependent of ['fetch-interval', 'fetch-max-size']) {
+    if (seen.has(dependent) && o.fetch === null) throw new UsageError(`--${dependent} only means something with --fetch URL`);
+  }
   if (o.exitWithChild && o.number > 1) {
     throw new UsageError(`--exit-with-child passes on the status of one child; it cannot be used with -n ${o.number}`);
   }
