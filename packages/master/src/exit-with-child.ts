@@ -47,6 +47,8 @@ export class ExitWithChild {
   /**
    * A worker exited (called before the core hears of it). On an unasked exit the group is
    * told to shut down first, so that the core drains instead of starting a replacement.
+   * (The core's stop signal then goes to the pid just reaped: ESRCH, ignored; Linux hands
+   * out pids in order, so it is not someone else's yet.)
    */
   childExited(pid: number, code: number | null, signal: string | null): void {
     if (this.status !== null || !unaskedExit(this.host.snapshot(), pid)) return;
