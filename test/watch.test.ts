@@ -90,6 +90,14 @@ test('--watch: a Capistrano-style `current` symlink flipped is rolled out, and f
   flip('1');
   await upgradedTo(m, out, 'v1', w2!.pid);
   assert.deepEqual(started(out), ['v1', 'v2', 'v1']);
+  // The release the link points to, written in place where it really is, is seen at once.
+  const [w3] = await m.ready(1);
+  const from = m.stderr.length;
+  release(join(dir, 'releases', '1', 'bin', 'server'), 'v1b');
+  await until('the change noticed', () => /changed \(written in place\); upgrading/.test(m.stderr.slice(from)), 5000);
+  await until('the v1b worker', () => started(out).at(-1) === 'v1b');
+  await until('the previous worker to exit', () => !alive(w3!.pid));
+  await m.ready(1);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
 
@@ -105,5 +113,22 @@ test('--watch: after a reload of the master, the new image watches the path', as
   renameSync(join(dir, '.app.new'), app);
   await upgradedTo(m, out, 'v2', w!.pid);
   assert.equal(m.stderr.match(/; upgrading/g)?.length, 1, m.stderr);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+});
+
+test('--watch: a program that is a symlink itself: the file it points to, written in place, is seen at once', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  mkdirSync(join(dir, 'releases'));
+  const real = join(dir, 'releases', 'app-1');
+  release(real, 'v1');
+  const app = join(dir, 'app');
+  symlinkSync(join('releases', 'app-1'), app);
+  const m = startMaster(['--watch', app, '-m', '0.2', '--', app], { dir, env: { OUT: out } });
+  const [w] = await m.ready(1);
+  release(real, 'v2');
+  // The directory of the file it resolves to is watched (the 10 s safety poll would be later than this bound).
+  await until('the change noticed', () => /changed \(written in place\); upgrading/.test(m.stderr), 5000);
+  await upgradedTo(m, out, 'v2', w!.pid);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });

@@ -1,15 +1,16 @@
 /**
  * --watch PATH: upgrade when PATH changes, whichever way a deploy changes it: written in
  * place (mtime, size), renamed over (inode), or a symlink on the way flipped, as
- * Capistrano's `current -> releases/N` is (the resolved path). The directory entries along
- * the path are watched through fs.watch (inotify), each for its own name, with a poll as
- * the fallback (and a slow one as a safety net); a change is acted on once the path has
- * been quiet for a while, so a file being copied is not run half-written.
+ * Capistrano's `current -> releases/N` is (the resolved path). The path's entry, the file
+ * it resolves to, and every symbolic link on the way are watched through fs.watch
+ * (inotify) in their directories, each for its own name, with a poll as the fallback (and
+ * a slow one as a safety net); a change is acted on once the path has been quiet for a
+ * while, so a file being copied is not run half-written.
  *
  * `ChangeDebouncer` decides (pure, fake-clock tested); `PathWatcher` only looks and arms.
  */
-import { realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, parse, resolve, sep } from 'node:path';
+import { lstatSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, parse, resolve, sep } from 'node:path';
 
 export type Verdict =
   | { kind: 'idle' }
@@ -154,10 +155,19 @@ export class PathWatcher {
     this.debouncer.rebase(identify(this.path));
   }
 
-  /** fs.watch on every directory along the path, each for its own entry. */
+  /**
+   * fs.watch on the directory of the path's last entry, of the file it resolves to, and of
+   * every symbolic link on the way (a deploy flips one of those), each for its own entry. Plain directories above are
+   * not watched: /tmp or / would wake the master for every file created there; one that
+   * becomes a link later is found by the safety poll, which arms again.
+   */
   private arm(): void {
-    const entries = entriesAlong(this.path);
-    const key = entries.map(([d]) => safeRealpath(d)).join('\0');
+    const all = entriesAlong(this.path);
+    const entries = all.filter(([dir, name], i) => i === all.length - 1 || isSymlink(join(dir, name)));
+    // And the file the path resolves to, written in place where it really is.
+    const real = safeRealpath(this.path);
+    if (!real.startsWith('?') && real !== this.path) entries.push([dirname(real), basename(real)]);
+    const key = entries.map(([d, n]) => `${safeRealpath(d)}/${n}`).join('\0');
     if (key === this.armedKey && this.watchers.length > 0) return;
     for (const w of this.watchers) w.close();
     this.watchers = [];
@@ -217,6 +227,14 @@ export class PathWatcher {
       this.schedulePoll();
     }, ms);
     this.poller.unref();
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
