@@ -18,7 +18,7 @@ import {
   Runtime,
   SlotHistory,
   exitProcess,
-  handOffs,
+  bindShimProblem,
   installLastResort,
   monotonicMs,
   resumeConnections,
@@ -28,7 +28,6 @@ import {
   type CommandHost,
   type ControlConnection,
   dispatch,
-  type HandOff,
   type Reaper,
 } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
@@ -74,7 +73,8 @@ export class Driver implements CommandHost {
   private exiting = false;
   private readonly selected: (type: string) => boolean;
   private readonly warn = (m: string) => this.logger.warn(m);
-  private readonly webHandOffs: HandOff[];
+  /** The web type's hand-off: einhorn's, and the bind shim for apps that bind $PORT (unless the shim is unusable: said once). */
+  private webShim: boolean | null = null;
   private notify: NotifyPolicy | null = null;
   private notifier: Notifier | null = null;
   private reaper: Reaper | null = null;
@@ -88,7 +88,6 @@ export class Driver implements CommandHost {
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
     this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
-    this.webHandOffs = handOffs(['einhorn', 'port'], { log: this.logger, verbose: cfg.verbosity === 0 });
     const sourceCfg: SourceConfig = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
     this.source = releaseSource(sourceCfg, this.logger);
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
@@ -130,7 +129,9 @@ export class Driver implements CommandHost {
           core: spec.config,
           launch: spec.launch.launch,
           listeners: this.web.listenersFor(spec.name),
-          ...(web ? { handOffs: this.webHandOffs } : {}),
+          ...(web && this.web.listener && this.shimUsable()
+            ? { handoff: { names: ['einhorn', 'port'] as const, ctx: { inheritedPreload: spec.launch.launch.env.LD_PRELOAD, shimVerbose: this.cfg.verbosity === 0 } } }
+            : {}),
           socketPath: this.cfg.socketPath,
           killChildrenOnExit: this.cfg.killChildrenOnExit,
           stopGroup: true,
@@ -148,6 +149,16 @@ export class Driver implements CommandHost {
       onExit: (code) => this.fleetDone(code),
       onChange: () => this.onChange(),
     });
+  }
+
+  /** The bind shim can be preloaded (else the web processes must use EINHORN_FD_0; said once). */
+  private shimUsable(): boolean {
+    if (this.webShim === null) {
+      const problem = bindShimProblem();
+      this.webShim = problem === null;
+      if (problem) this.logger.warn(`${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`);
+    }
+    return this.webShim;
   }
 
   // ---- start-up ---------------------------------------------------------------

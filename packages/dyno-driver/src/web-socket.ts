@@ -6,8 +6,7 @@
 import { readlinkSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import * as native from 'native-reuseport';
-import { StartupError, listenOn, parseBindSpec, resolveBind, resolveProgram, type Cleanup, type Logger } from '@einhyrningsins/master';
-import { staticExecutable } from './elf.js';
+import { StartupError, listenOn, parseBindSpec, resolveBind, resolveProgram, staticExecutableWarning, type Cleanup, type Logger } from '@einhyrningsins/master';
 import type { PreparedRelease, ProcessDef } from './release.js';
 
 /** The process type that gets the listening socket. */
@@ -85,8 +84,9 @@ export class WebSocketBinding {
   }
 
   /** The sockets a process type's children get. */
-  listenersFor(type: string): Array<{ fd: number; family: 4 | 6; port: number }> {
-    return type === WEB_TYPE && this.listener ? [{ fd: this.listener.fd, family: this.listener.family, port: this.listener.port }] : [];
+  listenersFor(type: string): Array<{ fd: number; family: 4 | 6; address: string; port: number; text: string }> {
+    const l = this.listener;
+    return type === WEB_TYPE && l ? [{ fd: l.fd, family: l.family, address: l.address, port: l.port, text: `${l.address}:${l.port}` }] : [];
   }
 
   /**
@@ -94,12 +94,11 @@ export class WebSocketBinding {
    * shim (LD_PRELOAD needs the dynamic loader): say so once per program.
    */
   private checkStatic(name: string, pid: number | null, exe: string): void {
-    if (this.warnedStatic.has(exe) || !staticExecutable(exe)) return;
+    if (this.warnedStatic.has(exe)) return;
+    const warning = staticExecutableWarning(`${name}${pid === null ? '' : ` (pid ${pid})`}`, exe, 'EINHORN_FD_0 (fd 3)');
+    if (warning === null) return;
     this.warnedStatic.add(exe);
-    this.log.warn(
-      `${name}${pid === null ? '' : ` (pid ${pid})`} runs ${exe}, a static executable: LD_PRELOAD cannot reach it, so if it binds $PORT itself it cannot share the port ` +
-        `(it will fail with EADDRINUSE); have it listen on the inherited socket EINHORN_FD_0 (fd 3) instead`,
-    );
+    this.log.warn(warning);
   }
 
   /** The program a web command runs (the first word of `sh -c 'exec CMD'`, after VAR=value words), checked before it starts. */

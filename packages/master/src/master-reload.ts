@@ -37,6 +37,7 @@ export function masterState(
   argv: readonly string[],
   log: Logger,
   connections: ConnectionSnapshot[],
+  then: 'upgrade' | null = null,
 ): { state: ReloadState; fds: number[] } {
   const state: ReloadState = {
     format: 1,
@@ -53,6 +54,7 @@ export function masterState(
     verbosity: log.verbosity,
     core: s.core,
     slots: s.slots,
+    ...(then ? { then } : {}),
   };
   return { state, fds: [...s.sockets.map((x) => x.fd), ...(s.lock ? [s.lock.fd] : [])] };
 }

@@ -6,17 +6,22 @@
 import { setPriority } from 'node:os';
 import { resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { CoreConfig, CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins/core';
+import type { CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins/core';
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
-import { Notifier, SYSTEMD_VARS } from './systemd.js';
+import { Notifier } from './systemd.js';
 import { dispatch } from './commands/entries.js';
 import type { CommandHost } from './commands/table.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
 import { rubyOnlyWarning, type Options } from './options.js';
+import { setUpHandoff } from './handoff-setup.js';
+import { watchReusePort } from './reuseport-watch.js';
+import { stopSignalWarning } from './known-servers.js';
+import { ExitWithChild } from './exit-with-child.js';
+import { Releases, fetchTarget } from './releases.js';
 import { resolveProgram } from './program.js';
 import type { Reaper } from './reaper.js';
 import { prefixOutput } from './output-prefix.js';
@@ -26,6 +31,7 @@ import { Cleanup } from './cleanup.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
+import { fleetEvent, installMasterSignals, masterGroupSpec } from './master-group.js';
 import type { BoundSocket, ReloadState } from './reload.js';
 import { bindAll } from './master-binds.js';
 import { masterState, takeOver } from './master-reload.js';
@@ -36,54 +42,11 @@ import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from '
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
 import type { GroupShell, LaunchSpec } from './host/group-shell.js';
+import type { HandoffContext, HandoffName } from './handoff.js';
 
 function socketLabel(s: BoundSocket): string {
   if (s.family === 'unix') return `unix:${s.address}`;
   return `${s.family === 6 ? `[${s.address}]` : s.address}:${s.port}`;
-}
-
-function coreConfig(o: Options): Partial<CoreConfig> {
-  return {
-    number: o.number,
-    ackMode:
-      o.ackMode.kind === 'manual'
-        ? { kind: 'manual', deadlineMs: o.ackTimeoutSec * 1000 }
-        : { kind: 'timer', ms: o.ackMode.seconds * 1000 },
-    minReadyMs: o.minReadySec * 1000,
-    retries: o.retries ?? Infinity,
-    upgradeRetries: o.retries ?? 3,
-    respawnDelayMs: o.seconds * 1000,
-    signalTimeoutMs: o.signalTimeoutSec > 0 ? o.signalTimeoutSec * 1000 : null,
-    drainSignal: o.stopSignal,
-    maxUnacked: o.maxUnacked ?? Infinity,
-    maxUpgradeAdditional: o.maxUpgradeAdditional ?? Infinity,
-  };
-}
-
-/** A single-group event (what the commands and signals speak) for the one unnamed group. */
-export function fleetEvent(ev: Event): FleetEvent<LaunchSpec> | null {
-  const to = ev.type !== 'start' && 'replyTo' in ev && ev.replyTo !== undefined ? { replyTo: ev.replyTo } : {};
-  switch (ev.type) {
-    case 'ack':
-    case 'ping':
-    case 'exited':
-      return ev;
-    case 'shutdown':
-      return { type: 'shutdown', signal: ev.signal, ...to };
-    case 'inc':
-    case 'dec':
-      return { type: 'request', targets: 'active', request: { type: ev.type }, ...to };
-    case 'setWorkers':
-      return { type: 'request', targets: 'active', request: { type: 'setWorkers', count: ev.count }, ...to };
-    case 'upgrade':
-      return { type: 'request', targets: 'active', request: { type: 'upgrade', mode: ev.mode }, ...to };
-    case 'signal':
-      return { type: 'request', targets: 'active', request: { type: 'signal', signals: ev.signals }, ...to };
-    case 'configure':
-      return { type: 'request', targets: 'active', request: { type: 'configure', changes: ev.changes }, ...to };
-    default:
-      return null;
-  }
 }
 
 export class Master {
@@ -115,6 +78,8 @@ export class Master {
   private reaper: Reaper | null = null;
   private readonly commandHost: CommandHost;
   private readonly procStats = new ProcStats();
+  /** --watch and --fetch: upgrades that the program's releases trigger. */
+  private releases: Releases | null = null;
 
   constructor(
     private readonly opts: Options,
@@ -156,6 +121,7 @@ export class Master {
           argv,
           log,
           connections,
+          this.reloadThen,
         ),
       reloadingNotice: () => this.notifier?.reloading(`reloading the master (reload ${this.reloads + 1})`),
       reloadFailed: () => {
@@ -178,13 +144,12 @@ export class Master {
       stopSignal: opts.stopSignal,
       state: () => ({ text: einhornStateYaml(this.snapshot(), this.facts()), state: stateObject(this.snapshot(), this.facts()) }),
       status: () => ({ text: statusText(this.snapshot(), this.facts()), state: stateObject(this.snapshot(), this.facts()) }),
-      reload: (conn, req) =>
-        void this.reloader.reload(conn, req, () =>
-          // The children write into pipes this image reads; they would not survive the exec.
-          opts.prefixOutput ? "--prefix-output pipes the children's output through this process; use upgrade (or restart without --prefix-output)" : null,
-        ),
-      upgrade: (groups, mode, conn, req) =>
-        this.runtime?.feed({ type: 'request', targets: groups.length ? groups : 'active', request: { type: 'upgrade', mode }, replyTo: this.routes.open(conn, req.id) }),
+      reload: (conn, req) => this.reload(conn, req),
+      upgrade: (groups, mode, conn, req) => {
+        // einhorn's upgrade with --reexec-as: the master first (not with --prefix-output, which cannot reload).
+        if (mode === 'smooth' && opts.reexecAs !== null && !opts.prefixOutput) return this.reload(conn, req, 'upgrade');
+        this.runtime?.feed({ type: 'request', targets: groups.length ? groups : 'active', request: { type: 'upgrade', mode }, replyTo: this.routes.open(conn, req.id) });
+      },
       die: (signal, replyTo) => this.runtime?.feed({ type: 'shutdown', signal, replyTo }),
       get verbosity() {
         return log.verbosity;
@@ -196,6 +161,17 @@ export class Master {
   }
 
   private notifier: Notifier | null = null;
+
+  /** Re-execute in place; `then`: upgrade the workers from the new image (einhorn's upgrade with --reexec-as). */
+  private reload(conn: ControlConnection, req: Request, then?: 'upgrade'): void {
+    this.reloadThen = then ?? null;
+    void this.reloader.reload(conn, req, () =>
+      // The children write into pipes this image reads; they would not survive the exec.
+      this.opts.prefixOutput ? "--prefix-output pipes the children's output through this process; use upgrade (or restart without --prefix-output)" : null,
+    );
+  }
+
+  private reloadThen: 'upgrade' | null = null;
 
   private now(): number {
     return monotonicMs() - this.t0;
@@ -211,6 +187,8 @@ export class Master {
     // Once per master, not again in the image a reload starts.
     const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
     if (rubyOnly) this.log.warn(rubyOnly);
+    const stopSignal = this.stateFd === null ? stopSignalWarning(this.opts.program, this.opts.programArgs, this.opts.stopSignal) : null;
+    if (stopSignal) this.log.warn(stopSignal);
     const notifier = new Notifier(process.env, this.log);
     this.notifier = notifier;
     this.notify = new NotifyPolicy(notifier);
@@ -252,7 +230,21 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    let handoff: { names: HandoffName[]; ctx: HandoffContext } | null = null;
+    try {
+      const o = this.opts;
+      // Checks the sockets against the protocols asked for (exit 2 before any child starts) and warns.
+      if (setUpHandoff({ names: o.handoff, sockets: this.sockets, env: process.env, program: o.program, cwd: this.cwd, log: this.log, warn: !restored })) {
+        handoff = { names: o.handoff, ctx: { inheritedPreload: process.env.LD_PRELOAD, shimVerbose: this.log.verbosity <= 0 } };
+      }
+    } catch (err) {
+      this.cleanup.run();
+      throw err;
+    }
     const memory = startMemoryKeeper(this.cleanup);
+    const exitWithChild = this.opts.exitWithChild
+      ? new ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
+      : null;
     this.runtime = new Runtime<LaunchSpec>({
       log: this.log,
       now: () => this.now(),
@@ -260,7 +252,8 @@ export class Master {
         name: '',
         core: spec.config,
         launch: spec.launch,
-        listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.family, port: s.port })),
+        listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.family, address: s.address, port: s.port, text: s.text })),
+        ...(handoff ? { handoff } : {}),
         socketPath: this.socketPath,
         killChildrenOnExit: this.opts.killChildrenOnExit,
         niceWorker: this.opts.niceWorker,
@@ -270,11 +263,14 @@ export class Master {
           ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
           : {}),
         ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
-        onWorkerExit: () => memory.poke(),
+        onWorkerExit: (pid, _slot, code, signal) => {
+          exitWithChild?.childExited(pid, code, signal);
+          memory.poke();
+        },
       }),
       relaunch: (shell, spec) => shell.setLaunch(spec.launch),
       onReply: (to, message, wait, ok) => this.routes.reply(to, message, wait, ok),
-      onExit: (code) => this.exit(code),
+      onExit: (code) => this.exit(exitWithChild ? exitWithChild.exitCode(code) : code),
       onRemoved: (_gid, _name, last) => {
         this.lastSnapshot = last;
       },
@@ -285,6 +281,18 @@ export class Master {
       this.server?.unlink();
       this.cleanup.run();
     });
+    if (Releases.wanted(this.opts)) {
+      const releases = new Releases(this.opts, {
+        group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
+        log: this.log,
+        now: () => this.now(),
+        env: process.env,
+        cwd: this.cwd,
+      });
+      this.releases = releases;
+      this.cleanup.add(() => releases.stop());
+      releases.start();
+    }
     const runtime = this.runtime;
     this.reaper = startReaper(
       {
@@ -296,6 +304,8 @@ export class Master {
       },
       this.cleanup,
     );
+    const stopWatch = watchReusePort(this.sockets, this.log);
+    this.cleanup.add(stopWatch);
     if (restored) {
       this.resumeFrom(restored);
       return;
@@ -320,15 +330,7 @@ export class Master {
 
   /** The one group: the command line's program, -n workers. */
   private spec(): GroupSpec<LaunchSpec> {
-    const launch: LaunchSpec = {
-      program: this.opts.program as string,
-      args: this.opts.programArgs,
-      env: process.env,
-      // What systemd told the master is not for the children.
-      dropEnv: [...this.opts.dropEnv, ...SYSTEMD_VARS],
-      cwd: this.cwd,
-    };
-    return { name: '', quantity: this.opts.number, launchKey: 'command line', launch, config: coreConfig(this.opts) };
+    return masterGroupSpec(this.opts, this.cwd);
   }
 
   private keepShell(): void {
@@ -354,6 +356,7 @@ export class Master {
     native.ensureNative();
     native.assertLauncher();
     if (opts.program !== null) resolveProgram(opts.program, process.env.PATH, process.cwd());
+    if (opts.program !== null && opts.fetch !== null) fetchTarget(opts, process.env, process.cwd());
     if (opts.reexecAs) {
       try {
         resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());
@@ -375,7 +378,16 @@ export class Master {
       `Reload done: master ${process.pid} is now einhyrningsins ${VERSION} (reload ${this.reloads}), ` +
       `${workers} worker${workers === 1 ? '' : 's'} adopted`;
     this.log.info(message);
-    resumeConnections(state.connections, this.server as ControlServer, message);
+    if (state.then === 'upgrade') {
+      // einhorn's upgrade with --reexec-as: now the workers, from the new master; its reply ends the request.
+      const requester = state.connections.find((c) => c.requester);
+      const streamId = requester?.streaming && requester.requestId !== null ? requester.requestId : undefined;
+      const conns = resumeConnections(state.connections, this.server as ControlServer, null);
+      const conn = conns.requester;
+      if (conn && streamId !== undefined) conn.send({ message, wait: true }, streamId);
+      const replyTo = conn ? this.routes.open(conn, streamId) : undefined;
+      this.runtime?.feed({ type: 'request', targets: 'active', request: { type: 'upgrade', mode: 'smooth' }, ...(replyTo === undefined ? {} : { replyTo }) });
+    } else resumeConnections(state.connections, this.server as ControlServer, message);
     const pending = this.pending ?? [];
     this.pending = null;
     for (const ev of pending) this.feed(ev);
@@ -384,26 +396,14 @@ export class Master {
 
   /** sd_notify after every batch of events. */
   private onChange(): void {
+    this.releases?.changed();
     if (!this.notify?.enabled || !this.runtime) return;
     const snap = this.snapshot();
     this.notify.update([{ name: '', snapshot: snap }], snap.shuttingDown !== null || this.exiting);
   }
 
   private installSignals(): void {
-    const on = (sig: NodeJS.Signals, fn: () => void) => process.on(sig, fn);
-    on('SIGHUP', () => {
-      this.log.info('Got SIGHUP: upgrading');
-      this.feed({ type: 'upgrade', mode: 'smooth' });
-    });
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'] as const) {
-      on(sig, () => {
-        this.log.info(`Got ${sig}: stopping the workers gracefully`);
-        this.feed({ type: 'shutdown', signal: this.opts.stopSignal });
-      });
-    }
-    on('SIGTTIN', () => this.feed({ type: 'inc' }));
-    on('SIGTTOU', () => this.feed({ type: 'dec' }));
-    on('SIGUSR1', () => this.feed({ type: 'signal', signals: ['SIGUSR1'] }));
+    installMasterSignals((ev) => this.feed(ev), this.log, this.opts.stopSignal);
   }
 
   // ---- control socket ---------------------------------------------------------

@@ -135,7 +135,19 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'stop-signal',
     arg: 'SIG',
-    help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
+    help:
+      "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's. " +
+      'A known server that needs another (gunicorn, uvicorn, hypercorn, puma: TERM; unicorn, nginx: QUIT) gets a warning naming it.',
+  },
+  {
+    long: 'handoff',
+    arg: 'NAME[,NAME...]',
+    repeatable: true,
+    help:
+      'Also hand the sockets over in the protocol the server already speaks (EINHORN_* are always set): ' +
+      'systemd (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), server-starter (SERVER_STARTER_PORT), port ($PORT = the ' +
+      "first TCP socket's port, and the bind shim in LD_PRELOAD turns the server's own bind of it into the inherited socket); " +
+      'einhorn (the default) adds nothing.',
   },
   {
     short: 'k',
@@ -182,7 +194,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'reexec-as',
     arg: 'CMDLINE',
     help:
-      'On reload, re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
+      'On reload, and first on every upgrade (as einhorn), re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
       'options, e.g. "env VAR=b einhyrningsins" (default: this node and this program).',
   },
   {
@@ -199,7 +211,84 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'gc-before-fork',
     help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
   },
+  {
+    long: 'watch',
+    arg: 'PATH',
+    repeatable: true,
+    help:
+      'Upgrade when PATH changes: written in place, renamed over, or a symlink on the way flipped (a Capistrano-style ' +
+      '`current` link); once it has been quiet for 0.25 s (inotify, with a poll as the fallback). Repeatable.',
+  },
+  {
+    long: 'fetch',
+    arg: 'URL',
+    help:
+      'Poll URL (http://, https:// or file:///PATH) for new releases of PROGRAM (overseer\'s fetcher): a changed ETag, ' +
+      'Last-Modified or size (HEAD; a file\'s inode, size and mtime) is downloaded next to PROGRAM, checked (complete, ' +
+      'an executable for this machine, --fetch-max-size), installed in its place (the old one kept as PROGRAM.previous) ' +
+      'and rolled out; if that upgrade fails the previous program is put back and that release is not tried again.',
+  },
+  {
+    long: 'fetch-interval',
+    arg: 'SECONDS',
+    help: 'How often --fetch polls (default 60); after a failed poll the wait doubles, up to 10 minutes.',
+  },
+  {
+    long: 'fetch-max-size',
+    arg: 'BYTES',
+    help: 'The largest release --fetch downloads, in bytes or with a K, M or G suffix (default 256M).',
+  },
+  {
+    long: 'exit-with-child',
+    help:
+      'With one child (-n 1): when it exits by itself (not asked to by an upgrade, a scale-down or a stop), stop and exit ' +
+      'with its status (128+N for signal N), so that the process manager above (systemd, ...) applies its restart policy.',
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
 
+
+function wrap(text: string, width: number, indent: string): string {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out.map((l, k) => (k === 0 ? l : indent + l)).join('\n');
+}
+
+export function optionLabel(s: OptionSpec): string {
+  const names = [s.short ? `-${s.short}` : null, `--${s.long}`].filter(Boolean).join(', ');
+  if (!s.arg) return names;
+  return s.optionalArg ? `${names} [${s.arg}]` : `${names} ${s.arg}`;
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: einhyrningsins [OPTIONS] [--] PROGRAM [PROGRAM_ARGS...]',
+    '',
+    'Binds each -b socket once, runs COUNT copies of PROGRAM as direct children that inherit',
+    'the sockets (EINHORN_FD_COUNT, EINHORN_FD_<n>, ...), and restarts them without dropping',
+    'connections on upgrade (SIGHUP or `einhyrningsinsctl upgrade`).',
+    '',
+    'Options (read up to PROGRAM; everything after it is passed to PROGRAM):',
+  ];
+  for (const s of OPTION_SPECS) {
+    const label = `  ${optionLabel(s)}`;
+    const pad = 34;
+    const body = wrap(s.help, 62, ' '.repeat(pad));
+    lines.push(label.length < pad ? label.padEnd(pad) + body : `${label}\n${' '.repeat(pad)}${body}`);
+  }
+  lines.push(
+    '',
+    'Signals: HUP upgrade; INT, TERM, QUIT, USR2 stop the children gracefully (--stop-signal) and exit;',
+    'TTIN/TTOU add/remove a child; USR1 is passed on to the children.',
+    'See einhyrningsins(1).',
+  );
+  return lines.join('\n') + '\n';
+}

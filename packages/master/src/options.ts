@@ -9,7 +9,9 @@
 import { normalizeSignal } from './signals.js';
 import { OPTION_SPECS, parseSeconds, type OptionSpec } from './option-specs.js';
 
-export { OPTION_SPECS, parseSeconds, type OptionSpec } from './option-specs.js';
+export { OPTION_SPECS, helpText, optionLabel, parseSeconds, type OptionSpec } from './option-specs.js';
+import { parseHandoffs, type HandoffName } from './handoff-names.js';
+import { watchPathProblem } from './watch.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -62,7 +64,17 @@ export interface Options {
   syslogTo: string | null;
   /** --reexec-as, split into words. */
   reexecAs: string[] | null;
+  /** --handoff: how the children get their sockets (einhorn always, first). */
+  handoff: HandoffName[];
   upgradeCheck: boolean;
+  /** --watch paths, as given. */
+  watch: string[];
+  /** --fetch URL, checked (http:, https: or file: with an absolute path). */
+  fetch: string | null;
+  fetchIntervalSec: number;
+  fetchMaxBytes: number;
+  /** --exit-with-child: the master exits with the status of a worker that exits unasked. */
+  exitWithChild: boolean;
   help: boolean;
   version: boolean;
   program: string | null;
@@ -106,7 +118,13 @@ export function defaultOptions(): Options {
     syslogSocket: '/dev/log',
     syslogTo: null,
     reexecAs: null,
+    handoff: ['einhorn'],
     upgradeCheck: false,
+    watch: [],
+    fetch: null,
+    fetchIntervalSec: 60,
+    fetchMaxBytes: 256 * 1024 * 1024,
+    exitWithChild: false,
     help: false,
     version: false,
     program: null,
@@ -138,6 +156,26 @@ function ackMode(opt: string, word: string): AckModeOption {
 }
 
 const EINHORN_VARS = /^EINHORN_/;
+
+/** --fetch's URL: http(s) with a host, or file: with an absolute path; returned normalized. */
+function fetchUrl(opt: string, v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new UsageError(`${opt} expects a URL (http://HOST/..., https://HOST/... or file:///PATH), got '${v}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
+    throw new UsageError(`${opt} ${v}: unsupported scheme '${u.protocol.slice(0, -1)}' (http, https or file)`);
+  }
+  if (u.protocol === 'file:' && u.host !== '' && u.host !== 'localhost') {
+    throw new UsageError(`${opt} ${v}: a file URL names an absolute path, file:///PATH (here '${u.host}' would be a host)`);
+  }
+  if (u.protocol === 'file:' && (u.pathname === '/' || u.pathname.endsWith('/'))) {
+    throw new UsageError(`${opt} ${v}: a file URL must name a file, not a directory`);
+  }
+  return u.href;
+}
 
 function apply(o: Options, spec: OptionSpec, name: string, value: string | undefined): void {
   const v = value as string;
@@ -279,6 +317,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       if (!/^(udp|tcp):\/\/.+:\d+\/?$/.test(v)) throw new UsageError(`${name} expects udp://HOST:PORT or tcp://HOST:PORT, got '${v}'`);
       o.syslogTo = v;
       return;
+    case 'handoff':
+      try {
+        o.handoff = parseHandoffs([...o.handoff, v]);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      return;
     case 'reexec-as': {
       let words: string[];
       try {
@@ -292,6 +337,32 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     }
     case 'upgrade-check':
       o.upgradeCheck = true;
+      return;
+    case 'watch': {
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      const problem = watchPathProblem(v);
+      if (problem) throw new UsageError(`${name} ${v}: ${problem}`);
+      o.watch.push(v);
+      return;
+    }
+    case 'fetch':
+      o.fetch = fetchUrl(name, v);
+      return;
+    case 'fetch-interval': {
+      const s = seconds(name, v);
+      if (s <= 0) throw new UsageError(`${name} must be greater than 0`);
+      o.fetchIntervalSec = s;
+      return;
+    }
+    case 'fetch-max-size': {
+      const m = /^(\d+)([kKmMgG]?)$/.exec(v);
+      const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
+      if (!m || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} expects a size in bytes (or with a K, M or G suffix), got '${v}'`);
+      o.fetchMaxBytes = n;
+      return;
+    }
+    case 'exit-with-child':
+      o.exitWithChild = true;
       return;
     case 'preload':
     case 'gc-before-fork':
@@ -402,52 +473,14 @@ export function parseArgs(argv: readonly string[]): Options {
   // --upgrade-check alone is what einhorn's own re-exec probe runs: it needs no program.
   if (o.help || o.version || (o.upgradeCheck && rest.length === 0)) return o;
   if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
+  for (const dependent of ['fetch-interval', 'fetch-max-size']) {
+    if (seen.has(dependent) && o.fetch === null) throw new UsageError(`--${dependent} only means something with --fetch URL`);
+  }
+  if (o.exitWithChild && o.number > 1) {
+    throw new UsageError(`--exit-with-child passes on the status of one child; it cannot be used with -n ${o.number}`);
+  }
   if (rest.length === 0 || rest[0] === '') throw new UsageError('missing program to run (try --help)');
   o.program = rest[0] as string;
   o.programArgs = rest.slice(1);
   return o;
-}
-
-function wrap(text: string, width: number, indent: string): string {
-  const out: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > width) {
-      out.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) out.push(line);
-  return out.map((l, k) => (k === 0 ? l : indent + l)).join('\n');
-}
-
-export function optionLabel(s: OptionSpec): string {
-  const names = [s.short ? `-${s.short}` : null, `--${s.long}`].filter(Boolean).join(', ');
-  if (!s.arg) return names;
-  return s.optionalArg ? `${names} [${s.arg}]` : `${names} ${s.arg}`;
-}
-
-export function helpText(): string {
-  const lines = [
-    'Usage: einhyrningsins [OPTIONS] [--] PROGRAM [PROGRAM_ARGS...]',
-    '',
-    'Binds each -b socket once, runs COUNT copies of PROGRAM as direct children that inherit',
-    'the sockets (EINHORN_FD_COUNT, EINHORN_FD_<n>, ...), and restarts them without dropping',
-    'connections on upgrade (SIGHUP or `einhyrningsinsctl upgrade`).',
-    '',
-    'Options (read up to PROGRAM; everything after it is passed to PROGRAM):',
-  ];
-  for (const s of OPTION_SPECS) {
-    const label = `  ${optionLabel(s)}`;
-    const pad = 34;
-    const body = wrap(s.help, 62, ' '.repeat(pad));
-    lines.push(label.length < pad ? label.padEnd(pad) + body : `${label}\n${' '.repeat(pad)}${body}`);
-  }
-  lines.push(
-    '',
-    'Signals: HUP upgrade; INT, TERM, QUIT, USR2 stop the children gracefully (--stop-signal) and exit;',
-    'TTIN/TTOU add/remove a child; USR1 is passed on to the children.',
-    'See einhyrningsins(1).',
-  );
-  return lines.join('\n') + '\n';
 }

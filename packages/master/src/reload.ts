@@ -53,6 +53,8 @@ export interface ReloadState {
   core: SerializedCore | SerializedFleet;
   /** Per-slot restarts and last exits (absent from older images). */
   slots?: Record<string, SlotRecord>;
+  /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
+  then?: 'upgrade';
 }
 
 /** Write a snapshot (any JSON with a `format`) into a memfd that the new image inherits. */

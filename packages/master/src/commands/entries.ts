@@ -143,7 +143,7 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   upgrade: {
     programs: BOTH,
     help: {
-      master: 'Upgrade all workers smoothly: each new worker that acks retires an old one',
+      master: 'Upgrade all workers smoothly: each new worker that acks retires an old one (with --reexec-as: re-execute the master first, as reload)',
       dyno: 'Roll the named process types (all when none) smoothly; waits for every one (args: [TYPE...])',
     },
     arity: [0, 0, 'upgrade'],

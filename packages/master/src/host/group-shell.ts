@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import type { CoreConfig, CoreSnapshot, Event, GroupEffect, LogLevel } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 import { childEnv, type PassedSocket } from '../child-env.js';
-import { handOffEnv, type HandOff, type SharedListener } from '../handoff/index.js';
+import { handoffEnv, type HandoffContext, type HandoffName } from '../handoff.js';
 import type { Logger } from '../log.js';
 import { resolveProgram } from '../program.js';
 import { SlotHistory } from '../slot-history.js';
@@ -23,6 +23,11 @@ function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   } catch {
     return false;
   }
+}
+
+/** The group's sockets as its children see them (fd 3, 4, ...), for the hand-off protocols. */
+function handed(listeners: readonly SharedListener[]) {
+  return listeners.map((s, i) => ({ childFd: 3 + i, family: s.family, address: s.address ?? '', port: s.port ?? 0, text: s.text ?? '' }));
 }
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
@@ -40,6 +45,16 @@ export interface LaunchSpec {
   extraEnv?: (slot: number) => Record<string, string>;
 }
 
+/** A listening socket handed to every child of the group (at fd 3, 4, ... in its order). */
+export interface SharedListener {
+  fd: number;
+  family: 4 | 6 | 'unix';
+  /** Numeric address or socket path, port, and the -b text (for the hand-off protocols that name them). */
+  address?: string;
+  port?: number;
+  text?: string;
+}
+
 export interface GroupShellOptions {
   /** Shown in logs ("web"); '' for the master's one unnamed group. */
   name: string;
@@ -47,8 +62,11 @@ export interface GroupShellOptions {
   core: Partial<CoreConfig>;
   launch: LaunchSpec;
   listeners: readonly SharedListener[];
-  /** How the children receive their sockets beyond einhorn's variables (none: einhorn's alone). */
-  handOffs?: readonly HandOff[];
+  /**
+   * How the children receive their sockets, beyond einhorn's variables (always set): the
+   * hand-off protocols of handoff.ts (--handoff for the master, `port` for the dyno's web type).
+   */
+  handoff?: { names: readonly HandoffName[]; ctx: HandoffContext };
   /** EINHORN_SOCK_PATH. */
   socketPath: string;
   killChildrenOnExit: boolean;
@@ -151,6 +169,8 @@ export class GroupShell {
       if (r === null) continue;
       this.adopted.delete(pid);
       const signal = r.signal === null ? null : (SIGNAL_NAMES.get(r.signal) ?? `SIG${r.signal}`);
+      const slot = this.snapshot().workers.find((w) => w.pid === pid)?.slot;
+      if (slot !== undefined) this.opts.onWorkerExit?.(pid, slot, r.code, signal);
       if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
       this.emit({ type: 'exited', pid, code: r.code, signal });
     }
@@ -277,7 +297,7 @@ export class GroupShell {
         slot,
       }),
       ...(spec.extraEnv?.(slot) ?? {}),
-      ...(this.opts.handOffs ? handOffEnv(this.opts.handOffs, { listeners, base: spec.env }) : {}),
+      ...(this.opts.handoff ? handoffEnv(this.opts.handoff.names, handed(listeners), this.opts.handoff.ctx) : {}),
     };
     let pair: [number, number] | null = null;
     if (this.opts.adoptControlFd) {

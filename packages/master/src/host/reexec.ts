@@ -147,8 +147,8 @@ export class Reloader {
   }
 }
 
-/** The new image: the old one's control connections are served again, the requester answered. */
-export function resumeConnections(connections: readonly ConnectionSnapshot[], server: ControlServer, message: string): void {
+/** The new image: the old one's control connections are served again, the requester answered (unless `message` is null). */
+export function resumeConnections(connections: readonly ConnectionSnapshot[], server: ControlServer, message: string | null): { requester: ControlConnection | null } {
   let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
   for (const c of connections) {
     native.setCloexec(c.fd, true);
@@ -158,5 +158,6 @@ export function resumeConnections(connections: readonly ConnectionSnapshot[], se
       requester = { conn, id: c.requestId, streaming: c.streaming };
     }
   }
-  if (requester) requester.conn.send({ message }, requester.streaming && requester.id !== null ? requester.id : undefined);
+  if (requester && message !== null) requester.conn.send({ message }, requester.streaming && requester.id !== null ? requester.id : undefined);
+  return { requester: requester?.conn ?? null };
 }
