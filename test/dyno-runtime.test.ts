@@ -117,15 +117,18 @@ test('reload under load: the driver re-executes in place keeping every process o
 
   const traffic = load(port, 6, { fresh: true });
   await until('some traffic', () => traffic.result.ok > 50, 10_000);
-  const replies = await d.ctl('reload');
-  const final = replies.at(-1)!;
-  assert.match(final.message, new RegExp(`^Reload done: driver ${d.pid} is now einhyrningsins-dyno \\S+ \\(reload 1\\), 3 processes adopted$`));
-  assert.ok(replies.some((r) => r.wait && /^Upgrade check passed; re-executing the driver$/.test(r.message)), JSON.stringify(replies));
-  const seen = traffic.result.ok;
-  await until('traffic after the reload', () => traffic.result.ok > seen + 100, 10_000);
+  // Three reloads back to back under load.
+  for (let n = 1; n <= 3; n++) {
+    const replies = await d.ctl('reload');
+    const final = replies.at(-1)!;
+    assert.match(final.message, new RegExp(`^Reload done: driver ${d.pid} is now einhyrningsins-dyno \\S+ \\(reload ${n}\\), 3 processes adopted$`));
+    assert.ok(replies.some((r) => r.wait && /^Upgrade check passed; re-executing the driver$/.test(r.message)), JSON.stringify(replies));
+    const seen = traffic.result.ok;
+    await until('traffic after the reload', () => traffic.result.ok > seen + 100, 10_000);
+  }
   const r = await traffic.stop();
   assert.equal(r.failed, 0, `failed requests: ${r.errors.join(', ')}`);
-  t.diagnostic(`reload under load: ${r.ok} requests on fresh connections, ${r.failed} failed`);
+  t.diagnostic(`3 reloads under load: ${r.ok} requests on fresh connections, ${r.failed} failed`);
 
   const after = await d.state();
   assert.deepEqual(pidsOf(after), pidsOf(before), 'every process of every type kept');
@@ -137,7 +140,7 @@ test('reload under load: the driver re-executes in place keeping every process o
   assert.equal((await d.ctl('upgrade')).at(-1)!.message, 'Upgrade done');
   assert.match(await get(port), /^web\.\d two -$/);
   // A second reload finds the first one's state.
-  assert.match((await d.ctl('reload')).at(-1)!.message, /\(reload 2\), 3 processes adopted$/);
+  assert.match((await d.ctl('reload')).at(-1)!.message, /\(reload 4\), 3 processes adopted$/);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
 
