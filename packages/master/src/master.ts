@@ -521,7 +521,7 @@ export class Master {
     const specs = this.opts.binds.map((b) => (isUnixBind(b) ? parseUnixBind(b, this.cwd) : parseBindSpec(b)));
     for (const spec of specs) {
       if ('path' in spec) {
-        const { fd, release } = await listenUnixBind(spec, this.opts.backlog);
+        const { fd, release } = await listenUnixBind(spec, this.opts.backlog, (m) => this.log.warn(m));
         this.cleanup.add(release);
         const ino = lstatSync(spec.path).ino;
         this.sockets.push({ fd, family: 'unix', text: spec.text, address: spec.path, port: 0, flags: spec.nonBlock ? ['n'] : [], unixFile: { path: spec.path, ino } });
