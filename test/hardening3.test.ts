@@ -64,6 +64,20 @@ test('1: -b unix:PATH,mode=666 with a symlink renamed over the new socket never 
   assert.equal(m.exited?.code, 0, m.stderr);
 });
 
+test('1: the control socket (--socket-mode 0666) is not chmodded by path either', async () => {
+  const dir = tempDir();
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'secret\n');
+  chmodSync(victim, 0o600);
+  const hook = attackerPreload(dir, join(dir, 'ctl.sock'), victim);
+  const m = startMaster(['--socket-mode', '0666', '-m', '0', '--', 'sleep', '1000'], { dir, env: { NODE_OPTIONS: `--require ${hook}` } });
+  await until('the master up or gone', () => m.exited ?? (/Master \d+ up/.test(m.stderr) ? true : null), 15_000);
+  if (!m.exited) await m.stop();
+  assert.equal(statSync(victim).mode & 0o777, 0o600, `the victim was chmodded through the swapped symlink (stderr:\n${m.stderr})`);
+  assert.equal(existsSync(join(dir, 'chmod-by-path.log')), false, 'the socket mode was applied by path');
+  assert.equal(m.exited?.code, 0, m.stderr);
+});
+
 test('1: the unix socket is created with exactly the mode asked for, whatever the umask', async () => {
   const dir = tempDir();
   const sock = join(dir, 'app.sock');

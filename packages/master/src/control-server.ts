@@ -1,4 +1,4 @@
-import { lstatSync, realpathSync, chmodSync, unlinkSync, type Stats } from 'node:fs';
+import { lstatSync, realpathSync, unlinkSync, type Stats } from 'node:fs';
 import { Socket, createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrningsins/protocol';
@@ -258,7 +258,9 @@ async function claimPath(path: string, log: Logger): Promise<Stats> {
  * recreated socket, another master's).
  */
 async function listenAt(server: Server, path: string, mode: number): Promise<number> {
-  const old = process.umask(0o177);
+  // Created with its mode (the umask set for the bind), never chmodded by path: a chmod()
+  // after bind() would follow a symlink renamed over the new socket in between.
+  const old = process.umask(~mode & 0o777);
   let fd: number;
   try {
     fd = native.listenUnix({ path, backlog: 511, nonBlock: true });
@@ -266,8 +268,9 @@ async function listenAt(server: Server, path: string, mode: number): Promise<num
     process.umask(old);
   }
   try {
-    chmodSync(path, mode);
-    const ino = lstatSync(path).ino;
+    const st = lstatSync(path);
+    if (!st.isSocket() || st.uid !== (process.getuid?.() ?? 0)) throw new Error(`${path} was replaced by another file while it was bound`);
+    const ino = st.ino;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(err);
       server.once('error', onError);
