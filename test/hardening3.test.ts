@@ -5,8 +5,11 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { cleanupAll, startMaster, tempDir, until } from './harness.js';
+import { cleanupAll, sleep, startMaster, tempDir, until } from './harness.js';
+import { newDir, startDriver, type DriverProc } from './dyno-harness.js';
+import { statusKb } from './proc.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -118,3 +121,109 @@ test('1: -b unix: in a world-writable non-sticky directory is refused; group-wri
   assert.doesNotMatch(s.stderr, /WARN/);
   assert.equal((await s.stop()).code, 0);
 });
+
+// ---- 2, 3. the dyno driver's HTTP connections obey the control server's limits ---------
+
+/** A driver with one sleeping worker type (no web), its control socket at DIR/ctl.sock. */
+async function sleepyDriver(): Promise<DriverProc> {
+  const dir = newDir();
+  writeFileSync(join(dir, 'Procfile'), 'worker: exec sleep 1000\n');
+  const d = startDriver(['start'], { dir });
+  await d.ready({ worker: 1 });
+  return d;
+}
+
+function connectUnix(path: string, allowHalfOpen = false): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ path, allowHalfOpen });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+test('2: 600 HTTP clients that never finish a request head, and 300 that hang up mid-request, do not lock the dyno control socket', async () => {
+  const d = await sleepyDriver();
+  const socks: Socket[] = [];
+  const closed = new Set<Socket>();
+  try {
+    for (let i = 0; i < 900; i += 1) {
+      const s = await connectUnix(d.sockPath);
+      s.on('error', () => {});
+      s.on('close', () => closed.add(s));
+      s.write('GET /status HTTP/1.1\r\nHost: x\r\n');
+      if (i % 3 === 0) s.end(); // hangs up mid-request
+      socks.push(s);
+    }
+    // The ones that hung up are closed by the driver, long before any idle timeout.
+    const hungUp = socks.filter((_, i) => i % 3 === 0);
+    await until('the half-closed HTTP connections closed by the driver', () => hungUp.every((s) => closed.has(s)), 15_000);
+    // Full of silent ones: the idlest makes room, for the ctl and for HTTP.
+    const [st] = await d.ctl('status');
+    assert.match(st!.message, /^worker\s+1\s+1/m);
+    assert.equal((await hsupGet(d.sockPath, '/health')).body, 'OK');
+    assert.match(d.stderr, /Control connections at the limit \(512\): closing the one idle longest/);
+  } finally {
+    for (const s of socks) s.destroy();
+  }
+  assert.equal((await d.stop()).code, 0);
+});
+
+test('2: an HTTP request head over 16 KiB gets 413 and the connection closed; one request per connection', async () => {
+  const d = await sleepyDriver();
+  const big = await rawHttp(d.sockPath, `GET /health HTTP/1.1\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assert.match(big, /^HTTP\/1\.1 413 /);
+  const body = await rawHttp(d.sockPath, `POST /control/stop HTTP/1.1\r\nContent-Length: 70000\r\n\r\n`);
+  assert.match(body, /^HTTP\/1\.1 413 /);
+  // Two pipelined requests: one answer, then the connection is closed.
+  const two = await rawHttp(d.sockPath, 'GET /health HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n');
+  assert.equal((two.match(/HTTP\/1\.1 200/g) ?? []).length, 1, two);
+  assert.equal((await d.stop()).code, 0);
+});
+
+test('3: bytes sent after an HTTP request are not read: the driver neither buffers nor copies them', async () => {
+  const d = await sleepyDriver();
+  const rss0 = statusKb(d.pid, 'VmRSS') ?? 0;
+  // Half-open allowed: it keeps sending after the driver's reply and end, as the attacker did.
+  const s = await connectUnix(d.sockPath, true);
+  let reply = '';
+  let gone = false;
+  s.on('data', (c) => (reply += c));
+  s.on('error', () => (gone = true));
+  s.on('close', () => (gone = true));
+  s.write('GET /health HTTP/1.1\r\n\r\n');
+  await until('the reply', () => /\r\n\r\nOK$/.test(reply));
+  // Then up to 32 MiB more, in 64 KiB writes; each waits for the kernel to take it (2 s at most).
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  let accepted = 0;
+  const deadline = Date.now() + 20_000;
+  while (!gone && accepted < 32 * 1024 * 1024 && Date.now() < deadline) {
+    const flushed = s.write(chunk);
+    if (!flushed) {
+      const drained = await Promise.race([new Promise<boolean>((r) => s.once('drain', () => r(true))), sleep(2000).then(() => false)]);
+      if (!drained) break;
+    }
+    accepted += chunk.length;
+  }
+  s.destroy();
+  const rss1 = statusKb(d.pid, 'VmRSS') ?? 0;
+  if (process.env.TEST_VERBOSE) console.log(`accepted ${accepted} gone ${gone} rss ${rss0} -> ${rss1}`);
+  assert.ok(accepted < 8 * 1024 * 1024, `the driver took ${Math.round(accepted / 1024)} KiB sent after the request (RSS ${rss0} -> ${rss1} KiB)`);
+  assert.equal((await d.stop()).code, 0);
+});
+
+/** Send `raw` on a fresh connection to the socket; resolves to everything read until it is closed. */
+async function rawHttp(path: string, raw: string): Promise<string> {
+  const s = await connectUnix(path);
+  let got = '';
+  s.on('data', (c) => (got += c));
+  s.on('error', () => {});
+  s.write(raw);
+  await new Promise<void>((r) => s.once('close', () => r()));
+  return got;
+}
+
+async function hsupGet(path: string, target: string): Promise<{ status: number; body: string }> {
+  const raw = await rawHttp(path, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const i = raw.indexOf('\r\n\r\n');
+  return { status: Number(raw.slice(9, 12)), body: raw.slice(i + 4) };
+}

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
@@ -44,7 +43,7 @@ import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FIL
 import { AppError } from './errors.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
-import { serveHttp, type HttpApi } from './http-api.js';
+import { answerHttp, type HttpApi } from './http-api.js';
 import { describeChanges, diffReleases, isNewRelease, type PreparedRelease, type ProcessDef, type Release } from './release.js';
 import { staticExecutable } from './elf.js';
 import { prepareSlug } from './slug.js';
@@ -218,7 +217,7 @@ export class Driver {
         0o600,
         this.log,
         (c, r) => this.onRequest(c, r),
-        { http: (socket: Socket, head: Buffer) => serveHttp(socket, head, this.httpApi()) },
+        { http: (req) => answerHttp(req, this.httpApi()) },
       );
       const server = this.server;
       this.cleanup.add(() => server.close());

@@ -5,6 +5,7 @@ import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrni
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';
+import { HttpRequestReader, encodeHttpReply, type HttpReply, type HttpRequest } from './http-request.js';
 import type { Logger } from './log.js';
 import { monotonicMs } from './clock.js';
 
@@ -163,10 +164,13 @@ export interface ControlServerOptions {
 }
 
 /**
- * A connection whose first bytes are an HTTP request line (`GET /`, `POST /`,
- * ...) rather than an einhorn request; gets the socket and the bytes read so far.
+ * Answers the one HTTP request of a connection whose first bytes are an HTTP request line
+ * (`GET /`, `POST /`, ...) rather than an einhorn request. The connection stays the control
+ * server's: the same idle timeout, eviction when full and per-client limits (head and body
+ * size, one request, closed after the reply) as einhorn connections; see http-request.ts.
  */
-export type HttpHandler = (socket: Socket, head: Buffer) => void;
+export type HttpHandler = (req: HttpRequest) => HttpReply;
+export type { HttpReply, HttpRequest };
 
 /** The first bytes of an HTTP/1.x request: a method and a space then `/`. */
 const HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) \//;
@@ -468,7 +472,7 @@ export class ControlServer {
   private evictIdlest(): boolean {
     let victim: ControlConnection | null = null;
     for (const c of this.conns.values()) {
-      if (!c.closed && c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
+      if (c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
     }
     if (!victim) return false;
     this.log.warn(`Control connections at the limit (${MAX_CONNECTIONS}): closing the one idle longest, from ${victim.describePeer()}`);
@@ -575,9 +579,7 @@ function serve(
       const text = head.subarray(0, 9).toString('latin1');
       if (HTTP_START.test(text)) {
         socket.off('data', onData);
-        socket.setTimeout(0);
-        conn.closed = true;
-        http(socket, head);
+        serveHttp(socket, conn, head, http, log);
         return;
       }
       if (HTTP_PREFIX.test(text) && head.length < 9 && !head.includes(10)) return;
@@ -621,4 +623,48 @@ function serve(
     conn.closed = true;
     done();
   });
+}
+
+/**
+ * The HTTP request of a control connection: read under the shared limits, answered once,
+ * and then nothing more is read (what a client sends after its request stays in the
+ * kernel, bounded by the socket buffer, not in our memory). The connection stays counted,
+ * idle (evictable) and under the idle timeout while its request is incomplete; a client
+ * that hangs up before finishing it is closed at once.
+ */
+function serveHttp(socket: Socket, conn: ControlConnection, first: Buffer, http: HttpHandler, log: Logger): void {
+  const reader = new HttpRequestReader();
+  let answered = false;
+  const answer = (reply: HttpReply) => {
+    answered = true;
+    socket.off('data', onData);
+    socket.pause();
+    conn.closed = true;
+    // One request per connection: the reply, then close (the peer reads it after our close).
+    socket.end(encodeHttpReply(reply));
+    socket.once('finish', () => socket.destroy());
+  };
+  const onData = (data: Buffer) => {
+    conn.lastActive = monotonicMs();
+    const got = reader.push(data);
+    if (got === null || answered) return;
+    if ('error' in got) {
+      log.warn(`control: refused an HTTP request from ${conn.describePeer()}: ${got.error.status} ${got.error.body.trim()}`);
+      return answer(got.error);
+    }
+    let reply: HttpReply;
+    try {
+      reply = http(got.request);
+    } catch (err) {
+      log.error(`control: error while answering HTTP ${got.request.method} ${got.request.path}: ${(err as Error).stack ?? err}`);
+      reply = { status: 500, body: `${(err as Error).message}\n` };
+    }
+    answer(reply);
+  };
+  socket.on('data', onData);
+  socket.on('end', () => {
+    // Hung up before its request was complete: it cannot be answered.
+    if (!answered) conn.destroy();
+  });
+  onData(first);
 }
