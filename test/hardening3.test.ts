@@ -4,10 +4,11 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { cleanupAll, sleep, startMaster, tempDir, until } from './harness.js';
+import { ROOT, cleanupAll, runCli, sleep, startMaster, tempDir, until } from './harness.js';
 import { newDir, startDriver, type DriverProc } from './dyno-harness.js';
 import { statusKb } from './proc.js';
 
@@ -227,3 +228,34 @@ async function hsupGet(path: string, target: string): Promise<{ status: number; 
   const i = raw.indexOf('\r\n\r\n');
   return { status: Number(raw.slice(9, 12)), body: raw.slice(i + 4) };
 }
+
+// ---- 11. the ctl refuses a socket another user owns ------------------------------------
+
+const CTL = join(ROOT, 'bin', 'einhyrningsinsctl');
+
+test("11: root's einhyrningsinsctl refuses a control socket owned by another user (a fake master behind a swapped symlink)", async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to run the fake master as another user');
+  const dir = tempDir();
+  chmodSync(dir, 0o755);
+  const evil = join(dir, 'evil');
+  mkdirSync(evil);
+  chownSync(evil, 65534, 65534);
+  // The operator's path goes through a symlinked directory that now points at the attacker's.
+  symlinkSync(evil, join(dir, 'run'));
+  const src = `
+    const net = require('node:net');
+    const srv = net.createServer((c) => c.on('data', () => c.write(JSON.stringify({ message: 'fake master: pwned' }) + '\\n')));
+    srv.listen(process.argv[1], () => process.stdout.write('listening\\n'));`;
+  const fake = spawn(process.execPath, ['-e', src, join(evil, 'ctl.sock')], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((r) => fake.stdout.once('data', () => r()));
+    const r = await runCli(['-d', join(dir, 'run', 'ctl.sock'), 'status'], { bin: CTL });
+    assert.doesNotMatch(r.stdout, /pwned/);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^einhyrningsinsctl: refusing .*ctl\.sock: the socket belongs to uid 65534, neither root nor you \(uid 0\)/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  } finally {
+    fake.kill('SIGKILL');
+    await new Promise((r) => fake.once('exit', r));
+  }
+});
