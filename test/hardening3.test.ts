@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ROOT, cleanupAll, runCli, sleep, startMaster, tempDir, until } from './harness.js';
 import { newDir, startDriver, type DriverProc } from './dyno-harness.js';
 import { statusKb } from './proc.js';
+import { decodeReply } from '@einhyrningsins/protocol';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -258,4 +259,26 @@ test("11: root's einhyrningsinsctl refuses a control socket owned by another use
     fake.kill('SIGKILL');
     await new Promise((r) => fake.once('exit', r));
   }
+});
+
+// ---- 4. a request line split around a reload's exec --------------------------------------
+
+test('4: a request line that arrives in two pieces around a reload is answered, not "Could not parse command"', async () => {
+  const m = startMaster(['-m', 'manual', '--', 'sleep', '1000']);
+  await m.waitLog(/Master \d+ up/);
+  const s = await connectUnix(m.sockPath);
+  let got = '';
+  s.on('data', (c) => (got += c));
+  s.write('{"command":"sta');
+  await sleep(200); // read by the image before
+  const replies = await m.ctl('reload');
+  assert.match(replies.at(-1)!.message, /^Reload done/);
+  s.write('tus","id":"split"}\n');
+  await until('the reply to the split line', () => (got.includes('\n') ? got : null));
+  const reply = (decodeReply(got.split('\n')[0]!) as { reply: unknown }).reply as { message: string; requestId?: string };
+  assert.doesNotMatch(reply.message, /Could not parse/);
+  assert.equal(reply.requestId, 'split');
+  assert.match(reply.message, /generation/i);
+  s.destroy();
+  assert.equal((await m.stop()).code, 0);
 });

@@ -52,6 +52,8 @@ export class ControlConnection {
   lastActive = monotonicMs();
   /** Called (bytes queued) when it is dropped for not reading its replies. */
   onOverflow: ((queued: number) => void) | null = null;
+  /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
+  unparsed: () => Buffer = () => Buffer.alloc(0);
 
   /**
    * `peer`: the connecting process (null if unknown). `boundPid`: for a socketpair handed to
@@ -330,11 +332,11 @@ export class ControlServer {
    * Serve a connection that did not come through accept(): the master's end of a
    * socketpair whose other end child `pid` got as EINHORN_SOCK_FD (einhorn's -g).
    */
-  adopt(fd: number, pid: number | null = null): ControlConnection {
+  adopt(fd: number, pid: number | null = null, carried?: Buffer): ControlConnection {
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     const conn = new ControlConnection(socket, null, pid ?? -1);
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), 0);
+    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), 0, undefined, carried);
     return conn;
   }
 
@@ -342,9 +344,9 @@ export class ControlServer {
    * Serve a connection accepted by the image before a reload (its fd was inherited):
    * the peer as the kernel says, or the child it was bound to (-g).
    */
-  adoptConnection(fd: number, boundPid: number | null): ControlConnection {
-    if (boundPid !== null) return this.adopt(fd, boundPid);
-    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }));
+  adoptConnection(fd: number, boundPid: number | null, carried?: Buffer): ControlConnection {
+    if (boundPid !== null) return this.adopt(fd, boundPid, carried);
+    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }), carried);
   }
 
   /**
@@ -461,10 +463,10 @@ export class ControlServer {
   }
 
   /** An operator's or a worker's connection: its peer as the kernel says, the idle timeout, HTTP if asked. */
-  private serveClient(socket: Socket): ControlConnection {
+  private serveClient(socket: Socket, carried?: Buffer): ControlConnection {
     const conn = new ControlConnection(socket, peerOf(socket));
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
+    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http, carried);
     return conn;
   }
 
@@ -555,9 +557,11 @@ function serve(
   done: () => void,
   idleTimeoutMs: number,
   http?: HttpHandler,
+  carried?: Buffer,
 ): void {
   const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
   let head: Buffer | null = http ? Buffer.alloc(0) : null;
+  conn.unparsed = () => (head !== null ? Buffer.from(head) : splitter.pendingBytes());
   conn.onOverflow = (queued) =>
     log.warn(`control: dropping a client that does not read its replies (${Math.round(queued / 1024)} KiB queued; ${conn.describePeer()})`);
   if (idleTimeoutMs > 0) {
@@ -612,6 +616,9 @@ function serve(
     }
   };
   socket.on('data', onData);
+  // A reload's new image: first the bytes of a line the image before had read only in part.
+  // (next tick: after the adoption is complete, before any byte read from the socket now).
+  if (carried && carried.length > 0) process.nextTick(() => !conn.closed && onData(carried));
   socket.on('end', () => {
     // Half-closed by the client: finish our replies (also those still to come), then close.
     if (!conn.closed) conn.peerEnd();

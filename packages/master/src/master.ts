@@ -320,6 +320,7 @@ export class Master {
           .map((c) => ({
             fd: c.fd as number,
             boundPid: c.boundPid,
+            unparsed: c.unparsed().toString('base64'),
             requester: c === conn,
             requestId: c === conn ? (req.id ?? null) : null,
             streaming: c === conn && streaming,
@@ -418,7 +419,7 @@ export class Master {
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
     for (const c of state.connections) {
       native.setCloexec(c.fd, true);
-      const conn = server.adoptConnection(c.fd, c.boundPid ?? null);
+      const conn = server.adoptConnection(c.fd, c.boundPid ?? null, Buffer.from(c.unparsed ?? '', 'base64'));
       if (c.requester) {
         conn.expectReply();
         requester = { conn, id: c.requestId, streaming: c.streaming };

@@ -44,8 +44,18 @@ export interface ReloadState {
   reloads: number;
   sockets: BoundSocket[];
   control: { fd: number; path: string; ino: number };
-  /** Open control connections; `requestId` set on the one that asked for the reload. */
-  connections: Array<{ fd: number; boundPid: number | null; requester: boolean; requestId: string | number | null; streaming: boolean }>;
+  /**
+   * Open control connections; `requestId` set on the one that asked for the reload;
+   * `unparsed`: bytes of a request line not finished yet (base64), read again first.
+   */
+  connections: Array<{
+    fd: number;
+    boundPid: number | null;
+    unparsed?: string;
+    requester: boolean;
+    requestId: string | number | null;
+    streaming: boolean;
+  }>;
   lockfile: { fd: number; path: string } | null;
   pidfile: string | null;
   verbosity: number;
