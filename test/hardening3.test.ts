@@ -6,7 +6,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, cleanupAll, runCli, sleep, startMaster, tempDir, until } from './harness.js';
 import { newDir, startDriver, type DriverProc } from './dyno-harness.js';
@@ -281,4 +281,70 @@ test('4: a request line that arrives in two pieces around a reload is answered, 
   assert.match(reply.message, /generation/i);
   s.destroy();
   assert.equal((await m.stop()).code, 0);
+});
+
+// ---- 5. the ctl reads replies of any size --------------------------------------------------
+
+/** A fake master on `path` that answers every request line with `reply(id)` (a raw line). */
+async function fakeMaster(path: string, reply: (id: unknown) => string): Promise<{ close: () => Promise<void> }> {
+  const srv = createServer((c) => {
+    let buf = '';
+    c.on('error', () => {});
+    c.on('data', (d) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        c.write(reply((JSON.parse(line) as { id?: unknown }).id));
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(path, r));
+  return { close: () => new Promise<void>((r) => srv.close(() => r())) };
+}
+
+test('5: einhyrningsinsctl prints a 1 MiB reply (the state of hundreds of workers) instead of hanging', async () => {
+  const dir = tempDir();
+  const sock = join(dir, 'fake.sock');
+  const big = 'w'.repeat(1024 * 1024);
+  const fake = await fakeMaster(sock, (id) => JSON.stringify({ message: `start ${big} end`, request_id: id }) + '\n');
+  try {
+    const r = await runCli(['-d', sock, 'state'], { bin: CTL, timeoutMs: 20_000 });
+    assert.equal(r.signal, null, 'the ctl hung (killed after 20 s)');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`start ${big} end`), `printed ${r.stdout.length} bytes`);
+  } finally {
+    await fake.close();
+  }
+});
+
+test('5: a reply over the ctl bound (64 MiB) fails with one line, never a hang', async () => {
+  const dir = tempDir();
+  const sock = join(dir, 'fake.sock');
+  const srv = createServer((c) => {
+    c.on('error', () => {});
+    c.once('data', () => {
+      // 65 MiB of one line that never ends, written as the client reads it.
+      let left = 65;
+      const chunk = Buffer.alloc(1024 * 1024, 'x');
+      const more = () => {
+        while (left > 0) {
+          left -= 1;
+          if (!c.write(left === 64 ? Buffer.concat([Buffer.from('{"message":"'), chunk]) : chunk)) return void c.once('drain', more);
+        }
+      };
+      more();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(sock, r));
+  try {
+    const r = await runCli(['-d', sock, 'state'], { bin: CTL, timeoutMs: 30_000 });
+    assert.equal(r.signal, null, 'the ctl hung (killed after 30 s)');
+    assert.equal(r.code, 3);
+    assert.equal(r.stderr, `einhyrningsinsctl: a reply from ${sock} is over 64 MiB; giving up\n`);
+  } finally {
+    srv.close();
+    await new Promise<void>((r) => srv.once('close', () => r()));
+  }
 });

@@ -9,6 +9,12 @@ export interface Reply {
   [field: string]: unknown;
 }
 
+/**
+ * Longest reply line read (the state of hundreds of workers is a few hundred KiB); a longer
+ * one fails the command with one line instead of being waited for forever.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
+
 export class ClientError extends Error {
   override name = 'ClientError';
 }
@@ -19,7 +25,7 @@ export class ClientError extends Error {
  * the one without `wait`.
  */
 export class ControlClient {
-  private readonly splitter = new LineSplitter();
+  private readonly splitter = new LineSplitter({ maxLineLength: MAX_REPLY_BYTES });
   private readonly lines: string[] = [];
   private waiter: (() => void) | null = null;
   private closedWith: Error | null = null;
@@ -31,7 +37,16 @@ export class ControlClient {
     private readonly framing: 'json' | 'yaml',
   ) {
     sock.on('data', (chunk: Buffer) => {
-      for (const item of this.splitter.push(chunk)) if ('line' in item) this.lines.push(item.line);
+      for (const item of this.splitter.push(chunk)) {
+        if ('line' in item) {
+          this.lines.push(item.line);
+          continue;
+        }
+        // Past the bound: fail with one line rather than wait for a reply that never ends.
+        this.closedWith ??= new ClientError(`a reply from ${path} is over ${MAX_REPLY_BYTES / (1024 * 1024)} MiB; giving up`);
+        sock.destroy();
+        break;
+      }
       this.wake();
     });
     sock.on('error', (err) => {
