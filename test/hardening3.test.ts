@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, cleanupAll, runCli, sleep, startMaster, tempDir, until } from './harness.js';
-import { newDir, startDriver, type DriverProc } from './dyno-harness.js';
+import { newDir, runDyno, startDriver, type DriverProc } from './dyno-harness.js';
 import { statusKb } from './proc.js';
 import { decodeReply } from '@einhyrningsins/protocol';
 
@@ -348,3 +348,36 @@ test('5: a reply over the ctl bound (64 MiB) fails with one line, never a hang',
     await new Promise<void>((r) => srv.once('close', () => r()));
   }
 });
+
+// ---- 6, 10. the .env reader ------------------------------------------------------------------
+
+test('6: a .env of 20,000 lines after an unterminated double quote is read in linear time (the driver starts at once)', async () => {
+  const dir = newDir();
+  writeFileSync(join(dir, 'Procfile'), 'worker: exec sleep 1000\n');
+  const lines = ['OPEN="never closed'];
+  for (let i = 0; i < 20_000; i += 1) lines.push(`K${i}=value number ${i} with some text in it`);
+  writeFileSync(join(dir, '.env'), lines.join('\n') + '\n');
+  const d = startDriver(['start'], { dir });
+  // Unfixed: 25 s of CPU before it even started; linear, it is up in well under a second.
+  await d.ready({ worker: 1 }, 12_000);
+  assert.match(d.stderr, /\.env:1: unterminated double quote in OPEN; taken literally to the end of the line/);
+  assert.equal((await d.stop()).code, 0);
+});
+
+for (const [what, value, error] of [
+  ['a NUL byte', 'before\0after', /\.env:2: the value of BAD contains a NUL byte, which no environment can hold; refusing the \.env file$/],
+  ['a megabyte', 'x'.repeat(1024 * 1024), /\.env:2: BAD is 1048580 bytes long, over the 131071 an environment variable can have; refusing the \.env file$/],
+] as const) {
+  test(`10: ${what} in a .env value is refused when the file is read, naming FILE:LINE; nothing starts, no crash loop`, async () => {
+    const dir = newDir();
+    writeFileSync(join(dir, 'Procfile'), 'worker: exec sleep 1000\n');
+    writeFileSync(join(dir, '.env'), `GOOD=1\nBAD=${value}\n`);
+    const r = await runDyno(['start', '-d', join(dir, 'ctl.sock')], { cwd: dir, timeoutMs: 15_000 });
+    assert.equal(r.signal, null, `still running after 15 s (crash loop?):\n${r.stderr.slice(-2000)}`);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, error);
+    assert.equal(existsSync(join(dir, 'ctl.sock')), false);
+  });
+}
