@@ -381,3 +381,24 @@ for (const [what, value, error] of [
     assert.equal(existsSync(join(dir, 'ctl.sock')), false);
   });
 }
+
+// ---- 7. a wall-clock step during a reload's exec is not an age ---------------------------
+
+test('7: a wall-clock step of +1 h during the exec of a reload is not added to the ages (no false "did not ACK")', async () => {
+  const dir = tempDir();
+  // The new image sees the wall clock an hour ahead, as after a step (NTP, a VM resumed).
+  const shift = join(dir, 'clock-step.cjs');
+  writeFileSync(shift, 'const now = Date.now; Date.now = () => now() + 3600_000;\n');
+  const m = startMaster(
+    ['-n', '1', '-m', 'manual', '--ack-timeout', '600', `--reexec-as=env NODE_OPTIONS=--require=${shift} ${process.execPath} ${join(ROOT, 'bin', 'einhyrningsins')}`, '--', 'sleep', '1000'],
+    { dir },
+  );
+  await until('a worker starting', async () => ((await m.workers()).length === 1 ? true : null));
+  assert.match((await m.ctl('reload')).at(-1)!.message, /^Reload done/);
+  await sleep(1500); // the ACK window is re-armed with what is left of it
+  assert.doesNotMatch(m.stderr, /did not ACK within/);
+  const ws = await m.workers();
+  assert.equal(ws.length, 1);
+  assert.equal(ws[0]!.state, 'starting', m.stderr);
+  assert.equal((await m.stop()).code, 0);
+});

@@ -26,7 +26,7 @@ import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
-import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type BoundSocket, type ReloadState } from './reload.js';
+import { STATE_FD_OPTION, execGapMs, readState, upgradeCheck, writeState, type BoundSocket, type ReloadState } from './reload.js';
 
 const { O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
 
@@ -310,6 +310,7 @@ export class Master {
         format: 1,
         version: VERSION,
         wall: Date.now(),
+        monotonic: monotonicMs(),
         argv: [...this.argv],
         startedAtWall: this.startedAtWall,
         reloads: this.reloads + 1,
@@ -412,8 +413,8 @@ export class Master {
   /** After takeOver: the group carries on from the old core, the connections are served again. */
   private resumeFrom(state: ReloadState): void {
     const group = this.group as WorkerGroup;
-    // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
-    group.restore(state.core, Date.now() - state.wall);
+    // The exec took some time: every age grows by it (on the monotonic clock, see execGapMs).
+    group.restore(state.core, execGapMs(state));
     group.history = SlotHistory.from(state.slots);
     const server = this.server as ControlServer;
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;

@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import type { SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
+import { monotonicMs } from './clock.js';
 
 
 /** The option that carries the snapshot's fd; always the first word of the new image's argv. */
@@ -35,8 +36,14 @@ export interface BoundSocket {
 export interface ReloadState {
   format: 1;
   version: string;
-  /** Date.now() when the snapshot was taken: the gap to the new image's start is added to every age. */
+  /** Date.now() when the snapshot was taken (for images before `monotonic`). */
   wall: number;
+  /**
+   * CLOCK_MONOTONIC (ms) when the snapshot was taken: the exec's duration, added to every
+   * age, is measured on it (the clock continues across the exec, and a wall-clock step
+   * during it is not an age).
+   */
+  monotonic?: number;
   /** The old image's own argv (without --with-state-fd), re-used by the next reload. */
   argv: string[];
   /** Wall-clock start of the first image (uptime survives reloads). */
@@ -62,6 +69,16 @@ export interface ReloadState {
   core: SerializedCore;
   /** Per-slot restarts and last exits (absent from older images). */
   slots?: Record<string, SlotRecord>;
+}
+
+/**
+ * How long the exec took, to add to every age: on the monotonic clock (the same clock in
+ * both images: same process, same boot), never negative. A snapshot of an older image
+ * without it falls back to the wall clock.
+ */
+export function execGapMs(state: Pick<ReloadState, 'wall' | 'monotonic'>, nowMono = monotonicMs(), nowWall = Date.now()): number {
+  const gap = typeof state.monotonic === 'number' && Number.isFinite(state.monotonic) ? nowMono - state.monotonic : nowWall - state.wall;
+  return Math.max(0, gap);
 }
 
 /** Write the snapshot into a memfd that the new image inherits. */
