@@ -4,7 +4,7 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -402,3 +402,75 @@ test('7: a wall-clock step of +1 h during the exec of a reload is not added to t
   assert.equal(ws[0]!.state, 'starting', m.stderr);
   assert.equal((await m.stop()).code, 0);
 });
+
+// ---- 8. --with-state-fd with malformed content -------------------------------------------
+
+/** A snapshot with every field a master writes (the fds in it are filled in by each case). */
+function baseState(dir: string): Record<string, unknown> {
+  return {
+    format: 1,
+    version: '0.0.0',
+    wall: Date.now(),
+    monotonic: 0,
+    argv: ['-d', join(dir, 'ctl.sock'), '--', 'sleep', '1000'],
+    startedAtWall: Date.now(),
+    reloads: 1,
+    sockets: [],
+    control: { fd: 0, path: join(dir, 'ctl.sock'), ino: 1 },
+    connections: [],
+    lockfile: null,
+    pidfile: null,
+    verbosity: 1,
+    core: {
+      format: 1,
+      cfg: { number: 1, ackMode: { kind: 'timer', ms: 1000 }, retries: -1, maxUnacked: -1, maxUpgradeAdditional: -1 },
+      workers: [],
+      nextId: 1,
+      generation: 0,
+      streak: 0,
+      lastFailureAge: 0,
+      gaveUp: false,
+      shuttingDown: null,
+      started: true,
+      upgrade: null,
+      lastUpgrade: null,
+      respawnAge: null,
+    },
+  };
+}
+
+for (const [what, change, error] of [
+  ['sockets not a list', (s: Record<string, unknown>) => (s.sockets = 5), /state\.sockets is 5, expected a list/],
+  [
+    'a closed fd',
+    (s: Record<string, unknown>) => (s.sockets = [{ fd: 987, family: 4, text: '127.0.0.1:0', address: '127.0.0.1', port: 1, flags: [], unixFile: null }]),
+    /fd 987 \(127\.0\.0\.1:0\) is not open/,
+  ],
+  ['core: {}', (s: Record<string, unknown>) => (s.core = {}), /state\.core\.format is undefined|state\.core\.format is .*expected one of 1/],
+  ['not JSON', null, /not JSON/],
+] as const) {
+  test(`8: --with-state-fd with malformed content (${what}): one line, exit 1, nothing left behind`, async () => {
+    const dir = tempDir();
+    const file = join(dir, 'state.json');
+    const st = baseState(dir);
+    if (change) change(st);
+    writeFileSync(file, change ? JSON.stringify(st) : '{"format": 1, "sockets": [');
+    const fd = openSync(file, 'r');
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'einhyrningsins'), '--with-state-fd', '3', '-d', join(dir, 'ctl.sock'), '--', 'sleep', '1000'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe', fd],
+    });
+    closeSync(fd);
+    let stderr = '';
+    p.stderr!.on('data', (d) => (stderr += d));
+    const killer = setTimeout(() => p.kill('SIGKILL'), 15_000);
+    const [code] = await new Promise<[number | null]>((r) => p.once('exit', (c) => r([c])));
+    clearTimeout(killer);
+    assert.equal(code, 1, stderr);
+    const lines = stderr.trim().split('\n');
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0]!, /^einhyrningsins: cannot read the reload state on fd 3: /);
+    assert.match(lines[0]!, error);
+    assert.equal(existsSync(join(dir, 'ctl.sock')), false);
+  });
+}

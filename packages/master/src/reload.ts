@@ -14,6 +14,7 @@ import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import type { SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
+import { checkState, checkStateFds } from './reload-state-check.js';
 
 
 /** The option that carries the snapshot's fd; always the first word of the new image's argv. */
@@ -115,8 +116,14 @@ export function readState(fd: number): ReloadState {
       /* already closed */
     }
   }
-  const state = JSON.parse(text) as ReloadState;
-  if (state.format !== 1) throw new Error(`unknown reload state format ${String(state.format)}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not JSON (${(err as Error).message})`);
+  }
+  const state = checkState(value);
+  checkStateFds(state);
   return state;
 }
 
