@@ -4,12 +4,12 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, cleanupAll, runCli, sleep, startMaster, tempDir, until } from './harness.js';
-import { newDir, runDyno, startDriver, type DriverProc } from './dyno-harness.js';
+import { newDir, runDyno, startDriver, writeRelease, type DriverProc } from './dyno-harness.js';
 import { statusKb } from './proc.js';
 import { decodeReply } from '@einhyrningsins/protocol';
 
@@ -474,3 +474,40 @@ for (const [what, change, error] of [
     assert.equal(existsSync(join(dir, 'ctl.sock')), false);
   });
 }
+
+// ---- 9. dyno control dir: non-regular `new`, content never echoed -------------------------
+
+test('9: a `new` that is a directory, then bad releases: each rejected with last_error; a symlink to a secret is refused unread', async () => {
+  const dir = newDir();
+  const ctl = join(dir, 'control');
+  mkdirSync(ctl);
+  writeRelease(ctl, { Version: 1, Processes: [{ Type: 'worker', Args: ['sleep', '1000'], Quantity: 1 }] });
+  const d = startDriver(['start', '-c', ctl], { dir });
+  await d.ready({ worker: 1 });
+  const rejectedNow = async (why: RegExp) => {
+    await until('new set aside', () => (!existsSync(join(ctl, 'new')) && existsSync(join(ctl, 'last_error')) && why.test(readFileSync(join(ctl, 'last_error'), 'utf8')) ? true : null), 10_000);
+  };
+  // A directory as `new`.
+  mkdirSync(join(ctl, 'new'));
+  await rejectedNow(/not a regular file/);
+  // Then two bad releases in a row: each set aside, each reason written.
+  for (const [text, why] of [
+    ['{"Version": 2, "Processes": [', /invalid JSON: it ends too early/],
+    [JSON.stringify({ Version: 2, Processes: [{ Type: 'worker', Quantity: 1 }] }), /Args \(worker\) must be a non-empty array/],
+  ] as const) {
+    writeRelease(ctl, null, text);
+    await rejectedNow(why);
+    assert.equal(readFileSync(join(ctl, 'rejected'), 'utf8'), text);
+  }
+  // A symlink to a file with a secret: refused without reading it; the secret is nowhere.
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'root:$6$supersecrethash:19000:0:99999:7:::\n');
+  symlinkSync(secret, join(ctl, 'new'));
+  await rejectedNow(/a symbolic link, not a regular file/);
+  // Garbage that is not JSON: where it fails, not what it says.
+  writeRelease(ctl, null, 'PASSWORD=hunter2 and more text\n');
+  await rejectedNow(/invalid JSON/);
+  assert.doesNotMatch(d.stderr + readFileSync(join(ctl, 'last_error'), 'utf8'), /supersecret|hunter2/);
+  assert.equal((await d.state()).release?.version, 1);
+  assert.equal((await d.stop()).code, 0);
+});

@@ -4,7 +4,7 @@
  * upgrades, and the control socket.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readlinkSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
@@ -39,7 +39,7 @@ import {
   readDotenv,
   type AppSource,
 } from './app-source.js';
-import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE } from './control-dir.js';
+import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE, setAside, writeLastError } from './control-dir.js';
 import { AppError } from './errors.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
@@ -439,16 +439,15 @@ export class Driver {
   private reject(file: string, dir: string, id: string, reason: string): void {
     let where = `moved to ${REJECTED_FILE}, reason in ${LAST_ERROR_FILE}`;
     try {
-      renameSync(file, join(dir, REJECTED_FILE));
-      try {
-        unlinkSync(join(dir, LAST_ERROR_FILE));
-      } catch {
-        /* none yet */
-      }
-      writeFileSync(join(dir, LAST_ERROR_FILE), `${reason}\n`, { mode: 0o400 });
+      setAside(file, join(dir, REJECTED_FILE));
     } catch (err) {
       this.stuckNew = id;
-      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}`;
+      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}; reason in ${LAST_ERROR_FILE}`;
+    }
+    try {
+      writeLastError(join(dir, LAST_ERROR_FILE), reason);
+    } catch (err) {
+      where += ` (cannot write ${LAST_ERROR_FILE}: ${(err as Error).message})`;
     }
     this.rejected = { file, reason, at: isoTime() };
     const running = this.release ? `still running release ${this.release.version}` : 'nothing is running';
