@@ -8,6 +8,7 @@ import { checkSocketDir } from './socket-dir.js';
 import { HttpRequestReader, encodeHttpReply, type HttpReply, type HttpRequest } from './http-request.js';
 import type { Logger } from './log.js';
 import { monotonicMs } from './clock.js';
+import { MemoryKeeper } from './memory.js';
 
 /** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
 export const MAX_LINE_BYTES = 16 * 1024;
@@ -18,6 +19,8 @@ export const MAX_CONNECTIONS = 512;
  * queued for it (one reply of any size is always written to an empty queue).
  */
 export const MAX_PENDING_OUTPUT = 256 * 1024;
+/** A connection that was sent more than this leaves enough behind to compact after it closes. */
+const HEAVY_CLIENT_BYTES = 1024 * 1024;
 /** Default idle timeout of a control connection (nothing sent, no reply owed). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** How often the socket file and its directory are checked (a deleted socket is recreated). */
@@ -52,6 +55,8 @@ export class ControlConnection {
   lastActive = monotonicMs();
   /** Called (bytes queued) when it is dropped for not reading its replies. */
   onOverflow: ((queued: number) => void) | null = null;
+  /** It was dropped for not reading its replies. */
+  overflowed = false;
   /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
   unparsed: () => Buffer = () => Buffer.alloc(0);
 
@@ -117,6 +122,7 @@ export class ControlConnection {
     if (this.closed || this.socket.destroyed || !this.socket.writable) return;
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
       // It does not read: what it is owed would only pile up here.
+      this.overflowed = true;
       this.onOverflow?.(this.socket.writableLength);
       this.socket.destroy();
       this.closed = true;
@@ -311,6 +317,8 @@ export class ControlServer {
   private warnedMissingDir = false;
   private warnedReplaced = false;
   private readonly conns = new Map<Socket, ControlConnection>();
+  /** Gives memory back once clients that had much output built or queued for them are gone. */
+  private readonly memory = new MemoryKeeper();
   private readonly idleTimeoutMs: number;
   private readonly http: HttpHandler | undefined;
 
@@ -336,7 +344,7 @@ export class ControlServer {
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     const conn = new ControlConnection(socket, null, pid ?? -1);
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), 0, undefined, carried);
+    serve(socket, conn, this.log, this.handle, () => this.gone(socket), 0, undefined, carried);
     return conn;
   }
 
@@ -427,6 +435,7 @@ export class ControlServer {
   /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
   close(): void {
     this.closing = true;
+    this.memory.stop();
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
     this.server.close();
@@ -466,8 +475,23 @@ export class ControlServer {
   private serveClient(socket: Socket, carried?: Buffer): ControlConnection {
     const conn = new ControlConnection(socket, peerOf(socket));
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http, carried);
+    serve(socket, conn, this.log, this.handle, () => this.gone(socket), this.idleTimeoutMs, this.http, carried);
     return conn;
+  }
+
+  /**
+   * A connection closed. One that was sent much, or dropped with replies queued, left
+   * garbage and freed buffers behind: compact soon (a full GC and malloc_trim, see
+   * MemoryKeeper), so that the master's RSS goes back down once such clients are gone.
+   */
+  private gone(socket: Socket): void {
+    const conn = this.conns.get(socket);
+    this.conns.delete(socket);
+    if (socket.bytesWritten > HEAVY_CLIENT_BYTES || conn?.overflowed) {
+      // 2 s after the last of them (stop: a burst of closes compacts once, when it is over).
+      this.memory.stop();
+      this.memory.poke();
+    }
   }
 
   /** Full: close the connection idle the longest (acks and operators must get through). */
