@@ -70,6 +70,8 @@ export interface ReloadState {
   core: SerializedCore;
   /** Per-slot restarts and last exits (absent from older images). */
   slots?: Record<string, SlotRecord>;
+  /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
+  then?: 'upgrade';
 }
 
 /**
