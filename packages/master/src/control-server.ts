@@ -21,6 +21,8 @@ export const MAX_CONNECTIONS = 512;
 export const MAX_PENDING_OUTPUT = 256 * 1024;
 /** A connection that was sent more than this leaves enough behind to compact after it closes. */
 const HEAVY_CLIENT_BYTES = 1024 * 1024;
+/** ... and this long after the last of them closed, the memory they left is compacted. */
+const COMPACT_AFTER_HEAVY_MS = 2000;
 /** Default idle timeout of a control connection (nothing sent, no reply owed). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** How often the socket file and its directory are checked (a deleted socket is recreated). */
@@ -319,6 +321,8 @@ export class ControlServer {
   private readonly conns = new Map<Socket, ControlConnection>();
   /** Gives memory back once clients that had much output built or queued for them are gone. */
   private readonly memory = new MemoryKeeper();
+  private compactTimer: NodeJS.Timeout | null = null;
+  private heavyGone = 0;
   private readonly idleTimeoutMs: number;
   private readonly http: HttpHandler | undefined;
 
@@ -435,7 +439,8 @@ export class ControlServer {
   /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
   close(): void {
     this.closing = true;
-    this.memory.stop();
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
     this.server.close();
@@ -487,11 +492,21 @@ export class ControlServer {
   private gone(socket: Socket): void {
     const conn = this.conns.get(socket);
     this.conns.delete(socket);
-    if (socket.bytesWritten > HEAVY_CLIENT_BYTES || conn?.overflowed) {
-      // 2 s after the last of them (stop: a burst of closes compacts once, when it is over).
-      this.memory.stop();
-      this.memory.poke();
-    }
+    if (!(socket.bytesWritten > HEAVY_CLIENT_BYTES || conn?.overflowed)) return;
+    // 2 s after the last of them (a burst of closes compacts once, when it is over).
+    this.heavyGone += 1;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      const before = process.memoryUsage.rss();
+      this.memory.compact();
+      const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
+      this.log.info(
+        `control: ${this.heavyGone} client(s) that had much output built or queued for them are gone; memory compacted (RSS ${mib(before)} -> ${mib(process.memoryUsage.rss())} MiB)`,
+      );
+      this.heavyGone = 0;
+    }, COMPACT_AFTER_HEAVY_MS);
+    this.compactTimer.unref();
   }
 
   /** Full: close the connection idle the longest (acks and operators must get through). */
