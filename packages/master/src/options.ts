@@ -50,7 +50,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'manual|SECONDS',
     help:
       'Manual ACK mode: each child must send worker:ack on the control socket. `-m SECONDS` instead ' +
-      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT). Default: timer, 1 second.',
+      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT); `-m WORD` where WORD names no program ' +
+      'is an unknown mode (`-m -- WORD` runs it). Default: timer, 1 second.',
   },
   { long: 'ack-mode', arg: 'manual|SECONDS', help: 'Same as -m with an argument (einhorn\'s long form).' },
   {
