@@ -1,9 +1,12 @@
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
-const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'BindUsageError', 'ProgramError', 'UsageError']);
-/** Usage errors found once the master runs (a malformed -b, -m WORD taken for the program): exit 2, as parse errors. */
-const USAGE_FAILURES = new Set(['BindUsageError', 'UsageError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'BindUsageError', 'ProgramError', 'UsageError', 'HandoffError']);
+/**
+ * Usage errors found once the master runs: a malformed -b, -m WORD taken for the program,
+ * a --handoff that cannot express the sockets bound. Exit 2, as parse errors.
+ */
+const USAGE_FAILURES = new Set(['BindUsageError', 'UsageError', 'HandoffError']);
 
 // Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as us)
 // unless the signal has a listener: have one from the first moment; the master's own

@@ -7,6 +7,7 @@
  * them with the man page.
  */
 import { normalizeSignal } from './signals.js';
+import { parseHandoffs, type HandoffName } from './handoff-names.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -141,7 +142,19 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'stop-signal',
     arg: 'SIG',
-    help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
+    help:
+      "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's. " +
+      'A known server that needs another (gunicorn, uvicorn, hypercorn, puma: TERM; unicorn, nginx: QUIT) gets a warning naming it.',
+  },
+  {
+    long: 'handoff',
+    arg: 'NAME[,NAME...]',
+    repeatable: true,
+    help:
+      'Also hand the sockets over in the protocol the server already speaks (EINHORN_* are always set): ' +
+      'systemd (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), server-starter (SERVER_STARTER_PORT), port ($PORT = the ' +
+      "first TCP socket's port, and the bind shim in LD_PRELOAD turns the server's own bind of it into the inherited socket); " +
+      'einhorn (the default) adds nothing.',
   },
   {
     short: 'k',
@@ -188,7 +201,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'reexec-as',
     arg: 'CMDLINE',
     help:
-      'On reload, re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
+      'On reload, and first on every upgrade (as einhorn), re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
       'options, e.g. "env VAR=b einhyrningsins" (default: this node and this program).',
   },
   {
@@ -253,6 +266,8 @@ export interface Options {
   syslogTo: string | null;
   /** --reexec-as, split into words. */
   reexecAs: string[] | null;
+  /** --handoff: how the children get their sockets (einhorn always, first). */
+  handoff: HandoffName[];
   upgradeCheck: boolean;
   help: boolean;
   version: boolean;
@@ -303,6 +318,7 @@ export function defaultOptions(): Options {
     syslogSocket: '/dev/log',
     syslogTo: null,
     reexecAs: null,
+    handoff: ['einhorn'],
     upgradeCheck: false,
     help: false,
     version: false,
@@ -482,6 +498,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'syslog-to':
       if (!/^(udp|tcp):\/\/.+:\d+\/?$/.test(v)) throw new UsageError(`${name} expects udp://HOST:PORT or tcp://HOST:PORT, got '${v}'`);
       o.syslogTo = v;
+      return;
+    case 'handoff':
+      try {
+        o.handoff = parseHandoffs([...o.handoff, v]);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
       return;
     case 'reexec-as': {
       let words: string[];
