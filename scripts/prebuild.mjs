@@ -96,7 +96,14 @@ function build(t, include, out) {
   // glibc: libdl.so.2 is where dlsym@GLIBC_2.2.5/2.17 lives before glibc 2.34 (a stub after).
   const dl = t.libc === 'glibc' ? ['-Wl,--no-as-needed', '-l:libdl.so.2'] : libs;
   compile(cc, [...COMMON, ...shared, join(src, 'bind_shim.c'), '-o', join(out, 'einhyrningsins-bind-shim.so'), ...dl]);
-  compile(t.launchCc, [...COMMON, '-static', join(src, 'launch.c'), '-o', join(out, 'einhyrningsins-launch')]);
+  // Static against musl (about 50 KB); where that compiler is missing, a glibc tag's
+  // launcher is static against glibc instead (about 700 KB, no symbol versions either).
+  let launchCc = t.launchCc;
+  if (!which(launchCc)) {
+    launchCc = cc;
+    console.error(`prebuild: ${t.tag}: ${t.launchCc} not found, the launcher is static against glibc (apt-get install ${t.apt} for a smaller one)`);
+  }
+  compile(launchCc, [...COMMON, '-static', join(src, 'launch.c'), '-o', join(out, 'einhyrningsins-launch')]);
   for (const name of ['native_reuseport.node', 'einhyrningsins-bind-shim.so', 'einhyrningsins-launch']) {
     const f = join(out, name);
     const s = spawnSync(t.strip, ['--strip-unneeded', f], { stdio: 'inherit' });
@@ -126,7 +133,9 @@ function main(argv) {
   const skipped = [];
   for (const t of TARGETS) {
     if (only && !only.includes(t.tag)) continue;
-    const absent = [t.cc, t.launchCc, t.strip].filter((c, i) => !(which(c) || (i === 0 && t.ccAlt && which(t.ccAlt))));
+    // A glibc tag can do without the musl compiler (its launcher is then static against glibc).
+    const needed = t.libc === 'glibc' ? [t.cc, t.strip] : [t.cc, t.launchCc, t.strip];
+    const absent = needed.filter((c, i) => !(which(c) || (i === 0 && t.ccAlt && which(t.ccAlt))));
     const dest = join(root, 'prebuilds', t.tag);
     if (absent.length > 0) {
       const kept = existsSync(dest) ? `; keeping the files already in ${relative(root, dest)}` : '';
