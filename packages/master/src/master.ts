@@ -18,6 +18,8 @@ import { watchReusePort } from './reuseport-watch.js';
 import { stopSignalWarning } from './known-servers.js';
 import { checkInterpreter, resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { ExitWithChild } from './exit-with-child.js';
+import { Releases, fetchTarget } from './releases.js';
 import { Reaper } from './reaper.js';
 import { MemoryKeeper } from './memory.js';
 import type { ChildProcess } from 'node:child_process';
@@ -94,6 +96,8 @@ export class Master {
   private reaper: Reaper | null = null;
   private readonly commandContext: CommandContext;
   private readonly procStats = new ProcStats();
+  /** --watch and --fetch: upgrades that the program's releases trigger. */
+  private releases: Releases | null = null;
 
   constructor(
     private readonly opts: Options,
@@ -203,6 +207,9 @@ export class Master {
     }
     const memory = new MemoryKeeper();
     this.cleanup.add(() => memory.stop());
+    const exitWithChild = this.opts.exitWithChild
+      ? new ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
+      : null;
     this.group = new WorkerGroup({
       name: null,
       core: coreConfig(this.opts),
@@ -226,11 +233,27 @@ export class Master {
       ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
-      onExit: (code) => this.exit(code),
+      onExit: (code) => this.exit(exitWithChild ? exitWithChild.exitCode(code) : code),
+      ...(exitWithChild ? { onChildExit: (pid: number, _slot: number, code: number | null, signal: string | null) => exitWithChild.childExited(pid, code, signal) } : {}),
       onWorkerExit: () => memory.poke(),
       now: () => this.now(),
-      onChange: () => this.notify(),
+      onChange: () => {
+        this.notify();
+        this.releases?.changed();
+      },
     });
+    if (Releases.wanted(this.opts)) {
+      const releases = new Releases(this.opts, {
+        group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
+        log: this.log,
+        now: () => this.now(),
+        env: process.env,
+        cwd: this.cwd,
+      });
+      this.releases = releases;
+      this.cleanup.add(() => releases.stop());
+      releases.start();
+    }
     this.installLastResort();
     this.startReaper();
     const stopWatch = watchReusePort(this.sockets, this.log);
@@ -274,6 +297,7 @@ export class Master {
       }
       checkInterpreter(opts.program, process.env.PATH, process.cwd());
     }
+    if (opts.program !== null && opts.fetch !== null) fetchTarget(opts, process.env, process.cwd());
     if (opts.reexecAs) {
       try {
         resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());

@@ -8,6 +8,7 @@
  */
 import { normalizeSignal } from './signals.js';
 import { parseHandoffs, type HandoffName } from './handoff-names.js';
+import { watchPathProblem } from './watch.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -218,6 +219,39 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'gc-before-fork',
     help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
   },
+  {
+    long: 'watch',
+    arg: 'PATH',
+    repeatable: true,
+    help:
+      'Upgrade when PATH changes: written in place, renamed over, or a symlink on the way flipped (a Capistrano-style ' +
+      '`current` link); once it has been quiet for 0.25 s (inotify, with a poll as the fallback). Repeatable.',
+  },
+  {
+    long: 'fetch',
+    arg: 'URL',
+    help:
+      'Poll URL (http://, https:// or file:///PATH) for new releases of PROGRAM (overseer\'s fetcher): a changed ETag, ' +
+      'Last-Modified or size (HEAD; a file\'s inode, size and mtime) is downloaded next to PROGRAM, checked (complete, ' +
+      'an executable for this machine, --fetch-max-size), installed in its place (the old one kept as PROGRAM.previous) ' +
+      'and rolled out; if that upgrade fails the previous program is put back and that release is not tried again.',
+  },
+  {
+    long: 'fetch-interval',
+    arg: 'SECONDS',
+    help: 'How often --fetch polls (default 60); after a failed poll the wait doubles, up to 10 minutes.',
+  },
+  {
+    long: 'fetch-max-size',
+    arg: 'BYTES',
+    help: 'The largest release --fetch downloads, in bytes or with a K, M or G suffix (default 256M).',
+  },
+  {
+    long: 'exit-with-child',
+    help:
+      'With one child (-n 1): when it exits by itself (not asked to by an upgrade, a scale-down or a stop), stop and exit ' +
+      'with its status (128+N for signal N), so that the process manager above (systemd, ...) applies its restart policy.',
+  },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
 ];
@@ -269,6 +303,14 @@ export interface Options {
   /** --handoff: how the children get their sockets (einhorn always, first). */
   handoff: HandoffName[];
   upgradeCheck: boolean;
+  /** --watch paths, as given. */
+  watch: string[];
+  /** --fetch URL, checked (http:, https: or file: with an absolute path). */
+  fetch: string | null;
+  fetchIntervalSec: number;
+  fetchMaxBytes: number;
+  /** --exit-with-child: the master exits with the status of a worker that exits unasked. */
+  exitWithChild: boolean;
   help: boolean;
   version: boolean;
   program: string | null;
@@ -320,6 +362,11 @@ export function defaultOptions(): Options {
     reexecAs: null,
     handoff: ['einhorn'],
     upgradeCheck: false,
+    watch: [],
+    fetch: null,
+    fetchIntervalSec: 60,
+    fetchMaxBytes: 256 * 1024 * 1024,
+    exitWithChild: false,
     help: false,
     version: false,
     program: null,
@@ -358,6 +405,26 @@ function ackMode(opt: string, word: string): AckModeOption {
 }
 
 const EINHORN_VARS = /^EINHORN_/;
+
+/** --fetch's URL: http(s) with a host, or file: with an absolute path; returned normalized. */
+function fetchUrl(opt: string, v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new UsageError(`${opt} expects a URL (http://HOST/..., https://HOST/... or file:///PATH), got '${v}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
+    throw new UsageError(`${opt} ${v}: unsupported scheme '${u.protocol.slice(0, -1)}' (http, https or file)`);
+  }
+  if (u.protocol === 'file:' && u.host !== '' && u.host !== 'localhost') {
+    throw new UsageError(`${opt} ${v}: a file URL names an absolute path, file:///PATH (here '${u.host}' would be a host)`);
+  }
+  if (u.protocol === 'file:' && (u.pathname === '/' || u.pathname.endsWith('/'))) {
+    throw new UsageError(`${opt} ${v}: a file URL must name a file, not a directory`);
+  }
+  return u.href;
+}
 
 function apply(o: Options, spec: OptionSpec, name: string, value: string | undefined): void {
   const v = value as string;
@@ -520,6 +587,32 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'upgrade-check':
       o.upgradeCheck = true;
       return;
+    case 'watch': {
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      const problem = watchPathProblem(v);
+      if (problem) throw new UsageError(`${name} ${v}: ${problem}`);
+      o.watch.push(v);
+      return;
+    }
+    case 'fetch':
+      o.fetch = fetchUrl(name, v);
+      return;
+    case 'fetch-interval': {
+      const s = seconds(name, v);
+      if (s <= 0) throw new UsageError(`${name} must be greater than 0`);
+      o.fetchIntervalSec = s;
+      return;
+    }
+    case 'fetch-max-size': {
+      const m = /^(\d+)([kKmMgG]?)$/.exec(v);
+      const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
+      if (!m || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} expects a size in bytes (or with a K, M or G suffix), got '${v}'`);
+      o.fetchMaxBytes = n;
+      return;
+    }
+    case 'exit-with-child':
+      o.exitWithChild = true;
+      return;
     case 'preload':
     case 'gc-before-fork':
       o.rubyOnly.push(value === undefined ? name : `${name} ${value}`);
@@ -631,6 +724,12 @@ export function parseArgs(argv: readonly string[]): Options {
   // --upgrade-check alone is what einhorn's own re-exec probe runs: it needs no program.
   if (o.help || o.version || (o.upgradeCheck && rest.length === 0)) return o;
   if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
+  for (const dependent of ['fetch-interval', 'fetch-max-size']) {
+    if (seen.has(dependent) && o.fetch === null) throw new UsageError(`--${dependent} only means something with --fetch URL`);
+  }
+  if (o.exitWithChild && o.number > 1) {
+    throw new UsageError(`--exit-with-child passes on the status of one child; it cannot be used with -n ${o.number}`);
+  }
   if (rest.length === 0 || rest[0] === '') throw new UsageError('missing program to run (try --help)');
   o.program = rest[0] as string;
   o.programArgs = rest.slice(1);
