@@ -22,7 +22,7 @@ function prebuild(args: string[], path = process.env.PATH ?? '') {
 
 test('prebuild.mjs never deletes another tag; a skipped tag is one line naming what to install, its files kept', (t) => {
   const has = (cc: string) => spawnSync(cc, ['--version']).status === 0;
-  if (!has('gcc') || !has('musl-gcc')) return t.skip('gcc and musl-gcc (musl-tools) are needed to build linux-x64-glibc here');
+  if (!has('gcc')) return t.skip('gcc is needed to build linux-x64-glibc here');
   const planted = join(prebuilds, 'linux-riscv64-glibc');
   const keptMusl = join(prebuilds, 'linux-arm64-musl');
   const hadMusl = existsSync(keptMusl);
