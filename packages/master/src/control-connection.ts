@@ -36,6 +36,10 @@ export class ControlConnection {
   lastActive = monotonicMs();
   /** Called (bytes queued) when it is dropped for not reading its replies. */
   onOverflow: ((queued: number) => void) | null = null;
+  /** It was dropped for not reading its replies. */
+  overflowed = false;
+  /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
+  unparsed: () => Buffer = () => Buffer.alloc(0);
 
   /**
    * `peer`: the connecting process (null if unknown). `boundPid`: for a socketpair handed to
@@ -99,6 +103,7 @@ export class ControlConnection {
     if (this.closed || this.socket.destroyed || !this.socket.writable) return;
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
       // It does not read: what it is owed would only pile up here.
+      this.overflowed = true;
       this.onOverflow?.(this.socket.writableLength);
       this.socket.destroy();
       this.closed = true;
