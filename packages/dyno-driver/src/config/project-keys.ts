@@ -1,0 +1,86 @@
+/**
+ * This project's own per-program keys, beside supervisord's:
+ *   socket = tcp://HOST:PORT[,r][,n][,p] | unix:PATH[,mode=OCTAL][,n]
+ *   handoff = einhorn, systemd, server-starter, port
+ *   ack = manual | SECONDS
+ * The socket is written as the master's -b (same options), the ACK mode as
+ * its -m (`manual`, or a timer of SECONDS; default: timer, 1 second).
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { parseBindSpec } from '@einhyrningsins/master';
+import { ValueError } from './errors.js';
+import type { AckMode, Handoff, SocketSpec } from './model.js';
+
+/** sockaddr_un's sun_path holds 108 bytes with the terminating NUL. */
+export const MAX_UNIX_PATH = 107;
+
+export const HANDOFFS: readonly Handoff[] = ['einhorn', 'systemd', 'server-starter', 'port'];
+
+export const DEFAULT_ACK: AckMode = { kind: 'timer', seconds: 1 };
+
+/** The master's parseSeconds (-m SECONDS): a plain decimal number. */
+function seconds(word: string): number | null {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(word)) return null;
+  const n = Number(word);
+  return Number.isFinite(n) ? n : null;
+}
+
+export function parseSocket(text: string, cwd: string): SocketSpec {
+  if (text.startsWith('tcp://')) {
+    const inner = text.slice('tcp://'.length);
+    let spec;
+    try {
+      spec = parseBindSpec(inner);
+    } catch (err) {
+      let msg = (err as Error).message;
+      if (msg.startsWith(`-b ${inner}: `)) msg = msg.slice(`-b ${inner}: `.length);
+      msg = msg.replace('ADDR:PORT[,OPT...], e.g. 127.0.0.1:8080,r', 'tcp://HOST:PORT[,OPT...], e.g. tcp://127.0.0.1:8080');
+      throw new ValueError(`socket ${JSON.stringify(text)}: ${msg}`);
+    }
+    if (spec.port === 0) throw new ValueError(`socket ${JSON.stringify(text)}: port 0 would bind a different port at every start`);
+    const { host, port, reuseAddr, nonBlock, reusePort } = spec;
+    return { kind: 'tcp', text, host, port, reuseAddr, nonBlock, reusePort };
+  }
+  const unix = /^unix:(?:\/\/)?(.*)$/s.exec(text);
+  if (unix) {
+    const [raw = '', ...opts] = (unix[1] as string).split(',');
+    if (raw === '') throw new ValueError(`socket ${JSON.stringify(text)}: expected unix:PATH[,mode=OCTAL]`);
+    let mode: number | null = null;
+    let nonBlock = false;
+    for (const o of opts) {
+      const opt = o.trim();
+      const m = /^mode=([0-7]{1,4})$/.exec(opt);
+      if (m) mode = parseInt(m[1] as string, 8);
+      else if (opt === 'n' || opt === 'o_nonblock') nonBlock = true;
+      else if (opt !== '') throw new ValueError(`socket ${JSON.stringify(text)}: unknown unix socket option '${o}' (known: mode=OCTAL, n)`);
+    }
+    const path = isAbsolute(raw) ? raw : resolve(cwd, raw);
+    if (path.includes('\0')) throw new ValueError(`socket ${JSON.stringify(text)}: the path contains NUL`);
+    if (Buffer.byteLength(path) > MAX_UNIX_PATH) {
+      throw new ValueError(`socket ${JSON.stringify(text)}: the path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH})`);
+    }
+    return { kind: 'unix', text, path, mode, nonBlock };
+  }
+  throw new ValueError(`socket ${JSON.stringify(text)}: expected tcp://HOST:PORT or unix:PATH`);
+}
+
+export function parseHandoff(text: string): Handoff[] {
+  const out: Handoff[] = [];
+  for (const raw of text.split(',')) {
+    const w = raw.trim().toLowerCase();
+    if (w === '') continue;
+    if (!(HANDOFFS as readonly string[]).includes(w)) {
+      throw new ValueError(`unknown hand-off ${JSON.stringify(raw.trim())} (known: ${HANDOFFS.join(', ')})`);
+    }
+    if (!out.includes(w as Handoff)) out.push(w as Handoff);
+  }
+  if (out.length === 0) throw new ValueError(`handoff is empty (known: ${HANDOFFS.join(', ')})`);
+  return out;
+}
+
+export function parseAck(text: string): AckMode {
+  if (text === 'manual') return { kind: 'manual' };
+  const s = seconds(text);
+  if (s === null) throw new ValueError(`ack expects 'manual' or a number of seconds, got ${JSON.stringify(text)}`);
+  return { kind: 'timer', seconds: s };
+}
