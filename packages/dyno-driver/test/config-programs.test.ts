@@ -103,6 +103,7 @@ test('program: bad values are one line at their key', () => {
     const got = errorOf(`[program:a]\ncommand=/bin/a\n${line}\n`);
     assert.equal(got.split(' Available names')[0], want, line);
   }
+  assert.equal(errorOf('[program:a]\ncommand=x\nuser=app\n  root\n'), 'main.conf:3: user: invalid user name app\\nroot: no such user', 'one line');
   assert.equal(errorOf('[program:a]\nautostart=true\n'), 'main.conf:1: [program:a] has no command=');
   assert.equal(errorOf('[program:a]\ncommand=  \n'), 'main.conf:2: command: the command is empty');
   assert.equal(errorOf('[program:a]\ncommand="x\n'), 'main.conf:2: command: No closing quotation');

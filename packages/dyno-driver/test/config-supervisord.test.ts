@@ -217,3 +217,14 @@ for (const [name, text] of STRICTER) {
     compare({ 'main.conf': text }, 'stricter');
   });
 }
+
+test('supervisord side by side, a documented difference: an included file\'s own [include] is followed here, ignored there', { skip: !available && 'python3-supervisor is not installed' }, () => {
+  withFiles({ 'a.conf': '[include]\nfiles=b.conf\n[program:a]\ncommand=x\n', 'b.conf': '[program:b]\ncommand=y\n' }, (dir) => {
+    writeFileSync(join(dir, 'main.conf'), `[supervisord]\nlogfile=${dir}/sd.log\npidfile=${dir}/sd.pid\n[include]\nfiles=a.conf\n`);
+    const theirs = supervisord(join(dir, 'main.conf'));
+    const mine = ours(dir);
+    assert.ok(theirs.ok && mine.ok);
+    assert.deepEqual((theirs.groups as { name: string }[]).map((g) => g.name), ['a']);
+    assert.deepEqual((mine.groups as { name: string }[]).map((g) => g.name), ['a', 'b']);
+  });
+});

@@ -14,7 +14,8 @@ export class ConfigError extends Error {
     readonly loc: Loc,
     readonly problem: string,
   ) {
-    super(`${where(loc)}: ${problem}`);
+    // one line whatever the file held: control characters (a continuation line's newline) escaped
+    super(`${where(loc)}: ${problem.replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1))}`);
   }
 }
 

@@ -100,7 +100,9 @@ export class LogWriter {
   private readonly maxQueue: number;
   private readonly fs: LogFs;
   private readonly onDrop: LogWriterOptions['onDrop'];
+  /** Queued buffers from `head` on (an index, not shift(): shift is O(n) on a long array). */
   private queue: Buffer[] = [];
+  private head = 0;
   private handle: LogHandle | null = null;
   private shape: FileShape = { size: 0, atBoundary: true };
   private pumping: Promise<void> | null = null;
@@ -180,10 +182,10 @@ export class LogWriter {
   }
 
   private kick(force = false): void {
-    if (this.pumping || (this.queue.length === 0 && !force)) return;
+    if (this.pumping || (this.queued === 0 && !force)) return;
     this.pumping = this.pump().finally(() => {
       this.pumping = null;
-      if (this.queue.length > 0) this.kick();
+      if (this.queued > 0 || this.reopenWanted) this.kick(true);
     });
   }
 
@@ -193,7 +195,7 @@ export class LogWriter {
         this.reopenWanted = false;
         await this.closeHandle();
       }
-      if (this.queue.length === 0) return;
+      if (this.queued === 0) return;
       const batch = this.takeBatch();
       try {
         await this.append(batch);
@@ -209,13 +211,24 @@ export class LogWriter {
     }
   }
 
+  private get queued(): number {
+    return this.queue.length - this.head;
+  }
+
   private takeBatch(): Buffer {
-    const parts: Buffer[] = [];
+    const start = this.head;
     let n = 0;
-    while (this.queue.length > 0 && (n === 0 || n + (this.queue[0] as Buffer).length <= BATCH_BYTES)) {
-      const b = this.queue.shift() as Buffer;
-      parts.push(b);
-      n += b.length;
+    while (this.head < this.queue.length && (n === 0 || n + (this.queue[this.head] as Buffer).length <= BATCH_BYTES)) {
+      n += (this.queue[this.head] as Buffer).length;
+      this.head++;
+    }
+    const parts = this.queue.slice(start, this.head);
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
     }
     this.stats.queuedBytes -= n;
     return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
