@@ -105,6 +105,53 @@ const cases: Case[] = [
     error: /lockfile .*held\.lock is held by another master/,
   },
   {
+    name: '--exit-with-child with more than one child',
+    args: (d) => ['--exit-with-child', '-n', '2', ...child(d)],
+    error: /--exit-with-child passes on the status of one child; it cannot be used with -n 2/,
+    code: 2,
+  },
+  {
+    name: '--watch in a directory that does not exist',
+    args: (d) => ['--watch', join(d, 'nope', 'app'), ...child(d)],
+    error: /--watch .*nope\/app: directory .*nope does not exist/,
+    code: 2,
+  },
+  {
+    name: '--fetch with a malformed URL',
+    args: (d) => ['--fetch', 'not a url', ...child(d)],
+    error: /--fetch expects a URL \(http:\/\/HOST\/\.\.\., https:\/\/HOST\/\.\.\. or file:\/\/\/PATH\), got 'not a url'/,
+    code: 2,
+  },
+  {
+    name: '--fetch with an unsupported scheme',
+    args: (d) => ['--fetch', 'ftp://127.0.0.1/app', ...child(d)],
+    error: /--fetch ftp:\/\/127\.0\.0\.1\/app: unsupported scheme 'ftp' \(http, https or file\)/,
+    code: 2,
+  },
+  {
+    name: '--fetch with a relative file URL',
+    args: (d) => ['--fetch', 'file://releases/app', ...child(d)],
+    error: /a file URL names an absolute path/,
+    code: 2,
+  },
+  {
+    name: '--fetch-max-size not a size',
+    args: (d) => ['--fetch', 'http://127.0.0.1/app', '--fetch-max-size', '12T', ...child(d)],
+    error: /--fetch-max-size expects a size in bytes/,
+    code: 2,
+  },
+  {
+    name: '--fetch-interval without --fetch',
+    args: (d) => ['--fetch-interval', '5', ...child(d)],
+    error: /--fetch-interval only means something with --fetch URL/,
+    code: 2,
+  },
+  {
+    name: '--fetch of node itself',
+    args: (d) => ['--fetch', 'http://127.0.0.1/app', '--', process.execPath, fixture('env-child.sh'), d],
+    error: /--fetch: the program .* is the node executable itself/,
+  },
+  {
     name: 'pidfile directory missing',
     args: (d) => ['-e', join(d, 'nope', 'm.pid'), ...child(d)],
     error: /cannot write pidfile/,

@@ -24,6 +24,9 @@ import {
   parseBindSpec,
   pipeLines,
   resolveBind,
+  bindShimEnv,
+  bindShimProblem,
+  staticExecutableWarning,
   type ControlConnection,
   type LaunchSpec,
   type ReplyFields,
@@ -46,7 +49,6 @@ import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
 import { serveHttp, type HttpApi } from './http-api.js';
 import { describeChanges, diffReleases, isNewRelease, type PreparedRelease, type ProcessDef, type Release } from './release.js';
-import { staticExecutable } from './elf.js';
 import { prepareSlug } from './slug.js';
 import { VERSION } from './version.js';
 import { driverState, driverStatus, type DriverFacts } from './view.js';
@@ -658,9 +660,7 @@ export class Driver {
         if (shim && p.type === WEB_TYPE && this.listener) {
           // The app's own bind() of $PORT becomes the inherited socket (fd 3).
           const preload = rel.env.LD_PRELOAD ?? this.cfg.env.LD_PRELOAD;
-          e.LD_PRELOAD = preload ? `${native.bindShimPath} ${preload}` : native.bindShimPath;
-          e.EINHYRNINGSINS_BIND_FDS = '3';
-          if (this.cfg.verbosity === 0) e.EINHYRNINGSINS_BIND_VERBOSE = '1';
+          Object.assign(e, bindShimEnv([{ childFd: 3, family: this.listener.family }], preload, this.cfg.verbosity === 0));
         }
         return e;
       },
@@ -672,13 +672,10 @@ export class Driver {
   /** The bind shim is there (else the web processes must use EINHORN_FD_0; said once). */
   private bindShim(): boolean {
     if (this.shimChecked === null) {
-      const path = native.bindShimPath;
-      const problem = !existsSync(path) ? 'is missing' : /[\s:]/.test(path) ? 'has a space or colon in its path, which LD_PRELOAD cannot name' : null;
+      const problem = bindShimProblem();
       this.shimChecked = problem === null;
       if (problem) {
-        this.log.warn(
-          `The bind shim ${path} ${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`,
-        );
+        this.log.warn(`${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`);
       }
     }
     return this.shimChecked;
@@ -689,12 +686,11 @@ export class Driver {
    * shim (LD_PRELOAD needs the dynamic loader): say so once per program.
    */
   private checkStatic(name: string, pid: number | null, exe: string): void {
-    if (this.warnedStatic.has(exe) || !staticExecutable(exe)) return;
+    if (this.warnedStatic.has(exe)) return;
+    const warning = staticExecutableWarning(`${name}${pid === null ? '' : ` (pid ${pid})`}`, exe, 'EINHORN_FD_0 (fd 3)');
+    if (warning === null) return;
     this.warnedStatic.add(exe);
-    this.log.warn(
-      `${name}${pid === null ? '' : ` (pid ${pid})`} runs ${exe}, a static executable: LD_PRELOAD cannot reach it, so if it binds $PORT itself it cannot share the port ` +
-        `(it will fail with EADDRINUSE); have it listen on the inherited socket EINHORN_FD_0 (fd 3) instead`,
-    );
+    this.log.warn(warning);
   }
 
   /** The program a web command runs (the first word of `sh -c 'exec CMD'`, after VAR=value words), checked before it starts. */

@@ -6,8 +6,10 @@ import { arityProblem } from './arity.js';
 
 /** What a command may use of the running master. */
 export interface CommandContext {
-  /** Re-execute the master in place (einhorn's reload); replies on `conn` itself. */
-  reload: (conn: ControlConnection, req: Request) => void;
+  /** Re-execute the master in place (einhorn's reload); replies on `conn` itself; then upgrade the workers if asked. */
+  reload: (conn: ControlConnection, req: Request, then?: 'upgrade') => void;
+  /** `upgrade` re-executes the master first (einhorn's, with --reexec-as). */
+  upgradeReexecs: boolean;
   /** Feed an event to the core; replies it produces go to `route`. */
   feed(event: Event): void;
   /** A reply route for this request (streams only when the request has an id). */
@@ -172,8 +174,9 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
   upgrade: {
-    help: 'Upgrade all workers smoothly: each new worker that acks retires an old one',
+    help: 'Upgrade all workers smoothly: each new worker that acks retires an old one (with --reexec-as: re-execute the master first, as reload)',
     run(ctx, conn, req) {
+      if (ctx.upgradeReexecs) return ctx.reload(conn, req, 'upgrade');
       ctx.feed({ type: 'upgrade', mode: 'smooth', replyTo: ctx.route(conn, req) });
     },
   },

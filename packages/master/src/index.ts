@@ -17,3 +17,6 @@ export { Cleanup } from './cleanup.js';
 export { listenOn } from './listen.js';
 export { pipeLines, prefixOutput } from './output-prefix.js';
 export { isoTime, monotonicMs } from './clock.js';
+export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket } from './bind-shim.js';
+export { staticExecutable } from './elf.js';
+export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';

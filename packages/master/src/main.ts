@@ -1,7 +1,7 @@
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
-const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError', 'HandoffError']);
 
 // Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as us)
 // unless the signal has a listener: have one from the first moment; the master's own
@@ -65,8 +65,10 @@ export async function main(argvIn: readonly string[]): Promise<void> {
     const e = err as Error;
     if (!KNOWN_FAILURES.has(e.name)) throw err;
     process.stderr.write(`einhyrningsins: ${e.message}\n`);
-    process.exitCode = 1;
+    // --handoff that cannot express the sockets bound is a usage error.
+    const code = e.name === 'HandoffError' ? 2 : 1;
+    process.exitCode = code;
     // Nothing may keep us alive now: no child was started.
-    setImmediate(() => process.exit(1));
+    setImmediate(() => process.exit(code));
   }
 }

@@ -13,8 +13,13 @@ import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
 import { rubyOnlyWarning, type Options } from './options.js';
+import { setUpHandoff } from './handoff-setup.js';
+import { watchReusePort } from './reuseport-watch.js';
+import { stopSignalWarning } from './known-servers.js';
 import { resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
+import { ExitWithChild } from './exit-with-child.js';
+import { Releases, fetchTarget } from './releases.js';
 import { Reaper } from './reaper.js';
 import { MemoryKeeper } from './memory.js';
 import type { ChildProcess } from 'node:child_process';
@@ -91,6 +96,8 @@ export class Master {
   private reaper: Reaper | null = null;
   private readonly commandContext: CommandContext;
   private readonly procStats = new ProcStats();
+  /** --watch and --fetch: upgrades that the program's releases trigger. */
+  private releases: Releases | null = null;
 
   constructor(
     private readonly opts: Options,
@@ -104,7 +111,9 @@ export class Master {
     const log = this.log;
     this.commandContext = {
       feed: (ev) => this.feed(ev),
-      reload: (conn, req) => void this.reload(conn, req),
+      reload: (conn, req, then) => void this.reload(conn, req, then),
+      // einhorn's upgrade with --reexec-as: the master first (not with --prefix-output, which cannot reload).
+      upgradeReexecs: opts.reexecAs !== null && !opts.prefixOutput,
       route: (conn, req) => {
         const id = this.nextRoute++;
         this.routes.set(id, { conn, requestId: req.id, streaming: req.id !== undefined, sent: 0 });
@@ -141,6 +150,8 @@ export class Master {
     // Once per master, not again in the image a reload starts.
     const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
     if (rubyOnly) this.log.warn(rubyOnly);
+    const stopSignal = this.stateFd === null ? stopSignalWarning(this.opts.program, this.opts.programArgs, this.opts.stopSignal) : null;
+    if (stopSignal) this.log.warn(stopSignal);
     const notifier = new Notifier(process.env, this.log);
     this.notifier = notifier;
     this.cleanup.add(() => notifier.close());
@@ -186,8 +197,19 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    let handoff: Record<string, string> | null;
+    try {
+      const o = this.opts;
+      handoff = setUpHandoff({ names: o.handoff, sockets: this.sockets, env: process.env, program: o.program, cwd: this.cwd, log: this.log, warn: !restored });
+    } catch (err) {
+      this.cleanup.run();
+      throw err;
+    }
     const memory = new MemoryKeeper();
     this.cleanup.add(() => memory.stop());
+    const exitWithChild = this.opts.exitWithChild
+      ? new ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
+      : null;
     this.group = new WorkerGroup({
       name: null,
       core: coreConfig(this.opts),
@@ -198,6 +220,7 @@ export class Master {
         // What systemd told the master is not for the children.
         dropEnv: [...this.opts.dropEnv, ...SYSTEMD_VARS],
         cwd: this.cwd,
+        ...(handoff ? { extraEnv: () => handoff } : {}),
       },
       listeners: this.sockets.map((s) => ({ fd: s.fd, family: s.family })),
       socketPath: this.socketPath,
@@ -210,13 +233,31 @@ export class Master {
       ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
       log: this.log,
       onReply: (to, message, wait, ok) => this.reply(to, message, wait, ok),
-      onExit: (code) => this.exit(code),
+      onExit: (code) => this.exit(exitWithChild ? exitWithChild.exitCode(code) : code),
+      ...(exitWithChild ? { onChildExit: (pid: number, _slot: number, code: number | null, signal: string | null) => exitWithChild.childExited(pid, code, signal) } : {}),
       onWorkerExit: () => memory.poke(),
       now: () => this.now(),
-      onChange: () => this.notify(),
+      onChange: () => {
+        this.notify();
+        this.releases?.changed();
+      },
     });
+    if (Releases.wanted(this.opts)) {
+      const releases = new Releases(this.opts, {
+        group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
+        log: this.log,
+        now: () => this.now(),
+        env: process.env,
+        cwd: this.cwd,
+      });
+      this.releases = releases;
+      this.cleanup.add(() => releases.stop());
+      releases.start();
+    }
     this.installLastResort();
     this.startReaper();
+    const stopWatch = watchReusePort(this.sockets, this.log);
+    this.cleanup.add(stopWatch);
     const binds = this.sockets.map(socketLabel);
     if (restored) {
       this.resumeFrom(restored);
@@ -243,6 +284,7 @@ export class Master {
     native.ensureNative();
     native.assertLauncher();
     if (opts.program !== null) resolveProgram(opts.program, process.env.PATH, process.cwd());
+    if (opts.program !== null && opts.fetch !== null) fetchTarget(opts, process.env, process.cwd());
     if (opts.reexecAs) {
       try {
         resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());
@@ -264,7 +306,7 @@ export class Master {
     return { path: process.execPath, words };
   }
 
-  private async reload(conn: ControlConnection, req: Request): Promise<void> {
+  private async reload(conn: ControlConnection, req: Request, then?: 'upgrade'): Promise<void> {
     const refuse = (why: string) => {
       this.log.warn(`Not reloading: ${why}`);
       conn.send({ message: `Not reloading: ${why}`, error: true }, req.id);
@@ -329,6 +371,7 @@ export class Master {
         verbosity: this.log.verbosity,
         core: (this.group as WorkerGroup).serialize(),
         slots: (this.group as WorkerGroup).history.toJSON(),
+        ...(then ? { then } : {}),
       };
       stateFd = writeState(state);
       // stdio too: Node marks 0, 1 and 2 close-on-exec, and the new image must log where this one did.
@@ -429,9 +472,21 @@ export class Master {
       `Reload done: master ${process.pid} is now einhyrningsins ${VERSION} (reload ${this.reloads}), ` +
       `${workers} worker${workers === 1 ? '' : 's'} adopted`;
     this.log.info(message);
-    if (requester) requester.conn.send({ message }, requester.streaming && requester.id !== null ? requester.id : undefined);
     const pending = this.pending ?? [];
     this.pending = null;
+    if (state.then === 'upgrade') {
+      // einhorn's upgrade with --reexec-as: now the workers, from the new master; its reply ends the request.
+      const streamId = requester?.streaming && requester.id !== null ? requester.id : undefined;
+      if (streamId !== undefined) requester?.conn.send({ message, wait: true }, streamId);
+      let replyTo: number | undefined;
+      if (requester) {
+        replyTo = this.nextRoute++;
+        this.routes.set(replyTo, { conn: requester.conn, requestId: streamId, streaming: streamId !== undefined, sent: 0 });
+      }
+      this.feed({ type: 'upgrade', mode: 'smooth', ...(replyTo === undefined ? {} : { replyTo }) });
+    } else if (requester) {
+      requester.conn.send({ message }, requester.streaming && requester.id !== null ? requester.id : undefined);
+    }
     for (const ev of pending) this.feed(ev);
     this.notify();
   }

@@ -7,6 +7,8 @@
  * them with the man page.
  */
 import { normalizeSignal } from './signals.js';
+import { parseHandoffs, type HandoffName } from './handoff-names.js';
+import { watchPathProblem } from './watch.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -140,7 +142,19 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'stop-signal',
     arg: 'SIG',
-    help: "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's.",
+    help:
+      "The signal that asks a child to drain and exit (upgrades, scale-down, shutdown, die, -k); default USR2, einhorn's. " +
+      'A known server that needs another (gunicorn, uvicorn, hypercorn, puma: TERM; unicorn, nginx: QUIT) gets a warning naming it.',
+  },
+  {
+    long: 'handoff',
+    arg: 'NAME[,NAME...]',
+    repeatable: true,
+    help:
+      'Also hand the sockets over in the protocol the server already speaks (EINHORN_* are always set): ' +
+      'systemd (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), server-starter (SERVER_STARTER_PORT), port ($PORT = the ' +
+      "first TCP socket's port, and the bind shim in LD_PRELOAD turns the server's own bind of it into the inherited socket); " +
+      'einhorn (the default) adds nothing.',
   },
   {
     short: 'k',
@@ -187,7 +201,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'reexec-as',
     arg: 'CMDLINE',
     help:
-      'On reload, re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
+      'On reload, and first on every upgrade (as einhorn), re-execute the master as CMDLINE (split as a shell does, no expansion) followed by its ' +
       'options, e.g. "env VAR=b einhyrningsins" (default: this node and this program).',
   },
   {
@@ -203,6 +217,39 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'gc-before-fork',
     help: "Accepted for einhorn command lines and ignored with a warning: it only means something for Ruby children.",
+  },
+  {
+    long: 'watch',
+    arg: 'PATH',
+    repeatable: true,
+    help:
+      'Upgrade when PATH changes: written in place, renamed over, or a symlink on the way flipped (a Capistrano-style ' +
+      '`current` link); once it has been quiet for 0.25 s (inotify, with a poll as the fallback). Repeatable.',
+  },
+  {
+    long: 'fetch',
+    arg: 'URL',
+    help:
+      'Poll URL (http://, https:// or file:///PATH) for new releases of PROGRAM (overseer\'s fetcher): a changed ETag, ' +
+      'Last-Modified or size (HEAD; a file\'s inode, size and mtime) is downloaded next to PROGRAM, checked (complete, ' +
+      'an executable for this machine, --fetch-max-size), installed in its place (the old one kept as PROGRAM.previous) ' +
+      'and rolled out; if that upgrade fails the previous program is put back and that release is not tried again.',
+  },
+  {
+    long: 'fetch-interval',
+    arg: 'SECONDS',
+    help: 'How often --fetch polls (default 60); after a failed poll the wait doubles, up to 10 minutes.',
+  },
+  {
+    long: 'fetch-max-size',
+    arg: 'BYTES',
+    help: 'The largest release --fetch downloads, in bytes or with a K, M or G suffix (default 256M).',
+  },
+  {
+    long: 'exit-with-child',
+    help:
+      'With one child (-n 1): when it exits by itself (not asked to by an upgrade, a scale-down or a stop), stop and exit ' +
+      'with its status (128+N for signal N), so that the process manager above (systemd, ...) applies its restart policy.',
   },
   { short: 'h', long: 'help', help: 'Print this help and exit.' },
   { long: 'version', help: 'Print the version and exit.' },
@@ -252,7 +299,17 @@ export interface Options {
   syslogTo: string | null;
   /** --reexec-as, split into words. */
   reexecAs: string[] | null;
+  /** --handoff: how the children get their sockets (einhorn always, first). */
+  handoff: HandoffName[];
   upgradeCheck: boolean;
+  /** --watch paths, as given. */
+  watch: string[];
+  /** --fetch URL, checked (http:, https: or file: with an absolute path). */
+  fetch: string | null;
+  fetchIntervalSec: number;
+  fetchMaxBytes: number;
+  /** --exit-with-child: the master exits with the status of a worker that exits unasked. */
+  exitWithChild: boolean;
   help: boolean;
   version: boolean;
   program: string | null;
@@ -296,7 +353,13 @@ export function defaultOptions(): Options {
     syslogSocket: '/dev/log',
     syslogTo: null,
     reexecAs: null,
+    handoff: ['einhorn'],
     upgradeCheck: false,
+    watch: [],
+    fetch: null,
+    fetchIntervalSec: 60,
+    fetchMaxBytes: 256 * 1024 * 1024,
+    exitWithChild: false,
     help: false,
     version: false,
     program: null,
@@ -335,6 +398,26 @@ function ackMode(opt: string, word: string): AckModeOption {
 }
 
 const EINHORN_VARS = /^EINHORN_/;
+
+/** --fetch's URL: http(s) with a host, or file: with an absolute path; returned normalized. */
+function fetchUrl(opt: string, v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new UsageError(`${opt} expects a URL (http://HOST/..., https://HOST/... or file:///PATH), got '${v}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
+    throw new UsageError(`${opt} ${v}: unsupported scheme '${u.protocol.slice(0, -1)}' (http, https or file)`);
+  }
+  if (u.protocol === 'file:' && u.host !== '' && u.host !== 'localhost') {
+    throw new UsageError(`${opt} ${v}: a file URL names an absolute path, file:///PATH (here '${u.host}' would be a host)`);
+  }
+  if (u.protocol === 'file:' && (u.pathname === '/' || u.pathname.endsWith('/'))) {
+    throw new UsageError(`${opt} ${v}: a file URL must name a file, not a directory`);
+  }
+  return u.href;
+}
 
 function apply(o: Options, spec: OptionSpec, name: string, value: string | undefined): void {
   const v = value as string;
@@ -476,6 +559,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       if (!/^(udp|tcp):\/\/.+:\d+\/?$/.test(v)) throw new UsageError(`${name} expects udp://HOST:PORT or tcp://HOST:PORT, got '${v}'`);
       o.syslogTo = v;
       return;
+    case 'handoff':
+      try {
+        o.handoff = parseHandoffs([...o.handoff, v]);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      return;
     case 'reexec-as': {
       let words: string[];
       try {
@@ -489,6 +579,32 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     }
     case 'upgrade-check':
       o.upgradeCheck = true;
+      return;
+    case 'watch': {
+      if (v === '') throw new UsageError(`${name} expects a path`);
+      const problem = watchPathProblem(v);
+      if (problem) throw new UsageError(`${name} ${v}: ${problem}`);
+      o.watch.push(v);
+      return;
+    }
+    case 'fetch':
+      o.fetch = fetchUrl(name, v);
+      return;
+    case 'fetch-interval': {
+      const s = seconds(name, v);
+      if (s <= 0) throw new UsageError(`${name} must be greater than 0`);
+      o.fetchIntervalSec = s;
+      return;
+    }
+    case 'fetch-max-size': {
+      const m = /^(\d+)([kKmMgG]?)$/.exec(v);
+      const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
+      if (!m || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} expects a size in bytes (or with a K, M or G suffix), got '${v}'`);
+      o.fetchMaxBytes = n;
+      return;
+    }
+    case 'exit-with-child':
+      o.exitWithChild = true;
       return;
     case 'preload':
     case 'gc-before-fork':
@@ -599,6 +715,12 @@ export function parseArgs(argv: readonly string[]): Options {
   // --upgrade-check alone is what einhorn's own re-exec probe runs: it needs no program.
   if (o.help || o.version || (o.upgradeCheck && rest.length === 0)) return o;
   if (o.ipv4Only && o.ipv6Only) throw new UsageError('-4 and -6 cannot be used together');
+  for (const dependent of ['fetch-interval', 'fetch-max-size']) {
+    if (seen.has(dependent) && o.fetch === null) throw new UsageError(`--${dependent} only means something with --fetch URL`);
+  }
+  if (o.exitWithChild && o.number > 1) {
+    throw new UsageError(`--exit-with-child passes on the status of one child; it cannot be used with -n ${o.number}`);
+  }
   if (rest.length === 0 || rest[0] === '') throw new UsageError('missing program to run (try --help)');
   o.program = rest[0] as string;
   o.programArgs = rest.slice(1);

@@ -52,6 +52,8 @@ export interface ReloadState {
   core: SerializedCore;
   /** Per-slot restarts and last exits (absent from older images). */
   slots?: Record<string, SlotRecord>;
+  /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
+  then?: 'upgrade';
 }
 
 /** Write the snapshot into a memfd that the new image inherits. */

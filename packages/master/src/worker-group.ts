@@ -176,6 +176,8 @@ export class WorkerGroup {
       if (r === null) continue;
       this.adopted.delete(pid);
       const signal = r.signal === null ? null : (SIGNAL_NAMES.get(r.signal) ?? `SIG${r.signal}`);
+      const slot = this.core.snapshot().workers.find((w) => w.pid === pid)?.slot;
+      if (slot !== undefined) this.opts.onChildExit?.(pid, slot, r.code, signal);
       if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
       this.feed({ type: 'exited', pid, code: r.code, signal });
     }

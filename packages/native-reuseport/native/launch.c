@@ -11,6 +11,8 @@
  *                 the sockets it is given, whatever its parent leaked to us.
  *   --pdeathsig   prctl(PR_SET_PDEATHSIG, SIGNUM); then, if getppid() != PID,
  *                 the master already died: refuse to exec (einhorn's -k).
+ *   EINHYRNINGSINS_LISTEN_PID=1 in the environment (--handoff systemd): it is
+ *                 removed and LISTEN_PID set to our pid, the program's once exec'd.
  *   then execv(PATH, [ARG0, ARGS...]) -- no PATH search, no shell.
  *
  * Exit codes (only reached when nothing was exec'd):
@@ -19,7 +21,7 @@
  *   126  PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY)
  *   127  any other exec failure (ENOENT, ENOTDIR, ELOOP, ...)
  *
- * It allocates nothing (execv reuses our own NULL-terminated argv tail) and
+ * It allocates nothing but the LISTEN_PID variable (execv reuses our own NULL-terminated argv tail) and
  * touches no fd below --close-from except writing diagnostics to fd 2 on
  * failure, so the listening sockets (fds 3, 4, ...) and their flags pass
  * through untouched.
@@ -27,6 +29,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
@@ -136,6 +139,19 @@ int main(int argc, char **argv) {
     /* The master may have died before prctl: we were then reparented. */
     if (getppid() != (pid_t)ppid) {
       say("parent process died before we set pdeathsig; refusing to exec ", path, "", "");
+      _exit(1);
+    }
+  }
+
+  /* --handoff systemd: LISTEN_PID must be the pid that runs the program, and we exec in place. */
+  const char *want_pid = getenv("EINHYRNINGSINS_LISTEN_PID");
+  if (want_pid != NULL) {
+    int set = strcmp(want_pid, "1") == 0;
+    unsetenv("EINHYRNINGSINS_LISTEN_PID");
+    char pid[24];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    if (set && setenv("LISTEN_PID", pid, 1) < 0) {
+      say("setenv(LISTEN_PID): ", strerror(errno), "", "");
       _exit(1);
     }
   }

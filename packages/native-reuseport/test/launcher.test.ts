@@ -258,3 +258,21 @@ test('--nice N sets the niceness before exec; bad values are usage errors', () =
   assert.equal(r.stdout.trim(), '5');
   assert.equal(launch(['--nice', 'x', '--', '/bin/true', 'true']).status, 2);
 });
+
+test('EINHYRNINGSINS_LISTEN_PID=1: LISTEN_PID is the pid that runs the program (the launcher execs in place), the flag is gone', () => {
+  const r = launch(['--', '/bin/sh', 'sh', '-c', 'echo "$$ ${LISTEN_PID-unset} ${EINHYRNINGSINS_LISTEN_PID-unset}"'], {
+    env: { PATH: process.env.PATH, EINHYRNINGSINS_LISTEN_PID: '1', LISTEN_PID: '1' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const [pid, listenPid, flag] = r.stdout.trim().split(' ');
+  assert.equal(listenPid, pid);
+  assert.equal(flag, 'unset');
+});
+
+test('without the flag LISTEN_PID is left alone; any other value of it only removes it', () => {
+  const show = 'echo "${LISTEN_PID-unset} ${EINHYRNINGSINS_LISTEN_PID-unset}"';
+  const without = launch(['--', '/bin/sh', 'sh', '-c', show], { env: { PATH: process.env.PATH } });
+  assert.equal(without.stdout.trim(), 'unset unset');
+  const other = launch(['--', '/bin/sh', 'sh', '-c', show], { env: { PATH: process.env.PATH, EINHYRNINGSINS_LISTEN_PID: '0' } });
+  assert.equal(other.stdout.trim(), 'unset unset');
+});

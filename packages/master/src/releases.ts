@@ -1,0 +1,136 @@
+/**
+ * Releases that arrive by themselves, for one group: --watch paths that trigger an upgrade
+ * when a deploy changes them, and the --fetch poller that installs new releases of the
+ * group's program and upgrades to them. The master owns one; a supervisor of many programs
+ * would own one per program (each with its own group handle, program path and options).
+ */
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StartupError } from './errors.js';
+import type { Logger } from './log.js';
+import { resolveProgram } from './program.js';
+import { PathWatcher } from './watch.js';
+import { UpgradeTracker, type GroupHandle, type UpgradeOutcome } from './upgrade-tracker.js';
+
+export interface ReleaseOptions {
+  /** --watch paths. */
+  watch: readonly string[];
+  /** --fetch URL (checked by the option parser), --fetch-interval, --fetch-max-size. */
+  fetch: string | null;
+  fetchIntervalSec: number;
+  fetchMaxBytes: number;
+  /** The group's program word (resolved through PATH from `cwd`, as a spawn does). */
+  program: string | null;
+}
+
+/**
+ * The file --fetch replaces: the program's resolved executable, symlinks followed. It must
+ * be in a directory the master may write (the download goes next to it, then a rename),
+ * and must not be the Node that runs the master.
+ */
+export function fetchTarget(opts: ReleaseOptions, env: NodeJS.ProcessEnv, cwd: string): string {
+  const word = opts.program as string;
+  const real = realpathSync(resolveProgram(word, env.PATH, cwd));
+  if (real === realpathSync(process.execPath)) {
+    throw new StartupError(`--fetch: the program ${word} is the node executable itself; fetch releases of a program file, not of its interpreter`);
+  }
+  try {
+    accessSync(dirname(real), constants.W_OK);
+  } catch {
+    throw new StartupError(`--fetch: cannot write to ${dirname(real)}, where the program ${real} is replaced`);
+  }
+  return real;
+}
+
+export interface ReleaseHost {
+  group: GroupHandle;
+  log: Logger;
+  /** Monotonic ms. */
+  now: () => number;
+  /** Where the program is looked up (the group's environment and working directory). */
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+interface Stoppable {
+  stop(): void;
+}
+
+export class Releases {
+  private readonly upgrades: UpgradeTracker;
+  private readonly watchers: PathWatcher[] = [];
+  private fetcher: Stoppable | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly opts: ReleaseOptions,
+    private readonly host: ReleaseHost,
+  ) {
+    this.upgrades = new UpgradeTracker(host.group);
+  }
+
+  /** Whether there is anything to run (no watch, no fetch: the master needs no Releases). */
+  static wanted(opts: ReleaseOptions): boolean {
+    return opts.watch.length > 0 || opts.fetch !== null;
+  }
+
+  start(): void {
+    this.startWatchers();
+    if (this.opts.fetch !== null) {
+      this.startFetcher(this.opts.fetch).catch((err: Error) => this.host.log.error(`--fetch: not polling: ${err.message}`));
+    }
+  }
+
+  private async startFetcher(url: string): Promise<void> {
+    const program = fetchTarget(this.opts, this.host.env, this.host.cwd);
+    // Loaded only when asked for (node:crypto and fetch cost start-up memory).
+    const { Fetcher } = await import('./fetcher.js');
+    if (this.stopped) return;
+    const fetcher = new Fetcher(
+      { url: new URL(url), intervalMs: this.opts.fetchIntervalSec * 1000, maxBytes: this.opts.fetchMaxBytes, program },
+      {
+        upgrade: (reason) => this.upgrade(reason),
+        log: this.host.log,
+        installed: () => {
+          for (const w of this.watchers) w.rebase();
+        },
+      },
+    );
+    this.fetcher = fetcher;
+    fetcher.start();
+  }
+
+  private startWatchers(): void {
+    const log = this.host.log;
+    for (const path of this.opts.watch) {
+      const w = new PathWatcher({
+        path,
+        onChange: (p, how) => void this.upgrade(`--watch: ${p} changed (${how})`),
+        warn: (m) => log.warn(m),
+        debug: (m) => log.debug(m),
+        now: this.host.now,
+      });
+      w.start();
+      this.watchers.push(w);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.watchers) w.stop();
+    this.fetcher?.stop();
+  }
+
+  /** After every batch of the group's events. */
+  changed(): void {
+    this.upgrades.changed();
+  }
+
+  private async upgrade(reason: string): Promise<UpgradeOutcome> {
+    this.host.log.info(`${reason}; upgrading`);
+    const outcome = await this.upgrades.request();
+    if (outcome.ok) this.host.log.info(`${reason}: upgrade done`);
+    else this.host.log.error(`${reason}: upgrade failed: ${outcome.message}`);
+    return outcome;
+  }
+}
