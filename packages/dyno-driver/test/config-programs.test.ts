@@ -55,7 +55,7 @@ test('program: every supported key read and typed', () => {
     assert.deepEqual(p.stdout, { target: { kind: 'file', path: `${dir}/logs/worker-2.log` }, maxBytes: 10 * 1024 * 1024, backups: 2 });
     assert.deepEqual(p.stderr, { target: { kind: 'none' }, maxBytes: 0, backups: 0 });
     assert.deepEqual(p.socket, { kind: 'unix', text: `unix:${dir}/w.sock`, path: `${dir}/w.sock`, mode: null, nonBlock: false });
-    assert.deepEqual(p.handoff, ['systemd', 'einhorn']);
+    assert.deepEqual(p.handoff, ['einhorn', 'systemd']);
     assert.deepEqual(p.ack, { kind: 'manual' });
   });
 });

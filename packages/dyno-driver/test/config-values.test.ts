@@ -108,9 +108,12 @@ test('project keys: socket=, handoff=, ack= as the master\'s -b and -m', () => {
   assert.throws(() => parseSocket('udp://h:80', '/'), /expected tcp:\/\/HOST:PORT or unix:PATH/);
   assert.throws(() => parseSocket(`unix:/${'x'.repeat(120)}`, '/'), /too long/);
   assert.throws(() => parseSocket('unix:/a,mode=999', '/'), /unknown unix socket option/);
-  assert.deepEqual(parseHandoff('einhorn, Systemd,server-starter,port,einhorn'), ['einhorn', 'systemd', 'server-starter', 'port']);
-  assert.throws(() => parseHandoff('einhorn,inetd'), /unknown hand-off "inetd" \(known: einhorn, systemd, server-starter, port\)/);
-  assert.throws(() => parseHandoff(' , '), /handoff is empty/);
+  // as the master's --handoff: einhorn always, first; a fixed order; names as written
+  assert.deepEqual(parseHandoff('port, systemd,server-starter,einhorn'), ['einhorn', 'systemd', 'server-starter', 'port']);
+  assert.deepEqual(parseHandoff('systemd'), ['einhorn', 'systemd']);
+  assert.throws(() => parseHandoff('einhorn,inetd'), { message: "unknown hand-off 'inetd' (known: einhorn, systemd, server-starter, port)" });
+  assert.throws(() => parseHandoff('Systemd'), /unknown hand-off 'Systemd'/);
+  assert.throws(() => parseHandoff('einhorn,'), /unknown hand-off ''/);
   assert.deepEqual(parseAck('manual'), { kind: 'manual' });
   assert.deepEqual(parseAck('2.5'), { kind: 'timer', seconds: 2.5 });
   assert.deepEqual(parseAck('.5'), { kind: 'timer', seconds: 0.5 });

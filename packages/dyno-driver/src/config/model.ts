@@ -5,6 +5,7 @@
  * `%(process_num)d` may make each process's command, directory or log file
  * different).
  */
+import type { HandoffName } from '@einhyrningsins/master';
 import type { Loc } from './errors.js';
 import type { AutoRestart } from './values.js';
 import type { UserEntry } from './users.js';
@@ -25,8 +26,8 @@ export type SocketSpec =
   | { kind: 'tcp'; text: string; host: string; port: number; reuseAddr: boolean; nonBlock: boolean; reusePort: boolean }
   | { kind: 'unix'; text: string; path: string; mode: number | null; nonBlock: boolean };
 
-/** How the processes learn about their socket (`handoff=`). */
-export type Handoff = 'einhorn' | 'systemd' | 'server-starter' | 'port';
+/** How the processes learn about their socket (`handoff=`): the master's --handoff names. */
+export type Handoff = HandoffName;
 
 /** `ack=`: as the master's -m: manual (worker:ack on the control socket) or a timer. */
 export type AckMode = { kind: 'manual' } | { kind: 'timer'; seconds: number };

@@ -3,18 +3,20 @@
  *   socket = tcp://HOST:PORT[,r][,n][,p] | unix:PATH[,mode=OCTAL][,n]
  *   handoff = einhorn, systemd, server-starter, port
  *   ack = manual | SECONDS
- * The socket is written as the master's -b (same options), the ACK mode as
- * its -m (`manual`, or a timer of SECONDS; default: timer, 1 second).
+ * The socket is written as the master's -b (same options), the hand-off as its
+ * --handoff (same names and rules), the ACK mode as its -m (`manual`, or a
+ * timer of SECONDS; default: timer, 1 second).
  */
 import { isAbsolute, resolve } from 'node:path';
-import { parseBindSpec } from '@einhyrningsins/master';
+import { HANDOFF_NAMES, HandoffError, parseBindSpec, parseHandoffs } from '@einhyrningsins/master';
 import { ValueError } from './errors.js';
 import type { AckMode, Handoff, SocketSpec } from './model.js';
 
 /** sockaddr_un's sun_path holds 108 bytes with the terminating NUL. */
 export const MAX_UNIX_PATH = 107;
 
-export const HANDOFFS: readonly Handoff[] = ['einhorn', 'systemd', 'server-starter', 'port'];
+/** The master's --handoff names: `handoff=` means what --handoff means. */
+export const HANDOFFS: readonly Handoff[] = HANDOFF_NAMES;
 
 export const DEFAULT_ACK: AckMode = { kind: 'timer', seconds: 1 };
 
@@ -64,18 +66,14 @@ export function parseSocket(text: string, cwd: string): SocketSpec {
   throw new ValueError(`socket ${JSON.stringify(text)}: expected tcp://HOST:PORT or unix:PATH`);
 }
 
+/** As the master's --handoff: a comma list; einhorn (EINHORN_*) always, first; the others in a fixed order. */
 export function parseHandoff(text: string): Handoff[] {
-  const out: Handoff[] = [];
-  for (const raw of text.split(',')) {
-    const w = raw.trim().toLowerCase();
-    if (w === '') continue;
-    if (!(HANDOFFS as readonly string[]).includes(w)) {
-      throw new ValueError(`unknown hand-off ${JSON.stringify(raw.trim())} (known: ${HANDOFFS.join(', ')})`);
-    }
-    if (!out.includes(w as Handoff)) out.push(w as Handoff);
+  try {
+    return parseHandoffs([text]);
+  } catch (err) {
+    if (err instanceof HandoffError) throw new ValueError(err.message.replace(/^--handoff: /, ''));
+    throw err;
   }
-  if (out.length === 0) throw new ValueError(`handoff is empty (known: ${HANDOFFS.join(', ')})`);
-  return out;
 }
 
 export function parseAck(text: string): AckMode {
