@@ -84,6 +84,7 @@ test('program: bad values are one line at their key', () => {
     ['autostart=maybe', 'main.conf:3: autostart: not a valid boolean value: "maybe" (true/false, yes/no, on/off, 1/0)'],
     ['autorestart=yes please', `main.conf:3: autorestart: invalid 'autorestart' value "yes please" (true, false or unexpected)`],
     ['startsecs=-1', 'main.conf:3: startsecs: -1 is below the lower bound (0)'],
+    ['numprocs=1000000000\nprocess_name=%(process_num)d', 'main.conf:3: numprocs: 1000000000 is above the upper bound (10000)'],
     ['startretries=three', 'main.conf:3: startretries: invalid literal for int(): "three"'],
     ['stopsignal=STOPP', 'main.conf:3: stopsignal: value "STOPP" is not a valid signal name'],
     ['exitcodes=0,300', 'main.conf:3: exitcodes: not a valid list of exit codes: "0,300" (e.g. 0,2; each 0-255)'],

@@ -37,6 +37,9 @@ export interface ProgramContext {
   warn: Warn;
 }
 
+/** As a Procfile quantity (supervisord has no bound: numprocs=10**9 would exhaust memory here). */
+export const MAX_NUMPROCS = 10_000;
+
 /** Per-program keys this project runs. */
 export const PROGRAM_KEYS = new Set([
   'command', 'process_name', 'numprocs', 'numprocs_start', 'priority', 'autostart', 'autorestart',
@@ -96,7 +99,7 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
   const killasgroup = r.get('killasgroup', stopasgroup ? 'true' : 'false', common, boolean);
   const exitcodes = r.get('exitcodes', '0', common, exitCodes);
   const redirectStderr = r.get('redirect_stderr', 'false', common, boolean);
-  const numprocs = r.get('numprocs', '1', common, (v) => integer(v, 0));
+  const numprocs = r.get('numprocs', '1', common, (v) => integer(v, 0, MAX_NUMPROCS));
   const numprocsStart = r.get('numprocs_start', '0', common, (v) => integer(v, 0));
   const environmentRaw = r.get('environment', '', null, (v) => v);
   for (const k of ['stdout', 'stderr']) {
