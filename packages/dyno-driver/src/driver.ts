@@ -4,8 +4,7 @@
  * upgrades, and the control socket.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import { existsSync, readlinkSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { CoreConfig, Event, ReplyTo } from '@einhyrningsins/core';
@@ -43,11 +42,11 @@ import {
   readDotenv,
   type AppSource,
 } from './app-source.js';
-import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE } from './control-dir.js';
+import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE, setAside, writeLastError } from './control-dir.js';
 import { AppError } from './errors.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
-import { serveHttp, type HttpApi } from './http-api.js';
+import { answerHttp, type HttpApi } from './http-api.js';
 import { describeChanges, diffReleases, isNewRelease, type PreparedRelease, type ProcessDef, type Release } from './release.js';
 import { prepareSlug } from './slug.js';
 import { VERSION } from './version.js';
@@ -220,7 +219,7 @@ export class Driver {
         0o600,
         this.log,
         (c, r) => this.onRequest(c, r),
-        { http: (socket: Socket, head: Buffer) => serveHttp(socket, head, this.httpApi()) },
+        { http: (req) => answerHttp(req, this.httpApi()) },
       );
       const server = this.server;
       this.cleanup.add(() => server.close());
@@ -442,16 +441,15 @@ export class Driver {
   private reject(file: string, dir: string, id: string, reason: string): void {
     let where = `moved to ${REJECTED_FILE}, reason in ${LAST_ERROR_FILE}`;
     try {
-      renameSync(file, join(dir, REJECTED_FILE));
-      try {
-        unlinkSync(join(dir, LAST_ERROR_FILE));
-      } catch {
-        /* none yet */
-      }
-      writeFileSync(join(dir, LAST_ERROR_FILE), `${reason}\n`, { mode: 0o400 });
+      setAside(file, join(dir, REJECTED_FILE));
     } catch (err) {
       this.stuckNew = id;
-      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}`;
+      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}; reason in ${LAST_ERROR_FILE}`;
+    }
+    try {
+      writeLastError(join(dir, LAST_ERROR_FILE), reason);
+    } catch (err) {
+      where += ` (cannot write ${LAST_ERROR_FILE}: ${(err as Error).message})`;
     }
     this.rejected = { file, reason, at: isoTime() };
     const running = this.release ? `still running release ${this.release.version}` : 'nothing is running';

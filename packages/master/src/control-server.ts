@@ -1,12 +1,14 @@
-import { lstatSync, realpathSync, chmodSync, unlinkSync, type Stats } from 'node:fs';
+import { lstatSync, realpathSync, unlinkSync, type Stats } from 'node:fs';
 import { Socket, createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { LineSplitter, encodeReply, parseRequest, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';
+import { HttpRequestReader, encodeHttpReply, type HttpReply, type HttpRequest } from './http-request.js';
 import type { Logger } from './log.js';
 import { monotonicMs } from './clock.js';
+import { MemoryKeeper } from './memory.js';
 
 /** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
 export const MAX_LINE_BYTES = 16 * 1024;
@@ -17,6 +19,10 @@ export const MAX_CONNECTIONS = 512;
  * queued for it (one reply of any size is always written to an empty queue).
  */
 export const MAX_PENDING_OUTPUT = 256 * 1024;
+/** A connection that was sent more than this leaves enough behind to compact after it closes. */
+const HEAVY_CLIENT_BYTES = 1024 * 1024;
+/** ... and this long after the last of them closed, the memory they left is compacted. */
+const COMPACT_AFTER_HEAVY_MS = 2000;
 /** Default idle timeout of a control connection (nothing sent, no reply owed). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** How often the socket file and its directory are checked (a deleted socket is recreated). */
@@ -51,6 +57,10 @@ export class ControlConnection {
   lastActive = monotonicMs();
   /** Called (bytes queued) when it is dropped for not reading its replies. */
   onOverflow: ((queued: number) => void) | null = null;
+  /** It was dropped for not reading its replies. */
+  overflowed = false;
+  /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
+  unparsed: () => Buffer = () => Buffer.alloc(0);
 
   /**
    * `peer`: the connecting process (null if unknown). `boundPid`: for a socketpair handed to
@@ -114,6 +124,7 @@ export class ControlConnection {
     if (this.closed || this.socket.destroyed || !this.socket.writable) return;
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
       // It does not read: what it is owed would only pile up here.
+      this.overflowed = true;
       this.onOverflow?.(this.socket.writableLength);
       this.socket.destroy();
       this.closed = true;
@@ -163,10 +174,13 @@ export interface ControlServerOptions {
 }
 
 /**
- * A connection whose first bytes are an HTTP request line (`GET /`, `POST /`,
- * ...) rather than an einhorn request; gets the socket and the bytes read so far.
+ * Answers the one HTTP request of a connection whose first bytes are an HTTP request line
+ * (`GET /`, `POST /`, ...) rather than an einhorn request. The connection stays the control
+ * server's: the same idle timeout, eviction when full and per-client limits (head and body
+ * size, one request, closed after the reply) as einhorn connections; see http-request.ts.
  */
-export type HttpHandler = (socket: Socket, head: Buffer) => void;
+export type HttpHandler = (req: HttpRequest) => HttpReply;
+export type { HttpReply, HttpRequest };
 
 /** The first bytes of an HTTP/1.x request: a method and a space then `/`. */
 const HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) \//;
@@ -258,7 +272,9 @@ async function claimPath(path: string, log: Logger): Promise<Stats> {
  * recreated socket, another master's).
  */
 async function listenAt(server: Server, path: string, mode: number): Promise<number> {
-  const old = process.umask(0o177);
+  // Created with its mode (the umask set for the bind), never chmodded by path: a chmod()
+  // after bind() would follow a symlink renamed over the new socket in between.
+  const old = process.umask(~mode & 0o777);
   let fd: number;
   try {
     fd = native.listenUnix({ path, backlog: 511, nonBlock: true });
@@ -266,8 +282,9 @@ async function listenAt(server: Server, path: string, mode: number): Promise<num
     process.umask(old);
   }
   try {
-    chmodSync(path, mode);
-    const ino = lstatSync(path).ino;
+    const st = lstatSync(path);
+    if (!st.isSocket() || st.uid !== (process.getuid?.() ?? 0)) throw new Error(`${path} was replaced by another file while it was bound`);
+    const ino = st.ino;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(err);
       server.once('error', onError);
@@ -302,6 +319,10 @@ export class ControlServer {
   private warnedMissingDir = false;
   private warnedReplaced = false;
   private readonly conns = new Map<Socket, ControlConnection>();
+  /** Gives memory back once clients that had much output built or queued for them are gone. */
+  private readonly memory = new MemoryKeeper();
+  private compactTimer: NodeJS.Timeout | null = null;
+  private heavyGone = 0;
   private readonly idleTimeoutMs: number;
   private readonly http: HttpHandler | undefined;
 
@@ -323,11 +344,11 @@ export class ControlServer {
    * Serve a connection that did not come through accept(): the master's end of a
    * socketpair whose other end child `pid` got as EINHORN_SOCK_FD (einhorn's -g).
    */
-  adopt(fd: number, pid: number | null = null): ControlConnection {
+  adopt(fd: number, pid: number | null = null, carried?: Buffer): ControlConnection {
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     const conn = new ControlConnection(socket, null, pid ?? -1);
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), 0);
+    serve(socket, conn, this.log, this.handle, () => this.gone(socket), 0, undefined, carried);
     return conn;
   }
 
@@ -335,9 +356,9 @@ export class ControlServer {
    * Serve a connection accepted by the image before a reload (its fd was inherited):
    * the peer as the kernel says, or the child it was bound to (-g).
    */
-  adoptConnection(fd: number, boundPid: number | null): ControlConnection {
-    if (boundPid !== null) return this.adopt(fd, boundPid);
-    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }));
+  adoptConnection(fd: number, boundPid: number | null, carried?: Buffer): ControlConnection {
+    if (boundPid !== null) return this.adopt(fd, boundPid, carried);
+    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }), carried);
   }
 
   /**
@@ -418,6 +439,8 @@ export class ControlServer {
   /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
   close(): void {
     this.closing = true;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
     this.server.close();
@@ -454,18 +477,43 @@ export class ControlServer {
   }
 
   /** An operator's or a worker's connection: its peer as the kernel says, the idle timeout, HTTP if asked. */
-  private serveClient(socket: Socket): ControlConnection {
+  private serveClient(socket: Socket, carried?: Buffer): ControlConnection {
     const conn = new ControlConnection(socket, peerOf(socket));
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
+    serve(socket, conn, this.log, this.handle, () => this.gone(socket), this.idleTimeoutMs, this.http, carried);
     return conn;
+  }
+
+  /**
+   * A connection closed. One that was sent much, or dropped with replies queued, left
+   * garbage and freed buffers behind: compact soon (a full GC and malloc_trim, see
+   * MemoryKeeper), so that the master's RSS goes back down once such clients are gone.
+   */
+  private gone(socket: Socket): void {
+    const conn = this.conns.get(socket);
+    this.conns.delete(socket);
+    if (!(socket.bytesWritten > HEAVY_CLIENT_BYTES || conn?.overflowed)) return;
+    // 2 s after the last of them (a burst of closes compacts once, when it is over).
+    this.heavyGone += 1;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      const before = process.memoryUsage.rss();
+      this.memory.compact();
+      const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
+      this.log.info(
+        `control: ${this.heavyGone} client(s) that had much output built or queued for them are gone; memory compacted (RSS ${mib(before)} -> ${mib(process.memoryUsage.rss())} MiB)`,
+      );
+      this.heavyGone = 0;
+    }, COMPACT_AFTER_HEAVY_MS);
+    this.compactTimer.unref();
   }
 
   /** Full: close the connection idle the longest (acks and operators must get through). */
   private evictIdlest(): boolean {
     let victim: ControlConnection | null = null;
     for (const c of this.conns.values()) {
-      if (!c.closed && c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
+      if (c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
     }
     if (!victim) return false;
     this.log.warn(`Control connections at the limit (${MAX_CONNECTIONS}): closing the one idle longest, from ${victim.describePeer()}`);
@@ -548,9 +596,11 @@ function serve(
   done: () => void,
   idleTimeoutMs: number,
   http?: HttpHandler,
+  carried?: Buffer,
 ): void {
   const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
   let head: Buffer | null = http ? Buffer.alloc(0) : null;
+  conn.unparsed = () => (head !== null ? Buffer.from(head) : splitter.pendingBytes());
   conn.onOverflow = (queued) =>
     log.warn(`control: dropping a client that does not read its replies (${Math.round(queued / 1024)} KiB queued; ${conn.describePeer()})`);
   if (idleTimeoutMs > 0) {
@@ -572,9 +622,7 @@ function serve(
       const text = head.subarray(0, 9).toString('latin1');
       if (HTTP_START.test(text)) {
         socket.off('data', onData);
-        socket.setTimeout(0);
-        conn.closed = true;
-        http(socket, head);
+        serveHttp(socket, conn, head, http, log);
         return;
       }
       if (HTTP_PREFIX.test(text) && head.length < 9 && !head.includes(10)) return;
@@ -607,6 +655,9 @@ function serve(
     }
   };
   socket.on('data', onData);
+  // A reload's new image: first the bytes of a line the image before had read only in part.
+  // (next tick: after the adoption is complete, before any byte read from the socket now).
+  if (carried && carried.length > 0) process.nextTick(() => !conn.closed && onData(carried));
   socket.on('end', () => {
     // Half-closed by the client: finish our replies (also those still to come), then close.
     if (!conn.closed) conn.peerEnd();
@@ -618,4 +669,48 @@ function serve(
     conn.closed = true;
     done();
   });
+}
+
+/**
+ * The HTTP request of a control connection: read under the shared limits, answered once,
+ * and then nothing more is read (what a client sends after its request stays in the
+ * kernel, bounded by the socket buffer, not in our memory). The connection stays counted,
+ * idle (evictable) and under the idle timeout while its request is incomplete; a client
+ * that hangs up before finishing it is closed at once.
+ */
+function serveHttp(socket: Socket, conn: ControlConnection, first: Buffer, http: HttpHandler, log: Logger): void {
+  const reader = new HttpRequestReader();
+  let answered = false;
+  const answer = (reply: HttpReply) => {
+    answered = true;
+    socket.off('data', onData);
+    socket.pause();
+    conn.closed = true;
+    // One request per connection: the reply, then close (the peer reads it after our close).
+    socket.end(encodeHttpReply(reply));
+    socket.once('finish', () => socket.destroy());
+  };
+  const onData = (data: Buffer) => {
+    conn.lastActive = monotonicMs();
+    const got = reader.push(data);
+    if (got === null || answered) return;
+    if ('error' in got) {
+      log.warn(`control: refused an HTTP request from ${conn.describePeer()}: ${got.error.status} ${got.error.body.trim()}`);
+      return answer(got.error);
+    }
+    let reply: HttpReply;
+    try {
+      reply = http(got.request);
+    } catch (err) {
+      log.error(`control: error while answering HTTP ${got.request.method} ${got.request.path}: ${(err as Error).stack ?? err}`);
+      reply = { status: 500, body: `${(err as Error).message}\n` };
+    }
+    answer(reply);
+  };
+  socket.on('data', onData);
+  socket.on('end', () => {
+    // Hung up before its request was complete: it cannot be answered.
+    if (!answered) conn.destroy();
+  });
+  onData(first);
 }

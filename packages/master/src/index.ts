@@ -8,7 +8,7 @@ export { resolveProgram, ProgramError } from './program.js';
 export { normalizeSignal } from './signals.js';
 export { VERSION } from './version.js';
 export { WorkerGroup, type LaunchSpec, type SharedListener, type WorkerGroupOptions } from './worker-group.js';
-export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields, type HttpHandler } from './control-server.js';
+export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields, type HttpHandler, type HttpReply, type HttpRequest } from './control-server.js';
 export { refuseForeignWorkerCommand } from './commands.js';
 export { Logger } from './log.js';
 export { StartupError } from './errors.js';

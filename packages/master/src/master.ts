@@ -31,7 +31,7 @@ import { listenOn } from './listen.js';
 import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
-import { STATE_FD_OPTION, readState, upgradeCheck, writeState, type BoundSocket, type ReloadState } from './reload.js';
+import { STATE_FD_OPTION, execGapMs, readState, upgradeCheck, writeState, type BoundSocket, type ReloadState } from './reload.js';
 
 const { O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants;
 
@@ -352,6 +352,7 @@ export class Master {
         format: 1,
         version: VERSION,
         wall: Date.now(),
+        monotonic: monotonicMs(),
         argv: [...this.argv],
         startedAtWall: this.startedAtWall,
         reloads: this.reloads + 1,
@@ -362,6 +363,7 @@ export class Master {
           .map((c) => ({
             fd: c.fd as number,
             boundPid: c.boundPid,
+            unparsed: c.unparsed().toString('base64'),
             requester: c === conn,
             requestId: c === conn ? (req.id ?? null) : null,
             streaming: c === conn && streaming,
@@ -454,14 +456,14 @@ export class Master {
   /** After takeOver: the group carries on from the old core, the connections are served again. */
   private resumeFrom(state: ReloadState): void {
     const group = this.group as WorkerGroup;
-    // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
-    group.restore(state.core, Date.now() - state.wall);
+    // The exec took some time: every age grows by it (on the monotonic clock, see execGapMs).
+    group.restore(state.core, execGapMs(state));
     group.history = SlotHistory.from(state.slots);
     const server = this.server as ControlServer;
     let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
     for (const c of state.connections) {
       native.setCloexec(c.fd, true);
-      const conn = server.adoptConnection(c.fd, c.boundPid ?? null);
+      const conn = server.adoptConnection(c.fd, c.boundPid ?? null, Buffer.from(c.unparsed ?? '', 'base64'));
       if (c.requester) {
         conn.expectReply();
         requester = { conn, id: c.requestId, streaming: c.streaming };
@@ -576,7 +578,7 @@ export class Master {
     const specs = this.opts.binds.map((b) => (isUnixBind(b) ? parseUnixBind(b, this.cwd) : parseBindSpec(b)));
     for (const spec of specs) {
       if ('path' in spec) {
-        const { fd, release } = await listenUnixBind(spec, this.opts.backlog);
+        const { fd, release } = await listenUnixBind(spec, this.opts.backlog, (m) => this.log.warn(m));
         this.cleanup.add(release);
         const ino = lstatSync(spec.path).ino;
         this.sockets.push({ fd, family: 'unix', text: spec.text, address: spec.path, port: 0, flags: spec.nonBlock ? ['n'] : [], unixFile: { path: spec.path, ino } });

@@ -13,6 +13,8 @@ import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import type { SerializedCore } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
+import { monotonicMs } from './clock.js';
+import { checkState, checkStateFds } from './reload-state-check.js';
 
 
 /** The option that carries the snapshot's fd; always the first word of the new image's argv. */
@@ -35,8 +37,14 @@ export interface BoundSocket {
 export interface ReloadState {
   format: 1;
   version: string;
-  /** Date.now() when the snapshot was taken: the gap to the new image's start is added to every age. */
+  /** Date.now() when the snapshot was taken (for images before `monotonic`). */
   wall: number;
+  /**
+   * CLOCK_MONOTONIC (ms) when the snapshot was taken: the exec's duration, added to every
+   * age, is measured on it (the clock continues across the exec, and a wall-clock step
+   * during it is not an age).
+   */
+  monotonic?: number;
   /** The old image's own argv (without --with-state-fd), re-used by the next reload. */
   argv: string[];
   /** Wall-clock start of the first image (uptime survives reloads). */
@@ -44,8 +52,18 @@ export interface ReloadState {
   reloads: number;
   sockets: BoundSocket[];
   control: { fd: number; path: string; ino: number };
-  /** Open control connections; `requestId` set on the one that asked for the reload. */
-  connections: Array<{ fd: number; boundPid: number | null; requester: boolean; requestId: string | number | null; streaming: boolean }>;
+  /**
+   * Open control connections; `requestId` set on the one that asked for the reload;
+   * `unparsed`: bytes of a request line not finished yet (base64), read again first.
+   */
+  connections: Array<{
+    fd: number;
+    boundPid: number | null;
+    unparsed?: string;
+    requester: boolean;
+    requestId: string | number | null;
+    streaming: boolean;
+  }>;
   lockfile: { fd: number; path: string } | null;
   pidfile: string | null;
   verbosity: number;
@@ -54,6 +72,16 @@ export interface ReloadState {
   slots?: Record<string, SlotRecord>;
   /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
   then?: 'upgrade';
+}
+
+/**
+ * How long the exec took, to add to every age: on the monotonic clock (the same clock in
+ * both images: same process, same boot), never negative. A snapshot of an older image
+ * without it falls back to the wall clock.
+ */
+export function execGapMs(state: Pick<ReloadState, 'wall' | 'monotonic'>, nowMono = monotonicMs(), nowWall = Date.now()): number {
+  const gap = typeof state.monotonic === 'number' && Number.isFinite(state.monotonic) ? nowMono - state.monotonic : nowWall - state.wall;
+  return Math.max(0, gap);
 }
 
 /** Write the snapshot into a memfd that the new image inherits. */
@@ -90,8 +118,14 @@ export function readState(fd: number): ReloadState {
       /* already closed */
     }
   }
-  const state = JSON.parse(text) as ReloadState;
-  if (state.format !== 1) throw new Error(`unknown reload state format ${String(state.format)}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not JSON (${(err as Error).message})`);
+  }
+  const state = checkState(value);
+  checkStateFds(state);
   return state;
 }
 

@@ -45,7 +45,9 @@ export function encodeReply(reply: ReplyInput): string {
  * `{ message, wait: false }`). Never throws.
  */
 export function decodeReply(line: string, mode: UnescapeMode = 'einhorn'): DecodeReplyResult {
-  const parsed = parseDocumentText(unescapeLine(line, mode));
+  // Replies come from the master and may be large (the state of hundreds of workers): the
+  // reader's line splitter bounds them, not the request's document limit.
+  const parsed = parseDocumentText(unescapeLine(line, mode), Number.POSITIVE_INFINITY);
   if (!parsed.ok) return { ok: false, error: `Could not parse reply: ${parsed.error}` };
   const value = parsed.value;
   if (typeof value === 'string' && line.trimStart().startsWith('"')) {
