@@ -61,6 +61,9 @@ export async function logfileBench(rounds = 5, lines = 100_000): Promise<{ text:
   const url = new URL('../../../packages/master/dist/src/logfile/index.js', import.meta.url).href;
   const mod = (await import(url)) as LogModule;
   const dir = mkdtempSync(join(tmpdir(), 'einh-bench-log-'));
+  // also when the bench's watchdog or a signal ends the process mid-phase
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', cleanup);
   try {
     const base: number[] = [];
     const ours: number[] = [];
@@ -88,6 +91,7 @@ export async function logfileBench(rounds = 5, lines = 100_000): Promise<{ text:
     ].join('\n');
     return { text, checks };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    process.removeListener('exit', cleanup);
+    cleanup();
   }
 }
