@@ -12,11 +12,11 @@ import { dispatch, type CommandContext } from './commands.js';
 import { ControlServer, type ControlConnection } from './control-server.js';
 import { StartupError } from './errors.js';
 import { Logger } from './log.js';
-import { rubyOnlyWarning, type Options } from './options.js';
+import { UsageError, rubyOnlyWarning, type Options } from './options.js';
 import { setUpHandoff } from './handoff-setup.js';
 import { watchReusePort } from './reuseport-watch.js';
 import { stopSignalWarning } from './known-servers.js';
-import { resolveProgram } from './program.js';
+import { checkInterpreter, resolveProgram } from './program.js';
 import { WorkerGroup } from './worker-group.js';
 import { ExitWithChild } from './exit-with-child.js';
 import { Releases, fetchTarget } from './releases.js';
@@ -283,7 +283,20 @@ export class Master {
   static check(opts: Options): void {
     native.ensureNative();
     native.assertLauncher();
-    if (opts.program !== null) resolveProgram(opts.program, process.env.PATH, process.cwd());
+    if (opts.program !== null) {
+      try {
+        resolveProgram(opts.program, process.env.PATH, process.cwd());
+      } catch (err) {
+        if (opts.bareAckModeThenProgram === opts.program && !opts.program.includes('/')) {
+          throw new UsageError(
+            `-m ${opts.program}: unknown ack mode (expected manual or a number of seconds; ` +
+              `to run a program named ${opts.program} after a bare -m, write -m -- ${opts.program})`,
+          );
+        }
+        throw err;
+      }
+      checkInterpreter(opts.program, process.env.PATH, process.cwd());
+    }
     if (opts.program !== null && opts.fetch !== null) fetchTarget(opts, process.env, process.cwd());
     if (opts.reexecAs) {
       try {

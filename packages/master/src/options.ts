@@ -53,7 +53,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'manual|SECONDS',
     help:
       'Manual ACK mode: each child must send worker:ack on the control socket. `-m SECONDS` instead ' +
-      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT). Default: timer, 1 second.',
+      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT); `-m WORD` where WORD names no program ' +
+      'is an unknown mode (`-m -- WORD` runs it). Default: timer, 1 second.',
   },
   { long: 'ack-mode', arg: 'manual|SECONDS', help: 'Same as -m with an argument (einhorn\'s long form).' },
   {
@@ -317,6 +318,12 @@ export interface Options {
   programArgs: string[];
   /** einhorn options accepted but meaningless here (Ruby-only), as given: one warning names them. */
   rubyOnly: string[];
+  /**
+   * Set when a bare -m was followed directly by the program's word (`-m app`, einhorn's
+   * way; no `--` between): if no such program exists, the word was meant as an ack
+   * mode (`-m fast`) and the master says so instead of "program not found".
+   */
+  bareAckModeThenProgram?: string;
 }
 
 export function defaultOptions(): Options {
@@ -700,6 +707,8 @@ export function parseArgs(argv: readonly string[]): Options {
           if (next !== undefined && spec.optionalArg(next)) {
             value = next;
             i += 1;
+          } else if (next !== undefined && !next.startsWith('-')) {
+            o.bareAckModeThenProgram = next;
           }
         } else {
           if (i + 1 >= argv.length) throw new UsageError(`-${ch} expects a value (${spec.arg})`);

@@ -15,7 +15,7 @@ import { lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import * as native from 'native-reuseport';
-import { BindError } from './bind-spec.js';
+import { BindUsageError } from './bind-spec.js';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';
 
@@ -35,17 +35,17 @@ export function isUnixBind(text: string): boolean {
 
 export function parseUnixBind(text: string, cwd: string): UnixBindSpec {
   const [first = '', ...opts] = text.slice('unix:'.length).split(',');
-  if (first === '') throw new BindError(`-b ${text}: expected unix:PATH[,mode=OCTAL]`);
+  if (first === '') throw new BindUsageError(`-b ${text}: expected unix:PATH[,mode=OCTAL]`);
   const spec: UnixBindSpec = { text, path: resolve(cwd, first), mode: null, nonBlock: false };
   for (const raw of opts) {
     const opt = raw.trim();
     const m = /^mode=(0?[0-7]{3})$/.exec(opt);
     if (m) spec.mode = parseInt(m[1] as string, 8);
     else if (opt === 'n' || opt === 'o_nonblock') spec.nonBlock = true;
-    else if (opt !== '') throw new BindError(`-b ${text}: unknown unix socket option '${raw}' (known: mode=OCTAL, n)`);
+    else if (opt !== '') throw new BindUsageError(`-b ${text}: unknown unix socket option '${raw}' (known: mode=OCTAL, n)`);
   }
   if (Buffer.byteLength(spec.path) > MAX_UNIX_PATH) {
-    throw new BindError(`-b ${text}: the socket path is too long (${Buffer.byteLength(spec.path)} bytes, at most ${MAX_UNIX_PATH})`);
+    throw new BindUsageError(`-b ${text}: the socket path is too long (${Buffer.byteLength(spec.path)} bytes, at most ${MAX_UNIX_PATH})`);
   }
   return spec;
 }
