@@ -68,7 +68,8 @@ export type FleetEvent<L = unknown> =
       /** The reply when there is no group to ask (default: a "none" error naming the noun). */
       none?: { message: string; ok: boolean };
     }
-  | { type: 'shutdown'; signal: string; replyTo?: ReplyTo };
+  /** own: each group is asked with its own drain signal (a config's per-program stopsignal), not `signal`. */
+  | { type: 'shutdown'; signal: string; own?: boolean; replyTo?: ReplyTo };
 
 /** What a group's engine asks of the shell (its replies and its exit are the fleet's business). */
 export type GroupEffect = Exclude<Effect, { type: 'reply' } | { type: 'exit' }>;
@@ -169,7 +170,7 @@ export class Fleet<L = unknown> {
         this.request(ev.targets, ev.request, ev.finish ?? 'lines', ev.replyTo, ev.none);
         break;
       case 'shutdown':
-        this.shutdown(ev.signal, ev.replyTo);
+        this.shutdown(ev.signal, ev.replyTo, ev.own === true);
         break;
     }
     return this.out;
@@ -340,7 +341,8 @@ export class Fleet<L = unknown> {
   }
 
   /** Drain everything, exit 0 once every group is gone. A second request escalates to SIGKILL. */
-  private shutdown(signal: string, replyTo: ReplyTo | undefined): void {
+  private shutdown(given: string, replyTo: ReplyTo | undefined, own: boolean): void {
+    const signalOf = (g: Group<L>) => (own ? g.core.snapshot().config.drainSignal : given);
     this.shutdowns += 1;
     if (this.all.size === 0) {
       this.reply(replyTo, 'No processes are running; exiting.', false, true);
@@ -354,11 +356,11 @@ export class Fleet<L = unknown> {
       return;
     }
     if (replyTo === undefined) {
-      for (const g of targets) this.feed(g, { type: 'shutdown', signal });
+      for (const g of targets) this.feed(g, { type: 'shutdown', signal: signalOf(g) });
       return;
     }
     const subs = this.fans.open(replyTo, targets.map((g) => g.name), 'lines');
-    targets.forEach((g, i) => this.feed(g, { type: 'shutdown', signal, replyTo: subs[i] as number }));
+    targets.forEach((g, i) => this.feed(g, { type: 'shutdown', signal: signalOf(g), replyTo: subs[i] as number }));
   }
 
   // ---- one group's engine -------------------------------------------------------------

@@ -25,6 +25,11 @@ export type AppSource =
       dir: string;
       /** Only when --env was given. */
       envFile: string | null;
+    }
+  | {
+      /** --config: a supervisord-style config file (config-source.ts). */
+      kind: 'config';
+      file: string;
     };
 
 function readText(path: string, what: string): string {
@@ -137,5 +142,5 @@ export function peekControlDir(dir: string): { release: Release; file: string } 
 }
 
 export function defaultStateDir(src: AppSource, cwd: string): string {
-  return src.kind === 'control-dir' ? join(src.dir, '.state') : resolve(cwd, '.einhyrningsins-dyno');
+  return src.kind === 'control-dir' ? join(src.dir, '.state') : src.kind === 'config' ? join(dirname(src.file), '.einhyrningsins-dyno') : resolve(cwd, '.einhyrningsins-dyno');
 }

@@ -21,6 +21,7 @@ const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError
 export { defaultDynoSocketPath };
 
 export function appSource(o: DynoOptions, cwd: string): AppSource {
+  if (o.config !== null) return { kind: 'config', file: resolve(cwd, o.config) };
   if (o.controlDir !== null) {
     return { kind: 'control-dir', dir: resolve(cwd, o.controlDir), envFile: o.envFile === null ? null : resolve(cwd, o.envFile) };
   }

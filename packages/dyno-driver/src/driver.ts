@@ -42,6 +42,9 @@ import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
 import { releaseSource } from './sources.js';
+import { ConfigSource } from './config-source.js';
+import { processName } from './program-launch.js';
+import { resolveNames } from './program-names.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
@@ -66,6 +69,8 @@ export class Driver implements CommandHost {
   private readonly routes: ReplyRoutes;
   private server: ControlServer | null = null;
   private readonly source: ReleaseSource;
+  /** The source when it is a config file (--config): its programs' sockets. */
+  private readonly config: ConfigSource | null;
   private readonly web: WebSocketBinding;
   private readonly phase: ReleasePhase;
   private readonly cleanup = new Cleanup();
@@ -90,7 +95,8 @@ export class Driver implements CommandHost {
     this.selected = selectedBy(cfg.types);
     this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
     const sourceCfg: SourceConfig = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
-    this.source = releaseSource(sourceCfg, this.logger);
+    this.source = releaseSource(sourceCfg, this.logger, cfg.env);
+    this.config = this.source instanceof ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
@@ -125,6 +131,27 @@ export class Driver implements CommandHost {
       now: () => this.now(),
       shell: (spec) => {
         const web = spec.launch.web;
+        const program = spec.launch.process.program;
+        if (program && this.config) {
+          const x = program.processes[0];
+          const listeners = this.config.listenersFor(program);
+          return {
+            name: spec.name,
+            core: spec.config,
+            launch: spec.launch.launch,
+            listeners,
+            ...(x && listeners.length && x.handoff.length
+              ? { handoff: { names: x.handoff, ctx: { inheritedPreload: spec.launch.launch.env.LD_PRELOAD, shimVerbose: this.cfg.verbosity === 0 } } }
+              : {}),
+            socketPath: this.cfg.socketPath,
+            killChildrenOnExit: this.cfg.killChildrenOnExit,
+            stopGroup: x?.stopasgroup ?? false,
+            killGroup: x?.killasgroup ?? false,
+            log: this.logger,
+            output: (child, slot) => this.output.track(processName(program, slot), child),
+            onWorkerExit: () => this.memory?.poke(),
+          };
+        }
         return {
           name: spec.name,
           core: spec.config,
@@ -199,6 +226,7 @@ export class Driver implements CommandHost {
       const server = this.server;
       this.cleanup.add(() => server.close());
       await this.web.bind(look.webPossible, look.port ?? this.cfg.env.PORT, this.cleanup);
+      if (this.config?.model) await this.config.bindSockets(this.config.model, this.cleanup);
       if (initial?.releaseArgs && stoppedBy === null) {
         // Asked to stop while the first release phase runs: stop it (see `stop`), start nothing.
         during = 'the release phase';
@@ -219,7 +247,7 @@ export class Driver implements CommandHost {
     this.logger.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${this.source.describe()}`);
     const src = this.cfg.source;
     if (initial) {
-      this.apply.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : 'start');
+      this.apply.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : src.kind === 'config' ? src.file : 'start');
     } else this.watchSource();
   }
 
@@ -284,7 +312,9 @@ export class Driver implements CommandHost {
     this.shutdowns += 1;
     this.phase.stop(this.shutdowns === 1 ? signal : 'SIGKILL');
     if (this.shutdowns === 1) this.source.close();
-    this.runtime.feed({ type: 'shutdown', signal, ...(replyTo !== undefined ? { replyTo } : {}) });
+    // With a config file, each program is asked with its own stopsignal (as supervisord's stop).
+    const own = this.config !== null && this.shutdowns === 1 && signal === this.cfg.stopSignal;
+    this.runtime.feed({ type: 'shutdown', signal, ...(own ? { own } : {}), ...(replyTo !== undefined ? { replyTo } : {}) });
   }
 
   /** The fleet is done: a release phase still running goes first. */
@@ -358,6 +388,16 @@ export class Driver implements CommandHost {
     this.apply.upgradeApp([...new Set(types)], this.route(conn, req), mode);
   }
 
+  /** `restart NAME|GROUP:*|all`: the named programs roll (a new process up before an old one is stopped). */
+  restart(words: readonly string[], conn: ControlConnection, req: Request): void {
+    const model = this.config?.model;
+    if (!model) return void conn.send({ message: 'restart is for programs of a --config file; use upgrade', error: true }, req.id);
+    const r = resolveNames(model, words, this.runtime.names());
+    if ('error' in r) return void conn.send({ message: r.error, error: true }, req.id);
+    this.logger.info(`Asked to restart ${r.names.join(', ')}`);
+    this.runtime.feed({ type: 'request', targets: r.names, request: { type: 'upgrade', mode: 'smooth' }, replyTo: this.route(conn, req) });
+  }
+
   die(signal: string, replyTo: number): void {
     this.logger.info(`Asked to stop (die ${signal}): stopping every process`);
     this.shutdown(signal, replyTo);
@@ -382,7 +422,7 @@ export class Driver implements CommandHost {
     return {
       pid: process.pid,
       version: VERSION,
-      source: src.kind === 'procfile' ? `Procfile ${src.procfile}` : `control directory ${src.dir}`,
+      source: src.kind === 'procfile' ? `Procfile ${src.procfile}` : src.kind === 'config' ? `config ${src.file}` : `control directory ${src.dir}`,
       socketPath: this.cfg.socketPath,
       bind: l ? { address: l.address, port: l.port } : null,
       release: rel ? { version: rel.version, slug: rel.slug, stack: rel.stack, cwd: rel.cwd } : null,
@@ -421,6 +461,7 @@ export class Driver implements CommandHost {
 
   private reloadBusy(): string | null {
     if (this.exiting || this.shutdowns > 0) return 'stopping: the driver is stopping';
+    if (this.config?.hasSockets()) return 'not supported yet with --config programs that have socket= (their sockets are not in the snapshot); use restart or upgrade';
     const rolling = this.runtime.groups().filter((g) => g.snapshot.upgrade !== null);
     if (rolling.length) return `an upgrade is in progress (${rolling.map((g) => g.name).join(', ')}); reload when it is done`;
     if (this.apply.serialBusy > 0 || this.phase.child) return 'a release is being read or applied; reload when it is done';
@@ -473,6 +514,7 @@ export class Driver implements CommandHost {
       const g = state.groups[String(gid)];
       const p = g?.process ?? { type: name, args: ['true'], quantity: 0 };
       const base = rel ? this.apply.spec(p, rel) : null;
+      if (base && p.program) return base;
       return {
         name,
         quantity: p.quantity,

@@ -40,6 +40,12 @@ export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
     for: BOTH,
     help: 'Run the releases written to DIR/new (hsup\'s control directory; default $HSUP_CONTROL_DIR) instead of a Procfile.',
   },
+  {
+    long: 'config',
+    arg: 'FILE',
+    for: START,
+    help: "Run the [program:x] sections of a supervisord-style config FILE instead of a Procfile (one process type per program).",
+  },
   { long: 'state-dir', arg: 'DIR', for: BOTH, help: 'Where slugs are unpacked (default DIR/.state with -c, else ./.einhyrningsins-dyno).' },
   {
     short: 'b',
@@ -85,6 +91,8 @@ export interface DynoOptions {
   /** start TYPE=N with -c: quantities that override the release's. */
   quantities: Map<string, number>;
   controlDir: string | null;
+  /** --config FILE: a supervisord-style config. */
+  config: string | null;
   stateDir: string | null;
   bind: string | null;
   socketPath: string | null;
@@ -121,6 +129,7 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     formationText: null,
     quantities: new Map(),
     controlDir: null,
+    config: null,
     stateDir: null,
     bind: null,
     socketPath: null,
@@ -195,7 +204,12 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     const spec = DYNO_OPTIONS.find((s) => s.long === key) as DynoOptionSpec;
     if (!spec.for.includes(o.command)) throw new UsageError(`--${key} does not apply to ${o.command}`);
   }
-  if (o.controlDir === null && o.procfile === null && env.HSUP_CONTROL_DIR) o.controlDir = env.HSUP_CONTROL_DIR;
+  if (o.config !== null) {
+    if (o.procfile !== null || o.controlDir !== null) throw new UsageError('--config cannot be used with -f or -c');
+    if (o.formation !== null) throw new UsageError('--formation is for Procfile apps; with --config the quantities are the programs\' numprocs');
+    if (o.envFile !== null) throw new UsageError('--env is for Procfile apps; with --config use environment= in the config');
+  }
+  if (o.config === null && o.controlDir === null && o.procfile === null && env.HSUP_CONTROL_DIR) o.controlDir = env.HSUP_CONTROL_DIR;
   if (o.controlDir !== null && o.procfile !== null) throw new UsageError('-f and -c cannot be used together');
   if (o.controlDir !== null && o.formation !== null) {
     throw new UsageError('--formation is for Procfile apps; with -c the quantities come from the release');
@@ -253,6 +267,10 @@ function apply(o: DynoOptions, key: string, name: string, value: string | undefi
     case 'control-dir':
       if (v === '') throw new UsageError(`${name} expects a directory`);
       o.controlDir = v;
+      return;
+    case 'config':
+      if (v === '') throw new UsageError(`${name} expects a file`);
+      o.config = v;
       return;
     case 'state-dir':
       o.stateDir = v;
@@ -328,7 +346,8 @@ export function dynoHelpText(): string {
     'Usage: einhyrningsins-dyno start [OPTIONS] [TYPE...]',
     '       einhyrningsins-dyno run [OPTIONS] [--] COMMAND [ARGS...]',
     '',
-    "Runs an app's process types (a Procfile, or hsup's control directory) with",
+    "Runs an app's process types (a Procfile, hsup's control directory, or the programs of a",
+    'supervisord-style --config file) with',
     "einhorn's socket handling and zero-downtime rolling upgrades per type.",
     '',
     'Options:',

@@ -10,6 +10,7 @@ import type { ReleasePhase } from './release-phase.js';
 import { describeChanges, diffReleases, type PreparedRelease, type ProcessDef } from './release.js';
 import type { ReleaseSource } from './releases.js';
 import { WEB_TYPE, type WebSocketBinding } from './web-socket.js';
+import { programCore, programLaunch, programLaunchKey } from './program-launch.js';
 
 /** What a process type's group launches. */
 export interface TypeLaunch {
@@ -109,7 +110,7 @@ export class ReleaseApplier {
     this.log.info(`Release ${next.version} from ${origin}: ${describeChanges(changes)}`);
     for (const c of changes) {
       if (c.kind === 'add' || (c.kind === 'update' && c.relaunch.includes('command'))) this.web.checkCommand(c.process, next);
-      if (c.kind === 'add' && c.type === WEB_TYPE && !this.web.listener && !this.web.warnedNoSocket) {
+      if (c.kind === 'add' && c.type === WEB_TYPE && !c.process.program && !this.web.listener && !this.web.warnedNoSocket) {
         this.web.warnedNoSocket = true;
         this.log.warn('The web processes get no listening socket: no -b and no PORT (EINHORN_FD_COUNT=0)');
       }
@@ -122,6 +123,16 @@ export class ReleaseApplier {
   }
 
   spec(p: ProcessDef, rel: PreparedRelease): GroupSpec<TypeLaunch> {
+    if (p.program) {
+      // A config file's program: its own launch and stop rules (program-launch.ts).
+      return {
+        name: p.type,
+        quantity: p.quantity,
+        launchKey: programLaunchKey(p.program),
+        launch: { process: p, releaseVersion: rel.version, web: false, launch: programLaunch(p.program, this.cfg.env, rel.cwd) },
+        config: programCore(p.program, p.quantity, this.cfg.oneshot),
+      };
+    }
     const env = Object.entries(rel.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return {
       name: p.type,

@@ -3,14 +3,18 @@
  * the process types with their argv and quantity. And what changes, per
  * process type, from one release to the next.
  */
+import type { ProgramConfig } from './config/index.js';
 import type { ProcfileEntry } from './procfile.js';
 import { procfileArgs } from './procfile.js';
+import { programLaunchKey } from './program-launch.js';
 
 export interface ProcessDef {
   type: string;
   /** argv: Args[0] is found in PATH (or relative to the release's directory). */
   args: readonly string[];
   quantity: number;
+  /** A config file's program (config-source.ts): its own directory, environment, socket, stop rules. */
+  program?: ProgramConfig;
 }
 
 /** The Procfile entry (or control-file process type) that is the release phase, never in the formation. */
@@ -92,6 +96,7 @@ export function diffReleases(
     }
     const relaunch: string[] = [];
     if (!sameArgs(old.args, p.args)) relaunch.push('command');
+    if (old.program && p.program && programLaunchKey(old.program) !== programLaunchKey(p.program)) relaunch.push('program settings');
     if (!sameEnv(prev.env, next.env)) relaunch.push('environment');
     if (prev.slug !== next.slug || prev.slugKey !== next.slugKey || prev.cwd !== next.cwd) relaunch.push('slug');
     out.push({ kind: 'update', type: p.type, process: p, relaunch, quantity: old.quantity === p.quantity ? null : p.quantity });

@@ -42,6 +42,7 @@ export function selectedBy(types: readonly string[]): (type: string) => boolean 
 export async function prepareRelease(cfg: SourceConfig, rel: Release, current: PreparedRelease | null, warn: Warn): Promise<PreparedRelease> {
   const src = cfg.source;
   if (src.kind === 'procfile') return { ...rel, cwd: procfileDir(src), slugKey: null };
+  if (src.kind === 'config') throw new Error('a config file has no release files');
   const env = src.envFile ? { ...readDotenv(src.envFile, true, warn), ...rel.env } : rel.env;
   const place = await prepareSlug({
     slug: rel.slug,
@@ -69,6 +70,7 @@ export function firstLook(cfg: SourceConfig, warn: Warn): FirstLook {
       port: rel.env.PORT,
     };
   }
+  if (src.kind === 'config') throw new Error('a config file is read by its ConfigSource');
   checkControlDir(src.dir);
   const dotenv = readDotenv(src.envFile, true, warn);
   const peek = peekControlDir(src.dir);
@@ -85,6 +87,7 @@ export async function readAgain(cfg: SourceConfig, current: PreparedRelease | nu
     if (next.processes.length === 0 && !next.releaseArgs && running) throw new Error(`${src.procfile}: no process types defined`);
     return next;
   }
+  if (src.kind === 'config') throw new Error('a config file is read by its ConfigSource');
   const file = join(src.dir, LOADED_FILE);
   if (!existsSync(file)) throw new Error(`there is no ${file}`);
   return await prepareRelease(cfg, readControlFile(file), current, warn);
@@ -92,6 +95,7 @@ export async function readAgain(cfg: SourceConfig, current: PreparedRelease | nu
 
 export function describeSource(src: AppSource): string {
   if (src.kind === 'control-dir') return `control directory ${src.dir}`;
+  if (src.kind === 'config') return `config ${src.file}`;
   return `Procfile ${src.procfile}` + (src.envExplicit || existsSync(src.envFile) ? ` with ${src.envFile}` : '');
 }
 

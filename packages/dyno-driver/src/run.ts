@@ -39,6 +39,7 @@ export async function runContext(c: RunConfig): Promise<{ env: NodeJS.ProcessEnv
     }
     return { env, cwd: c.cwd, argv: oneOffArgv(c.argv) };
   }
+  if (src.kind === 'config') throw new AppError('run does not take --config');
   checkControlDir(src.dir);
   // Read only: a running driver owns the renaming of DIR/new.
   const peek = peekControlDir(src.dir);
@@ -98,7 +99,7 @@ export async function claimRunName(appKey: string): Promise<{ name: string; rele
 export async function runOneOff(c: RunConfig): Promise<number> {
   const { env, cwd, argv } = await runContext(c);
   const src = c.source;
-  const claim = await claimRunName(src.kind === 'procfile' ? src.procfile : src.dir);
+  const claim = await claimRunName(src.kind === 'procfile' ? src.procfile : src.kind === 'config' ? src.file : src.dir);
   env.DYNO = claim.name;
   const [cmd, ...args] = argv as [string, ...string[]];
   const child = spawn(cmd, args, { stdio: 'inherit', env, cwd });

@@ -30,3 +30,4 @@ export { SlotHistory, type SlotRecord } from './slot-history.js';
 export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket } from './bind-shim.js';
 export { staticExecutable } from './elf.js';
 export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';
+export { listenUnixBind, type UnixBindSpec } from './unix-bind.js';

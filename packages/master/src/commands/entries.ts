@@ -150,6 +150,19 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
     groups: 'optional',
     run: (h, conn, req, groups) => h.upgrade(groups, 'smooth', conn, req),
   },
+  restart: {
+    programs: ['dyno'],
+    help: {
+      dyno: "Restart programs of a --config file, supervisord's way of naming them: a rolling upgrade of each (args: NAME|GROUP:*|all ...)",
+    },
+    arity: [0, 0, 'restart NAME|GROUP:*|all ...'],
+    groups: 'optional',
+    run(h, conn, req, groups) {
+      if (!h.restart) return refuse(conn, req, 'restart is for programs of a --config file; use upgrade');
+      if (groups.length === 0) return refuse(conn, req, 'restart: missing argument; usage: restart NAME|GROUP:*|all ...');
+      h.restart(groups, conn, req);
+    },
+  },
   upgrade_fleet: {
     programs: BOTH,
     help: {

@@ -36,6 +36,8 @@ export interface CommandHost {
   upgrade(groups: readonly string[], mode: 'smooth' | 'fleet', conn: ControlConnection, req: Request): void;
   die(signal: string, replyTo: number): void;
   verbosity: number;
+  /** `restart NAME|GROUP:*|all` (the dyno driver's, with --config). */
+  restart?(words: readonly string[], conn: ControlConnection, req: Request): void;
   /** `scale`'s TYPE=N (the dyno driver's); throws with the reason. */
   parseScale?(word: string): { type: string; quantity: number };
 }

@@ -43,6 +43,10 @@ export interface LaunchSpec {
   cwd: string;
   /** Extra variables per worker (e.g. DYNO, PORT), set after einhorn's. */
   extraEnv?: (slot: number) => Record<string, string>;
+  /** What differs per worker (a config's %(process_num)d in command= or directory=). */
+  perSlot?: (slot: number) => { program: string; args: readonly string[]; cwd: string };
+  /** The children's umask (a config's umask=); none: the runtime's. */
+  umask?: number | null;
 }
 
 /** A listening socket handed to every child of the group (at fd 3, 4, ... in its order). */
@@ -76,6 +80,8 @@ export interface GroupShellOptions {
    * to the worker alone (einhorn). SIGKILL always takes the group.
    */
   stopGroup?: boolean;
+  /** SIGKILL takes the worker's whole process group (default); false: the worker alone (a config's killasgroup=false). */
+  killGroup?: boolean;
   /** Niceness for every child (setpriority before exec), or none. */
   niceWorker?: number | null;
   /** During upgrades, new workers boot this much nicer until they are up (0: off). */
@@ -224,7 +230,7 @@ export class GroupShell {
       case 'kill':
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
-        if (e.signal === 'SIGKILL') signalGroup(e.pid, 'SIGKILL');
+        if (e.signal === 'SIGKILL' && this.opts.killGroup !== false) signalGroup(e.pid, 'SIGKILL');
         else if (this.opts.stopGroup && this.isStopSignal(e.signal)) {
           if (signalGroup(e.pid, e.signal as NodeJS.Signals)) {
             this.debug(`Sent ${e.signal} to worker ${e.pid}'s process group`);
@@ -274,7 +280,7 @@ export class GroupShell {
   }
 
   private spawn(id: number, slot: number, generation = 0): void {
-    const spec = this.launch;
+    const spec = this.launch.perSlot ? { ...this.launch, ...this.launch.perSlot(slot) } : this.launch;
     let path: string;
     try {
       path = resolveProgram(spec.program, spec.env.PATH, spec.cwd);
@@ -336,6 +342,8 @@ export class GroupShell {
     }
     const out = this.opts.output ? 'pipe' : 'inherit';
     let child: ChildProcess;
+    // The child inherits the umask at fork (inside spawn): set for that call only.
+    const umask = spec.umask != null ? process.umask(spec.umask) : null;
     try {
       child = spawn(native.launcherPath, launch, {
         stdio: ['inherit', out, out, ...listeners.map((s) => s.fd), ...extraFds],
@@ -346,6 +354,8 @@ export class GroupShell {
       closePair();
       this.emit({ type: 'spawnFailed', id, error: (err as Error).message });
       return;
+    } finally {
+      if (umask !== null) process.umask(umask);
     }
     const pid = child.pid;
     if (pid === undefined) {

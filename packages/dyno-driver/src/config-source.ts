@@ -1,0 +1,167 @@
+/**
+ * The third release source (beside the Procfile and hsup's control directory): a
+ * supervisord-style config file (config/). Each [program:x] is one process type, one
+ * group of the runtime: its numprocs processes are the group's workers. Read at start
+ * (a config error: one line FILE:LINE, exit 2) and again on `upgrade`/SIGHUP (an error
+ * then: the running programs are untouched). The programs' `socket=`s are bound here,
+ * with the master's -b code, once per distinct socket, and shared by the program's
+ * processes (what makes a rolling restart lose no connection).
+ */
+import { dirname } from 'node:path';
+import * as native from 'native-reuseport';
+import {
+  StartupError,
+  checkHandoff,
+  listenOn,
+  listenUnixBind,
+  parseBindSpec,
+  resolveBind,
+  type Cleanup,
+  type HandedSocket,
+  type Logger,
+  type SharedListener,
+} from '@einhyrningsins/master';
+import type { Warn } from './app-source.js';
+import { ConfigError, readConfig, where, type ConfigModel, type ProgramConfig, type SocketSpec } from './config/index.js';
+import { UsageError } from './errors.js';
+import type { PreparedRelease } from './release.js';
+import type { FirstLook, ReleaseSource, Rejection } from './releases.js';
+import { programQuantity } from './program-launch.js';
+
+const BACKLOG = 511;
+
+/** The config as a release: one process type per program, in the config's start order (priority, name). */
+export function releaseFromConfig(model: ConfigModel, version: number, file: string): PreparedRelease {
+  return {
+    version,
+    releaseArgs: null,
+    env: {},
+    slug: '',
+    stack: '',
+    processes: model.programs.map((p) => ({ type: p.name, args: p.processes[0]?.argv ?? [], quantity: programQuantity(p), program: p })),
+    cwd: dirname(file),
+    slugKey: null,
+  };
+}
+
+export class ConfigSource implements ReleaseSource {
+  readonly versioned = false;
+  rejected: Rejection | null = null;
+  /** The model last read (warnings are said once start-up succeeded). */
+  model: ConfigModel | null = null;
+  /** Bound sockets by their socket= text. */
+  private readonly sockets = new Map<string, SharedListener>();
+  private cleanup: Cleanup | null = null;
+
+  constructor(
+    readonly file: string,
+    private readonly cwd: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly log: Logger,
+  ) {}
+
+  describe(): string {
+    return `config ${this.file}`;
+  }
+
+  private read(): ConfigModel {
+    return readConfig(this.file, { cwd: this.cwd, env: this.env });
+  }
+
+  firstLook(warn: Warn): FirstLook {
+    let model: ConfigModel;
+    try {
+      model = this.read();
+    } catch (err) {
+      // A config error is a usage error: one line FILE:LINE, exit 2.
+      if (err instanceof ConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+    this.checkUsers(model);
+    this.model = model;
+    for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
+    return { initial: releaseFromConfig(model, 1, this.file), webPossible: false, port: undefined };
+  }
+
+  /** user=: this runtime runs every process as its own user (setuid is not wired yet); another user is refused. */
+  private checkUsers(model: ConfigModel): void {
+    const uid = process.getuid?.() ?? 0;
+    for (const p of model.programs) {
+      const x = p.processes[0];
+      if (x?.user && x.user.uid !== uid) {
+        throw new UsageError(`${where(p.loc)}: [program:${p.name}] user=${x.user.name}: running a program as another user is not supported yet; remove user= or run the driver as ${x.user.name}`);
+      }
+    }
+  }
+
+  /** Bind every program's socket= not bound yet (at start, and for a config read again); a failure names the program. */
+  async bindSockets(model: ConfigModel, cleanup: Cleanup): Promise<void> {
+    this.cleanup = cleanup;
+    for (const p of model.programs) {
+      const spec = p.processes[0]?.socket ?? null;
+      if (!spec) continue;
+      const listener = this.sockets.get(spec.text) ?? (await this.bind(p, spec, cleanup));
+      this.sockets.set(spec.text, listener);
+      try {
+        checkHandoff(p.processes[0]?.handoff ?? [], this.handed([listener]));
+      } catch (err) {
+        throw new StartupError(`${where(p.loc)}: [program:${p.name}] handoff: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async bind(p: ProgramConfig, spec: SocketSpec, cleanup: Cleanup): Promise<SharedListener> {
+    const what = `socket ${spec.text} of [program:${p.name}] (${where(p.loc)})`;
+    if (spec.kind === 'unix') {
+      let bound;
+      try {
+        bound = await listenUnixBind({ text: spec.text, path: spec.path, mode: spec.mode, nonBlock: spec.nonBlock }, BACKLOG, (m) => this.log.warn(m));
+      } catch (err) {
+        throw new StartupError(`${what}: ${(err as Error).message}`);
+      }
+      cleanup.add(bound.release);
+      return { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text };
+    }
+    let bind;
+    try {
+      bind = await resolveBind(parseBindSpec(spec.text.slice('tcp://'.length)), null);
+    } catch (err) {
+      throw new StartupError(`${what}: ${(err as Error).message}`);
+    }
+    const fd = listenOn(bind, { backlog: BACKLOG, v6Only: null, what });
+    cleanup.add(() => native.close(fd));
+    return { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port, text: `${bind.address}:${bind.port}` };
+  }
+
+  private handed(listeners: readonly SharedListener[]): HandedSocket[] {
+    return listeners.map((s, i) => ({ childFd: 3 + i, family: s.family, address: s.address ?? '', port: s.port ?? 0, text: s.text ?? '' }));
+  }
+
+  /** The sockets a program's processes get (fd 3). */
+  listenersFor(p: ProgramConfig | undefined): SharedListener[] {
+    const spec = p?.processes[0]?.socket;
+    const l = spec ? this.sockets.get(spec.text) : undefined;
+    return l ? [l] : [];
+  }
+
+  hasSockets(): boolean {
+    return this.sockets.size > 0;
+  }
+
+  async readAgain(current: PreparedRelease | null, _running: boolean, warn: Warn): Promise<PreparedRelease> {
+    const model = this.read();
+    this.checkUsers(model);
+    if (this.cleanup) await this.bindSockets(model, this.cleanup);
+    this.model = model;
+    for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
+    return releaseFromConfig(model, (current?.version ?? 0) + 1, this.file);
+  }
+
+  watch(): void {
+    /* nothing arrives by itself: `upgrade` and SIGHUP read the file again */
+  }
+
+  close(): void {
+    /* the sockets are closed by the driver's cleanup */
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * A config file's program as a runtime group (the third release source's half of
+ * release-applier.ts): its launch (argv, directory, environment over the driver's,
+ * umask, per process where %(process_num)d makes them differ), its engine's
+ * configuration (ack as -m, stopsignal, stopwaitsecs, numprocs) and the key whose
+ * change rolls it.
+ */
+import type { CoreConfig } from '@einhyrningsins/core';
+import { SYSTEMD_VARS, type LaunchSpec } from '@einhyrningsins/master';
+import type { ProgramConfig, ProcessConfig } from './config/index.js';
+
+/** How long a manual-ack program's process may take to ack (as the driver's --ack-timeout default). */
+const MANUAL_ACK_DEADLINE_MS = 30_000;
+
+/** What, when it changes, means the program's processes must be replaced (a rolling restart). */
+export function programLaunchKey(p: ProgramConfig): string {
+  return JSON.stringify(
+    p.processes.map((x) => [
+      x.name,
+      x.argv,
+      x.directory,
+      x.umask,
+      x.user?.uid ?? null,
+      Object.entries(x.environment).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      x.socket?.text ?? null,
+      x.handoff,
+      x.ack,
+      x.stopsignal,
+      x.stopwaitsecs,
+      x.stopasgroup,
+      x.killasgroup,
+    ]),
+  );
+}
+
+/** The program's processes as the group's workers: `autostart=false` starts none. */
+export function programQuantity(p: ProgramConfig): number {
+  const first = p.processes[0];
+  return first && first.autostart ? p.processes.length : 0;
+}
+
+export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean): Partial<CoreConfig> {
+  const x = p.processes[0] as ProcessConfig;
+  return {
+    number: quantity,
+    ackMode: x.ack.kind === 'manual' ? { kind: 'manual', deadlineMs: MANUAL_ACK_DEADLINE_MS } : { kind: 'timer', ms: x.ack.seconds * 1000 },
+    retries: Infinity,
+    upgradeRetries: 3,
+    respawnDelayMs: 1000,
+    // supervisord's stopwaitsecs: then SIGKILL. 0 means at once there; here the smallest wait.
+    signalTimeoutMs: Math.max(1, x.stopwaitsecs * 1000),
+    drainSignal: `SIG${x.stopsignal}`,
+    slots: 'named',
+    respawn: !oneshot,
+  };
+}
+
+/** What each process runs: slot N is the program's process N (its name, argv, directory, environment). */
+export function programLaunch(p: ProgramConfig, driverEnv: NodeJS.ProcessEnv, configDir: string): LaunchSpec {
+  const procs = p.processes;
+  const at = (slot: number) => (procs[slot] ?? procs[0]) as ProcessConfig;
+  const first = at(0);
+  return {
+    program: first.argv[0] as string,
+    args: first.argv.slice(1),
+    env: { ...driverEnv },
+    dropEnv: SYSTEMD_VARS,
+    cwd: first.directory ?? configDir,
+    umask: first.umask,
+    perSlot: (slot) => {
+      const x = at(slot);
+      return { program: x.argv[0] as string, args: x.argv.slice(1), cwd: x.directory ?? configDir };
+    },
+    // supervisord's variables, then the program's environment= over the driver's.
+    extraEnv: (slot) => {
+      const x = at(slot);
+      return { SUPERVISOR_ENABLED: '1', SUPERVISOR_PROCESS_NAME: x.name, SUPERVISOR_GROUP_NAME: x.group, ...x.environment };
+    },
+  };
+}
+
+/** The name a process is shown by (its output prefix, `status`): process_name expanded. */
+export function processName(p: ProgramConfig, slot: number): string {
+  return p.processes[slot]?.name ?? `${p.name}:${slot}`;
+}

@@ -1,0 +1,185 @@
+/**
+ * einhyrningsins-dyno start --config FILE, black-box: a supervisord-style config's
+ * programs as the runtime's groups (real processes, real sockets, real signals).
+ */
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { load, sleep, until } from './harness.js';
+import { alive } from './proc.js';
+import { WEB, cleanupDrivers, get, newDir, runDyno, startDriver, type DynoState } from './dyno-harness.js';
+
+afterEach(async () => {
+  assert.deepEqual(await cleanupDrivers(), []);
+});
+
+/** A loopback port free right now (a config's socket= names its port). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const upAll = (st: DynoState, want: Record<string, number>) =>
+  Object.entries(want).every(([t, n]) => st.types[t]?.workers.length === n && st.types[t]!.workers.every((w) => w.state === 'up') && !st.types[t]!.upgrading);
+
+test('--config: programs run as groups with their command, numprocs, directory, environment, umask, stopsignal; autostart=false starts none; a socket program restarts as a rolling upgrade with no failed request', async (t) => {
+  const dir = newDir();
+  const port = await freePort();
+  mkdirSync(join(dir, 'sub'));
+  const probe =
+    'umask > umask.%(process_num)d; pwd > pwd.%(process_num)d; echo "$GREETING $SUPERVISOR_PROCESS_NAME $SUPERVISOR_GROUP_NAME" > env.%(process_num)d; ' +
+    'trap "echo int > stopped-by.%(process_num)d; exit 0" INT; trap "echo term > stopped-by.%(process_num)d; exit 0" TERM; while :; do sleep 0.1; done';
+  const config = [
+    '[program:web]',
+    `command = ${process.execPath} ${WEB}`,
+    `socket = tcp://127.0.0.1:${port},r`,
+    'numprocs = 2',
+    'process_name = %(program_name)s_%(process_num)d',
+    'ack = manual',
+    'environment = RELEASE_MARKER="one"',
+    'stopwaitsecs = 10',
+    '',
+    '[program:probe]',
+    `command = sh -c '${probe}'`,
+    'numprocs = 2',
+    'process_name = probe_%(process_num)02d',
+    'numprocs_start = 1',
+    'directory = sub',
+    'umask = 027',
+    'environment = GREETING="hello world"',
+    'priority = 1',
+    'stopsignal = INT',
+    '',
+    '[program:later]',
+    'command = sleep 1000',
+    'autostart = false',
+    '',
+    '[eventlistener:x]',
+    'command = true',
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'app.conf'), config);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  const st = await until('every program up', async () => {
+    const s = await d.state();
+    return upAll(s, { web: 2, probe: 2, later: 0 }) ? s : null;
+  }, 30_000);
+  // Start order: priority (probe=1 before the default 999), then name.
+  assert.deepEqual(Object.keys(st.types), ['probe', 'later', 'web']);
+  // A warning about what is not supported, with FILE:LINE, once start-up succeeded.
+  assert.match(d.stderr, /app\.conf:25: .*event listeners are not supported/);
+  const sub = join(dir, 'sub');
+  await until('probe files', () => ['env.1', 'env.2', 'umask.1', 'umask.2'].every((f) => existsSync(join(sub, f)) && readFileSync(join(sub, f), 'utf8').length > 0));
+  assert.equal(readFileSync(join(sub, 'umask.1'), 'utf8').trim(), '0027');
+  assert.equal(readFileSync(join(sub, 'pwd.2'), 'utf8').trim(), sub);
+  assert.equal(readFileSync(join(sub, 'env.1'), 'utf8').trim(), 'hello world probe_01 probe');
+  assert.equal(readFileSync(join(sub, 'env.2'), 'utf8').trim(), 'hello world probe_02 probe');
+  // Output prefixed by the process name.
+  await d.waitOut(/web_1 \| web listening/);
+  assert.match(await get(port), / one /);
+
+  // restart of the socket program: a rolling upgrade under load, no request lost.
+  const before = st.types.web!.workers.map((w) => w.pid).sort();
+  const traffic = load(port, 4, { fresh: true, maxMs: 60_000 });
+  try {
+    await until('some traffic', () => traffic.result.ok > 30, 10_000);
+    const replies = await d.ctl('restart', ['web']);
+    assert.match(replies.at(-1)!.message, /^\[web\] Upgrade done$/, JSON.stringify(replies));
+    const seen = traffic.result.ok;
+    await until('traffic after the restart', () => traffic.result.ok > seen + 30, 10_000);
+  } finally {
+    await traffic.stop();
+  }
+  assert.equal(traffic.result.failed, 0, `failed requests: ${traffic.result.errors.join(', ')}`);
+  t.diagnostic(`restart web under load: ${traffic.result.ok} requests, ${traffic.result.failed} failed`);
+  const after = await until('restarted', async () => {
+    const s = await d.state();
+    return upAll(s, { web: 2, probe: 2, later: 0 }) ? s : null;
+  });
+  const now = after.types.web!.workers.map((w) => w.pid).sort();
+  assert.ok(now.every((p) => !before.includes(p)), `every web process replaced: ${before} -> ${now}`);
+  // The other programs were not touched.
+  assert.deepEqual(after.types.probe!.workers.map((w) => w.pid).sort(), st.types.probe!.workers.map((w) => w.pid).sort());
+
+  // GROUP:* and all name programs; a process of a several-process program is refused with the reason.
+  assert.match((await d.ctl('restart', ['web_1'])).at(-1)!.message, /web_1 is one process of program web: name the program/);
+  assert.match((await d.ctl('restart', ['nope'])).at(-1)!.message, /^No such process: nope/);
+  assert.match((await d.ctl('restart', ['probe:*'])).at(-1)!.message, /^\[probe\] Upgrade done$/);
+
+  // Stopping: each program gets its own stopsignal (probe: INT).
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+  assert.equal(readFileSync(join(sub, 'stopped-by.1'), 'utf8').trim(), 'int');
+  assert.equal(readFileSync(join(sub, 'stopped-by.2'), 'utf8').trim(), 'int');
+});
+
+test('--config: a config error is one line FILE:LINE and exit 2, warnings unsaid, nothing left behind', async () => {
+  const dir = newDir();
+  writeFileSync(join(dir, 'app.conf'), '[program:ok]\ncommand = sleep 1000\n[eventlistener:x]\ncommand = true\n\n[program:bad]\ncommand = sleep 1000\nnumprocs = lots\n');
+  const r = await runDyno(['start', '--config', 'app.conf', '-d', join(dir, 'ctl.sock')], { cwd: dir });
+  assert.equal(r.code, 2);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^einhyrningsins-dyno: .*app\.conf:8: .*numprocs/);
+  assert.deepEqual(readdirSync(dir).sort(), ['app.conf']);
+
+  // A usage mistake: --config with -f.
+  const u = await runDyno(['start', '--config', 'app.conf', '-f', 'Procfile'], { cwd: dir });
+  assert.equal(u.code, 2);
+  assert.match(u.stderr, /--config cannot be used with -f or -c/);
+});
+
+test('--config: a socket that cannot be bound fails start-up in one line naming the program; the sockets bound before are removed, nothing started', async () => {
+  const dir = newDir();
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as { port: number }).port;
+  try {
+    writeFileSync(
+      join(dir, 'app.conf'),
+      `[program:a]\ncommand = sleep 1000\nsocket = unix:${join(dir, 'a.sock')}\n\n[program:b]\ncommand = sleep 1000\nsocket = tcp://127.0.0.1:${port}\n`,
+    );
+    const r = await runDyno(['start', '--config', 'app.conf', '-d', join(dir, 'ctl.sock')], { cwd: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /socket tcp:\/\/127\.0\.0\.1:\d+ of \[program:b\] \(.*app\.conf:5\).*address already in use/);
+    assert.deepEqual(readdirSync(dir).sort(), ['app.conf']);
+  } finally {
+    await new Promise((r) => taken.close(r));
+  }
+});
+
+test('--config: killasgroup=true SIGKILLs the whole process group after stopwaitsecs; killasgroup=false only the process (as supervisord)', async () => {
+  const dir = newDir();
+  // A process that ignores the stop signal, with a grandchild (same process group) that ignores it too.
+  const cmd = (name: string) =>
+    `sh -c '(trap "" TERM; exec sleep 1000) & echo $! > ${name}.grandchild; trap "" TERM; while :; do sleep 0.1; done'`;
+  writeFileSync(
+    join(dir, 'app.conf'),
+    ['[program:grouped]', `command = ${cmd('grouped')}`, 'killasgroup = true', 'stopwaitsecs = 1', '', '[program:alone]', `command = ${cmd('alone')}`, 'stopwaitsecs = 1', ''].join('\n'),
+  );
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await until('up', async () => upAll(await d.state(), { grouped: 1, alone: 1 }), 20_000);
+  const pidIn = (f: string) => Number(readFileSync(join(dir, f), 'utf8'));
+  await until('grandchildren', () => ['grouped', 'alone'].every((n) => existsSync(join(dir, `${n}.grandchild`)) && pidIn(`${n}.grandchild`) > 0));
+  const grouped = pidIn('grouped.grandchild');
+  const alone = pidIn('alone.grandchild');
+  try {
+    assert.deepEqual(await d.stop(), { code: 0, signal: null });
+    await until('the grouped grandchild killed with its process', () => !alive(grouped));
+    await sleep(300);
+    assert.ok(alive(alone), 'killasgroup=false: the grandchild is not SIGKILLed');
+  } finally {
+    for (const p of [grouped, alone]) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+});
