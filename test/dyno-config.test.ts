@@ -183,3 +183,43 @@ test('--config: killasgroup=true SIGKILLs the whole process group after stopwait
     }
   }
 });
+
+test('--config: status with supervisord states per process; stop and start NAME|GROUP:*|all answer once done; startretries failed starts make FATAL', async () => {
+  const dir = newDir();
+  writeFileSync(
+    join(dir, 'app.conf'),
+    [
+      '[program:sleeper]',
+      'command = sleep 1000',
+      'numprocs = 2',
+      'process_name = %(program_name)s_%(process_num)d',
+      '',
+      '[program:crasher]',
+      `command = sh -c 'exit 3'`,
+      'startretries = 2',
+      'startsecs = 1',
+      '',
+    ].join('\n'),
+  );
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  const status = async () => (await d.ctl('status')).at(-1)!.message;
+  const text = await until('sleepers RUNNING, crasher FATAL', async () => {
+    const s = await status();
+    return /^sleeper:sleeper_0 +RUNNING +pid \d+, uptime 0:00:\d\d$/m.test(s) && /^sleeper:sleeper_1 +RUNNING /m.test(s) && /^crasher +FATAL +Exited too quickly/m.test(s) ? s : null;
+  }, 30_000);
+  assert.equal(text.trim().split('\n').length, 3, text);
+  // A failed start on the way there was BACKOFF (the engine's streak), never RUNNING.
+  assert.match(d.stderr, /crasher/);
+
+  const stopped = await d.ctl('stop', ['sleeper:*']);
+  assert.equal(stopped.at(-1)!.message, 'sleeper_0: stopped\nsleeper_1: stopped');
+  assert.match(await status(), /^sleeper:sleeper_0 +STOPPED +Not started$/m);
+  assert.equal((await d.state()).types.sleeper!.workers.length, 0);
+
+  const started = await d.ctl('start', ['all'], { timeoutMs: 30_000 });
+  // In the config's order (priority, then name): crasher before sleeper.
+  assert.equal(started.at(-1)!.message, 'crasher: ERROR (spawn error or exited too quickly: FATAL)\nsleeper_0: started\nsleeper_1: started');
+  assert.match(await status(), /^sleeper:sleeper_1 +RUNNING /m);
+  assert.match((await d.ctl('stop', ['nope'])).at(-1)!.message, /^No such process: nope/);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});

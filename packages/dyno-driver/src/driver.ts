@@ -18,7 +18,6 @@ import {
   SlotHistory,
   execGapMs,
   exitProcess,
-  bindShimProblem,
   installLastResort,
   monotonicMs,
   resumeConnections,
@@ -43,8 +42,8 @@ import type { PreparedRelease } from './release.js';
 import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
 import { releaseSource } from './sources.js';
 import { ConfigSource } from './config-source.js';
-import { processName } from './program-launch.js';
-import { resolveNames } from './program-names.js';
+import { ConfigControl } from './config-control.js';
+import { groupShellOptions } from './driver-shells.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
@@ -54,10 +53,7 @@ import { ReleaseApplier, type TypeLaunch } from './release-applier.js';
 import type { DriverConfig } from './driver-config.js';
 
 export { WEB_TYPE } from './web-socket.js';
-
-
 export type { DriverConfig } from './driver-config.js';
-
 export type { TypeLaunch } from './release-applier.js';
 
 export class Driver implements CommandHost {
@@ -71,6 +67,8 @@ export class Driver implements CommandHost {
   private readonly source: ReleaseSource;
   /** The source when it is a config file (--config): its programs' sockets. */
   private readonly config: ConfigSource | null;
+  /** supervisorctl's commands over the config's programs. */
+  private readonly control: ConfigControl | null;
   private readonly web: WebSocketBinding;
   private readonly phase: ReleasePhase;
   private readonly cleanup = new Cleanup();
@@ -79,8 +77,6 @@ export class Driver implements CommandHost {
   private exiting = false;
   private readonly selected: (type: string) => boolean;
   private readonly warn = (m: string) => this.logger.warn(m);
-  /** The web type's hand-off: einhorn's, and the bind shim for apps that bind $PORT (unless the shim is unusable: said once). */
-  private webShim: boolean | null = null;
   private notify: NotifyPolicy | null = null;
   private notifier: Notifier | null = null;
   private reaper: Reaper | null = null;
@@ -99,6 +95,7 @@ export class Driver implements CommandHost {
     this.config = this.source instanceof ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
+    this.control = this.config ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger) : null;
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );
@@ -129,64 +126,20 @@ export class Driver implements CommandHost {
       log: this.logger,
       fleet: { oneshot: this.cfg.oneshot, noun: 'process type', signalNumber },
       now: () => this.now(),
-      shell: (spec) => {
-        const web = spec.launch.web;
-        const program = spec.launch.process.program;
-        if (program && this.config) {
-          const x = program.processes[0];
-          const listeners = this.config.listenersFor(program);
-          return {
-            name: spec.name,
-            core: spec.config,
-            launch: spec.launch.launch,
-            listeners,
-            ...(x && listeners.length && x.handoff.length
-              ? { handoff: { names: x.handoff, ctx: { inheritedPreload: spec.launch.launch.env.LD_PRELOAD, shimVerbose: this.cfg.verbosity === 0 } } }
-              : {}),
-            socketPath: this.cfg.socketPath,
-            killChildrenOnExit: this.cfg.killChildrenOnExit,
-            stopGroup: x?.stopasgroup ?? false,
-            killGroup: x?.killasgroup ?? false,
-            log: this.logger,
-            output: (child, slot) => this.output.track(processName(program, slot), child),
-            onWorkerExit: () => this.memory?.poke(),
-          };
-        }
-        return {
-          name: spec.name,
-          core: spec.config,
-          launch: spec.launch.launch,
-          listeners: this.web.listenersFor(spec.name),
-          ...(web && this.web.listener && this.shimUsable()
-            ? { handoff: { names: ['einhorn', 'port'] as const, ctx: { inheritedPreload: spec.launch.launch.env.LD_PRELOAD, shimVerbose: this.cfg.verbosity === 0 } } }
-            : {}),
-          socketPath: this.cfg.socketPath,
-          killChildrenOnExit: this.cfg.killChildrenOnExit,
-          stopGroup: true,
+      shell: (spec) =>
+        groupShellOptions(spec, {
+          cfg: this.cfg,
+          web: this.web,
+          control: this.control,
+          output: this.output,
           log: this.logger,
-          output: (child, slot) => {
-            const name = `${spec.name}.${slot + this.cfg.startNumber}`;
-            this.output.track(name, child);
-            if (web) this.web.watchSpawned(name, child);
-          },
-          onWorkerExit: () => this.memory?.poke(),
-        };
-      },
+          poke: () => this.memory?.poke(),
+        }),
       relaunch: (shell, spec) => shell.setLaunch(spec.launch.launch),
       onReply: (to, message, wait, ok) => this.routes.reply(to, message, wait, ok),
       onExit: (code) => this.fleetDone(code),
       onChange: () => this.onChange(),
     });
-  }
-
-  /** The bind shim can be preloaded (else the web processes must use EINHORN_FD_0; said once). */
-  private shimUsable(): boolean {
-    if (this.webShim === null) {
-      const problem = bindShimProblem();
-      this.webShim = problem === null;
-      if (problem) this.logger.warn(`${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`);
-    }
-    return this.webShim;
   }
 
   // ---- start-up ---------------------------------------------------------------
@@ -338,6 +291,7 @@ export class Driver implements CommandHost {
 
   /** sd_notify after every batch of events: READY once every process type is up, RELOADING while one rolls. */
   private onChange(): void {
+    this.control?.check();
     if (!this.notify?.enabled) return;
     const groups = this.runtime.groups().filter((g) => !g.retiring);
     this.notify.update(
@@ -390,12 +344,19 @@ export class Driver implements CommandHost {
 
   /** `restart NAME|GROUP:*|all`: the named programs roll (a new process up before an old one is stopped). */
   restart(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const model = this.config?.model;
-    if (!model) return void conn.send({ message: 'restart is for programs of a --config file; use upgrade', error: true }, req.id);
-    const r = resolveNames(model, words, this.runtime.names());
-    if ('error' in r) return void conn.send({ message: r.error, error: true }, req.id);
-    this.logger.info(`Asked to restart ${r.names.join(', ')}`);
-    this.runtime.feed({ type: 'request', targets: r.names, request: { type: 'upgrade', mode: 'smooth' }, replyTo: this.route(conn, req) });
+    if (!this.control) return void conn.send({ message: 'restart is for programs of a --config file; use upgrade', error: true }, req.id);
+    this.control.restart(words, conn, req, this.route(conn, req));
+  }
+
+  /** `start|stop NAME|GROUP:*|all` (--config). */
+  startPrograms(words: readonly string[], conn: ControlConnection, req: Request): void {
+    if (!this.control) return void conn.send({ message: 'start is for programs of a --config file; use scale', error: true }, req.id);
+    this.control.start(words, conn, req);
+  }
+
+  stopPrograms(words: readonly string[], conn: ControlConnection, req: Request): void {
+    if (!this.control) return void conn.send({ message: 'stop is for programs of a --config file; use scale', error: true }, req.id);
+    this.control.stop(words, conn, req);
   }
 
   die(signal: string, replyTo: number): void {
@@ -450,7 +411,7 @@ export class Driver implements CommandHost {
 
   status(): { text: string; state: unknown } {
     const f = this.facts();
-    return { text: driverStatus(f), state: driverState(f) };
+    return { text: this.control ? this.control.statusText() : driverStatus(f), state: driverState(f) };
   }
 
   // ---- reload: re-execute the driver in place -------------------------------------

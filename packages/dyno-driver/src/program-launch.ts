@@ -41,10 +41,14 @@ export function programQuantity(p: ProgramConfig): number {
 
 export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean): Partial<CoreConfig> {
   const x = p.processes[0] as ProcessConfig;
+  const ackSeconds = x.ack.kind === 'timer' ? x.ack.seconds : 0;
   return {
     number: quantity,
+    // supervisord's startretries: FATAL after that many failed starts in a row (the engine gives up).
+    retries: x.startretries,
+    // supervisord's startsecs, counted from the start: a process must live that long (the ack included) to have started.
+    stableAfterMs: Math.max(0, x.startsecs - ackSeconds) * 1000,
     ackMode: x.ack.kind === 'manual' ? { kind: 'manual', deadlineMs: MANUAL_ACK_DEADLINE_MS } : { kind: 'timer', ms: x.ack.seconds * 1000 },
-    retries: Infinity,
     upgradeRetries: 3,
     respawnDelayMs: 1000,
     // supervisord's stopwaitsecs: then SIGKILL. 0 means at once there; here the smallest wait.

@@ -163,6 +163,28 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
       h.restart(groups, conn, req);
     },
   },
+  start: {
+    programs: ['dyno'],
+    help: { dyno: 'Start programs of a --config file; answers once each process is RUNNING or FATAL (args: NAME|GROUP:*|all ...)' },
+    arity: [0, 0, 'start NAME|GROUP:*|all ...'],
+    groups: 'optional',
+    run(h, conn, req, groups) {
+      if (!h.startPrograms) return refuse(conn, req, 'start is for programs of a --config file; use scale');
+      if (groups.length === 0) return refuse(conn, req, 'start: missing argument; usage: start NAME|GROUP:*|all ...');
+      h.startPrograms(groups, conn, req);
+    },
+  },
+  stop: {
+    programs: ['dyno'],
+    help: { dyno: 'Stop programs of a --config file (each with its stopsignal); answers once each process is gone (args: NAME|GROUP:*|all ...)' },
+    arity: [0, 0, 'stop NAME|GROUP:*|all ...'],
+    groups: 'optional',
+    run(h, conn, req, groups) {
+      if (!h.stopPrograms) return refuse(conn, req, 'stop is for programs of a --config file; use scale');
+      if (groups.length === 0) return refuse(conn, req, 'stop: missing argument; usage: stop NAME|GROUP:*|all ...');
+      h.stopPrograms(groups, conn, req);
+    },
+  },
   upgrade_fleet: {
     programs: BOTH,
     help: {

@@ -38,6 +38,9 @@ export interface CommandHost {
   verbosity: number;
   /** `restart NAME|GROUP:*|all` (the dyno driver's, with --config). */
   restart?(words: readonly string[], conn: ControlConnection, req: Request): void;
+  /** `start|stop NAME|GROUP:*|all` (the dyno driver's, with --config). */
+  startPrograms?(words: readonly string[], conn: ControlConnection, req: Request): void;
+  stopPrograms?(words: readonly string[], conn: ControlConnection, req: Request): void;
   /** `scale`'s TYPE=N (the dyno driver's); throws with the reason. */
   parseScale?(word: string): { type: string; quantity: number };
 }

@@ -1,0 +1,199 @@
+/**
+ * supervisorctl's commands over a config file's programs (--config): `status` with
+ * supervisord's state names per process, `start|stop|restart NAME|GROUP:*|all`.
+ * A program is one runtime group; its processes are the group's slots, and a
+ * process's state is read from its group's engine (core/): a worker starting is
+ * STARTING, up is RUNNING, asked to stop STOPPING; an empty slot the engine still
+ * wants is BACKOFF after a failed start (else STARTING), FATAL once the engine gave up
+ * (startretries), STOPPED when the program is stopped. `start` and `stop` answer once
+ * every named process is RUNNING (or FATAL) or gone; `restart` of a program rolls it
+ * (a new process up before an old one is stopped).
+ */
+import type { CoreSnapshot } from '@einhyrningsins/core';
+import type { ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
+import type { Request } from '@einhyrningsins/protocol';
+import type { ConfigSource } from './config-source.js';
+import type { ProgramConfig } from './config/index.js';
+import { processName } from './program-launch.js';
+import { resolveNames } from './program-names.js';
+import type { TypeLaunch } from './release-applier.js';
+
+export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
+
+export interface ProcessStatus {
+  name: string;
+  group: string;
+  state: SupervisorState;
+  pid: number | null;
+  /** Milliseconds since it was spawned (RUNNING). */
+  uptimeMs: number | null;
+}
+
+/** Each process of a program as supervisord would call it now. */
+export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: number): ProcessStatus[] {
+  return p.processes.map((x, slot) => {
+    const base = { name: x.name, group: x.group, pid: null, uptimeMs: null };
+    if (!snap) return { ...base, state: 'STOPPED' };
+    const ws = snap.workers.filter((w) => w.slot === slot);
+    const live = ws.find((w) => w.state === 'up') ?? ws.find((w) => w.state === 'starting') ?? ws[0];
+    if (live) {
+      const state: SupervisorState = live.state === 'up' ? 'RUNNING' : live.state === 'starting' ? 'STARTING' : 'STOPPING';
+      return { ...base, state, pid: live.pid, uptimeMs: state === 'RUNNING' ? Math.max(0, now - live.spawnedAt) : null };
+    }
+    if (slot >= snap.config.number || snap.shuttingDown) return { ...base, state: 'STOPPED' };
+    if (snap.gaveUp) return { ...base, state: 'FATAL' };
+    return { ...base, state: snap.streak > 0 ? 'BACKOFF' : 'STARTING' };
+  });
+}
+
+function uptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
+}
+
+/** supervisorctl status's lines: `group:name` (or `name` when they are the same), state, description. */
+export function statusLines(list: readonly ProcessStatus[]): string {
+  return (
+    list
+      .map((s) => {
+        const name = s.group === s.name ? s.name : `${s.group}:${s.name}`;
+        const desc =
+          s.state === 'RUNNING'
+            ? `pid ${s.pid}, uptime ${uptime(s.uptimeMs ?? 0)}`
+            : s.state === 'FATAL' || s.state === 'BACKOFF'
+              ? 'Exited too quickly (process log may have details)'
+              : s.state === 'STOPPED'
+                ? 'Not started'
+                : s.pid !== null
+                  ? `pid ${s.pid}`
+                  : '';
+        return `${name.padEnd(32)} ${s.state.padEnd(10)} ${desc}`.trimEnd();
+      })
+      .join('\n') + '\n'
+  );
+}
+
+interface Waiter {
+  names: string[];
+  done: (statuses: ProcessStatus[]) => string | null;
+  conn: ControlConnection;
+  req: Request;
+}
+
+export class ConfigControl {
+  private readonly waiters = new Set<Waiter>();
+
+  constructor(
+    private readonly source: ConfigSource,
+    private readonly runtime: Runtime<TypeLaunch>,
+    private readonly now: () => number,
+    private readonly log: Logger,
+  ) {}
+
+  /** A program's group shell: its socket, hand-off, stop rules; its output labelled with the process name. */
+  shell(
+    spec: { name: string; config: GroupShellOptions['core']; launch: TypeLaunch },
+    program: ProgramConfig,
+    common: Pick<GroupShellOptions, 'socketPath' | 'killChildrenOnExit' | 'log' | 'onWorkerExit'> & { shimVerbose: boolean; output: (name: string, child: import('node:child_process').ChildProcess) => void },
+  ): GroupShellOptions {
+    const x = program.processes[0];
+    const listeners = this.source.listenersFor(program);
+    return {
+      name: spec.name,
+      core: spec.config,
+      launch: spec.launch.launch,
+      listeners,
+      ...(x && listeners.length && x.handoff.length
+        ? { handoff: { names: x.handoff, ctx: { inheritedPreload: spec.launch.launch.env.LD_PRELOAD, shimVerbose: common.shimVerbose } } }
+        : {}),
+      socketPath: common.socketPath,
+      killChildrenOnExit: common.killChildrenOnExit,
+      stopGroup: x?.stopasgroup ?? false,
+      killGroup: x?.killasgroup ?? false,
+      log: common.log,
+      output: (child, slot) => common.output(processName(program, slot), child),
+      ...(common.onWorkerExit ? { onWorkerExit: common.onWorkerExit } : {}),
+    };
+  }
+
+  private programs(): ProgramConfig[] {
+    return this.source.model?.programs ?? [];
+  }
+
+  private group(name: string): RuntimeGroup<TypeLaunch> | undefined {
+    return this.runtime.groups().find((g) => g.name === name && !g.retiring);
+  }
+
+  statuses(names?: readonly string[]): ProcessStatus[] {
+    const now = this.now();
+    return this.programs()
+      .filter((p) => !names || names.includes(p.name))
+      .flatMap((p) => programStatus(p, this.group(p.name)?.snapshot ?? null, now));
+  }
+
+  statusText(): string {
+    return statusLines(this.statuses());
+  }
+
+  private resolve(words: readonly string[], conn: ControlConnection, req: Request): string[] | null {
+    const model = this.source.model;
+    if (!model) return (conn.send({ message: 'No config is loaded', error: true }, req.id), null);
+    const r = resolveNames(model, words, this.runtime.names());
+    if ('error' in r) return (conn.send({ message: r.error, error: true }, req.id), null);
+    return r.names;
+  }
+
+  restart(words: readonly string[], conn: ControlConnection, req: Request, replyTo: number): void {
+    const names = this.resolve(words, conn, req);
+    if (!names) return;
+    this.log.info(`Asked to restart ${names.join(', ')}`);
+    this.runtime.feed({ type: 'request', targets: names, request: { type: 'upgrade', mode: 'smooth' }, replyTo });
+  }
+
+  /** `start`: every process of the named programs wanted; the answer once each is RUNNING or FATAL. */
+  start(words: readonly string[], conn: ControlConnection, req: Request): void {
+    const names = this.resolve(words, conn, req);
+    if (!names) return;
+    this.log.info(`Asked to start ${names.join(', ')}`);
+    for (const n of names) {
+      const p = this.programs().find((x) => x.name === n) as ProgramConfig;
+      this.runtime.feed({ type: 'request', targets: [n], request: { type: 'setWorkers', count: p.processes.length } });
+    }
+    this.wait({
+      names,
+      conn,
+      req,
+      done: (list) =>
+        list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL')
+          ? list.map((s) => `${s.name}: ${s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`).join('\n')
+          : null,
+    });
+  }
+
+  /** `stop`: no process of the named programs wanted; the answer once each is gone. */
+  stop(words: readonly string[], conn: ControlConnection, req: Request): void {
+    const names = this.resolve(words, conn, req);
+    if (!names) return;
+    this.log.info(`Asked to stop ${names.join(', ')}`);
+    this.runtime.feed({ type: 'request', targets: names, request: { type: 'setWorkers', count: 0 } });
+    this.wait({ names, conn, req, done: (list) => (list.every((s) => s.state === 'STOPPED') ? list.map((s) => `${s.name}: stopped`).join('\n') : null) });
+  }
+
+  private wait(w: Waiter): void {
+    this.waiters.add(w);
+    this.check();
+  }
+
+  /** After every batch of events: answer the waiters whose processes got there. */
+  check(): void {
+    for (const w of [...this.waiters]) {
+      const answer = w.done(this.statuses(w.names));
+      if (answer === null) continue;
+      this.waiters.delete(w);
+      w.conn.send({ message: answer }, w.req.id);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * How each of the driver's groups is run (its GroupShell's options): a process type
+ * of a Procfile or control-dir release (the web type with its socket and the bind
+ * shim, output labelled `type.N`), or a config file's program (config-control.ts).
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { GroupSpec } from '@einhyrningsins/core';
+import { bindShimProblem, type GroupShellOptions, type Logger } from '@einhyrningsins/master';
+import type { ConfigControl } from './config-control.js';
+import type { DriverConfig } from './driver-config.js';
+import type { DynoOutput } from './dyno-output.js';
+import type { TypeLaunch } from './release-applier.js';
+import type { WebSocketBinding } from './web-socket.js';
+
+export interface ShellDeps {
+  cfg: DriverConfig;
+  web: WebSocketBinding;
+  control: ConfigControl | null;
+  output: DynoOutput;
+  log: Logger;
+  /** A process exited (the memory keeper looks again). */
+  poke: () => void;
+}
+
+/** The web type's hand-off: einhorn's, and the bind shim for apps that bind $PORT (unless the shim is unusable: said once). */
+let webShim: boolean | null = null;
+
+function shimUsable(log: Logger): boolean {
+  if (webShim === null) {
+    const problem = bindShimProblem();
+    webShim = problem === null;
+    if (problem) log.warn(`${problem}: web processes that bind $PORT themselves will fail with EADDRINUSE; only EINHORN_FD_0 (fd 3) works`);
+  }
+  return webShim;
+}
+
+export function groupShellOptions(spec: GroupSpec<TypeLaunch>, d: ShellDeps): GroupShellOptions {
+  const { cfg, web: binding, output, log } = d;
+  const program = spec.launch.process.program;
+  if (program && d.control) {
+    return d.control.shell(spec, program, {
+      socketPath: cfg.socketPath,
+      killChildrenOnExit: cfg.killChildrenOnExit,
+      log,
+      shimVerbose: cfg.verbosity === 0,
+      output: (name: string, child: ChildProcess) => output.track(name, child),
+      onWorkerExit: d.poke,
+    });
+  }
+  const web = spec.launch.web;
+  return {
+    name: spec.name,
+    core: spec.config,
+    launch: spec.launch.launch,
+    listeners: binding.listenersFor(spec.name),
+    ...(web && binding.listener && shimUsable(log)
+      ? { handoff: { names: ['einhorn', 'port'] as const, ctx: { inheritedPreload: spec.launch.launch.env.LD_PRELOAD, shimVerbose: cfg.verbosity === 0 } } }
+      : {}),
+    socketPath: cfg.socketPath,
+    killChildrenOnExit: cfg.killChildrenOnExit,
+    stopGroup: true,
+    log,
+    output: (child, slot) => {
+      const name = `${spec.name}.${slot + cfg.startNumber}`;
+      output.track(name, child);
+      if (web) binding.watchSpawned(name, child);
+    },
+    onWorkerExit: d.poke,
+  };
+}
