@@ -5,7 +5,7 @@
  * an fd is adopted or a file touched. Pure but for {@link checkStateFds}.
  */
 import * as native from 'native-reuseport';
-import type { ReloadState } from './reload.js';
+import type { ReloadState } from './reload-state.js';
 
 export class StateError extends Error {
   override name = 'StateError';

@@ -8,72 +8,18 @@
  * its children and the pidfile stays true. The new image reads the snapshot
  * instead of binding, adopts the fds by number and the workers by pid.
  */
-import type { SlotRecord } from './slot-history.js';
 import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
-import type { SerializedCore, SerializedFleet } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
 import { checkState, checkStateFds } from './reload-state-check.js';
+import type { ReloadState } from './reload-state.js';
 
 
 /** The option that carries the snapshot's fd; always the first word of the new image's argv. */
 export const STATE_FD_OPTION = '--with-state-fd';
 
-/** A listening socket the children get: from -b (TCP or unix:) or from systemd; it crosses a reload as is. */
-export interface BoundSocket {
-  fd: number;
-  family: 4 | 6 | 'unix';
-  /** As given: the -b text, or systemd:NAME. */
-  text: string;
-  /** Numeric address, or the socket path. */
-  address: string;
-  port: number;
-  flags: string[];
-  /** A unix socket this master created (removed at exit if still the same inode). */
-  unixFile: { path: string; ino: number } | null;
-}
-
-export interface ReloadState {
-  format: 1;
-  version: string;
-  /** Date.now() when the snapshot was taken (for images before `monotonic`). */
-  wall: number;
-  /**
-   * CLOCK_MONOTONIC (ms) when the snapshot was taken: the exec's duration, added to every
-   * age, is measured on it (the clock continues across the exec, and a wall-clock step
-   * during it is not an age).
-   */
-  monotonic?: number;
-  /** The old image's own argv (without --with-state-fd), re-used by the next reload. */
-  argv: string[];
-  /** Wall-clock start of the first image (uptime survives reloads). */
-  startedAtWall: number;
-  reloads: number;
-  sockets: BoundSocket[];
-  control: { fd: number; path: string; ino: number };
-  /**
-   * Open control connections; `requestId` set on the one that asked for the reload;
-   * `unparsed`: bytes of a request line not finished yet (base64), read again first.
-   */
-  connections: Array<{
-    fd: number;
-    boundPid: number | null;
-    unparsed?: string;
-    requester: boolean;
-    requestId: string | number | null;
-    streaming: boolean;
-  }>;
-  lockfile: { fd: number; path: string } | null;
-  pidfile: string | null;
-  verbosity: number;
-  /** The engine: one group's (what every image so far writes for the master) or a fleet's. */
-  core: SerializedCore | SerializedFleet;
-  /** Per-slot restarts and last exits (absent from older images). */
-  slots?: Record<string, SlotRecord>;
-  /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
-  then?: 'upgrade';
-}
+export type { BoundSocket, ReloadState } from './reload-state.js';
 
 /**
  * How long the exec took, to add to every age: on the monotonic clock (the same clock in
