@@ -223,3 +223,76 @@ test('--config: status with supervisord states per process; stop and start NAME|
   assert.match((await d.ctl('stop', ['nope'])).at(-1)!.message, /^No such process: nope/);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
+
+test('--config: stdout_logfile/stderr_logfile/redirect_stderr with size rotation and backups; reopen (command and SIGUSR2) after an outside rename; tail NAME [stdout|stderr]', async () => {
+  const dir = newDir();
+  mkdirSync(join(dir, 'log'));
+  // Lines on demand: each SIGHUP to the process writes a batch (to stdout and stderr).
+  const talker = (n: number) =>
+    `sh -c 'i=0; trap "j=0; while [ \\$j -lt ${n} ]; do echo out-\\$i-\\$j; echo err-\\$i-\\$j >&2; j=\\$((j+1)); done; i=\\$((i+1))" HUP; echo started; while :; do sleep 0.05; done'`;
+  writeFileSync(
+    join(dir, 'app.conf'),
+    [
+      '[program:split]',
+      `command = ${talker(3)}`,
+      'stdout_logfile = log/split.out',
+      'stderr_logfile = log/split.err',
+      '',
+      '[program:joined]',
+      `command = ${talker(200)}`,
+      'stdout_logfile = log/joined.log',
+      'redirect_stderr = true',
+      'stdout_logfile_maxbytes = 1KB',
+      'stdout_logfile_backups = 2',
+      '',
+      '[program:quiet]',
+      `command = ${talker(1)}`,
+      'stdout_logfile = NONE',
+      'stderr_logfile = NONE',
+      '',
+    ].join('\n'),
+  );
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await until('up', async () => upAll(await d.state(), { split: 1, joined: 1, quiet: 1 }), 20_000);
+  const log = (f: string) => (existsSync(join(dir, 'log', f)) ? readFileSync(join(dir, 'log', f), 'utf8') : '');
+  await until('started lines', () => log('split.out').includes('started') && log('joined.log').includes('started'));
+  const pids = Object.fromEntries(Object.entries((await d.state()).types).map(([t, ty]) => [t, ty.workers[0]!.pid]));
+  process.kill(pids.split!, 'SIGHUP');
+  process.kill(pids.joined!, 'SIGHUP');
+  process.kill(pids.quiet!, 'SIGHUP');
+  await until('split lines', () => log('split.out').includes('out-0-2') && log('split.err').includes('err-0-2'));
+  assert.ok(!log('split.out').includes('err-'), 'stderr kept out of the stdout file');
+  // 400 lines of ~10 bytes into a 1 KB file with 2 backups: rotated; what the three files hold is whole lines, the newest last.
+  const three = () => log('joined.log.2') + log('joined.log.1') + log('joined.log');
+  await until('joined rotated', () => existsSync(join(dir, 'log', 'joined.log.2')) && three().includes('out-0-199\n') && three().includes('err-0-199\n'));
+  assert.ok(!existsSync(join(dir, 'log', 'joined.log.3')));
+  const kept = (log('joined.log.2') + log('joined.log.1') + log('joined.log')).split('\n').filter(Boolean);
+  assert.ok(kept.every((l) => /^(started|(out|err)-0-\d+)$/.test(l)), 'whole lines only');
+  // Each stream's own lines stay in order (the two pipes are read apart, so they interleave by batches).
+  const outs = kept.filter((l) => l.startsWith('out-')).map((l) => Number(l.split('-')[2]));
+  assert.deepEqual(outs, [...outs].sort((a, b) => a - b), 'in order across the rotated files');
+  for (const f of ['joined.log.1', 'joined.log.2']) assert.ok(readFileSync(join(dir, 'log', f)).length <= 1024);
+  // NONE: nothing written, not even to the driver's output.
+  assert.ok(!/quiet \| out-0-0/.test(d.stdout) && !/quiet \| err-0-0/.test(d.stderr));
+
+  // tail
+  assert.match((await d.ctl('tail', ['split'])).at(-1)!.message, /out-0-2\n$/);
+  assert.match((await d.ctl('tail', ['split', 'stderr'])).at(-1)!.message, /err-0-2\n$/);
+  assert.match((await d.ctl('tail', ['joined', 'stderr'])).at(-1)!.message, /redirect_stderr=true/);
+  assert.match((await d.ctl('tail', ['nope'])).at(-1)!.message, /^No such process: nope$/);
+
+  // logrotate's rename, then reopen: new lines go to a new file at the old path.
+  const { renameSync } = await import('node:fs');
+  renameSync(join(dir, 'log', 'split.out'), join(dir, 'log', 'split.out.old'));
+  assert.match((await d.ctl('reopen')).at(-1)!.message, /^Reopened 3 log files$/);
+  process.kill(pids.split!, 'SIGHUP');
+  await until('new file after reopen', () => log('split.out').includes('out-1-2'));
+  assert.ok(!log('split.out.old').includes('out-1-'));
+  // And by SIGUSR2.
+  renameSync(join(dir, 'log', 'split.out'), join(dir, 'log', 'split.out.old2'));
+  d.proc.kill('SIGUSR2');
+  await d.waitLog(/Reopened 3 log files/);
+  process.kill(pids.split!, 'SIGHUP');
+  await until('new file after SIGUSR2', () => log('split.out').includes('out-2-2'));
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});

@@ -69,6 +69,9 @@ export class Driver implements CommandHost {
   private readonly config: ConfigSource | null;
   /** supervisorctl's commands over the config's programs. */
   private readonly control: ConfigControl | null;
+  get programs(): ConfigControl | null {
+    return this.control;
+  }
   private readonly web: WebSocketBinding;
   private readonly phase: ReleasePhase;
   private readonly cleanup = new Cleanup();
@@ -95,7 +98,7 @@ export class Driver implements CommandHost {
     this.config = this.source instanceof ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
-    this.control = this.config ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger) : null;
+    this.control = this.config ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r)) : null;
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );
@@ -256,6 +259,7 @@ export class Driver implements CommandHost {
       });
     }
     process.on('SIGUSR1', () => this.logger.info('Got SIGUSR1: ignored (no inspector)'));
+    this.control?.installSignals();
   }
 
   // ---- stopping -------------------------------------------------------------------
@@ -286,7 +290,8 @@ export class Driver implements CommandHost {
     this.onChange();
     this.logger.info('Every process has exited; bye');
     const timeout = this.cfg.signalTimeoutSec > 0 ? this.cfg.signalTimeoutSec * 1000 : 30_000;
-    exitProcess(code, this.reaper, timeout, this.cleanup);
+    // The log files take what is queued first (bounded).
+    void (this.control?.closeLogs() ?? Promise.resolve()).then(() => exitProcess(code, this.reaper, timeout, this.cleanup));
   }
 
   /** sd_notify after every batch of events: READY once every process type is up, RELOADING while one rolls. */
@@ -340,23 +345,6 @@ export class Driver implements CommandHost {
     }
     this.logger.info(`Asked to upgrade ${types.length ? types.join(', ') : 'every process type'}: reading the app again`);
     this.apply.upgradeApp([...new Set(types)], this.route(conn, req), mode);
-  }
-
-  /** `restart NAME|GROUP:*|all`: the named programs roll (a new process up before an old one is stopped). */
-  restart(words: readonly string[], conn: ControlConnection, req: Request): void {
-    if (!this.control) return void conn.send({ message: 'restart is for programs of a --config file; use upgrade', error: true }, req.id);
-    this.control.restart(words, conn, req, this.route(conn, req));
-  }
-
-  /** `start|stop NAME|GROUP:*|all` (--config). */
-  startPrograms(words: readonly string[], conn: ControlConnection, req: Request): void {
-    if (!this.control) return void conn.send({ message: 'start is for programs of a --config file; use scale', error: true }, req.id);
-    this.control.start(words, conn, req);
-  }
-
-  stopPrograms(words: readonly string[], conn: ControlConnection, req: Request): void {
-    if (!this.control) return void conn.send({ message: 'stop is for programs of a --config file; use scale', error: true }, req.id);
-    this.control.stop(words, conn, req);
   }
 
   die(signal: string, replyTo: number): void {
@@ -422,7 +410,7 @@ export class Driver implements CommandHost {
 
   private reloadBusy(): string | null {
     if (this.exiting || this.shutdowns > 0) return 'stopping: the driver is stopping';
-    if (this.config?.hasSockets()) return 'not supported yet with --config programs that have socket= (their sockets are not in the snapshot); use restart or upgrade';
+    if (this.control?.reloadProblem()) return this.control.reloadProblem();
     const rolling = this.runtime.groups().filter((g) => g.snapshot.upgrade !== null);
     if (rolling.length) return `an upgrade is in progress (${rolling.map((g) => g.name).join(', ')}); reload when it is done`;
     if (this.apply.serialBusy > 0 || this.phase.child) return 'a release is being read or applied; reload when it is done';

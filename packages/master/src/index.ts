@@ -31,3 +31,4 @@ export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket 
 export { staticExecutable } from './elf.js';
 export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';
 export { listenUnixBind, type UnixBindSpec } from './unix-bind.js';
+export * from './logfile/index.js';

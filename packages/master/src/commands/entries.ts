@@ -50,6 +50,21 @@ const BOTH = ['master', 'dyno'] as const;
 const MASTER = ['master'] as const;
 const DYNO = ['dyno'] as const;
 
+/** A command over a config file's programs, named as supervisorctl names them. */
+function programCommand(name: 'start' | 'stop' | 'restart', help: string, usage: string): CommandEntry {
+  return {
+    programs: ['dyno'],
+    help: { dyno: `${help} (args: NAME|GROUP:*|all ...)` },
+    arity: [0, 0, usage],
+    groups: 'optional',
+    run(h, conn, req, groups) {
+      if (!h.programs) return refuse(conn, req, `${name} is for programs of a --config file; use ${name === 'restart' ? 'upgrade' : 'scale'}`);
+      if (groups.length === 0) return refuse(conn, req, `${name}: missing argument; usage: ${usage}`);
+      h.programs[name](groups, conn, req);
+    },
+  };
+}
+
 const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   'worker:ack': { programs: BOTH, arity: [0, Infinity, ''], run: (h, conn, req) => ackOrPing(h, conn, req) },
   'worker:ping': { programs: BOTH, arity: [0, Infinity, ''], run: (h, conn, req) => ackOrPing(h, conn, req) },
@@ -150,39 +165,25 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
     groups: 'optional',
     run: (h, conn, req, groups) => h.upgrade(groups, 'smooth', conn, req),
   },
-  restart: {
+  restart: programCommand('restart', "Restart programs of a --config file: a rolling upgrade of each, a new process up before an old one stops", 'restart NAME|GROUP:*|all ...'),
+  start: programCommand('start', 'Start programs of a --config file; answers once each process is RUNNING or FATAL', 'start NAME|GROUP:*|all ...'),
+  stop: programCommand('stop', 'Stop programs of a --config file (each with its stopsignal); answers once each process is gone', 'stop NAME|GROUP:*|all ...'),
+  reopen: {
     programs: ['dyno'],
-    help: {
-      dyno: "Restart programs of a --config file, supervisord's way of naming them: a rolling upgrade of each (args: NAME|GROUP:*|all ...)",
-    },
-    arity: [0, 0, 'restart NAME|GROUP:*|all ...'],
-    groups: 'optional',
-    run(h, conn, req, groups) {
-      if (!h.restart) return refuse(conn, req, 'restart is for programs of a --config file; use upgrade');
-      if (groups.length === 0) return refuse(conn, req, 'restart: missing argument; usage: restart NAME|GROUP:*|all ...');
-      h.restart(groups, conn, req);
-    },
-  },
-  start: {
-    programs: ['dyno'],
-    help: { dyno: 'Start programs of a --config file; answers once each process is RUNNING or FATAL (args: NAME|GROUP:*|all ...)' },
-    arity: [0, 0, 'start NAME|GROUP:*|all ...'],
-    groups: 'optional',
-    run(h, conn, req, groups) {
-      if (!h.startPrograms) return refuse(conn, req, 'start is for programs of a --config file; use scale');
-      if (groups.length === 0) return refuse(conn, req, 'start: missing argument; usage: start NAME|GROUP:*|all ...');
-      h.startPrograms(groups, conn, req);
+    help: { dyno: 'Reopen the log files of a --config file (after logrotate renamed them; also SIGUSR2)' },
+    arity: [0, 0, 'reopen'],
+    run(h, conn, req) {
+      if (!h.programs) return refuse(conn, req, 'reopen is for the log files of a --config file');
+      h.programs.reopen(conn, req);
     },
   },
-  stop: {
+  tail: {
     programs: ['dyno'],
-    help: { dyno: 'Stop programs of a --config file (each with its stopsignal); answers once each process is gone (args: NAME|GROUP:*|all ...)' },
-    arity: [0, 0, 'stop NAME|GROUP:*|all ...'],
-    groups: 'optional',
-    run(h, conn, req, groups) {
-      if (!h.stopPrograms) return refuse(conn, req, 'stop is for programs of a --config file; use scale');
-      if (groups.length === 0) return refuse(conn, req, 'stop: missing argument; usage: stop NAME|GROUP:*|all ...');
-      h.stopPrograms(groups, conn, req);
+    help: { dyno: "The end of a --config process's log file (args: NAME [stdout|stderr])" },
+    arity: [1, 2, 'tail NAME [stdout|stderr]'],
+    run(h, conn, req) {
+      if (!h.programs) return refuse(conn, req, 'tail is for the log files of a --config file');
+      h.programs.tail(req.args, conn, req);
     },
   },
   upgrade_fleet: {

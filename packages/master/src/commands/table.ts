@@ -36,13 +36,19 @@ export interface CommandHost {
   upgrade(groups: readonly string[], mode: 'smooth' | 'fleet', conn: ControlConnection, req: Request): void;
   die(signal: string, replyTo: number): void;
   verbosity: number;
-  /** `restart NAME|GROUP:*|all` (the dyno driver's, with --config). */
-  restart?(words: readonly string[], conn: ControlConnection, req: Request): void;
-  /** `start|stop NAME|GROUP:*|all` (the dyno driver's, with --config). */
-  startPrograms?(words: readonly string[], conn: ControlConnection, req: Request): void;
-  stopPrograms?(words: readonly string[], conn: ControlConnection, req: Request): void;
+  /** supervisorctl's commands over a config file's programs (the dyno driver's, with --config). */
+  readonly programs?: ProgramCommands | null;
   /** `scale`'s TYPE=N (the dyno driver's); throws with the reason. */
   parseScale?(word: string): { type: string; quantity: number };
+}
+
+/** `start|stop|restart NAME|GROUP:*|all`, `reopen`, `tail NAME [stdout|stderr]`. */
+export interface ProgramCommands {
+  start(words: readonly string[], conn: ControlConnection, req: Request): void;
+  stop(words: readonly string[], conn: ControlConnection, req: Request): void;
+  restart(words: readonly string[], conn: ControlConnection, req: Request): void;
+  reopen(conn: ControlConnection, req: Request): void;
+  tail(args: readonly string[], conn: ControlConnection, req: Request): void;
 }
 
 /** How a command's trailing words name groups, where groups have names. */

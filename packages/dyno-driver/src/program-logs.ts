@@ -1,0 +1,85 @@
+/**
+ * A config's programs' output (stdout_logfile, stderr_logfile, redirect_stderr): one
+ * non-blocking LogWriter per distinct file (packages/master/src/logfile), shared by
+ * every stream that names it, whole lines only; AUTO is the driver's own output with
+ * the process name in front (as a Procfile's types); NONE is discarded. `reopen`
+ * (and SIGUSR2, as supervisord's) reopens every file after an outside rotation;
+ * `tail NAME [stdout|stderr]` reads a file's end.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { LineSource, LogWriter, pipeStreamLines, tailBytes, type Logger } from '@einhyrningsins/master';
+import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
+
+/** How long an exit waits for the log files to take what is queued. */
+export const FLUSH_AT_EXIT_MS = 5000;
+
+export class ProgramLogs {
+  private readonly writers = new Map<string, LogWriter>();
+
+  constructor(private readonly log: Logger) {}
+
+  private writer(c: LogConfig & { target: { kind: 'file'; path: string } }): LogWriter {
+    let w = this.writers.get(c.target.path);
+    if (!w) {
+      w = new LogWriter({
+        path: c.target.path,
+        maxBytes: c.maxBytes,
+        backups: c.backups,
+        onDrop: ({ path, reason }) => this.log.warn(`log file ${path}: ${reason}`),
+      });
+      this.writers.set(c.target.path, w);
+    }
+    return w;
+  }
+
+  /** Whether any program writes a file (a reload cannot carry them yet). */
+  get hasFiles(): boolean {
+    return this.writers.size > 0;
+  }
+
+  /** Where a just-spawned process's streams go. */
+  route(x: ProcessConfig, child: ChildProcess): void {
+    const label = `${x.name} | `;
+    const one = (stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
+      if (!stream) return;
+      if (c.target.kind === 'none') return void stream.resume();
+      if (c.target.kind === 'auto') return pipeStreamLines(stream, dest, () => label);
+      const lines = new LineSource(this.writer(c as LogConfig & { target: { kind: 'file'; path: string } }));
+      stream.on('data', (d: Buffer) => lines.write(d));
+      stream.once('end', () => lines.end());
+    };
+    one(child.stdout, x.stdout, process.stdout);
+    one(child.stderr, x.redirectStderr ? x.stdout : x.stderr, x.redirectStderr ? process.stdout : process.stderr);
+  }
+
+  /** Reopen every log file (after it was renamed by logrotate). */
+  async reopen(): Promise<string> {
+    const all = [...this.writers.values()];
+    await Promise.all(all.map((w) => w.reopen()));
+    return all.length ? `Reopened ${all.length} log file${all.length === 1 ? '' : 's'}` : 'No log files to reopen';
+  }
+
+  /** Everything queued written, files closed (at exit), within `ms`. */
+  async close(ms = FLUSH_AT_EXIT_MS): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (t = setTimeout(r, ms)));
+    await Promise.race([Promise.all([...this.writers.values()].map((w) => w.close())), timeout]);
+    if (t) clearTimeout(t);
+  }
+
+  /** `tail NAME [stdout|stderr]`: the end of the process's log file. */
+  async tail(programs: readonly ProgramConfig[], name: string, stream: string): Promise<{ text: string } | { error: string }> {
+    if (stream !== 'stdout' && stream !== 'stderr') return { error: `tail: expected stdout or stderr, got '${stream}'` };
+    const x = programs.flatMap((p) => p.processes).find((p) => p.name === name || `${p.group}:${p.name}` === name);
+    if (!x) return { error: `No such process: ${name}` };
+    const c = stream === 'stderr' && x.redirectStderr ? null : stream === 'stdout' ? x.stdout : x.stderr;
+    if (!c) return { error: `${name}: stderr is redirected to stdout (redirect_stderr=true); tail ${name} stdout` };
+    if (c.target.kind !== 'file') return { error: `${name}: its ${stream} has no log file (${c.target.kind === 'auto' ? 'AUTO: the driver\'s own output' : 'NONE'})` };
+    await this.writers.get(c.target.path)?.flush();
+    try {
+      return { text: (await tailBytes(c.target.path)).data.toString('utf8') };
+    } catch (err) {
+      return { error: `${name}: cannot read ${c.target.path}: ${(err as Error).message}` };
+    }
+  }
+}
