@@ -296,3 +296,39 @@ test('--config: stdout_logfile/stderr_logfile/redirect_stderr with size rotation
   await until('new file after SIGUSR2', () => log('split.out').includes('out-2-2'));
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
+
+test('--config: reread says what changed, update applies exactly that (added started, removed stopped, changed rolled, unchanged untouched); a config error at either is an error reply and nothing changes', async () => {
+  const dir = newDir();
+  const conf = (programs: Record<string, string>) =>
+    writeFileSync(join(dir, 'app.conf'), Object.entries(programs).map(([n, c]) => `[program:${n}]\ncommand = ${c}\n`).join('\n'));
+  conf({ keep: 'sleep 1001', change: 'sleep 1002', gone: 'sleep 1003' });
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  const before = await until('up', async () => {
+    const s = await d.state();
+    return upAll(s, { keep: 1, change: 1, gone: 1 }) ? s : null;
+  }, 20_000);
+  const pid = (st: DynoState, t: string) => st.types[t]?.workers[0]?.pid;
+  assert.equal((await d.ctl('reread')).at(-1)!.message, 'No config updates to processes');
+
+  // A broken file: an error reply naming FILE:LINE, nothing touched.
+  writeFileSync(join(dir, 'app.conf'), '[program:keep]\ncommand = sleep 1001\nautostart = maybe\n');
+  for (const c of ['reread', 'update']) {
+    const r = (await d.ctl(c)).at(-1)!;
+    assert.equal(r.error, true);
+    assert.match(r.message, /^ERROR: .*app\.conf:3: .*autostart.*; the running programs are untouched$/);
+  }
+  assert.equal(pid(await d.state(), 'gone'), pid(before, 'gone'));
+
+  conf({ keep: 'sleep 1001', change: 'sleep 1012', added: 'sleep 1004' });
+  assert.equal((await d.ctl('reread')).at(-1)!.message, 'added: available\nchange: changed (argv, command)\ngone: disappeared');
+  assert.equal(pid(await d.state(), 'gone'), pid(before, 'gone'), 'reread changes nothing');
+  assert.equal((await d.ctl('update')).at(-1)!.message, 'added: added process group\nchange: updated process group\ngone: stopped, removed process group');
+  const after = await until('updated', async () => {
+    const s = await d.state();
+    return upAll(s, { keep: 1, change: 1, added: 1 }) && s.retiring.length === 0 ? s : null;
+  }, 20_000);
+  assert.equal(pid(after, 'keep'), pid(before, 'keep'), 'unchanged untouched');
+  assert.notEqual(pid(after, 'change'), pid(before, 'change'), 'changed restarted');
+  assert.equal((await d.ctl('reread')).at(-1)!.message, 'No config updates to processes');
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});

@@ -13,7 +13,8 @@ import type { CoreSnapshot } from '@einhyrningsins/core';
 import type { ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
 import type { ConfigSource } from './config-source.js';
-import type { ProgramConfig } from './config/index.js';
+import { diff, type ConfigModel, type ProgramConfig } from './config/index.js';
+import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs } from './program-logs.js';
@@ -93,6 +94,8 @@ export class ConfigControl {
     private readonly now: () => number,
     private readonly log: Logger,
     private readonly route: (conn: ControlConnection, req: Request) => number,
+    /** Apply a config read again (the release applier, in its serial queue). */
+    private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
   }
@@ -115,6 +118,45 @@ export class ConfigControl {
   reloadProblem(): string | null {
     // Their sockets, log files and output pipes are not in the snapshot yet.
     return 'not supported yet with --config (the programs\' sockets and log files are not in the snapshot); use restart';
+  }
+
+  /** `reread`: what the file now says, against what runs (supervisorctl's words); nothing changes. */
+  reread(conn: ControlConnection, req: Request): void {
+    const current = this.source.model;
+    let next: ConfigModel;
+    try {
+      next = this.source.peek();
+    } catch (err) {
+      return conn.send({ message: `ERROR: ${(err as Error).message}; the running programs are untouched`, error: true }, req.id);
+    }
+    const d = diff(current ?? { files: [], programs: [], groups: [], warnings: [] }, next);
+    const lines = [
+      ...d.added.map((n) => `${n}: available`),
+      ...d.changed.map((n) => `${n}: changed (${(d.changes[n] ?? []).join(', ')})`),
+      ...d.removed.map((n) => `${n}: disappeared`),
+    ];
+    conn.send({ message: lines.length ? lines.join('\n') : 'No config updates to processes' }, req.id);
+  }
+
+  /** `update`: apply the file: added started, removed stopped, changed restarted (rolled), unchanged untouched. */
+  update(conn: ControlConnection, req: Request): void {
+    this.applier.enqueue(async () => {
+      const current = this.source.model;
+      let next: PreparedRelease;
+      try {
+        next = await this.source.readAgain(this.applier.current(), true, (m) => this.log.warn(m));
+      } catch (err) {
+        return conn.send({ message: `ERROR: ${(err as Error).message}; the running programs are untouched`, error: true }, req.id);
+      }
+      const d = diff(current ?? { files: [], programs: [], groups: [], warnings: [] }, this.source.model as ConfigModel);
+      this.applier.applyRelease(next, null, 'update');
+      const lines = [
+        ...d.added.map((n) => `${n}: added process group`),
+        ...d.changed.map((n) => `${n}: updated process group`),
+        ...d.removed.map((n) => `${n}: stopped, removed process group`),
+      ];
+      conn.send({ message: lines.length ? lines.join('\n') : 'No config updates to processes' }, req.id);
+    });
   }
 
   reopen(conn: ControlConnection, req: Request): void {

@@ -68,6 +68,13 @@ export class ConfigSource implements ReleaseSource {
     return readConfig(this.file, { cwd: this.cwd, env: this.env });
   }
 
+  /** The file read now, checked, without changing anything (`reread`). */
+  peek(): ConfigModel {
+    const model = this.read();
+    this.checkUsers(model);
+    return model;
+  }
+
   firstLook(warn: Warn): FirstLook {
     let model: ConfigModel;
     try {

@@ -98,7 +98,13 @@ export class Driver implements CommandHost {
     this.config = this.source instanceof ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
-    this.control = this.config ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r)) : null;
+    this.control = this.config
+      ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r), {
+          enqueue: (step) => this.apply.enqueue(step),
+          applyRelease: (next, roll, origin) => this.apply.applyRelease(next, roll, origin),
+          current: () => this.apply.release,
+        })
+      : null;
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );

@@ -177,6 +177,24 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
       h.programs.reopen(conn, req);
     },
   },
+  reread: {
+    programs: ['dyno'],
+    help: { dyno: 'Read the --config file again and say what changed, changing nothing' },
+    arity: [0, 0, 'reread'],
+    run(h, conn, req) {
+      if (!h.programs) return refuse(conn, req, 'reread is for a --config file; upgrade reads a Procfile again');
+      h.programs.reread(conn, req);
+    },
+  },
+  update: {
+    programs: ['dyno'],
+    help: { dyno: 'Apply the --config file: added programs start, removed ones stop, changed ones roll, the others are untouched' },
+    arity: [0, 0, 'update'],
+    run(h, conn, req) {
+      if (!h.programs) return refuse(conn, req, 'update is for a --config file; upgrade reads a Procfile again');
+      h.programs.update(conn, req);
+    },
+  },
   tail: {
     programs: ['dyno'],
     help: { dyno: "The end of a --config process's log file (args: NAME [stdout|stderr])" },

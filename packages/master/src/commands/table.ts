@@ -49,6 +49,8 @@ export interface ProgramCommands {
   restart(words: readonly string[], conn: ControlConnection, req: Request): void;
   reopen(conn: ControlConnection, req: Request): void;
   tail(args: readonly string[], conn: ControlConnection, req: Request): void;
+  reread(conn: ControlConnection, req: Request): void;
+  update(conn: ControlConnection, req: Request): void;
 }
 
 /** How a command's trailing words name groups, where groups have names. */
