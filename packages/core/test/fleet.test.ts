@@ -290,3 +290,25 @@ test("fleet: restore from a previous version's single-group snapshot gives the o
   const out = fleet.handle({ type: 'exited', pid: 501, code: 0, signal: null }, 20_000);
   assert.ok(out.some((e) => e.type === 'group' && e.effect.type === 'spawn'));
 });
+
+test("fleet: a shutdown with `own` asks each group with its own drain signal (a config's per-program stopsignal); the second still SIGKILLs", () => {
+  const sim = new FleetSim();
+  sim.drainExitMs = null; // they ignore the stop signals
+  sim.feed({ type: 'apply', specs: [spec('web', 1, 'v1', { ...DYNO, drainSignal: 'SIGQUIT' }), spec('worker', 1, 'v1', { ...DYNO, drainSignal: 'SIGINT' })] });
+  sim.advance(1000);
+  const [web, worker] = [sim.alive('web')[0]!, sim.alive('worker')[0]!];
+  sim.feed({ type: 'shutdown', signal: 'SIGTERM', own: true });
+  assert.deepEqual(web.signals, ['SIGQUIT']);
+  assert.deepEqual(worker.signals, ['SIGINT']);
+  sim.feed({ type: 'shutdown', signal: 'SIGTERM', own: true });
+  assert.deepEqual(web.signals, ['SIGQUIT', 'SIGKILL']);
+  assert.equal(sim.exitCode, 0);
+  // Without `own`, the one signal given goes to every group (as before).
+  const plain = new FleetSim();
+  plain.drainExitMs = null;
+  plain.feed({ type: 'apply', specs: [spec('web', 1, 'v1', { ...DYNO, drainSignal: 'SIGQUIT' })] });
+  plain.advance(1000);
+  const w = plain.alive('web')[0]!;
+  plain.feed({ type: 'shutdown', signal: 'SIGTERM' });
+  assert.deepEqual(w.signals, ['SIGTERM']);
+});
