@@ -344,16 +344,18 @@ export function dynoHelpText(): string {
   const width = Math.max(...DYNO_OPTIONS.map((s) => label(s).length));
   const lines = [
     'Usage: einhyrningsins-dyno start [OPTIONS] [TYPE...]',
+    '       einhyrningsins-dyno start --config FILE [OPTIONS]',
     '       einhyrningsins-dyno run [OPTIONS] [--] COMMAND [ARGS...]',
     '',
     "Runs an app's process types (a Procfile, hsup's control directory, or the programs of a",
-    'supervisord-style --config file) with',
-    "einhorn's socket handling and zero-downtime rolling upgrades per type.",
+    "supervisord-style --config file) with einhorn's socket handling and zero-downtime",
+    'rolling upgrades per type.',
     '',
     'Options:',
     ...DYNO_OPTIONS.map((s) => `  ${label(s).padEnd(width)}  ${s.help}${s.for.length === 1 ? ` (${s.for[0]})` : ''}`),
     '',
     'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG [TYPE...]|reload|die',
+    '  with --config also: start|stop|restart NAME|GROUP:*|all, reread, update, reopen, tail NAME [stdout|stderr]',
     'See einhyrningsins-dyno(1).',
   ];
   return lines.join('\n') + '\n';
