@@ -3,6 +3,8 @@
  *
  * First the start-up phase (test/bench/startup.ts): --version CPU against `node -e 0`,
  * cold start to all children acked against a bare launcher, master RSS against idle node.
+ * Then the log-file phase (test/bench/logfile.ts): the per-program LogWriter against one
+ * write(2) per line, and its cost at 4x the lines.
  * Then * For each N (default 2):
  * 1. throughput: keep-alive load (50 connections) on baseline and ours, both started
  *    once and warmed up, then measured in short slices interleaved A B B A A B ...
@@ -23,7 +25,7 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup  --out FILE
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile  --out FILE
  * (`npm run bench -- --help`)
  */
 import { writeFileSync } from 'node:fs';
@@ -33,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import { Load, type LoadResult } from './load.js';
 import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
 import { Baseline, HOST, Ours, live, median, sleep, type System } from './systems.js';
+import { logfileBench, type LogfileCheck } from './logfile.js';
 import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
 
 // ---- configuration -------------------------------------------------------------
@@ -73,7 +76,7 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   },
   'startup-runs': { env: 'BENCH_STARTUP_RUNS', def: '20', help: 'start-up phase: --version runs per program (0: skip the start-up phase)' },
   'cold-rounds': { env: 'BENCH_COLD_ROUNDS', def: '7', help: 'start-up phase: cold-start pairs (bare launcher, ours), interleaved' },
-  only: { env: 'BENCH_ONLY', def: '', help: '"startup": run only the start-up phase' },
+  only: { env: 'BENCH_ONLY', def: '', help: '"startup": run only the start-up phase; "logfile": only the log-file phase' },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
 };
 
@@ -567,7 +570,7 @@ async function main(): Promise<number> {
   const startupChecks: StartupCheck[] = [];
   let startup: StartupResult | null = null;
   let startupText = '';
-  if (cfg.startupRuns > 0) {
+  if (cfg.startupRuns > 0 && cfg.only !== 'logfile') {
     try {
       startup = await startupBench({ versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number });
       startupText = startupTable(startup, { versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number }, startupChecks);
@@ -577,8 +580,20 @@ async function main(): Promise<number> {
       startupChecks.push({ metric: 'start-up phase ran to the end', ok: false });
     }
   }
+  const logfileChecks: LogfileCheck[] = [];
+  let logfileText = '';
+  if (cfg.only !== 'startup') {
+    try {
+      const r = await logfileBench();
+      logfileText = r.text;
+      logfileChecks.push(...r.checks);
+    } catch (err) {
+      note(`log-file phase failed: ${(err as Error).stack ?? String(err)}`);
+      logfileChecks.push({ metric: 'log-file phase ran to the end', ok: false });
+    }
+  }
   const results: NResult[] = [];
-  for (const n of cfg.only === 'startup' ? [] : cfg.ns) {
+  for (const n of cfg.only === 'startup' || cfg.only === 'logfile' ? [] : cfg.ns) {
     const res: NResult = {
       n,
       steady: [],
@@ -604,8 +619,9 @@ async function main(): Promise<number> {
   }
   clearTimeout(watchdog);
 
-  const checks: Check[] = [...startupChecks];
+  const checks: Check[] = [...startupChecks, ...logfileChecks];
   const tables = results.map((r) => table(r, cfg, checks));
+  if (logfileText) tables.unshift(logfileText);
   if (startupText) tables.unshift(`Start-up (N=${cfg.ns[0]}, same run):\n${startupText}`);
   for (const r of results) if (r.error) checks.push({ metric: `N=${r.n} ran to the end`, ok: false });
   const missed = checks.filter((c) => !c.ok);
