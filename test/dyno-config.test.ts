@@ -9,7 +9,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { load, sleep, until } from './harness.js';
 import { alive } from './proc.js';
-import { WEB, cleanupDrivers, get, newDir, runDyno, startDriver, type DynoState } from './dyno-harness.js';
+import { spawn } from 'node:child_process';
+import { DYNO_BIN, WEB, cleanupDrivers, get, newDir, runDyno, startDriver, type DynoState } from './dyno-harness.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupDrivers(), []);
@@ -331,4 +332,39 @@ test('--config: reread says what changed, update applies exactly that (added sta
   assert.notEqual(pid(after, 'change'), pid(before, 'change'), 'changed restarted');
   assert.equal((await d.ctl('reread')).at(-1)!.message, 'No config updates to processes');
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+const isRoot = process.getuid?.() === 0;
+
+test('--config: user= runs the program as that user and its primary group (setgroups/setgid/setuid in the launcher, the driver being root)', { skip: !isRoot && 'needs root' }, async () => {
+  const dir = newDir();
+  writeFileSync(
+    join(dir, 'app.conf'),
+    ['[program:as_nobody]', `command = sh -c 'echo "ids $(id -u) $(id -g) $(id -G)"; exec sleep 1000'`, 'user = nobody', '', '[program:as_root]', `command = sh -c 'echo "ids $(id -u)"; exec sleep 1000'`, ''].join('\n'),
+  );
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await until('up', async () => upAll(await d.state(), { as_nobody: 1, as_root: 1 }), 20_000);
+  await d.waitOut(/as_nobody \| ids 65534 65534 65534\n/);
+  await d.waitOut(/as_root \| ids 0\n/);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('--config: user= of another user when the driver is not root is one line FILE:LINE at start, exit 2', { skip: !isRoot && 'needs root (to become nobody with setpriv)' }, async () => {
+  const dir = newDir();
+  const { chmodSync } = await import('node:fs');
+  chmodSync(dir, 0o777);
+  writeFileSync(join(dir, 'app.conf'), '[program:ok]\ncommand = sleep 1000\n\n[program:other]\ncommand = sleep 1000\nuser = root\n');
+  const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
+    const p = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, DYNO_BIN, 'start', '--config', 'app.conf', '-d', join(dir, 'ctl.sock')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (c: Buffer) => (stderr += c));
+    const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
+    p.once('exit', (code: number | null) => {
+      clearTimeout(t);
+      res({ code, stderr });
+    });
+  });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^einhyrningsins-dyno: .*app\.conf:4: \[program:other\] user=root: the driver must run as root to run a program as another user \(it runs as uid 65534\)\n$/);
+  assert.deepEqual(readdirSync(dir).sort(), ['app.conf']);
 });

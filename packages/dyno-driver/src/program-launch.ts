@@ -71,6 +71,8 @@ export function programLaunch(p: ProgramConfig, driverEnv: NodeJS.ProcessEnv, co
     dropEnv: SYSTEMD_VARS,
     cwd: first.directory ?? configDir,
     umask: first.umask,
+    // user=: only set when it is not the driver's own user (config-source.ts refuses it unless root).
+    user: first.user && first.user.uid !== (process.getuid?.() ?? 0) ? { uid: first.user.uid, gid: first.user.gid } : null,
     perSlot: (slot) => {
       const x = at(slot);
       return { program: x.argv[0] as string, args: x.argv.slice(1), cwd: x.directory ?? configDir };

@@ -9,6 +9,8 @@
  *   --nice N      setpriority(PRIO_PROCESS, 0, N) (einhorn's --nice ...:WORKER).
  *   --close-from  close every fd >= FD first, so the child gets exactly stdio and
  *                 the sockets it is given, whatever its parent leaked to us.
+ *   --uid U --gid G  setgroups([G]), setgid(G), setuid(U) (a config's user=, when the
+ *                 master is root), before pdeathsig: a credential change clears it.
  *   --pdeathsig   prctl(PR_SET_PDEATHSIG, SIGNUM); then, if getppid() != PID,
  *                 the master already died: refuse to exec (einhorn's -k).
  *   EINHYRNINGSINS_LISTEN_PID=1 in the environment (--handoff systemd): it is
@@ -34,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -42,7 +45,7 @@
 
 #define PROG "einhyrningsins-launch: "
 #define USAGE "usage: einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD]" \
-              " [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
+              " [--uid UID --gid GID] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
 
 /* write(2) "einhyrningsins-launch: " a b c d "\n" in one go, best effort. */
 static void say(const char *a, const char *b, const char *c, const char *d) {
@@ -93,6 +96,7 @@ int main(int argc, char **argv) {
   long nice_level = 0;
   int do_nice = 0;
   long sig = 0, ppid = 0;
+  long uid = -1, gid = -1;
 
   for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
     if (strcmp(argv[i], "--setpgid") == 0) {
@@ -108,6 +112,10 @@ int main(int argc, char **argv) {
       if ((closefrom = number(argv[++i], 3, INT_MAX)) < 0) usage("bad --close-from: ", argv[i]);
     } else if (strcmp(argv[i], "--pdeathsig") == 0 && i + 1 < argc) {
       if ((sig = number(argv[++i], 1, _NSIG - 1)) < 0) usage("bad --pdeathsig: ", argv[i]);
+    } else if (strcmp(argv[i], "--uid") == 0 && i + 1 < argc) {
+      if ((uid = number(argv[++i], 0, INT_MAX)) < 0) usage("bad --uid: ", argv[i]);
+    } else if (strcmp(argv[i], "--gid") == 0 && i + 1 < argc) {
+      if ((gid = number(argv[++i], 0, INT_MAX)) < 0) usage("bad --gid: ", argv[i]);
     } else if (strcmp(argv[i], "--ppid") == 0 && i + 1 < argc) {
       if ((ppid = number(argv[++i], 1, INT_MAX)) < 0) usage("bad --ppid: ", argv[i]);
     } else {
@@ -117,6 +125,7 @@ int main(int argc, char **argv) {
   if (i >= argc) usage("missing '--'", "");
   if (argc - i < 3) usage("missing PATH or ARG0 after '--'", "");
   if ((sig == 0) != (ppid == 0)) usage("--pdeathsig and --ppid go together", "");
+  if ((uid < 0) != (gid < 0)) usage("--uid and --gid go together", "");
   const char *path = argv[i + 1];
 
   if (closefrom >= 0 && close_from((int)closefrom) < 0) {
@@ -131,6 +140,13 @@ int main(int argc, char **argv) {
   if (setpg && setpgid(0, 0) < 0 && getpgrp() != getpid()) {
     say("setpgid: ", strerror(errno), "", "");
     _exit(1);
+  }
+  if (uid >= 0) {
+    gid_t g = (gid_t)gid;
+    if (setgroups(1, &g) < 0 || setgid(g) < 0 || setuid((uid_t)uid) < 0) {
+      say("cannot run as the program's user: ", strerror(errno), "", "");
+      _exit(1);
+    }
   }
   if (sig) {
     if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0UL, 0UL, 0UL) < 0) {
