@@ -5,7 +5,8 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
+import { LineSplitter, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
 import { join } from 'node:path';
 import { load, sleep, until } from './harness.js';
 import { alive } from './proc.js';
@@ -282,19 +283,32 @@ test('--config: stdout_logfile/stderr_logfile/redirect_stderr with size rotation
   assert.match((await d.ctl('tail', ['joined', 'stderr'])).at(-1)!.message, /redirect_stderr=true/);
   assert.match((await d.ctl('tail', ['nope'])).at(-1)!.message, /^No such process: nope$/);
 
-  // logrotate's rename, then reopen: new lines go to a new file at the old path.
+  // tail -f: the end, then every line written later, until the client goes.
+  const got: string[] = [];
+  const follower = createConnection(d.sockPath);
+  const splitter = new LineSplitter();
+  follower.on('data', (chunk) => {
+    for (const item of splitter.push(chunk)) if (!('error' in item)) got.push(String((decodeReply(item.line) as { reply: { message: string } }).reply.message));
+  });
+  follower.write(encodeRequest({ command: 'tail', args: ['-f', 'split'], id: 1 }, 'json'));
+  await until('tail -f: the end', () => got.join('').includes('out-0-2'));
+  process.kill(pids.split!, 'SIGHUP');
+  await until('tail -f: the lines written later', () => got.join('').includes('out-1-2\n'));
+  follower.destroy();
+  await sleep(700); // the follower stops once the client is gone
+
   const { renameSync } = await import('node:fs');
   renameSync(join(dir, 'log', 'split.out'), join(dir, 'log', 'split.out.old'));
   assert.match((await d.ctl('reopen')).at(-1)!.message, /^Reopened 3 log files$/);
   process.kill(pids.split!, 'SIGHUP');
-  await until('new file after reopen', () => log('split.out').includes('out-1-2'));
-  assert.ok(!log('split.out.old').includes('out-1-'));
+  await until('new file after reopen', () => log('split.out').includes('out-2-2'));
+  assert.ok(!log('split.out.old').includes('out-2-'));
   // And by SIGUSR2.
   renameSync(join(dir, 'log', 'split.out'), join(dir, 'log', 'split.out.old2'));
   d.proc.kill('SIGUSR2');
   await d.waitLog(/Reopened 3 log files/);
   process.kill(pids.split!, 'SIGHUP');
-  await until('new file after SIGUSR2', () => log('split.out').includes('out-2-2'));
+  await until('new file after SIGUSR2', () => log('split.out').includes('out-3-2'));
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
 

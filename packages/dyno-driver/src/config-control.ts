@@ -163,10 +163,17 @@ export class ConfigControl {
     void this.logs.reopen().then((message) => conn.send({ message }, req.id));
   }
 
+  /** `tail [-f] NAME [stdout|stderr]`; with -f every later line follows (wait: true) until the client goes. */
   tail(args: readonly string[], conn: ControlConnection, req: Request): void {
-    void this.logs.tail(this.programs(), args[0] as string, args[1] ?? 'stdout').then((r) =>
-      conn.send('error' in r ? { message: r.error, error: true } : { message: r.text }, req.id),
-    );
+    const f = args[0] === '-f';
+    const rest = f ? args.slice(1) : args;
+    if (rest.length < 1 || rest.length > 2) return conn.send({ message: 'tail: usage: tail [-f] NAME [stdout|stderr]', error: true }, req.id);
+    void this.logs.tail(this.programs(), rest[0] as string, rest[1] ?? 'stdout').then((r) => {
+      if ('error' in r) return conn.send({ message: r.error, error: true }, req.id);
+      if (!f) return conn.send({ message: r.text }, req.id);
+      conn.send({ message: r.text, wait: true }, req.id);
+      this.logs.follow(r.path, r.offset, (text) => conn.send({ message: text, wait: true }, req.id), () => conn.closed);
+    });
   }
 
   /** A program's group shell: its socket, hand-off, stop rules; its output labelled with the process name. */

@@ -7,7 +7,7 @@
  * `tail NAME [stdout|stderr]` reads a file's end.
  */
 import type { ChildProcess } from 'node:child_process';
-import { LineSource, LogWriter, pipeStreamLines, tailBytes, type Logger } from '@einhyrningsins/master';
+import { LineSource, LogWriter, follow, pipeStreamLines, tailBytes, type Follower, type Logger } from '@einhyrningsins/master';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
 
 /** How long an exit waits for the log files to take what is queued. */
@@ -61,14 +61,31 @@ export class ProgramLogs {
 
   /** Everything queued written, files closed (at exit), within `ms`. */
   async close(ms = FLUSH_AT_EXIT_MS): Promise<void> {
+    for (const f of this.followers) void f.stop();
+    this.followers.clear();
     let t: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((r) => (t = setTimeout(r, ms)));
     await Promise.race([Promise.all([...this.writers.values()].map((w) => w.close())), timeout]);
     if (t) clearTimeout(t);
   }
 
-  /** `tail NAME [stdout|stderr]`: the end of the process's log file. */
-  async tail(programs: readonly ProgramConfig[], name: string, stream: string): Promise<{ text: string } | { error: string }> {
+  private readonly followers = new Set<Follower>();
+
+  /** `tail -f`: what is appended to the file from `offset` on, until `gone()` (the client left) or the driver exits. */
+  follow(path: string, offset: number, onData: (text: string) => void, gone: () => boolean): void {
+    const f = follow(path, offset, (d) => onData(d.toString('utf8')), { onError: (err) => this.log.warn(`tail -f ${path}: ${err.message}`) });
+    this.followers.add(f);
+    const check = setInterval(() => {
+      if (!gone()) return;
+      clearInterval(check);
+      this.followers.delete(f);
+      void f.stop();
+    }, 500);
+    check.unref();
+  }
+
+  /** `tail NAME [stdout|stderr]`: the end of the process's log file (and where it ends, for -f). */
+  async tail(programs: readonly ProgramConfig[], name: string, stream: string): Promise<{ text: string; path: string; offset: number } | { error: string }> {
     if (stream !== 'stdout' && stream !== 'stderr') return { error: `tail: expected stdout or stderr, got '${stream}'` };
     const x = programs.flatMap((p) => p.processes).find((p) => p.name === name || `${p.group}:${p.name}` === name);
     if (!x) return { error: `No such process: ${name}` };
@@ -77,7 +94,8 @@ export class ProgramLogs {
     if (c.target.kind !== 'file') return { error: `${name}: its ${stream} has no log file (${c.target.kind === 'auto' ? 'AUTO: the driver\'s own output' : 'NONE'})` };
     await this.writers.get(c.target.path)?.flush();
     try {
-      return { text: (await tailBytes(c.target.path)).data.toString('utf8') };
+      const t = await tailBytes(c.target.path);
+      return { text: t.data.toString('utf8'), path: c.target.path, offset: t.offset };
     } catch (err) {
       return { error: `${name}: cannot read ${c.target.path}: ${(err as Error).message}` };
     }

@@ -197,8 +197,8 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   },
   tail: {
     programs: ['dyno'],
-    help: { dyno: "The end of a --config process's log file (args: NAME [stdout|stderr])" },
-    arity: [1, 2, 'tail NAME [stdout|stderr]'],
+    help: { dyno: "The end of a --config process's log file; -f: and every line written later (args: [-f] NAME [stdout|stderr])" },
+    arity: [1, 3, 'tail [-f] NAME [stdout|stderr]'],
     run(h, conn, req) {
       if (!h.programs) return refuse(conn, req, 'tail is for the log files of a --config file');
       h.programs.tail(req.args, conn, req);
