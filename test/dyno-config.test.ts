@@ -223,6 +223,15 @@ test('--config: status with supervisord states per process; stop and start NAME|
   assert.equal(started.at(-1)!.message, 'crasher: ERROR (spawn error or exited too quickly: FATAL)\nsleeper_0: started\nsleeper_1: started');
   assert.match(await status(), /^sleeper:sleeper_1 +RUNNING /m);
   assert.match((await d.ctl('stop', ['nope'])).at(-1)!.message, /^No such process: nope/);
+  // signal by GROUP:*: every process of the group's programs, and only those.
+  const sleepers = (await d.state()).types.sleeper!.workers.map((w) => w.pid);
+  const sig = (await d.ctl('signal', ['KILL', 'sleeper:*'])).at(-1)!;
+  assert.notEqual(sig.error, true, sig.message);
+  await until('sleepers replaced', async () => {
+    const ws = (await d.state()).types.sleeper!.workers;
+    return ws.length === 2 && ws.every((w) => !sleepers.includes(w.pid as number));
+  });
+  assert.match((await d.ctl('signal', ['TERM', 'nope:*'])).at(-1)!.message, /^No such group: nope/);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
 

@@ -225,6 +225,11 @@ export class ConfigControl {
     return statusLines(this.statuses());
   }
 
+  resolveNames(words: readonly string[]): { names: string[] } | { error: string } {
+    const model = this.source.model;
+    return model ? resolveNames(model, words, this.runtime.names()) : { error: 'No config is loaded' };
+  }
+
   private resolve(words: readonly string[], conn: ControlConnection, req: Request): string[] | null {
     const model = this.source.model;
     if (!model) return (conn.send({ message: 'No config is loaded', error: true }, req.id), null);

@@ -228,6 +228,11 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
         if (!s) return refuse(conn, req, `Invalid signal: ${JSON.stringify(a)}`);
         signals.push(s);
       }
+      if (h.programs && groups.length) {
+        const r = h.programs.resolveNames(groups);
+        if ('error' in r) return refuse(conn, req, r.error);
+        groups = r.names;
+      }
       ask(h, conn, req, groups, 'every', { type: 'signal', signals }, { message: 'No processes are running.', ok: true });
     },
   },

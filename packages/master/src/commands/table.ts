@@ -50,6 +50,8 @@ export interface ProgramCommands {
   reopen(conn: ControlConnection, req: Request): void;
   tail(args: readonly string[], conn: ControlConnection, req: Request): void;
   reread(conn: ControlConnection, req: Request): void;
+  /** The programs NAME|GROUP:*|all name (for `signal`), or why not. */
+  resolveNames(words: readonly string[]): { names: string[] } | { error: string };
   update(conn: ControlConnection, req: Request): void;
 }
 
