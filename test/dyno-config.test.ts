@@ -391,3 +391,34 @@ test('--config: user= of another user when the driver is not root is one line FI
   assert.match(r.stderr, /^einhyrningsins-dyno: .*app\.conf:4: \[program:other\] user=root: the driver must run as root to run a program as another user \(it runs as uid 65534\)\n$/);
   assert.deepEqual(readdirSync(dir).sort(), ['app.conf']);
 });
+
+test('--config: autorestart and exitcodes: a started process that exits is EXITED or replaced as supervisord decides', async () => {
+  const dir = newDir();
+  const exits = (code: number) => `sh -c 'sleep 1.5; exit ${code}'`;
+  writeFileSync(
+    join(dir, 'app.conf'),
+    [
+      '[program:expected]', `command = ${exits(0)}`, '', // default: autorestart=unexpected, exitcodes=0
+      '[program:unexpected]', `command = ${exits(3)}`, '',
+      '[program:never]', `command = ${exits(3)}`, 'autorestart = false', '',
+      '[program:always]', `command = ${exits(0)}`, 'autorestart = true', '',
+      '[program:listed]', `command = ${exits(3)}`, 'exitcodes = 0,3', '',
+    ].join('\n'),
+  );
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  const status = async () => (await d.ctl('status')).at(-1)!.message;
+  await until('every process started once', () => (d.stderr.match(/exited \(exit|exited unexpectedly/g) ?? []).length >= 5, 20_000);
+  const s = await until('states settled', async () => {
+    const t = await status();
+    return /^expected +EXITED +exited on its own \(exit 0\)$/m.test(t) && /^never +EXITED +exited on its own \(exit 3\)$/m.test(t) && /^listed +EXITED /m.test(t) ? t : null;
+  }, 20_000);
+  assert.doesNotMatch(s, /^(unexpected|always) +(EXITED|STOPPED|FATAL)/m, s);
+  // Replaced: a second process of each.
+  await until('unexpected and always replaced', () => /\[unexpected\] ===> Launched[\s\S]*\[unexpected\] ===> Launched/.test(d.stderr) && /\[always\] ===> Launched[\s\S]*\[always\] ===> Launched/.test(d.stderr), 20_000);
+  assert.equal((d.stderr.match(/\[never\] ===> Launched/g) ?? []).length, 1);
+  // start brings an EXITED program back; stop answers for EXITED ones at once.
+  assert.equal((await d.ctl('stop', ['expected'])).at(-1)!.message, 'expected: stopped');
+  const started = (await d.ctl('start', ['never'])).at(-1)!.message;
+  assert.equal(started, 'never: started');
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});

@@ -113,9 +113,21 @@ export abstract class EventHandlers extends Decisions {
     if (upFor < this.cfg.stableAfterMs) {
       this.log('warn', `Worker ${pid} exited ${Math.round(upFor)} ms after its ack (${how})`, w);
       this.recordFailure(w, `${pid} (index ${w.slot}) exited ${Math.round(upFor)} ms after its ack (${how})`);
+    } else if (this.keepsExited(code, signal)) {
+      // supervisord's autorestart=false, or unexpected with an expected status: EXITED, not replaced.
+      this.cfg.number = Math.max(0, this.cfg.number - 1);
+      this.progress(`===> Worker ${pid} exited (${how}); not restarted (autorestart=${this.cfg.autorestart}), ${this.cfg.number} wanted`, w);
     } else {
       this.log('warn', `Worker ${pid} exited unexpectedly (${how}); replacing it`, w);
     }
+  }
+
+  /** Whether a started worker that exited unasked stays exited (supervisord's autorestart and exitcodes). */
+  private keepsExited(code: number | null, signal: string | null): boolean {
+    const r = this.cfg.autorestart;
+    if (r === undefined || r === 'true') return false;
+    if (r === 'false') return true;
+    return signal === null && code !== null && (this.cfg.exitcodes ?? [0]).includes(code);
   }
 
   protected onAck(pid: number): void {

@@ -60,6 +60,14 @@ export interface CoreConfig {
   slots: 'unique' | 'named';
   /** false: one-shot (hsup's --oneshot): a worker that exits unasked is not replaced, the target drops by one. */
   respawn: boolean;
+  /**
+   * supervisord's autorestart for a worker that exits unasked after it started (acked and
+   * past stableAfterMs): 'true' (default) replaces it; 'false' does not (the target drops by
+   * one, as one-shot); 'unexpected' does not when it exited with one of `exitcodes`.
+   */
+  autorestart?: 'true' | 'false' | 'unexpected';
+  /** The expected exit statuses for autorestart 'unexpected' (default [0]). */
+  exitcodes?: readonly number[];
 }
 
 export type WorkerState = 'starting' | 'up' | 'stopping' | 'killed';

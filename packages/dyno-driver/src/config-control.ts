@@ -29,22 +29,33 @@ export interface ProcessStatus {
   pid: number | null;
   /** Milliseconds since it was spawned (RUNNING). */
   uptimeMs: number | null;
+  /** EXITED: how (`exit 0`, `SIGTERM`). */
+  lastExit?: string;
 }
 
-/** Each process of a program as supervisord would call it now. */
-export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: number): ProcessStatus[] {
+/**
+ * Each process of a program as supervisord would call it now. `exitedOnItsOwn`: the
+ * slots whose last process exited unasked (EXITED once the engine no longer wants them).
+ */
+export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: number, exitedOnItsOwn: ReadonlySet<number> = new Set()): ProcessStatus[] {
+  const live = snap ? snap.workers.filter((w) => w.state === 'starting' || w.state === 'up').length : 0;
+  // The engine fills the lowest free slots first: that many empty slots are still wanted.
+  let wantedEmpty = snap && !snap.shuttingDown ? Math.max(0, snap.config.number - live) : 0;
   return p.processes.map((x, slot) => {
     const base = { name: x.name, group: x.group, pid: null, uptimeMs: null };
     if (!snap) return { ...base, state: 'STOPPED' };
     const ws = snap.workers.filter((w) => w.slot === slot);
-    const live = ws.find((w) => w.state === 'up') ?? ws.find((w) => w.state === 'starting') ?? ws[0];
-    if (live) {
-      const state: SupervisorState = live.state === 'up' ? 'RUNNING' : live.state === 'starting' ? 'STARTING' : 'STOPPING';
-      return { ...base, state, pid: live.pid, uptimeMs: state === 'RUNNING' ? Math.max(0, now - live.spawnedAt) : null };
+    const w = ws.find((v) => v.state === 'up') ?? ws.find((v) => v.state === 'starting') ?? ws[0];
+    if (w) {
+      const state: SupervisorState = w.state === 'up' ? 'RUNNING' : w.state === 'starting' ? 'STARTING' : 'STOPPING';
+      return { ...base, state, pid: w.pid, uptimeMs: state === 'RUNNING' ? Math.max(0, now - w.spawnedAt) : null };
     }
-    if (slot >= snap.config.number || snap.shuttingDown) return { ...base, state: 'STOPPED' };
-    if (snap.gaveUp) return { ...base, state: 'FATAL' };
-    return { ...base, state: snap.streak > 0 ? 'BACKOFF' : 'STARTING' };
+    if (wantedEmpty > 0) {
+      wantedEmpty -= 1;
+      if (snap.gaveUp) return { ...base, state: 'FATAL' };
+      return { ...base, state: snap.streak > 0 ? 'BACKOFF' : 'STARTING' };
+    }
+    return { ...base, state: exitedOnItsOwn.has(slot) ? 'EXITED' : 'STOPPED' };
   });
 }
 
@@ -69,6 +80,8 @@ export function statusLines(list: readonly ProcessStatus[]): string {
               ? 'Exited too quickly (process log may have details)'
               : s.state === 'STOPPED'
                 ? 'Not started'
+                : s.state === 'EXITED'
+                  ? `exited on its own (${s.lastExit ?? '?'})`
                 : s.pid !== null
                   ? `pid ${s.pid}`
                   : '';
@@ -87,6 +100,18 @@ interface Waiter {
 
 export class ConfigControl {
   private readonly waiters = new Set<Waiter>();
+  /** Per program, the slots whose last process exited unasked, and how. */
+  private readonly exits = new Map<string, Map<number, string>>();
+
+  /** A process of `program` exited (before its engine hears of it): asked to, or on its own. */
+  private noteExit(program: string, pid: number, slot: number, code: number | null, signal: string | null): void {
+    const w = this.group(program)?.snapshot.workers.find((x) => x.pid === pid);
+    const asked = !w || w.state === 'stopping' || w.state === 'killed';
+    const m = this.exits.get(program) ?? new Map<number, string>();
+    if (asked) m.delete(slot);
+    else m.set(slot, signal ?? `exit ${code ?? '?'}`);
+    this.exits.set(program, m);
+  }
 
   constructor(
     private readonly source: ConfigSource,
@@ -202,7 +227,10 @@ export class ConfigControl {
         if (x) this.logs.route(x, child);
         else common.output(processName(program, slot), child);
       },
-      ...(common.onWorkerExit ? { onWorkerExit: common.onWorkerExit } : {}),
+      onWorkerExit: (pid, slot, code, signal) => {
+        this.noteExit(program.name, pid, slot, code, signal);
+        common.onWorkerExit?.(pid, slot, code, signal);
+      },
     };
   }
 
@@ -218,7 +246,12 @@ export class ConfigControl {
     const now = this.now();
     return this.programs()
       .filter((p) => !names || names.includes(p.name))
-      .flatMap((p) => programStatus(p, this.group(p.name)?.snapshot ?? null, now));
+      .flatMap((p) => {
+        const exits = this.exits.get(p.name) ?? new Map<number, string>();
+        return programStatus(p, this.group(p.name)?.snapshot ?? null, now, new Set(exits.keys())).map((s, slot) =>
+          s.state === 'EXITED' ? { ...s, lastExit: exits.get(slot) ?? '?' } : s,
+        );
+      });
   }
 
   statusText(): string {
@@ -271,7 +304,7 @@ export class ConfigControl {
     if (!names) return;
     this.log.info(`Asked to stop ${names.join(', ')}`);
     this.runtime.feed({ type: 'request', targets: names, request: { type: 'setWorkers', count: 0 } });
-    this.wait({ names, conn, req, done: (list) => (list.every((s) => s.state === 'STOPPED') ? list.map((s) => `${s.name}: stopped`).join('\n') : null) });
+    this.wait({ names, conn, req, done: (list) => (list.every((s) => s.state === 'STOPPED' || s.state === 'EXITED' || s.state === 'FATAL') ? list.map((s) => `${s.name}: stopped`).join('\n') : null) });
   }
 
   private wait(w: Waiter): void {

@@ -56,6 +56,8 @@ export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean
     drainSignal: `SIG${x.stopsignal}`,
     slots: 'named',
     respawn: !oneshot,
+    autorestart: x.autorestart,
+    exitcodes: x.exitcodes,
   };
 }
 
