@@ -552,3 +552,32 @@ test('an upgrade to a release that exits right after its ack is abandoned; the o
   assert.equal(sim.serving(), 2);
   assert.equal(sim.spawnCount, 2 + 3, 'the new release was tried 3 times (limit 2 retries)');
 });
+
+// ---- supervisord's autorestart and exitcodes (a config file's programs) ---------------
+
+test('autorestart: a started worker that exits unasked is replaced (true), left exited (false), or left exited only with an expected status (unexpected + exitcodes)', () => {
+  const run = (autorestart: 'true' | 'false' | 'unexpected' | undefined, code: number | null, signal: string | null = null) => {
+    const sim = new Sim({ number: 2, ackMode: { kind: 'timer', ms: 1000 }, slots: 'named', stableAfterMs: 0, ...(autorestart ? { autorestart } : {}), exitcodes: [0, 2] });
+    sim.start();
+    sim.advance(1000); // both up
+    const [a] = sim.alive();
+    sim.exit(a!.pid, code, signal);
+    sim.advance(5000);
+    return { alive: sim.alive().length, number: sim.sup.snapshot().config.number, spawns: sim.spawnCount };
+  };
+  assert.deepEqual(run(undefined, 0), { alive: 2, number: 2, spawns: 3 }, 'default: as einhorn, replaced');
+  assert.deepEqual(run('true', 0), { alive: 2, number: 2, spawns: 3 });
+  assert.deepEqual(run('false', 1), { alive: 1, number: 1, spawns: 2 });
+  assert.deepEqual(run('unexpected', 2), { alive: 1, number: 1, spawns: 2 }, 'an expected status: exited');
+  assert.deepEqual(run('unexpected', 1), { alive: 2, number: 2, spawns: 3 }, 'an unexpected status: replaced');
+  assert.deepEqual(run('unexpected', null, 'SIGKILL'), { alive: 2, number: 2, spawns: 3 }, 'a signal death is unexpected');
+});
+
+test('autorestart=false: an exit before the ack is still a failed start (backoff), not an exit to keep', () => {
+  const sim = new Sim({ number: 1, ackMode: { kind: 'timer', ms: 1000 }, slots: 'named', stableAfterMs: 0, autorestart: 'false' });
+  sim.start();
+  sim.exit(sim.alive()[0]!.pid, 0, null);
+  sim.advance(5000);
+  assert.equal(sim.sup.snapshot().config.number, 1);
+  assert.equal(sim.alive().length, 1, 'started again after its backoff');
+});
