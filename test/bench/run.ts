@@ -23,7 +23,10 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup  --out FILE
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|scale  --out FILE
+ * --scale-n 128,256,1000  --scale-idle 10
+ * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
+ * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
  * (`npm run bench -- --help`)
  */
 import { writeFileSync } from 'node:fs';
@@ -33,6 +36,7 @@ import { performance } from 'node:perf_hooks';
 import { Load, type LoadResult } from './load.js';
 import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
 import { Baseline, HOST, Ours, live, median, sleep, type System } from './systems.js';
+import { killScale, scaleBench, scaleTable, type ScaleResult } from './scale.js';
 import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
 
 // ---- configuration -------------------------------------------------------------
@@ -53,6 +57,8 @@ interface Config {
   coldRounds: number;
   only: string;
   out: string;
+  scaleNs: number[];
+  scaleIdleS: number;
 }
 
 const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
@@ -73,7 +79,9 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   },
   'startup-runs': { env: 'BENCH_STARTUP_RUNS', def: '20', help: 'start-up phase: --version runs per program (0: skip the start-up phase)' },
   'cold-rounds': { env: 'BENCH_COLD_ROUNDS', def: '7', help: 'start-up phase: cold-start pairs (bare launcher, ours), interleaved' },
-  only: { env: 'BENCH_ONLY', def: '', help: '"startup": run only the start-up phase' },
+  only: { env: 'BENCH_ONLY', def: '', help: '"startup" or "scale": run only that phase' },
+  'scale-n': { env: 'BENCH_SCALE_N', def: '128,256,1000', help: 'scale phase: worker counts (0: skip the scale phase)' },
+  'scale-idle': { env: 'BENCH_SCALE_IDLE_S', def: '10', help: 'scale phase: seconds of idle master CPU measured once all are up (0: skip)' },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
 };
 
@@ -106,6 +114,10 @@ function parseConfig(argv: string[]): Config {
     .split(',')
     .map((s) => Number(s.trim()));
   if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error(`--n: expected worker counts 1..64, got "${get('n')}"`);
+  if (!['', 'startup', 'scale'].includes(get('only'))) throw new Error(`--only: expected "startup" or "scale", got "${get('only')}"`);
+  if (get('scale-n') !== '0' && get('scale-n').split(',').some((x) => !Number.isInteger(Number(x.trim())) || Number(x) < 1 || Number(x) > 5000)) {
+    throw new Error(`--scale-n: expected worker counts 1..5000 (or 0), got "${get('scale-n')}"`);
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return {
     ns,
@@ -122,6 +134,8 @@ function parseConfig(argv: string[]): Config {
     startupRuns: Math.round(num('startup-runs', 0)),
     coldRounds: Math.round(num('cold-rounds', 1)),
     only: get('only'),
+    scaleNs: get('scale-n') === '0' ? [] : get('scale-n').split(',').map((x) => Number(x.trim())),
+    scaleIdleS: num('scale-idle', 0),
     out: get('out') || join(tmpdir(), `einhyrningsins-bench-${stamp}.json`),
   };
 }
@@ -513,6 +527,7 @@ function note(msg: string): void {
 
 function killEverything(): void {
   killStartup();
+  killScale();
   for (const l of loads) l.kill();
   loads.clear();
   for (const s of [...live]) {
@@ -556,18 +571,20 @@ async function main(): Promise<number> {
   process.on('exit', killEverything);
   // Hard bound on the whole run: a hung phase must not hang the bench.
   const perN = 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
+  const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + 400) + 60;
+  const boundS = perN * cfg.ns.length + scaleS;
   const watchdog = setTimeout(() => {
-    note(`watchdog: still running after ${perN * cfg.ns.length} s; killing everything`);
+    note(`watchdog: still running after ${boundS} s; killing everything`);
     killEverything();
     process.exit(1);
-  }, perN * cfg.ns.length * 1000);
+  }, boundS * 1000);
   watchdog.unref();
 
   const started = performance.now();
   const startupChecks: StartupCheck[] = [];
   let startup: StartupResult | null = null;
   let startupText = '';
-  if (cfg.startupRuns > 0) {
+  if (cfg.startupRuns > 0 && cfg.only !== 'scale') {
     try {
       startup = await startupBench({ versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number });
       startupText = startupTable(startup, { versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number }, startupChecks);
@@ -578,7 +595,7 @@ async function main(): Promise<number> {
     }
   }
   const results: NResult[] = [];
-  for (const n of cfg.only === 'startup' ? [] : cfg.ns) {
+  for (const n of cfg.only !== '' ? [] : cfg.ns) {
     const res: NResult = {
       n,
       steady: [],
@@ -602,10 +619,21 @@ async function main(): Promise<number> {
       await stopEverything();
     }
   }
+  let scale: ScaleResult | null = null;
+  if (cfg.scaleNs.length > 0 && cfg.only !== 'startup') {
+    try {
+      scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS }, note);
+    } catch (err) {
+      note(`scale phase failed: ${(err as Error).stack ?? String(err)}`);
+      killScale();
+      startupChecks.push({ metric: 'scale phase ran to the end', ok: false });
+    }
+  }
   clearTimeout(watchdog);
 
   const checks: Check[] = [...startupChecks];
   const tables = results.map((r) => table(r, cfg, checks));
+  if (scale) tables.push(scaleTable(scale, checks));
   if (startupText) tables.unshift(`Start-up (N=${cfg.ns[0]}, same run):\n${startupText}`);
   for (const r of results) if (r.error) checks.push({ metric: `N=${r.n} ran to the end`, ok: false });
   const missed = checks.filter((c) => !c.ok);
@@ -613,7 +641,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\neinhyrningsins bench (node ${process.version}, ${HOST}, ${seconds.toFixed(0)} s)\n\n${tables.join('\n\n')}\n\n`);
   writeFileSync(
     cfg.out,
-    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, checks }, null, 2) + '\n',
+    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, scale, checks }, null, 2) + '\n',
   );
   process.stdout.write(`results: ${cfg.out}\n`);
   if (missed.length) {

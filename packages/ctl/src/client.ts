@@ -1,5 +1,5 @@
 import { createConnection, type Socket } from 'node:net';
-import { LineSplitter, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
+import { LineSplitter, MAX_REPLY_LENGTH, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
 
 export interface Reply {
   message: string;
@@ -18,8 +18,10 @@ export class ClientError extends Error {
  * the one without `wait`.
  */
 export class ControlClient {
-  private readonly splitter = new LineSplitter();
-  private readonly lines: string[] = [];
+  /** As long as any reply (`status` grows with the workers: the default 64 KiB is about 250 of them). */
+  private readonly splitter = new LineSplitter({ maxLineLength: MAX_REPLY_LENGTH });
+  /** Lines read, or the length of one too long to keep (the request it answers fails). */
+  private readonly lines: Array<string | { tooLong: number }> = [];
   private waiter: (() => void) | null = null;
   private closedWith: Error | null = null;
   private nextId = 1;
@@ -30,7 +32,7 @@ export class ControlClient {
     private readonly framing: 'json' | 'yaml',
   ) {
     sock.on('data', (chunk: Buffer) => {
-      for (const item of this.splitter.push(chunk)) if ('line' in item) this.lines.push(item.line);
+      for (const item of this.splitter.push(chunk)) this.lines.push('line' in item ? item.line : { tooLong: item.length });
       this.wake();
     });
     sock.on('error', (err) => {
@@ -83,6 +85,9 @@ export class ControlClient {
     this.sock.write(encodeRequest(req, this.framing));
     for (;;) {
       const line = await this.nextLine();
+      if (typeof line !== 'string') {
+        throw new ClientError(`unreadable reply from the master: longer than ${MAX_REPLY_LENGTH / (1024 * 1024)} MiB (${line.tooLong} bytes seen)`);
+      }
       const d = decodeReply(line);
       if (!d.ok) throw new ClientError(`unreadable reply from the master: ${d.error}`);
       const reply = d.reply as Reply;
@@ -109,7 +114,7 @@ export class ControlClient {
     w?.();
   }
 
-  private async nextLine(): Promise<string> {
+  private async nextLine(): Promise<string | { tooLong: number }> {
     for (;;) {
       const line = this.lines.shift();
       if (line !== undefined) return line;

@@ -137,8 +137,8 @@ export function describeValue(v: unknown, max = 200): string {
  * Parse already-unescaped message text: JSON first when it looks like JSON (`{`, `[` or a
  * JSON string), else (or when that fails) YAML. Never throws.
  */
-export function parseDocumentText(text: string): DocumentResult {
-  if (text.length > MAX_DOCUMENT_LENGTH) return { ok: false, error: 'message too long' };
+export function parseDocumentText(text: string, maxLength = MAX_DOCUMENT_LENGTH): DocumentResult {
+  if (text.length > maxLength) return { ok: false, error: 'message too long' };
   try {
     const head = text.trimStart()[0];
     if (head === '{' || head === '[' || head === '"') {
