@@ -89,8 +89,12 @@ class ScaleMaster {
   /** [time, round trip ms] of every `ehlo`. */
   readonly samples: Array<[number, number]> = [];
   private polling = true;
+  /** The poller waits (the idle master's CPU is being measured: its requests would count). */
+  paused = false;
   private poller: Promise<void> | null = null;
   private status: ControlClient | null = null;
+  /** When the master logged its Nth ACK of the first generation. */
+  allAckedAt: number | null = null;
 
   constructor(
     readonly n: number,
@@ -102,7 +106,18 @@ class ScaleMaster {
     this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: this.dir });
     this.master = new Tracked(this.proc.pid as number);
     this.exited = new Promise((r) => this.proc.once('exit', () => r()));
-    const tail = (d: Buffer) => (this.logTail = (this.logTail + d.toString()).slice(-4000));
+    let partial = '';
+    const tail = (d: Buffer) => {
+      const text = d.toString();
+      this.logTail = (this.logTail + text).slice(-4000);
+      // "Up to K / N manual ACKs": read from the log, so that waiting for all up costs the master nothing.
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() as string;
+      for (const l of lines) {
+        const m = /Up to (\d+) \/ (\d+) manual ACKs/.exec(l);
+        if (m && m[1] === m[2]) this.allAckedAt ??= performance.now();
+      }
+    };
     this.proc.stdout!.on('data', tail);
     this.proc.stderr!.on('data', tail);
   }
@@ -143,6 +158,10 @@ class ScaleMaster {
   private async poll(c: ControlClient): Promise<void> {
     try {
       while (this.polling) {
+        if (this.paused) {
+          await sleep(10);
+          continue;
+        }
         const t = performance.now();
         await within('ehlo', c.call('ehlo'), 30_000);
         this.samples.push([t, performance.now() - t]);
@@ -163,6 +182,17 @@ class ScaleMaster {
     const ws = (r as unknown as { state?: { workers?: Array<{ pid: number; acked: boolean; state: string }> } }).state?.workers ?? [];
     for (const w of ws) if (!this.seen.has(w.pid)) this.seen.set(w.pid, new Tracked(w.pid));
     return ws;
+  }
+
+  /** When the master logged its Nth ACK (status is not polled meanwhile: at 1,000 workers it costs the master tens of ms). */
+  async allAcked(timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.allAckedAt === null) {
+      this.failed();
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the log of ${this.n} ACKs`);
+      await sleep(5);
+    }
+    return this.allAckedAt;
   }
 
   /** Until N workers are acked and up, none other (none of `old`). */
@@ -266,23 +296,26 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     await m.connect();
     const cpu0 = m.cpuMs();
     const tConnected = performance.now();
-    const tUp = await m.allUp(120_000);
+    const tUp = await m.allAcked(120_000);
+    await m.allUp(10_000);
     row.upMs = tUp - m.t0;
     row.spawnCpuMsPerWorker = (m.cpuMs() - cpu0) / n;
     row.spawnTrips = m.tripsBetween(tConnected, tUp);
     await sleep(500);
     row.rssKb = m.rssKb();
     if (cfg.idleS > 0) {
+      m.paused = true;
+      await sleep(100);
       const c0 = m.cpuMs();
       await sleep(cfg.idleS * 1000);
       row.idleCpuMsPer10s = ((m.cpuMs() - c0) * 10) / cfg.idleS;
+      m.paused = false;
     }
     note(`scale N=${n}: all up in ${Math.round(row.upMs)} ms; upgrading`);
     const old = new Set((await m.workers()).map((w) => w.pid));
     const ucpu0 = m.cpuMs();
     const tu0 = performance.now();
-    const [reply] = await Promise.all([m.upgrade(120_000), m.allUp(120_000, old)]);
-    row.upgradeReply = reply;
+    row.upgradeReply = await m.upgrade(120_000);
     const tu1 = performance.now();
     // The old workers' exits are part of the upgrade: wait until they are all gone.
     const olds = [...old].map((p) => new Tracked(p));
@@ -291,6 +324,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.upgradeMs = Math.max(tu1, performance.now()) - tu0;
     row.upgradeCpuMsPerWorker = (m.cpuMs() - ucpu0) / n;
     row.upgradeTrips = m.tripsBetween(tu0, performance.now());
+    await m.allUp(10_000, old);
     await sleep(500);
     row.rssAfterUpgradeKb = m.rssKb();
   } catch (err) {
