@@ -44,12 +44,12 @@ const cases: Case[] = [
   },
   { name: '--reexec-as with an unterminated quote', args: (d) => ["--reexec-as=env 'VAR=b einhyrningsins", ...child(d)], error: /--reexec-as: unbalanced ' quote/, code: 2 },
   { name: '--with-state-fd not given by a reload', args: (d) => ['-n', '1', '--with-state-fd', '5', ...child(d)], error: /internal to the master's reload/, code: 2 },
-  { name: 'malformed -b', args: (d) => ['-b', 'localhost', ...child(d)], error: /-b localhost: expected ADDR:PORT/ },
-  { name: '-b port out of range', args: (d) => ['-b', '127.0.0.1:70000', ...child(d)], error: /port 70000 is out of range/ },
-  { name: '-b unbracketed IPv6', args: (d) => ['-b', '::1:80', ...child(d)], error: /write IPv6 addresses in brackets/ },
-  { name: '-b unknown flag', args: (d) => ['-b', '127.0.0.1:0,z', ...child(d)], error: /unknown socket option 'z'/ },
+  { name: 'malformed -b', args: (d) => ['-b', 'localhost', ...child(d)], error: /-b localhost: expected ADDR:PORT/, code: 2 },
+  { name: '-b port out of range', args: (d) => ['-b', '127.0.0.1:70000', ...child(d)], error: /port 70000 is out of range/, code: 2 },
+  { name: '-b unbracketed IPv6', args: (d) => ['-b', '::1:80', ...child(d)], error: /write IPv6 addresses in brackets/, code: 2 },
+  { name: '-b unknown flag', args: (d) => ['-b', '127.0.0.1:0,z', ...child(d)], error: /unknown socket option 'z'/, code: 2 },
   { name: '-b unresolvable host', args: (d) => ['-b', 'no-such-host.invalid:8080', ...child(d)], error: /cannot resolve 'no-such-host.invalid'/ },
-  { name: '-b IPv6 literal with -4', args: (d) => ['-4', '-b', '[::1]:0', ...child(d)], error: /not an IPv4 address/ },
+  { name: '-b IPv6 literal with -4', args: (d) => ['-4', '-b', '[::1]:0', ...child(d)], error: /not an IPv4 address/, code: 2 },
   { name: '-b address not on this host', args: (d) => ['-b', '192.0.2.1:8080', ...child(d)], error: /address not available/ },
   {
     name: 'port in use',
@@ -61,6 +61,33 @@ const cases: Case[] = [
     },
     args: (d) => ['-b', `127.0.0.1:${readPort(d)}`, ...child(d)],
     error: /cannot bind -b 127\.0\.0\.1:\d+: address already in use/,
+  },
+  { name: '-b unix: unknown option', args: (d) => ['-b', `unix:${join(d, 's.sock')},zz`, ...child(d)], error: /unknown unix socket option 'zz'/, code: 2 },
+  {
+    name: '-m with an unknown ack mode, taken for the program before',
+    args: (d) => ['-m', 'fast', fixture('env-child.sh'), d],
+    error: /^einhyrningsins: -m fast: unknown ack mode \(expected manual or a number of seconds; to run a program named fast after a bare -m, write -m -- fast\)$/,
+    code: 2,
+  },
+  {
+    name: 'a #! script whose interpreter is missing: refused at start, naming the interpreter',
+    setup: (d) => {
+      writeFileSync(join(d, 'app.py'), '#!/usr/bin/no-such-python3 -u\nprint("hi")\n');
+      chmodSync(join(d, 'app.py'), 0o755);
+      return () => undefined;
+    },
+    args: (d) => ['--', join(d, 'app.py')],
+    error: /^einhyrningsins: cannot run .*app\.py: its interpreter \/usr\/bin\/no-such-python3 \(#!\/usr\/bin\/no-such-python3 -u\) is not found$/,
+  },
+  {
+    name: 'a #!/usr/bin/env script whose command is not in PATH: refused at start, naming it',
+    setup: (d) => {
+      writeFileSync(join(d, 'app.rb'), '#!/usr/bin/env no-such-ruby9\nputs 1\n');
+      chmodSync(join(d, 'app.rb'), 0o755);
+      return () => undefined;
+    },
+    args: (d) => ['--', join(d, 'app.rb')],
+    error: /^einhyrningsins: cannot run .*app\.rb: its interpreter no-such-ruby9 \(#!\/usr\/bin\/env no-such-ruby9\): program not found in PATH: no-such-ruby9$/,
   },
   { name: 'program not found', args: () => ['--', 'no-such-program-anywhere'], error: /program not found in PATH: no-such-program-anywhere/ },
   { name: 'program path not found', args: (d) => ['--', join(d, 'nope.sh')], error: /program not found: .*nope\.sh/ },
@@ -246,4 +273,26 @@ test('a group-writable control socket directory is accepted with a warning namin
   assert.match(m.stderr, /WARN: control socket directory .*deploy is writable by its group \(mode 0775, (group \S+ \(gid \d+\)|gid \d+)\): its members can replace the control socket/);
   assert.doesNotMatch(m.stderr, /every user|others/);
   await m.stop();
+});
+
+test('a program word that is a file here, not in PATH: says so (not executable / write ./NAME), one line, nothing started', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'app.sh'), '#!/bin/sh\nexit 0\n');
+  chmodSync(join(dir, 'app.sh'), 0o644);
+  const sock = join(dir, 'ctl.sock');
+  const r = await runCli(['-d', sock, '-b', '127.0.0.1:0', '--', 'app.sh'], { cwd: dir });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'einhyrningsins: program not found in PATH: app.sh; ./app.sh is here but not executable (chmod +x app.sh, and run it as ./app.sh)\n');
+  chmodSync(join(dir, 'app.sh'), 0o755);
+  const x = await runCli(['-d', sock, '-b', '127.0.0.1:0', '--', 'app.sh'], { cwd: dir });
+  assert.equal(x.code, 1);
+  assert.equal(x.stderr, 'einhyrningsins: program not found in PATH: app.sh (to run the one here, write ./app.sh)\n');
+  assert.equal(existsSync(sock), false);
+});
+
+test('-m -- WORD and -m PROGRAM still run a program after a bare -m (einhorn\'s way)', async () => {
+  const m = startMaster(['-b', '127.0.0.1:0', '-m', '--', 'node', '-e', 'setTimeout(() => {}, 60000)']);
+  await m.waitLog(/Launched \d+/, 30_000);
+  m.snapshotChildren();
+  assert.equal((await m.stop()).code, 0);
 });

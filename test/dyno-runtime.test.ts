@@ -115,18 +115,23 @@ test('reload under load: the driver re-executes in place keeping every process o
   const before = await until('every dyno up', ready, 20_000);
   const pidsOf = (st: DynoState) => Object.values(st.types).flatMap((t) => t.workers.map((w) => `${t.type}.${w.pid}`)).sort();
 
-  const traffic = load(port, 6, { fresh: true });
-  await until('some traffic', () => traffic.result.ok > 50, 10_000);
-  // Three reloads back to back under load.
-  for (let n = 1; n <= 3; n++) {
-    const replies = await d.ctl('reload');
-    const final = replies.at(-1)!;
-    assert.match(final.message, new RegExp(`^Reload done: driver ${d.pid} is now einhyrningsins-dyno \\S+ \\(reload ${n}\\), 3 processes adopted$`));
-    assert.ok(replies.some((r) => r.wait && /^Upgrade check passed; re-executing the driver$/.test(r.message)), JSON.stringify(replies));
-    const seen = traffic.result.ok;
-    await until('traffic after the reload', () => traffic.result.ok > seen + 100, 10_000);
+  // Bounded in time, and stopped whatever happens.
+  const traffic = load(port, 6, { fresh: true, maxMs: 60_000 });
+  try {
+    await until('some traffic', () => traffic.result.ok > 50, 10_000);
+    // Three reloads back to back under load.
+    for (let n = 1; n <= 3; n++) {
+      const replies = await d.ctl('reload');
+      const final = replies.at(-1)!;
+      assert.match(final.message, new RegExp(`^Reload done: driver ${d.pid} is now einhyrningsins-dyno \\S+ \\(reload ${n}\\), 3 processes adopted$`));
+      assert.ok(replies.some((r) => r.wait && /^Upgrade check passed; re-executing the driver$/.test(r.message)), JSON.stringify(replies));
+      const seen = traffic.result.ok;
+      await until('traffic after the reload', () => traffic.result.ok > seen + 100, 10_000);
+    }
+  } finally {
+    await traffic.stop();
   }
-  const r = await traffic.stop();
+  const r = traffic.result;
   assert.equal(r.failed, 0, `failed requests: ${r.errors.join(', ')}`);
   t.diagnostic(`3 reloads under load: ${r.ok} requests on fresh connections, ${r.failed} failed`);
 

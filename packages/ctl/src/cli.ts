@@ -113,7 +113,8 @@ export function ctlHelpText(): string {
     '',
     'Sends COMMAND to a running einhyrningsins (or einhorn) master and prints the replies as',
     'they arrive; without a COMMAND, starts an interactive shell. Exit status: 0 success,',
-    '1 the command failed, 2 usage error, 3 no master answered.',
+    '1 the command failed, 2 usage error, 3 no master answered (or its socket belongs to',
+    'neither root nor you, or a reply was over 64 MiB).',
     '',
     'Options:',
   ];

@@ -1,5 +1,6 @@
+import { statSync, type Stats } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { LineSplitter, MAX_REPLY_LENGTH, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
+import { LineSplitter, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
 
 export interface Reply {
   message: string;
@@ -7,6 +8,12 @@ export interface Reply {
   requestId?: string | number;
   [field: string]: unknown;
 }
+
+/**
+ * Longest reply line read (the state of hundreds of workers is a few hundred KiB); a longer
+ * one fails the command with one line instead of being waited for forever.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
 
 export class ClientError extends Error {
   override name = 'ClientError';
@@ -18,10 +25,8 @@ export class ClientError extends Error {
  * the one without `wait`.
  */
 export class ControlClient {
-  /** As long as any reply (`status` grows with the workers: the default 64 KiB is about 250 of them). */
-  private readonly splitter = new LineSplitter({ maxLineLength: MAX_REPLY_LENGTH });
-  /** Lines read, or the length of one too long to keep (the request it answers fails). */
-  private readonly lines: Array<string | { tooLong: number }> = [];
+  private readonly splitter = new LineSplitter({ maxLineLength: MAX_REPLY_BYTES });
+  private readonly lines: string[] = [];
   private waiter: (() => void) | null = null;
   private closedWith: Error | null = null;
   private nextId = 1;
@@ -32,7 +37,16 @@ export class ControlClient {
     private readonly framing: 'json' | 'yaml',
   ) {
     sock.on('data', (chunk: Buffer) => {
-      for (const item of this.splitter.push(chunk)) this.lines.push('line' in item ? item.line : { tooLong: item.length });
+      for (const item of this.splitter.push(chunk)) {
+        if ('line' in item) {
+          this.lines.push(item.line);
+          continue;
+        }
+        // Past the bound: fail with one line rather than wait for a reply that never ends.
+        this.closedWith ??= new ClientError(`a reply from ${path} is over ${MAX_REPLY_BYTES / (1024 * 1024)} MiB; giving up`);
+        sock.destroy();
+        break;
+      }
       this.wake();
     });
     sock.on('error', (err) => {
@@ -46,6 +60,7 @@ export class ControlClient {
   }
 
   static async connect(path: string, opts: { timeoutMs?: number; framing?: 'json' | 'yaml' } = {}): Promise<ControlClient> {
+    const before = socketOwner(path);
     const sock = createConnection(path);
     const timeoutMs = opts.timeoutMs ?? 5000;
     await new Promise<void>((resolve, reject) => {
@@ -70,6 +85,12 @@ export class ControlClient {
         reject(new ClientError(`cannot connect to ${path}: ${hint}`));
       });
     });
+    // The same socket file (not swapped while connecting), still owned by root or us.
+    const after = socketOwner(path);
+    if (before && after && (before.dev !== after.dev || before.ino !== after.ino)) {
+      sock.destroy();
+      throw new ClientError(`refusing ${path}: the socket file was replaced while connecting`);
+    }
     return new ControlClient(path, sock, opts.framing ?? 'json');
   }
 
@@ -85,9 +106,6 @@ export class ControlClient {
     this.sock.write(encodeRequest(req, this.framing));
     for (;;) {
       const line = await this.nextLine();
-      if (typeof line !== 'string') {
-        throw new ClientError(`unreadable reply from the master: longer than ${MAX_REPLY_LENGTH / (1024 * 1024)} MiB (${line.tooLong} bytes seen)`);
-      }
       const d = decodeReply(line);
       if (!d.ok) throw new ClientError(`unreadable reply from the master: ${d.error}`);
       const reply = d.reply as Reply;
@@ -114,7 +132,7 @@ export class ControlClient {
     w?.();
   }
 
-  private async nextLine(): Promise<string | { tooLong: number }> {
+  private async nextLine(): Promise<string> {
     for (;;) {
       const line = this.lines.shift();
       if (line !== undefined) return line;
@@ -122,4 +140,27 @@ export class ControlClient {
       await new Promise<void>((resolve) => (this.waiter = resolve));
     }
   }
+}
+
+/**
+ * The control socket file (symlinks followed, as connect() does), refused unless it belongs
+ * to root or to the caller: a socket another user owns is not a master we started, but one
+ * planted where ours should be (a swapped symlinked directory, a group-writable one), which
+ * would get our commands and answer with anything. Null when there is no such file yet
+ * (connect() then fails with the usual message).
+ */
+function socketOwner(path: string): Stats | null {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return null;
+  }
+  const uid = process.getuid?.() ?? 0;
+  if (st.uid !== 0 && st.uid !== uid) {
+    throw new ClientError(
+      `refusing ${path}: the socket belongs to uid ${st.uid}, neither root nor you (uid ${uid}); another user's process is listening there (run the ctl as that user if that master is theirs)`,
+    );
+  }
+  return st;
 }

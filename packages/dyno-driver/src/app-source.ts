@@ -2,7 +2,7 @@
  * Where the app comes from: a Procfile (+ .env + formation), or hsup's
  * control directory. Reading only: renaming control files is the driver's.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { LOADED_FILE, MAX_CONTROL_FILE_BYTES, NEW_FILE, parseRelease, ReleaseError } from './control-dir.js';
 import { parseDotenv } from './dotenv.js';
@@ -101,11 +101,13 @@ export function checkControlDir(dir: string): void {
 export function readControlFile(path: string): Release {
   let st;
   try {
-    st = statSync(path);
+    st = lstatSync(path);
   } catch (err) {
     throw new ReleaseError(`cannot read: ${(err as Error).message}`);
   }
-  if (!st.isFile()) throw new ReleaseError('not a regular file');
+  // Not followed: a link would have the driver read (and report on) a file of the link's choosing.
+  if (st.isSymbolicLink()) throw new ReleaseError('a symbolic link, not a regular file (write the release itself, to a temporary name, then rename it)');
+  if (!st.isFile()) throw new ReleaseError(`not a regular file (${st.isDirectory() ? 'a directory' : 'a special file'})`);
   if (st.size > MAX_CONTROL_FILE_BYTES) throw new ReleaseError(`larger than ${MAX_CONTROL_FILE_BYTES} bytes`);
   let text: string;
   try {

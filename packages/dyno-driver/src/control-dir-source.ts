@@ -4,11 +4,11 @@
  * aside as DIR/rejected with the reason in DIR/last_error. At start without a valid
  * DIR/new, DIR/loaded runs (its release phase ran when it was loaded).
  */
-import { existsSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isoTime, type Logger } from '@einhyrningsins/master';
 import { readControlFile, type Warn } from './app-source.js';
-import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE } from './control-dir.js';
+import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE, setAside, writeLastError } from './control-dir.js';
 import type { PreparedRelease, Release } from './release.js';
 import { describeSource, firstLook, prepareRelease, readAgain, type FirstLook, type ReleaseSink, type ReleaseSource, type Rejection, type SourceConfig } from './releases.js';
 
@@ -153,16 +153,15 @@ export class ControlDirSource implements ReleaseSource {
   private reject(file: string, id: string, reason: string): void {
     let where = `moved to ${REJECTED_FILE}, reason in ${LAST_ERROR_FILE}`;
     try {
-      renameSync(file, join(this.dir, REJECTED_FILE));
-      try {
-        unlinkSync(join(this.dir, LAST_ERROR_FILE));
-      } catch {
-        /* none yet */
-      }
-      writeFileSync(join(this.dir, LAST_ERROR_FILE), `${reason}\n`, { mode: 0o400 });
+      setAside(file, join(this.dir, REJECTED_FILE));
     } catch (err) {
       this.stuckNew = id;
-      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}`;
+      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}; reason in ${LAST_ERROR_FILE}`;
+    }
+    try {
+      writeLastError(join(this.dir, LAST_ERROR_FILE), reason);
+    } catch (err) {
+      where += ` (cannot write ${LAST_ERROR_FILE}: ${(err as Error).message})`;
     }
     this.rejected = { file, reason, at: isoTime() };
     const current = this.out.current();

@@ -6,7 +6,7 @@
  *   {"Version": 3, "Env": {"K": "v"}, "Slug": "app.tgz", "Stack": "cedar-14",
  *    "Processes": [{"Type": "web", "Args": ["./web", "-x"], "Quantity": 2}]}
  */
-import { watch, existsSync, type FSWatcher } from 'node:fs';
+import { watch, existsSync, lstatSync, renameSync, rmSync, unlinkSync, writeFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { TYPE_NAME } from './procfile.js';
 import { MAX_QUANTITY } from './formation.js';
@@ -115,13 +115,23 @@ export function validateRelease(value: unknown): Release {
   return { version, releaseArgs, env, slug, stack, processes };
 }
 
+/**
+ * Why JSON.parse failed, without its quote of the text (V8 copies the first bytes of the
+ * input into the message, and the log is no place for a file's content): where, not what.
+ */
+function jsonError(err: Error): string {
+  if (/^Unexpected end of JSON input/.test(err.message)) return 'invalid JSON: it ends too early';
+  const at = /at position (\d+)/.exec(err.message);
+  return at ? `invalid JSON at byte ${at[1]}` : 'invalid JSON';
+}
+
 /** Parse and check the text of a control file. */
 export function parseRelease(text: string): Release {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ReleaseError(`invalid JSON: ${(err as Error).message}`);
+    throw new ReleaseError(jsonError(err as Error));
   }
   return validateRelease(value);
 }
@@ -162,4 +172,31 @@ export class ControlDirWatcher {
     this.watcher?.close();
     this.watcher = null;
   }
+}
+
+/**
+ * Move a rejected DIR/new to DIR/rejected, whatever either is: what an earlier rejection
+ * left there (a directory that was `new`, a link) is removed first, without following
+ * a link, so that rename() cannot fail with EISDIR or ENOTEMPTY and leave `new` in place.
+ */
+export function setAside(file: string, rejected: string): void {
+  let st;
+  try {
+    st = lstatSync(rejected);
+  } catch {
+    st = null;
+  }
+  if (st?.isDirectory()) rmSync(rejected, { recursive: true, force: true });
+  else if (st) unlinkSync(rejected);
+  renameSync(file, rejected);
+}
+
+/** DIR/last_error: the reason, replacing the one before (read-only, as hsup writes it). */
+export function writeLastError(path: string, reason: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* none yet */
+  }
+  writeFileSync(path, `${reason}\n`, { mode: 0o400, flag: 'wx' });
 }

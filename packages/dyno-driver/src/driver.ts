@@ -4,7 +4,6 @@
  * directory). The process-wide duties are the master's: PID 1 reaping, sd_notify, the
  * memory keeper, the control socket's rules, the last-resort exit.
  */
-import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { FleetEvent } from '@einhyrningsins/core';
 import {
@@ -17,6 +16,7 @@ import {
   ReplyRoutes,
   Runtime,
   SlotHistory,
+  execGapMs,
   exitProcess,
   bindShimProblem,
   installLastResort,
@@ -27,13 +27,14 @@ import {
   type ConnectionSnapshot,
   type CommandHost,
   type ControlConnection,
+  type HttpRequest,
   dispatch,
   type Reaper,
 } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { AppError } from './errors.js';
-import { serveHttp } from './http-api.js';
+import { answerHttp } from './http-api.js';
 import { dynoHttpApi } from './driver-http.js';
 import { DynoOutput } from './dyno-output.js';
 import { dynoReloadState, stateFds, takeOverDyno, type DynoReloadState } from './dyno-reload.js';
@@ -257,12 +258,8 @@ export class Driver implements CommandHost {
     );
   }
 
-  private readonly http = (socket: Socket, head: Buffer) =>
-    serveHttp(
-      socket,
-      head,
-      dynoHttpApi(this.runtime as Runtime<unknown>, () => this.web.listener, () => this.apply.release?.env.PORT ?? this.cfg.env.PORT, this.logger),
-    );
+  private readonly http = (req: HttpRequest) =>
+    answerHttp(req, dynoHttpApi(this.runtime as Runtime<unknown>, () => this.web.listener, () => this.apply.release?.env.PORT ?? this.cfg.env.PORT, this.logger));
 
   private installSignals(): void {
     process.on('SIGHUP', () => {
@@ -472,7 +469,7 @@ export class Driver implements CommandHost {
     this.processWide();
     this.output.adopt(state.output);
     const rel = this.apply.release;
-    this.runtime.restore(state.fleet, Date.now() - state.wall, (name, gid) => {
+    this.runtime.restore(state.fleet, execGapMs(state), (name, gid) => {
       const g = state.groups[String(gid)];
       const p = g?.process ?? { type: name, args: ['true'], quantity: 0 };
       const base = rel ? this.apply.spec(p, rel) : null;

@@ -5,7 +5,7 @@
  * the control socket never close, so no request and no client sees the exec.
  */
 import * as native from 'native-reuseport';
-import type { Runtime } from '@einhyrningsins/master';
+import { monotonicMs, type Runtime } from '@einhyrningsins/master';
 import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
 import type { SerializedFleet } from '@einhyrningsins/core';
 import type { OutputPipes } from './dyno-output.js';
@@ -20,8 +20,9 @@ export const DYNO_STATE_FORMAT = 'dyno-1';
 export interface DynoReloadState {
   format: typeof DYNO_STATE_FORMAT;
   version: string;
-  /** Date.now() when the snapshot was taken: the gap to the new image's start is added to every age. */
+  /** Date.now() and CLOCK_MONOTONIC (ms) when the snapshot was taken: the exec's duration is added to every age (execGapMs). */
   wall: number;
+  monotonic: number;
   reloads: number;
   control: { fd: number; path: string; ino: number };
   connections: ConnectionSnapshot[];
@@ -57,6 +58,7 @@ export function dynoReloadState(d: {
     format: DYNO_STATE_FORMAT,
     version: VERSION,
     wall: Date.now(),
+    monotonic: monotonicMs(),
     reloads: d.reloads + 1,
     control: { fd: d.server.listenFd, path: d.server.path, ino: d.server.inode },
     connections: d.connections,
@@ -91,7 +93,13 @@ export async function takeOverDyno(
 ): Promise<DynoTakenOver> {
   let state: DynoReloadState;
   try {
-    state = readSnapshot<DynoReloadState>(fd, DYNO_STATE_FORMAT);
+    state = readSnapshot(fd, (value) => {
+      const v = value as Partial<DynoReloadState> | null;
+      if (typeof v !== 'object' || v === null || v.format !== DYNO_STATE_FORMAT) {
+        throw new Error(`unknown reload state format ${JSON.stringify(v && typeof v === 'object' ? v.format : v)}`);
+      }
+      return v as DynoReloadState;
+    });
   } catch (err) {
     throw new StartupError(`cannot read the reload state on fd ${fd}: ${(err as Error).message}`);
   }

@@ -20,6 +20,11 @@ export class BindError extends Error {
   override name = 'BindError';
 }
 
+/** A -b that is malformed as written (a usage error: exit 2), not one that failed to bind. */
+export class BindUsageError extends BindError {
+  override name = 'BindUsageError';
+}
+
 const FLAGS: Readonly<Record<string, 'reuseAddr' | 'nonBlock' | 'reusePort'>> = {
   r: 'reuseAddr',
   so_reuseaddr: 'reuseAddr',
@@ -37,27 +42,27 @@ export function parseBindSpec(text: string): BindSpec {
   if (bracket) {
     host = bracket[1] as string;
     portText = bracket[2] as string;
-    if (isIP(host) !== 6) throw new BindError(`-b ${text}: '${host}' is not an IPv6 address`);
+    if (isIP(host) !== 6) throw new BindUsageError(`-b ${text}: '${host}' is not an IPv6 address`);
   } else {
     const colon = addr.lastIndexOf(':');
     host = colon < 0 ? '' : addr.slice(0, colon);
     portText = colon < 0 ? '' : addr.slice(colon + 1);
     if (host.includes(':')) {
-      throw new BindError(`-b ${text}: write IPv6 addresses in brackets, as [${host}]:${portText}`);
+      throw new BindUsageError(`-b ${text}: write IPv6 addresses in brackets, as [${host}]:${portText}`);
     }
   }
   if (host === '' || !/^\d+$/.test(portText)) {
-    throw new BindError(`-b ${text}: expected ADDR:PORT[,OPT...], e.g. 127.0.0.1:8080,r`);
+    throw new BindUsageError(`-b ${text}: expected ADDR:PORT[,OPT...], e.g. 127.0.0.1:8080,r`);
   }
   const port = Number(portText);
-  if (port > 65535) throw new BindError(`-b ${text}: port ${portText} is out of range (0-65535)`);
+  if (port > 65535) throw new BindUsageError(`-b ${text}: port ${portText} is out of range (0-65535)`);
   const spec: BindSpec = { text, host, port, reuseAddr: false, nonBlock: false, reusePort: false };
   for (const raw of opts) {
     const opt = raw.trim().toLowerCase();
     if (opt === '') continue;
     const flag = FLAGS[opt];
     if (!flag) {
-      throw new BindError(`-b ${text}: unknown socket option '${raw}' (known: r, n, p; so_reuseaddr, o_nonblock, so_reuseport)`);
+      throw new BindUsageError(`-b ${text}: unknown socket option '${raw}' (known: r, n, p; so_reuseaddr, o_nonblock, so_reuseport)`);
     }
     spec[flag] = true;
   }
@@ -69,7 +74,7 @@ export async function resolveBind(spec: BindSpec, only: 4 | 6 | null): Promise<R
   const literal = isIP(spec.host);
   if (literal) {
     if (only !== null && literal !== only) {
-      throw new BindError(`-b ${spec.text}: ${spec.host} is not an IPv${only} address (-${only} was given)`);
+      throw new BindUsageError(`-b ${spec.text}: ${spec.host} is not an IPv${only} address (-${only} was given)`);
     }
     return { ...spec, address: spec.host, family: literal as 4 | 6 };
   }

@@ -54,6 +54,10 @@ export class ControlConnection {
   /** Progress lines skipped while the client was behind, and the request they answered. */
   private skipped = 0;
   private skippedFor: string | number | undefined;
+  /** It was dropped for not reading its replies. */
+  overflowed = false;
+  /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
+  unparsed: () => Buffer = () => Buffer.alloc(0);
 
   /**
    * `peer`: the connecting process (null if unknown). `boundPid`: for a socketpair handed to
@@ -123,6 +127,7 @@ export class ControlConnection {
     }
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
       // It does not read: what it is owed would only pile up here.
+      this.overflowed = true;
       this.onOverflow?.(this.socket.writableLength);
       this.socket.destroy();
       this.closed = true;

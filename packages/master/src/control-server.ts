@@ -1,20 +1,23 @@
-import { lstatSync, realpathSync, chmodSync, unlinkSync, type Stats } from 'node:fs';
+import { lstatSync, realpathSync, unlinkSync, type Stats } from 'node:fs';
 import { Socket, createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { LineSplitter, parseRequest, type Request } from '@einhyrningsins/protocol';
 import { ControlConnection, peerOf } from './control-connection.js';
+import { serve, type HttpHandler, type RequestHandler } from './control-serve.js';
 
 export { ControlConnection, MAX_PENDING_OUTPUT, type Peer, type ReplyFields } from './control-connection.js';
+export { MAX_LINE_BYTES, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-serve.js';
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';
 import type { Logger } from './log.js';
-import { monotonicMs } from './clock.js';
+import { MemoryKeeper } from './memory.js';
 
-/** Longest request line accepted, in bytes (real requests are under 200; parsing stays well under 0.1 s). */
-export const MAX_LINE_BYTES = 16 * 1024;
 /** Most control connections open at once; past it the one idle longest is closed, or (none idle) the new one refused. */
 export const MAX_CONNECTIONS = 512;
+/** A connection that was sent more than this leaves enough behind to compact after it closes. */
+const HEAVY_CLIENT_BYTES = 1024 * 1024;
+/** ... and this long after the last of them closed, the memory they left is compacted. */
+const COMPACT_AFTER_HEAVY_MS = 2000;
 /** Default idle timeout of a control connection (nothing sent, no reply owed). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** How often the socket file and its directory are checked (a deleted socket is recreated). */
@@ -29,17 +32,7 @@ export interface ControlServerOptions {
   http?: HttpHandler;
 }
 
-/**
- * A connection whose first bytes are an HTTP request line (`GET /`, `POST /`,
- * ...) rather than an einhorn request; gets the socket and the bytes read so far.
- */
-export type HttpHandler = (socket: Socket, head: Buffer) => void;
 
-/** The first bytes of an HTTP/1.x request: a method and a space then `/`. */
-const HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) \//;
-const HTTP_PREFIX = /^[A-Z]{0,7}( \/?)?$/;
-
-export type RequestHandler = (conn: ControlConnection, req: Request) => void;
 
 /**
  * The control socket's path with its directory resolved (symlinks followed once, now):
@@ -125,7 +118,9 @@ async function claimPath(path: string, log: Logger): Promise<Stats> {
  * recreated socket, another master's).
  */
 async function listenAt(server: Server, path: string, mode: number): Promise<number> {
-  const old = process.umask(0o177);
+  // Created with its mode (the umask set for the bind), never chmodded by path: a chmod()
+  // after bind() would follow a symlink renamed over the new socket in between.
+  const old = process.umask(~mode & 0o777);
   let fd: number;
   try {
     fd = native.listenUnix({ path, backlog: 511, nonBlock: true });
@@ -133,8 +128,9 @@ async function listenAt(server: Server, path: string, mode: number): Promise<num
     process.umask(old);
   }
   try {
-    chmodSync(path, mode);
-    const ino = lstatSync(path).ino;
+    const st = lstatSync(path);
+    if (!st.isSocket() || st.uid !== (process.getuid?.() ?? 0)) throw new Error(`${path} was replaced by another file while it was bound`);
+    const ino = st.ino;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(err);
       server.once('error', onError);
@@ -169,6 +165,10 @@ export class ControlServer {
   private warnedMissingDir = false;
   private warnedReplaced = false;
   private readonly conns = new Map<Socket, ControlConnection>();
+  /** Gives memory back once clients that had much output built or queued for them are gone. */
+  private readonly memory = new MemoryKeeper();
+  private compactTimer: NodeJS.Timeout | null = null;
+  private heavyGone = 0;
   private readonly idleTimeoutMs: number;
   private readonly http: HttpHandler | undefined;
 
@@ -190,11 +190,11 @@ export class ControlServer {
    * Serve a connection that did not come through accept(): the master's end of a
    * socketpair whose other end child `pid` got as EINHORN_SOCK_FD (einhorn's -g).
    */
-  adopt(fd: number, pid: number | null = null): ControlConnection {
+  adopt(fd: number, pid: number | null = null, carried?: Buffer): ControlConnection {
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     const conn = new ControlConnection(socket, null, pid ?? -1);
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), 0);
+    serve(socket, conn, this.log, this.handle, () => this.gone(socket), 0, undefined, carried);
     return conn;
   }
 
@@ -202,9 +202,9 @@ export class ControlServer {
    * Serve a connection accepted by the image before a reload (its fd was inherited):
    * the peer as the kernel says, or the child it was bound to (-g).
    */
-  adoptConnection(fd: number, boundPid: number | null): ControlConnection {
-    if (boundPid !== null) return this.adopt(fd, boundPid);
-    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }));
+  adoptConnection(fd: number, boundPid: number | null, carried?: Buffer): ControlConnection {
+    if (boundPid !== null) return this.adopt(fd, boundPid, carried);
+    return this.serveClient(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true }), carried);
   }
 
   /**
@@ -285,6 +285,8 @@ export class ControlServer {
   /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
   close(): void {
     this.closing = true;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
     this.server.close();
@@ -321,18 +323,43 @@ export class ControlServer {
   }
 
   /** An operator's or a worker's connection: its peer as the kernel says, the idle timeout, HTTP if asked. */
-  private serveClient(socket: Socket): ControlConnection {
+  private serveClient(socket: Socket, carried?: Buffer): ControlConnection {
     const conn = new ControlConnection(socket, peerOf(socket));
     this.conns.set(socket, conn);
-    serve(socket, conn, this.log, this.handle, () => this.conns.delete(socket), this.idleTimeoutMs, this.http);
+    serve(socket, conn, this.log, this.handle, () => this.gone(socket), this.idleTimeoutMs, this.http, carried);
     return conn;
+  }
+
+  /**
+   * A connection closed. One that was sent much, or dropped with replies queued, left
+   * garbage and freed buffers behind: compact soon (a full GC and malloc_trim, see
+   * MemoryKeeper), so that the master's RSS goes back down once such clients are gone.
+   */
+  private gone(socket: Socket): void {
+    const conn = this.conns.get(socket);
+    this.conns.delete(socket);
+    if (!(socket.bytesWritten > HEAVY_CLIENT_BYTES || conn?.overflowed)) return;
+    // 2 s after the last of them (a burst of closes compacts once, when it is over).
+    this.heavyGone += 1;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      const before = process.memoryUsage.rss();
+      this.memory.compact();
+      const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
+      this.log.info(
+        `control: ${this.heavyGone} client(s) that had much output built or queued for them are gone; memory compacted (RSS ${mib(before)} -> ${mib(process.memoryUsage.rss())} MiB)`,
+      );
+      this.heavyGone = 0;
+    }, COMPACT_AFTER_HEAVY_MS);
+    this.compactTimer.unref();
   }
 
   /** Full: close the connection idle the longest (acks and operators must get through). */
   private evictIdlest(): boolean {
     let victim: ControlConnection | null = null;
     for (const c of this.conns.values()) {
-      if (!c.closed && c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
+      if (c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
     }
     if (!victim) return false;
     this.log.warn(`Control connections at the limit (${MAX_CONNECTIONS}): closing the one idle longest, from ${victim.describePeer()}`);
@@ -405,84 +432,4 @@ export class ControlServer {
       },
     );
   }
-}
-
-function serve(
-  socket: Socket,
-  conn: ControlConnection,
-  log: Logger,
-  handle: RequestHandler,
-  done: () => void,
-  idleTimeoutMs: number,
-  http?: HttpHandler,
-): void {
-  const splitter = new LineSplitter({ maxLineLength: MAX_LINE_BYTES });
-  let head: Buffer | null = http ? Buffer.alloc(0) : null;
-  conn.onOverflow = (queued) =>
-    log.warn(`control: dropping a client that does not read its replies (${Math.round(queued / 1024)} KiB queued; ${conn.describePeer()})`);
-  if (idleTimeoutMs > 0) {
-    socket.setTimeout(idleTimeoutMs);
-    socket.on('timeout', () => {
-      // Quiet for that long: close it unless a reply is still owed (an upgrade's stream).
-      if (conn.idle) {
-        log.debug(`control: closing a connection idle for ${idleTimeoutMs / 1000}s (${conn.describePeer()})`);
-        conn.destroy();
-      }
-    });
-  }
-  const onData = (data: Buffer) => {
-    conn.lastActive = monotonicMs();
-    let chunk = data;
-    if (head !== null && http) {
-      // Until the first bytes tell: an HTTP request, or einhorn lines.
-      head = Buffer.concat([head, data]);
-      const text = head.subarray(0, 9).toString('latin1');
-      if (HTTP_START.test(text)) {
-        socket.off('data', onData);
-        socket.setTimeout(0);
-        conn.closed = true;
-        http(socket, head);
-        return;
-      }
-      if (HTTP_PREFIX.test(text) && head.length < 9 && !head.includes(10)) return;
-      chunk = head;
-      head = null;
-    }
-    for (const item of splitter.push(chunk)) {
-      if (conn.closed) return;
-      conn.expectReply();
-      if ('error' in item) {
-        log.warn(`control: dropped a request line of more than ${MAX_LINE_BYTES} bytes`);
-        conn.send({ message: `Request too long (limit ${MAX_LINE_BYTES} bytes)`, error: true });
-        continue;
-      }
-      const parsed = parseRequest(item.line);
-      if (!parsed.ok) {
-        log.warn(`control: bad request from ${conn.describePeer()}: ${parsed.detail ?? parsed.error}`);
-        conn.send({ message: parsed.error, error: true });
-        continue;
-      }
-      try {
-        handle(conn, parsed.request);
-      } catch (err) {
-        log.error(`control: error while processing '${parsed.request.command}': ${(err as Error).stack ?? err}`);
-        conn.send(
-          { message: `Error while processing command "${parsed.request.command}": ${(err as Error).message}`, error: true },
-          parsed.request.id,
-        );
-      }
-    }
-  };
-  socket.on('data', onData);
-  socket.on('end', () => {
-    // Half-closed by the client: finish our replies (also those still to come), then close.
-    if (!conn.closed) conn.peerEnd();
-  });
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') log.debug(`control connection: ${err.message}`);
-  });
-  socket.on('close', () => {
-    conn.closed = true;
-    done();
-  });
 }

@@ -7,7 +7,7 @@ export { childEnv } from './child-env.js';
 export { resolveProgram, ProgramError } from './program.js';
 export { normalizeSignal } from './signals.js';
 export { VERSION } from './version.js';
-export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields, type HttpHandler, type RequestHandler } from './control-server.js';
+export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-server.js';
 export { refuseForeignWorkerCommand, dispatch, helpMessage, COMMAND_TABLE } from './commands/entries.js';
 export type { CommandHost, CommandEntry, Program } from './commands/table.js';
 export { Logger } from './log.js';
@@ -25,7 +25,7 @@ export { exitProcess, installLastResort, startMemoryKeeper, startReaper } from '
 export { Notifier, SYSTEMD_VARS } from './systemd.js';
 export type { Reaper } from './reaper.js';
 export { Reloader, resumeConnections, type ConnectionSnapshot, type ReloadHost } from './host/reexec.js';
-export { STATE_FD_OPTION, readSnapshot, upgradeCheck } from './reload.js';
+export { STATE_FD_OPTION, execGapMs, readSnapshot, upgradeCheck } from './reload.js';
 export { SlotHistory, type SlotRecord } from './slot-history.js';
 export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket } from './bind-shim.js';
 export { staticExecutable } from './elf.js';

@@ -1,7 +1,12 @@
 import { helpText, parseArgs, UsageError } from './options.js';
 import { VERSION } from './version.js';
 
-const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'ProgramError', 'HandoffError']);
+const KNOWN_FAILURES = new Set(['NativeMissingError', 'StartupError', 'BindError', 'BindUsageError', 'ProgramError', 'UsageError', 'HandoffError']);
+/**
+ * Usage errors found once the master runs: a malformed -b, -m WORD taken for the program,
+ * a --handoff that cannot express the sockets bound. Exit 2, as parse errors.
+ */
+const USAGE_FAILURES = new Set(['BindUsageError', 'UsageError', 'HandoffError']);
 
 // Node opens its inspector on SIGUSR1 (anyone local could then attach and run code as us)
 // unless the signal has a listener: have one from the first moment; the master's own
@@ -64,9 +69,8 @@ export async function main(argvIn: readonly string[]): Promise<void> {
   } catch (err) {
     const e = err as Error;
     if (!KNOWN_FAILURES.has(e.name)) throw err;
+    const code = USAGE_FAILURES.has(e.name) ? 2 : 1;
     process.stderr.write(`einhyrningsins: ${e.message}\n`);
-    // --handoff that cannot express the sockets bound is a usage error.
-    const code = e.name === 'HandoffError' ? 2 : 1;
     process.exitCode = code;
     // Nothing may keep us alive now: no child was started.
     setImmediate(() => process.exit(code));

@@ -22,7 +22,7 @@ export async function bindAll(opts: Options, cwd: string, log: Logger, cleanup: 
   const specs = opts.binds.map((b) => (isUnixBind(b) ? parseUnixBind(b, cwd) : parseBindSpec(b)));
   for (const spec of specs) {
     if ('path' in spec) {
-      const { fd, release } = await listenUnixBind(spec, opts.backlog);
+      const { fd, release } = await listenUnixBind(spec, opts.backlog, (m) => log.warn(m));
       cleanup.add(release);
       const ino = lstatSync(spec.path).ino;
       sockets.push({ fd, family: 'unix', text: spec.text, address: spec.path, port: 0, flags: spec.nonBlock ? ['n'] : [], unixFile: { path: spec.path, ino } });

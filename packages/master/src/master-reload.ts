@@ -18,6 +18,7 @@ import { readState, type BoundSocket, type ReloadState } from './reload.js';
 import type { SlotRecord } from './slot-history.js';
 import { releaser } from './unix-bind.js';
 import { VERSION } from './version.js';
+import { monotonicMs } from './clock.js';
 
 export interface MasterSnapshot {
   sockets: BoundSocket[];
@@ -43,6 +44,7 @@ export function masterState(
     format: 1,
     version: VERSION,
     wall: Date.now(),
+    monotonic: monotonicMs(),
     argv: [...argv],
     startedAtWall: s.startedAtWall,
     reloads: s.reloads + 1,

@@ -21,8 +21,7 @@ import { setUpHandoff } from './handoff-setup.js';
 import { watchReusePort } from './reuseport-watch.js';
 import { stopSignalWarning } from './known-servers.js';
 import { ExitWithChild } from './exit-with-child.js';
-import { Releases, fetchTarget } from './releases.js';
-import { resolveProgram } from './program.js';
+import { Releases } from './releases.js';
 import type { Reaper } from './reaper.js';
 import { prefixOutput } from './output-prefix.js';
 import { SlotHistory } from './slot-history.js';
@@ -32,7 +31,8 @@ import type { SyslogTarget } from './syslog.js';
 import { einhornStateYaml, stateObject, statusText, type MasterFacts } from './state-view.js';
 import { VERSION } from './version.js';
 import { fleetEvent, installMasterSignals, masterGroupSpec } from './master-group.js';
-import type { BoundSocket, ReloadState } from './reload.js';
+import { checkMaster } from './master-check.js';
+import { execGapMs, type BoundSocket, type ReloadState } from './reload.js';
 import { bindAll } from './master-binds.js';
 import { masterState, takeOver } from './master-reload.js';
 import { Reloader, resumeConnections } from './host/reexec.js';
@@ -353,24 +353,15 @@ export class Master {
 
   /** What must hold before anything is bound (also the whole of --upgrade-check). */
   static check(opts: Options): void {
-    native.ensureNative();
-    native.assertLauncher();
-    if (opts.program !== null) resolveProgram(opts.program, process.env.PATH, process.cwd());
-    if (opts.program !== null && opts.fetch !== null) fetchTarget(opts, process.env, process.cwd());
-    if (opts.reexecAs) {
-      try {
-        resolveProgram(opts.reexecAs[0] as string, process.env.PATH, process.cwd());
-      } catch (err) {
-        throw new StartupError(`--reexec-as: ${(err as Error).message}`);
-      }
-    }
+    checkMaster(opts);
   }
+
 
   /** After the take-over: the group carries on from the old engine, the connections are served again. */
   private resumeFrom(state: ReloadState): void {
     const runtime = this.runtime as Runtime<LaunchSpec>;
-    // The exec took some time: every age grows by it (state.wall is when the old image wrote it).
-    runtime.restore(state.core, Date.now() - state.wall, () => this.spec());
+    // The exec took some time: every age grows by it (on the monotonic clock, see execGapMs).
+    runtime.restore(state.core, execGapMs(state), () => this.spec());
     this.keepShell();
     (this.shell as GroupShell).history = SlotHistory.from(state.slots);
     const workers = this.snapshot().workers.length;

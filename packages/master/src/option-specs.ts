@@ -34,7 +34,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       'Socket to bind in the master and pass to every child (repeatable; EINHORN_FD_0, _1, ... in order). ' +
       'ADDR is an IPv4 address, a [bracketed] IPv6 address or a host name. OPT: r or so_reuseaddr ' +
       '(SO_REUSEADDR), n or o_nonblock (O_NONBLOCK), p or so_reuseport (SO_REUSEPORT). ' +
-      'unix:PATH[,mode=OCTAL] binds a UNIX-domain socket instead.',
+      'unix:PATH[,mode=OCTAL] binds a UNIX-domain socket instead, created with that mode; its directory ' +
+      'must be the caller\'s or root\'s and not writable by others unless sticky (group-writable: a warning).',
   },
   { short: '4', long: 'ipv4-only', help: 'Resolve -b host names to IPv4 addresses only.' },
   { short: '6', long: 'ipv6-only', help: 'Resolve -b host names to IPv6 only and set IPV6_V6ONLY.' },
@@ -45,7 +46,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     arg: 'manual|SECONDS',
     help:
       'Manual ACK mode: each child must send worker:ack on the control socket. `-m SECONDS` instead ' +
-      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT). Default: timer, 1 second.',
+      'selects timer mode with that ACK delay (einhorn\'s -m FLOAT); `-m WORD` where WORD names no program ' +
+      'is an unknown mode (`-m -- WORD` runs it). Default: timer, 1 second.',
   },
   { long: 'ack-mode', arg: 'manual|SECONDS', help: 'Same as -m with an argument (einhorn\'s long form).' },
   {

@@ -81,6 +81,12 @@ export interface Options {
   programArgs: string[];
   /** einhorn options accepted but meaningless here (Ruby-only), as given: one warning names them. */
   rubyOnly: string[];
+  /**
+   * Set when a bare -m was followed directly by the program's word (`-m app`, einhorn's
+   * way; no `--` between): if no such program exists, the word was meant as an ack
+   * mode (`-m fast`) and the master says so instead of "program not found".
+   */
+  bareAckModeThenProgram?: string;
 }
 
 export function defaultOptions(): Options {
@@ -457,6 +463,8 @@ export function parseArgs(argv: readonly string[]): Options {
           if (next !== undefined && spec.optionalArg(next)) {
             value = next;
             i += 1;
+          } else if (next !== undefined && !next.startsWith('-')) {
+            o.bareAckModeThenProgram = next;
           }
         } else {
           if (i + 1 >= argv.length) throw new UsageError(`-${ch} expects a value (${spec.arg})`);

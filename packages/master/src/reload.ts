@@ -8,53 +8,27 @@
  * its children and the pidfile stays true. The new image reads the snapshot
  * instead of binding, adopts the fds by number and the workers by pid.
  */
-import type { SlotRecord } from './slot-history.js';
 import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
-import type { SerializedCore, SerializedFleet } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
+import { monotonicMs } from './clock.js';
+import { checkState, checkStateFds } from './reload-state-check.js';
+import type { ReloadState } from './reload-state.js';
 
 
 /** The option that carries the snapshot's fd; always the first word of the new image's argv. */
 export const STATE_FD_OPTION = '--with-state-fd';
 
-/** A listening socket the children get: from -b (TCP or unix:) or from systemd; it crosses a reload as is. */
-export interface BoundSocket {
-  fd: number;
-  family: 4 | 6 | 'unix';
-  /** As given: the -b text, or systemd:NAME. */
-  text: string;
-  /** Numeric address, or the socket path. */
-  address: string;
-  port: number;
-  flags: string[];
-  /** A unix socket this master created (removed at exit if still the same inode). */
-  unixFile: { path: string; ino: number } | null;
-}
+export type { BoundSocket, ReloadState } from './reload-state.js';
 
-export interface ReloadState {
-  format: 1;
-  version: string;
-  /** Date.now() when the snapshot was taken: the gap to the new image's start is added to every age. */
-  wall: number;
-  /** The old image's own argv (without --with-state-fd), re-used by the next reload. */
-  argv: string[];
-  /** Wall-clock start of the first image (uptime survives reloads). */
-  startedAtWall: number;
-  reloads: number;
-  sockets: BoundSocket[];
-  control: { fd: number; path: string; ino: number };
-  /** Open control connections; `requestId` set on the one that asked for the reload. */
-  connections: Array<{ fd: number; boundPid: number | null; requester: boolean; requestId: string | number | null; streaming: boolean }>;
-  lockfile: { fd: number; path: string } | null;
-  pidfile: string | null;
-  verbosity: number;
-  /** The engine: one group's (what every image so far writes for the master) or a fleet's. */
-  core: SerializedCore | SerializedFleet;
-  /** Per-slot restarts and last exits (absent from older images). */
-  slots?: Record<string, SlotRecord>;
-  /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
-  then?: 'upgrade';
+/**
+ * How long the exec took, to add to every age: on the monotonic clock (the same clock in
+ * both images: same process, same boot), never negative. A snapshot of an older image
+ * without it falls back to the wall clock.
+ */
+export function execGapMs(state: Pick<ReloadState, 'wall' | 'monotonic'>, nowMono = monotonicMs(), nowWall = Date.now()): number {
+  const gap = typeof state.monotonic === 'number' && Number.isFinite(state.monotonic) ? nowMono - state.monotonic : nowWall - state.wall;
+  return Math.max(0, gap);
 }
 
 /** Write a snapshot (any JSON with a `format`) into a memfd that the new image inherits. */
@@ -71,8 +45,8 @@ export function writeSnapshot(state: { format: unknown }): number {
   }
 }
 
-/** Read (and close) the snapshot fd of the image before; its `format` must be `format`. */
-export function readSnapshot<T extends { format: unknown }>(fd: number, format: T['format']): T {
+/** Read (and close) the snapshot fd of the image before; `check` says whether it is one this image can carry on from. */
+export function readSnapshot<T>(fd: number, check: (value: unknown) => T): T {
   let text: string;
   try {
     const size = fstatSync(fd).size;
@@ -91,14 +65,24 @@ export function readSnapshot<T extends { format: unknown }>(fd: number, format: 
       /* already closed */
     }
   }
-  const state = JSON.parse(text) as T;
-  if (state.format !== format) throw new Error(`unknown reload state format ${String(state.format)}`);
-  return state;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not JSON (${(err as Error).message})`);
+  }
+  return check(value);
 }
 
 /** The master's snapshot (format 1). */
 export const writeState = (state: ReloadState): number => writeSnapshot(state);
-export const readState = (fd: number): ReloadState => readSnapshot<ReloadState>(fd, 1);
+export const readState = (fd: number): ReloadState =>
+  readSnapshot(fd, (value) => {
+    // The whole snapshot is checked before anything is adopted.
+    const state = checkState(value);
+    checkStateFds(state);
+    return state;
+  });
 
 /**
  * einhorn's --upgrade-check: run the new code with the same options and

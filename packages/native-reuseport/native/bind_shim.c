@@ -36,6 +36,22 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/*
+ * glibc 2.34 moved dlsym into libc.so.6 under a new version, dlsym@GLIBC_2.34,
+ * which a shim linked against a newer glibc would need: ld.so refuses to load
+ * it into programs on older ones (RHEL 8's 2.28, Debian 11's 2.31). Bind to the
+ * first version instead, which every glibc has (in libdl.so.2 before 2.34, as a
+ * compatibility symbol of libc.so.6 since), and link libdl.so.2 so that it is
+ * loaded where dlsym still lives there.
+ */
+#if defined(__GLIBC__)
+#if defined(__x86_64__)
+__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+#elif defined(__aarch64__)
+__asm__(".symver dlsym,dlsym@GLIBC_2.17");
+#endif
+#endif
+
 typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
 
 static bind_fn real_bind_fn(void) {

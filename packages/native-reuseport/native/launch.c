@@ -27,6 +27,7 @@
  * through untouched.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,6 +159,25 @@ int main(int argc, char **argv) {
 
   execv(path, &argv[i + 2]); /* argv[argc] is NULL: a ready-made argv */
   int err = errno;
+  if (err == ENOENT && access(path, F_OK) == 0) {
+    /* PATH is there: what is missing is what runs it, a #! interpreter or an ELF loader. */
+    char buf[256];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n > 2 && buf[0] == '#' && buf[1] == '!') {
+      buf[n] = '\0';
+      char *p = buf + 2, *e;
+      while (*p == ' ' || *p == '\t') p++;
+      for (e = p; *e && *e != ' ' && *e != '\t' && *e != '\n' && *e != '\r'; e++) {
+      }
+      *e = '\0';
+      say("cannot execute ", path, ": its #! interpreter is not found: ", p);
+    } else {
+      say("cannot execute ", path, ": its ELF interpreter (dynamic loader) is not found", "");
+    }
+    _exit(127);
+  }
   say("cannot execute ", path, ": ", strerror(err));
   _exit(err == EACCES || err == EPERM || err == ENOEXEC || err == ETXTBSY ? 126 : 127);
 }

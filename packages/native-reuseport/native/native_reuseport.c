@@ -766,20 +766,32 @@ static napi_value GetPgid(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* glibc: mallopt(M_ARENA_MAX, n) (from now on) and malloc_trim(0) (give free pages back). */
+/* glibc: mallopt(M_ARENA_MAX, n) (from now on) and malloc_trim(0) (give free pages back).
+   Both are glibc-only: elsewhere (musl) they do nothing and return false. */
 static napi_value MallocArenaMax(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   int64_t n;
   if (!get_args(env, info, "mallocArenaMax", 1, argv) || !to_int(env, argv[0], "mallocArenaMax", "n", 1, 1024, &n))
     return NULL;
+#ifdef __GLIBC__
   CHECK_NULL(env, napi_get_boolean(env, mallopt(M_ARENA_MAX, (int)n) == 1, &result));
+#else
+  /* musl (and any other libc) has no malloc arenas to cap: refused. */
+  (void)n;
+  CHECK_NULL(env, napi_get_boolean(env, false, &result));
+#endif
   return result;
 }
 
 static napi_value MallocTrim(napi_env env, napi_callback_info info) {
   napi_value result;
   (void)info;
+#ifdef __GLIBC__
   CHECK_NULL(env, napi_get_boolean(env, malloc_trim(0) == 1, &result));
+#else
+  /* musl returns freed pages to the kernel by itself; nothing to trim. */
+  CHECK_NULL(env, napi_get_boolean(env, false, &result));
+#endif
   return result;
 }
 

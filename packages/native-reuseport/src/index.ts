@@ -18,10 +18,11 @@
  * @module
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, existsSync, readdirSync, realpathSync, constants as fsConstants } from 'node:fs';
+import { accessSync, existsSync, realpathSync, constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { libcOfExecutable } from './elf.js';
 
 import type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, NativeBinding, ReapedChild, PeerCred } from './types.js';
 
@@ -58,16 +59,17 @@ export const sourceDir: string = join(packageRoot, 'packages', 'native-reuseport
 /** What node-gyp produces, in a clone or after a build from source. */
 export const buildDir: string = join(sourceDir, 'build', 'Release');
 
-/** musl or glibc, told by the dynamic loader on disk (process.report would cost ~5 ms). */
+/**
+ * musl or glibc: the libc this Node itself runs on, told by its own ELF
+ * interpreter (PT_INTERP of process.execPath, one 4 KiB read), not by what is on
+ * disk (Debian's `musl` package puts /lib/ld-musl-* on glibc machines). A static
+ * or unreadable node falls back to process.report (~5 ms, rare).
+ */
 function libc(): 'glibc' | 'musl' {
-  try {
-    for (const dir of ['/lib', '/usr/lib']) {
-      if (readdirSync(dir).some((f) => f.startsWith('ld-musl-'))) return 'musl';
-    }
-  } catch {
-    /* no /lib: not a usual Linux */
-  }
-  return 'glibc';
+  return libcOfExecutable(process.execPath, () => {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  });
 }
 
 /** The platform tag of the prebuilt binaries this machine can use, e.g. `linux-x64-glibc`. */
@@ -137,6 +139,27 @@ export class NativeMissingError extends Error {
   override name = 'NativeMissingError';
 }
 
+/** What a build from source runs, and how a message names it. node-gyp links the addon with g++. */
+const BUILD_TOOLS = [
+  ['python3', 'python3'],
+  ['make', 'make'],
+  ['cc', 'a C compiler (cc)'],
+  ['g++', 'g++ (node-gyp links with it)'],
+] as const;
+
+/** The packages that bring {@link BUILD_TOOLS}, for the platform's usual package manager. */
+export function installHint(tag: string): string {
+  return tag.endsWith('-musl') ? 'apk add python3 make gcc g++ musl-dev' : 'apt-get install python3 make gcc g++';
+}
+
+/**
+ * The command that builds the native files from the shipped sources in place,
+ * exactly as the programs do on their first start (npm runs node-gyp, its own).
+ */
+export function rebuildCommand(dir: string = sourceDir): string {
+  return `npm --prefix ${/^[\w@%+=:,./-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, "'\\''")}'`} run build:native`;
+}
+
 function missing(): string[] {
   return ARTIFACTS.filter((name) => !existsSync(artifactPath(name)));
 }
@@ -184,22 +207,19 @@ export function ensureNative(): void {
   if (!existsSync(join(sourceDir, 'binding.gyp'))) {
     throw new NativeMissingError(`${where}, and no sources to build one from (${sourceDir})`);
   }
-  const tools = [['python3', 'python3'], ['make', 'make'], ['cc', 'a C compiler (cc)']] as const;
-  const absent: string[] = tools.filter(([cmd]) => which(cmd) === null).map(([, name]) => name);
+  const absent: string[] = BUILD_TOOLS.filter(([cmd]) => which(cmd) === null).map(([, name]) => name);
   const cli = npmCli();
   if (cli === null) absent.push('npm');
   if (absent.length > 0) {
     throw new NativeMissingError(
       `${where}; building it from source needs ${absent.join(', ')} on PATH ` +
-        '(e.g. apt-get install python3 make gcc), then run it again',
+        `(e.g. ${installHint(platformTag)}), then run it again`,
     );
   }
   try {
     accessSync(sourceDir, fsConstants.W_OK);
   } catch {
-    throw new NativeMissingError(
-      `${where}; cannot build it: ${sourceDir} is not writable (run \`npm rebuild einhyrningsins\` or the program once as its owner)`,
-    );
+    throw new NativeMissingError(`${where}; cannot build it: ${sourceDir} is not writable (as its owner, run: ${rebuildCommand()})`);
   }
   process.stderr.write(`einhyrningsins: ${where}; building it from source in ${sourceDir} (once)\n`);
   const r = spawnSync(process.execPath, [cli as string, 'run', '--silent', 'build:native'], {
@@ -227,7 +247,7 @@ export function assertLauncher(): string {
   } catch (cause) {
     throw new Error(
       `native-reuseport: launcher ${launcherPath} is missing or not executable ` +
-        '(build it with `node-gyp rebuild` in packages/native-reuseport)',
+        `(build it with: ${rebuildCommand()})`,
       { cause },
     );
   }
@@ -244,7 +264,7 @@ function native(): NativeBinding {
     } catch (cause) {
       throw new Error(
         `native-reuseport: cannot load ${addonPath}: ${(cause as Error).message.split('\n')[0]} ` +
-          '(build it with `node-gyp rebuild` in packages/native-reuseport)',
+          `(build it with: ${rebuildCommand()})`,
         { cause },
       );
     }

@@ -259,6 +259,22 @@ test('--nice N sets the niceness before exec; bad values are usage errors', () =
   assert.equal(launch(['--nice', 'x', '--', '/bin/true', 'true']).status, 2);
 });
 
+test('a #! script whose interpreter is missing: the launcher names the interpreter, exit 127', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ein-launch-'));
+  try {
+    const script = path.join(dir, 'app.py');
+    fs.writeFileSync(script, '#!/usr/bin/no-such-python3 -u\nprint(1)\n');
+    fs.chmodSync(script, 0o755);
+    const r = launch(['--', script, 'app.py']);
+    assert.equal(r.status, LAUNCH_EXIT.EXEC_FAILED);
+    assert.equal(r.stderr, `einhyrningsins-launch: cannot execute ${script}: its #! interpreter is not found: /usr/bin/no-such-python3\n`);
+    const missing = launch(['--', path.join(dir, 'nope'), 'nope']);
+    assert.equal(missing.stderr, `einhyrningsins-launch: cannot execute ${path.join(dir, 'nope')}: No such file or directory\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('EINHYRNINGSINS_LISTEN_PID=1: LISTEN_PID is the pid that runs the program (the launcher execs in place), the flag is gone', () => {
   const r = launch(['--', '/bin/sh', 'sh', '-c', 'echo "$$ ${LISTEN_PID-unset} ${EINHYRNINGSINS_LISTEN_PID-unset}"'], {
     env: { PATH: process.env.PATH, EINHYRNINGSINS_LISTEN_PID: '1', LISTEN_PID: '1' },

@@ -43,6 +43,11 @@ export class LineSplitter {
     return this.#buffered;
   }
 
+  /** The bytes of the unfinished line (a copy), e.g. to carry it across a reload. */
+  pendingBytes(): Buffer {
+    return Buffer.concat(this.#parts);
+  }
+
   /** True while the rest of an over-long line is being skipped. */
   discarding(): boolean {
     return this.#discarding;

@@ -20,7 +20,7 @@ export {
   type ParseRequestResult,
   type ParseRequestOptions,
 } from './request.js';
-export { encodeReply, decodeReply, MAX_REPLY_LENGTH, type ReplyInput, type DecodedReply, type DecodeReplyResult } from './reply.js';
+export { encodeReply, decodeReply, type ReplyInput, type DecodedReply, type DecodeReplyResult } from './reply.js';
 export { encodeRequest, type RequestInput, type RequestFraming } from './request-encode.js';
 export { defaultSocketPath, defaultDynoSocketPath, runtimeDir } from './socket-path.js';
 export { yamlDocument, yamlString, yamlScalar, yamlQuoted, yamlNumber, yamlFlow } from './yaml-emit.js';

@@ -19,13 +19,6 @@ export type DecodedReply = Record<string, unknown> & { message: string; wait: bo
 
 export type DecodeReplyResult = { ok: true; reply: DecodedReply } | { ok: false; error: string };
 
-/**
- * Longest reply a client reads, in bytes. Replies come from the master, whose `status` grows
- * with its workers (about 250 bytes each: 250 KB at 1,000), so the client's limit is far above
- * the 1 MiB the master allows for a request.
- */
-export const MAX_REPLY_LENGTH = 64 * 1024 * 1024;
-
 const RESERVED = new Set(['message', 'requestId', 'request_id', 'wait']);
 
 /**
@@ -52,7 +45,9 @@ export function encodeReply(reply: ReplyInput): string {
  * `{ message, wait: false }`). Never throws.
  */
 export function decodeReply(line: string, mode: UnescapeMode = 'einhorn'): DecodeReplyResult {
-  const parsed = parseDocumentText(unescapeLine(line, mode), MAX_REPLY_LENGTH);
+  // Replies come from the master and may be large (the state of hundreds of workers): the
+  // reader's line splitter bounds them, not the request's document limit.
+  const parsed = parseDocumentText(unescapeLine(line, mode), Number.POSITIVE_INFINITY);
   if (!parsed.ok) return { ok: false, error: `Could not parse reply: ${parsed.error}` };
   const value = parsed.value;
   if (typeof value === 'string' && line.trimStart().startsWith('"')) {

@@ -18,6 +18,8 @@ import { STATE_FD_OPTION, upgradeCheck, writeSnapshot } from '../reload.js';
 export interface ConnectionSnapshot {
   fd: number;
   boundPid: number | null;
+  /** Bytes of a request line not finished yet (base64), read again first by the new image. */
+  unparsed?: string;
   requester: boolean;
   requestId: string | number | null;
   streaming: boolean;
@@ -105,6 +107,7 @@ export class Reloader {
         .map((c) => ({
           fd: c.fd as number,
           boundPid: c.boundPid,
+          unparsed: c.unparsed().toString('base64'),
           requester: c === conn,
           requestId: c === conn ? (req.id ?? null) : null,
           streaming: c === conn && streaming,
@@ -152,7 +155,7 @@ export function resumeConnections(connections: readonly ConnectionSnapshot[], se
   let requester: { conn: ControlConnection; id: string | number | null; streaming: boolean } | null = null;
   for (const c of connections) {
     native.setCloexec(c.fd, true);
-    const conn = server.adoptConnection(c.fd, c.boundPid ?? null);
+    const conn = server.adoptConnection(c.fd, c.boundPid ?? null, Buffer.from(c.unparsed ?? '', 'base64'));
     if (c.requester) {
       conn.expectReply();
       requester = { conn, id: c.requestId, streaming: c.streaming };
