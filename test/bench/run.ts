@@ -275,6 +275,8 @@ interface NResult {
   idle: UpgradeSample[];
   zd: { upgrades: UpgradeSample[]; load: Omit<LoadResult, 'buckets'>; dip: number; seconds: number; masterCpuMs: number; foreignShare: number; per500ms: number[] } | null;
   idleMasterCpuMs?: number;
+  /** Master CPU over 10 s of steady load with nothing else happening. */
+  steadyIdleCpuMsPer10s?: number;
   readyMs: { baseline: number; ours: number } | null;
   throughput?: { ratio: number; ci90: [number, number]; verdict: string; pairRatios: number[] };
   rssAfterSteadyKb: number | null;
@@ -302,6 +304,15 @@ async function benchN(n: number, cfg: Config, res: NResult): Promise<void> {
       `  round ${round + 1}: ${a.kind} ${Math.round(a.rps)}, ${b.kind} ${Math.round(b.rps)} req/s` +
         (isQuiet ? '' : ` (other processes: ${Math.round(100 * Math.max(a.foreignShare, b.foreignShare))} % CPU)`),
     );
+  }
+  // The master at steady load with nothing to do (no command, no worker coming or going): 10 s of its CPU.
+  {
+    const load = await startLoad(ours.port, cfg);
+    await sleep(SETTLE_MS);
+    const c0 = cpuTicks(ours.masterPid) ?? 0;
+    await sleep(10_000);
+    res.steadyIdleCpuMsPer10s = (((cpuTicks(ours.masterPid) ?? 0) - c0) * 1000) / clockTicks();
+    await stopLoad(load);
   }
   res.rssAfterSteadyKb = statusKb(ours.masterPid, 'VmRSS');
   res.leftover.baseline += (await base.stop()).killed;
@@ -436,6 +447,7 @@ function table(res: NResult, cfg: Config, checks: Check[]): string {
     '',
     'info (10 ms ticks)',
   );
+  row('master CPU ms per 10 s at steady load, nothing else happening', 'n/a', fmt.int(res.steadyIdleCpuMsPer10s), '', 'info: 0 (10 ms ticks; einhorn, Server::Starter 0)');
   row('master RSS MB after steady / after upgrades', 'n/a', `${fmt.mb(res.rssAfterSteadyKb)} / ${fmt.mb(res.rssAfterUpgradesKb)} (HWM ${fmt.mb(res.hwmKb)})`, '', 'info (einhorn 17, pm2 54)');
 
   const idle = res.idle.filter((u) => u.ok);
@@ -570,7 +582,7 @@ async function main(): Promise<number> {
   }
   process.on('exit', killEverything);
   // Hard bound on the whole run: a hung phase must not hang the bench.
-  const perN = 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
+  const perN = 12 + 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
   const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + 400) + 60;
   const boundS = perN * cfg.ns.length + scaleS;
   const watchdog = setTimeout(() => {
