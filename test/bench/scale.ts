@@ -102,7 +102,8 @@ class ScaleMaster {
     readonly t0 = performance.now(),
   ) {
     const extra = (process.env.BENCH_OURS_ARGS ?? '').split(/\s+/).filter(Boolean);
-    const args = [BIN, '-n', String(n), '-m', 'manual', '-d', this.sock, ...extra, '--', child];
+    // BENCH_SCALE_BIN: another build's bin/einhyrningsins, for A/B runs against it.
+    const args = [process.env.BENCH_SCALE_BIN ?? BIN, '-n', String(n), '-m', 'manual', '-d', this.sock, ...extra, '--', child];
     this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: this.dir });
     this.master = new Tracked(this.proc.pid as number);
     this.exited = new Promise((r) => this.proc.once('exit', () => r()));
@@ -301,7 +302,8 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.upMs = tUp - m.t0;
     row.spawnCpuMsPerWorker = (m.cpuMs() - cpu0) / n;
     row.spawnTrips = m.tripsBetween(tConnected, tUp);
-    await sleep(500);
+    // Settled: the memory keeper compacts 2 s after workers come or go.
+    await sleep(3000);
     row.rssKb = m.rssKb();
     if (cfg.idleS > 0) {
       m.paused = true;
@@ -325,7 +327,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.upgradeCpuMsPerWorker = (m.cpuMs() - ucpu0) / n;
     row.upgradeTrips = m.tripsBetween(tu0, performance.now());
     await m.allUp(10_000, old);
-    await sleep(500);
+    await sleep(3000);
     row.rssAfterUpgradeKb = m.rssKb();
   } catch (err) {
     row.error = `${(err as Error).message}\n${m.log}`;
@@ -344,7 +346,7 @@ async function baseRss(child: string): Promise<number> {
   try {
     await m.connect();
     await m.allUp(30_000);
-    await sleep(500);
+    await sleep(3000);
     return m.rssKb();
   } finally {
     await m.stop();

@@ -88,6 +88,8 @@ export interface GroupShellOptions {
   adoptControlFd?: (fd: number, pid: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
+  /** A worker process was started (the memory keeper compacts after a burst of them). */
+  onWorkerSpawn?: (pid: number, slot: number) => void;
   /** A worker process exited (after its process group was signalled, before the engine hears of it). */
   onWorkerExit?: (pid: number, slot: number, code: number | null, signal: string | null) => void;
 }
@@ -415,6 +417,7 @@ export class GroupShell {
       this.opts.onWorkerExit?.(pid, slot, code, signal);
       this.emit({ type: 'exited', pid, code, signal });
     });
+    this.opts.onWorkerSpawn?.(pid, slot);
     this.emit({ type: 'spawned', id, pid });
   }
 }
