@@ -307,7 +307,8 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.rssKb = m.rssKb();
     if (cfg.idleS > 0) {
       m.paused = true;
-      await sleep(100);
+      // After each worker's one-off `stable` timer (10 s after its ACK): idle means nothing pending.
+      await sleep(Math.max(100, tUp + 10_500 - performance.now()));
       const c0 = m.cpuMs();
       await sleep(cfg.idleS * 1000);
       row.idleCpuMsPer10s = ((m.cpuMs() - c0) * 10) / cfg.idleS;
