@@ -3,6 +3,8 @@
  *
  * First the start-up phase (test/bench/startup.ts): --version CPU against `node -e 0`,
  * cold start to all children acked against a bare launcher, master RSS against idle node.
+ * Then the log-file phase (test/bench/logfile.ts): the per-program LogWriter against one
+ * write(2) per line, and its cost at 4x the lines.
  * Then * For each N (default 2):
  * 1. throughput: keep-alive load (50 connections) on baseline and ours, both started
  *    once and warmed up, then measured in short slices interleaved A B B A A B ...
@@ -23,7 +25,7 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|scale  --out FILE
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale  --out FILE
  * --scale-n 128,256,1000  --scale-idle 10
  * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
  * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
@@ -36,6 +38,7 @@ import { performance } from 'node:perf_hooks';
 import { Load, type LoadResult } from './load.js';
 import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
 import { Baseline, HOST, Ours, live, median, sleep, type System } from './systems.js';
+import { logfileBench, type LogfileCheck } from './logfile.js';
 import { killScale, scaleBench, scaleTable, type ScaleResult } from './scale.js';
 import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
 
@@ -79,7 +82,7 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   },
   'startup-runs': { env: 'BENCH_STARTUP_RUNS', def: '20', help: 'start-up phase: --version runs per program (0: skip the start-up phase)' },
   'cold-rounds': { env: 'BENCH_COLD_ROUNDS', def: '7', help: 'start-up phase: cold-start pairs (bare launcher, ours), interleaved' },
-  only: { env: 'BENCH_ONLY', def: '', help: '"startup" or "scale": run only that phase' },
+  only: { env: 'BENCH_ONLY', def: '', help: '"startup", "logfile" or "scale": run only that phase' },
   'scale-n': { env: 'BENCH_SCALE_N', def: '128,256,1000', help: 'scale phase: worker counts (0: skip the scale phase)' },
   'scale-idle': { env: 'BENCH_SCALE_IDLE_S', def: '10', help: 'scale phase: seconds of idle master CPU measured once all are up (0: skip)' },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
@@ -114,7 +117,7 @@ function parseConfig(argv: string[]): Config {
     .split(',')
     .map((s) => Number(s.trim()));
   if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error(`--n: expected worker counts 1..64, got "${get('n')}"`);
-  if (!['', 'startup', 'scale'].includes(get('only'))) throw new Error(`--only: expected "startup" or "scale", got "${get('only')}"`);
+  if (!['', 'startup', 'logfile', 'scale'].includes(get('only'))) throw new Error(`--only: expected "startup", "logfile" or "scale", got "${get('only')}"`);
   if (get('scale-n') !== '0' && get('scale-n').split(',').some((x) => !Number.isInteger(Number(x.trim())) || Number(x) < 1 || Number(x) > 5000)) {
     throw new Error(`--scale-n: expected worker counts 1..5000 (or 0), got "${get('scale-n')}"`);
   }
@@ -596,7 +599,7 @@ async function main(): Promise<number> {
   const startupChecks: StartupCheck[] = [];
   let startup: StartupResult | null = null;
   let startupText = '';
-  if (cfg.startupRuns > 0 && cfg.only !== 'scale') {
+  if (cfg.startupRuns > 0 && cfg.only !== 'logfile' && cfg.only !== 'scale') {
     try {
       startup = await startupBench({ versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number });
       startupText = startupTable(startup, { versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number }, startupChecks);
@@ -604,6 +607,18 @@ async function main(): Promise<number> {
       note(`start-up phase failed: ${(err as Error).stack ?? String(err)}`);
       killStartup();
       startupChecks.push({ metric: 'start-up phase ran to the end', ok: false });
+    }
+  }
+  const logfileChecks: LogfileCheck[] = [];
+  let logfileText = '';
+  if (cfg.only === '' || cfg.only === 'logfile') {
+    try {
+      const r = await logfileBench();
+      logfileText = r.text;
+      logfileChecks.push(...r.checks);
+    } catch (err) {
+      note(`log-file phase failed: ${(err as Error).stack ?? String(err)}`);
+      logfileChecks.push({ metric: 'log-file phase ran to the end', ok: false });
     }
   }
   const results: NResult[] = [];
@@ -632,7 +647,7 @@ async function main(): Promise<number> {
     }
   }
   let scale: ScaleResult | null = null;
-  if (cfg.scaleNs.length > 0 && cfg.only !== 'startup') {
+  if (cfg.scaleNs.length > 0 && (cfg.only === '' || cfg.only === 'scale')) {
     try {
       scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS }, note);
     } catch (err) {
@@ -643,9 +658,10 @@ async function main(): Promise<number> {
   }
   clearTimeout(watchdog);
 
-  const checks: Check[] = [...startupChecks];
+  const checks: Check[] = [...startupChecks, ...logfileChecks];
   const tables = results.map((r) => table(r, cfg, checks));
   if (scale) tables.push(scaleTable(scale, checks));
+  if (logfileText) tables.unshift(logfileText);
   if (startupText) tables.unshift(`Start-up (N=${cfg.ns[0]}, same run):\n${startupText}`);
   for (const r of results) if (r.error) checks.push({ metric: `N=${r.n} ran to the end`, ok: false });
   const missed = checks.filter((c) => !c.ok);

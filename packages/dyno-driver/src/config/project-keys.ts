@@ -1,0 +1,84 @@
+/**
+ * This project's own per-program keys, beside supervisord's:
+ *   socket = tcp://HOST:PORT[,r][,n][,p] | unix:PATH[,mode=OCTAL][,n]
+ *   handoff = einhorn, systemd, server-starter, port
+ *   ack = manual | SECONDS
+ * The socket is written as the master's -b (same options), the hand-off as its
+ * --handoff (same names and rules), the ACK mode as its -m (`manual`, or a
+ * timer of SECONDS; default: timer, 1 second).
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { HANDOFF_NAMES, HandoffError, parseBindSpec, parseHandoffs } from '@einhyrningsins/master';
+import { ValueError } from './errors.js';
+import type { AckMode, Handoff, SocketSpec } from './model.js';
+
+/** sockaddr_un's sun_path holds 108 bytes with the terminating NUL. */
+export const MAX_UNIX_PATH = 107;
+
+/** The master's --handoff names: `handoff=` means what --handoff means. */
+export const HANDOFFS: readonly Handoff[] = HANDOFF_NAMES;
+
+export const DEFAULT_ACK: AckMode = { kind: 'timer', seconds: 1 };
+
+/** The master's parseSeconds (-m SECONDS): a plain decimal number. */
+function seconds(word: string): number | null {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(word)) return null;
+  const n = Number(word);
+  return Number.isFinite(n) ? n : null;
+}
+
+export function parseSocket(text: string, cwd: string): SocketSpec {
+  if (text.startsWith('tcp://')) {
+    const inner = text.slice('tcp://'.length);
+    let spec;
+    try {
+      spec = parseBindSpec(inner);
+    } catch (err) {
+      let msg = (err as Error).message;
+      if (msg.startsWith(`-b ${inner}: `)) msg = msg.slice(`-b ${inner}: `.length);
+      msg = msg.replace('ADDR:PORT[,OPT...], e.g. 127.0.0.1:8080,r', 'tcp://HOST:PORT[,OPT...], e.g. tcp://127.0.0.1:8080');
+      throw new ValueError(`socket ${JSON.stringify(text)}: ${msg}`);
+    }
+    if (spec.port === 0) throw new ValueError(`socket ${JSON.stringify(text)}: port 0 would bind a different port at every start`);
+    const { host, port, reuseAddr, nonBlock, reusePort } = spec;
+    return { kind: 'tcp', text, host, port, reuseAddr, nonBlock, reusePort };
+  }
+  const unix = /^unix:(?:\/\/)?(.*)$/s.exec(text);
+  if (unix) {
+    const [raw = '', ...opts] = (unix[1] as string).split(',');
+    if (raw === '') throw new ValueError(`socket ${JSON.stringify(text)}: expected unix:PATH[,mode=OCTAL]`);
+    let mode: number | null = null;
+    let nonBlock = false;
+    for (const o of opts) {
+      const opt = o.trim();
+      const m = /^mode=([0-7]{1,4})$/.exec(opt);
+      if (m) mode = parseInt(m[1] as string, 8);
+      else if (opt === 'n' || opt === 'o_nonblock') nonBlock = true;
+      else if (opt !== '') throw new ValueError(`socket ${JSON.stringify(text)}: unknown unix socket option '${o}' (known: mode=OCTAL, n)`);
+    }
+    const path = isAbsolute(raw) ? raw : resolve(cwd, raw);
+    if (path.includes('\0')) throw new ValueError(`socket ${JSON.stringify(text)}: the path contains NUL`);
+    if (Buffer.byteLength(path) > MAX_UNIX_PATH) {
+      throw new ValueError(`socket ${JSON.stringify(text)}: the path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH})`);
+    }
+    return { kind: 'unix', text, path, mode, nonBlock };
+  }
+  throw new ValueError(`socket ${JSON.stringify(text)}: expected tcp://HOST:PORT or unix:PATH`);
+}
+
+/** As the master's --handoff: a comma list; einhorn (EINHORN_*) always, first; the others in a fixed order. */
+export function parseHandoff(text: string): Handoff[] {
+  try {
+    return parseHandoffs([text]);
+  } catch (err) {
+    if (err instanceof HandoffError) throw new ValueError(err.message.replace(/^--handoff: /, ''));
+    throw err;
+  }
+}
+
+export function parseAck(text: string): AckMode {
+  if (text === 'manual') return { kind: 'manual' };
+  const s = seconds(text);
+  if (s === null) throw new ValueError(`ack expects 'manual' or a number of seconds, got ${JSON.stringify(text)}`);
+  return { kind: 'timer', seconds: s };
+}
