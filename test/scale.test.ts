@@ -7,7 +7,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, cleanupAll, runCli, startMaster, until } from './harness.js';
+import { ROOT, alive, cleanupAll, runCli, startMaster, until } from './harness.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -57,5 +57,18 @@ test('an operator that reads an upgrade of 200 workers slower than it comes gets
   } finally {
     c.destroy();
   }
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('a reload while 300 workers are being spawned (in turns) keeps every one of them, each with its pid', async () => {
+  const m = startMaster(['-n', '300', '-m', '0', '--', 'sleep', '1000']);
+  await m.waitLog(/Starting 300 workers/, 30_000);
+  // Sent at once: most of the 300 spawns are still waiting for their turn when it arrives.
+  const replies = await m.ctl('reload', [], { timeoutMs: 60_000 });
+  assert.match(replies.at(-1)!.message, /Reload done/);
+  const ws = await m.ready(300, 60_000);
+  assert.equal(new Set(ws.map((w) => w.pid)).size, 300);
+  assert.ok(ws.every((w) => typeof w.pid === 'number' && w.pid > 0 && alive(w.pid)), 'every worker a live process');
+  assert.equal((m.stderr.match(/===> Launched \d+/g) ?? []).length, 300, 'each spawned once: none lost across the reload, none spawned twice');
   assert.equal((await m.stop()).code, 0);
 });

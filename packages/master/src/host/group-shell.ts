@@ -290,6 +290,14 @@ export class GroupShell {
     }
   }
 
+  /** Every spawn waiting for its turn, now (before a reload's snapshot). */
+  flushSpawns(): void {
+    while (this.spawnQueue.length > 0) {
+      const q = this.spawnQueue.shift() as QueuedSpawn;
+      this.spawn(q.id, q.slot, q.generation);
+    }
+  }
+
   /** Spawn now if this turn's batch has room (and nothing is waiting before it), else in a later turn. */
   private queueSpawn(q: QueuedSpawn): void {
     if (this.spawnQueue.length === 0 && this.spawnedThisTurn < SPAWN_BATCH) {
