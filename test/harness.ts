@@ -69,7 +69,7 @@ export async function ctl(
   return await new Promise<CtlReply[]>((resolvePromise, reject) => {
     const replies: CtlReply[] = [];
     const sock: Socket = createConnection(sockPath);
-    const splitter = new LineSplitter();
+    const splitter = new LineSplitter({ maxLineLength: 64 * 1024 * 1024 }); // status grows with the workers
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`no final reply to ${command} within ${opts.timeoutMs ?? 30_000} ms; got ${JSON.stringify(replies)}`));

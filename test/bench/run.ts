@@ -25,7 +25,10 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile  --out FILE
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale  --out FILE
+ * --scale-n 128,256,1000  --scale-idle 10
+ * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
+ * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
  * (`npm run bench -- --help`)
  */
 import { writeFileSync } from 'node:fs';
@@ -36,6 +39,7 @@ import { Load, type LoadResult } from './load.js';
 import { ForeignLoad, clockTicks, cpuTicks, statusKb, treeTicks } from '../proc.js';
 import { Baseline, HOST, Ours, live, median, sleep, type System } from './systems.js';
 import { logfileBench, type LogfileCheck } from './logfile.js';
+import { killScale, scaleBench, scaleTable, type ScaleResult } from './scale.js';
 import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
 
 // ---- configuration -------------------------------------------------------------
@@ -56,6 +60,8 @@ interface Config {
   coldRounds: number;
   only: string;
   out: string;
+  scaleNs: number[];
+  scaleIdleS: number;
 }
 
 const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
@@ -76,7 +82,9 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   },
   'startup-runs': { env: 'BENCH_STARTUP_RUNS', def: '20', help: 'start-up phase: --version runs per program (0: skip the start-up phase)' },
   'cold-rounds': { env: 'BENCH_COLD_ROUNDS', def: '7', help: 'start-up phase: cold-start pairs (bare launcher, ours), interleaved' },
-  only: { env: 'BENCH_ONLY', def: '', help: '"startup": run only the start-up phase; "logfile": only the log-file phase' },
+  only: { env: 'BENCH_ONLY', def: '', help: '"startup", "logfile" or "scale": run only that phase' },
+  'scale-n': { env: 'BENCH_SCALE_N', def: '128,256,1000', help: 'scale phase: worker counts (0: skip the scale phase)' },
+  'scale-idle': { env: 'BENCH_SCALE_IDLE_S', def: '10', help: 'scale phase: seconds of idle master CPU measured once all are up (0: skip)' },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
 };
 
@@ -109,6 +117,10 @@ function parseConfig(argv: string[]): Config {
     .split(',')
     .map((s) => Number(s.trim()));
   if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error(`--n: expected worker counts 1..64, got "${get('n')}"`);
+  if (!['', 'startup', 'logfile', 'scale'].includes(get('only'))) throw new Error(`--only: expected "startup", "logfile" or "scale", got "${get('only')}"`);
+  if (get('scale-n') !== '0' && get('scale-n').split(',').some((x) => !Number.isInteger(Number(x.trim())) || Number(x) < 1 || Number(x) > 5000)) {
+    throw new Error(`--scale-n: expected worker counts 1..5000 (or 0), got "${get('scale-n')}"`);
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return {
     ns,
@@ -125,6 +137,8 @@ function parseConfig(argv: string[]): Config {
     startupRuns: Math.round(num('startup-runs', 0)),
     coldRounds: Math.round(num('cold-rounds', 1)),
     only: get('only'),
+    scaleNs: get('scale-n') === '0' ? [] : get('scale-n').split(',').map((x) => Number(x.trim())),
+    scaleIdleS: num('scale-idle', 0),
     out: get('out') || join(tmpdir(), `einhyrningsins-bench-${stamp}.json`),
   };
 }
@@ -264,6 +278,8 @@ interface NResult {
   idle: UpgradeSample[];
   zd: { upgrades: UpgradeSample[]; load: Omit<LoadResult, 'buckets'>; dip: number; seconds: number; masterCpuMs: number; foreignShare: number; per500ms: number[] } | null;
   idleMasterCpuMs?: number;
+  /** Master CPU over 10 s of steady load with nothing else happening. */
+  steadyIdleCpuMsPer10s?: number;
   readyMs: { baseline: number; ours: number } | null;
   throughput?: { ratio: number; ci90: [number, number]; verdict: string; pairRatios: number[] };
   rssAfterSteadyKb: number | null;
@@ -291,6 +307,15 @@ async function benchN(n: number, cfg: Config, res: NResult): Promise<void> {
       `  round ${round + 1}: ${a.kind} ${Math.round(a.rps)}, ${b.kind} ${Math.round(b.rps)} req/s` +
         (isQuiet ? '' : ` (other processes: ${Math.round(100 * Math.max(a.foreignShare, b.foreignShare))} % CPU)`),
     );
+  }
+  // The master at steady load with nothing to do (no command, no worker coming or going): 10 s of its CPU.
+  {
+    const load = await startLoad(ours.port, cfg);
+    await sleep(SETTLE_MS);
+    const c0 = cpuTicks(ours.masterPid) ?? 0;
+    await sleep(10_000);
+    res.steadyIdleCpuMsPer10s = (((cpuTicks(ours.masterPid) ?? 0) - c0) * 1000) / clockTicks();
+    await stopLoad(load);
   }
   res.rssAfterSteadyKb = statusKb(ours.masterPid, 'VmRSS');
   res.leftover.baseline += (await base.stop()).killed;
@@ -425,6 +450,7 @@ function table(res: NResult, cfg: Config, checks: Check[]): string {
     '',
     'info (10 ms ticks)',
   );
+  row('master CPU ms per 10 s at steady load, nothing else happening', 'n/a', fmt.int(res.steadyIdleCpuMsPer10s), '', 'info: 0 (10 ms ticks; einhorn, Server::Starter 0)');
   row('master RSS MB after steady / after upgrades', 'n/a', `${fmt.mb(res.rssAfterSteadyKb)} / ${fmt.mb(res.rssAfterUpgradesKb)} (HWM ${fmt.mb(res.hwmKb)})`, '', 'info (einhorn 17, pm2 54)');
 
   const idle = res.idle.filter((u) => u.ok);
@@ -516,6 +542,7 @@ function note(msg: string): void {
 
 function killEverything(): void {
   killStartup();
+  killScale();
   for (const l of loads) l.kill();
   loads.clear();
   for (const s of [...live]) {
@@ -558,19 +585,21 @@ async function main(): Promise<number> {
   }
   process.on('exit', killEverything);
   // Hard bound on the whole run: a hung phase must not hang the bench.
-  const perN = 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
+  const perN = 12 + 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
+  const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + 400) + 60;
+  const boundS = perN * cfg.ns.length + scaleS;
   const watchdog = setTimeout(() => {
-    note(`watchdog: still running after ${perN * cfg.ns.length} s; killing everything`);
+    note(`watchdog: still running after ${boundS} s; killing everything`);
     killEverything();
     process.exit(1);
-  }, perN * cfg.ns.length * 1000);
+  }, boundS * 1000);
   watchdog.unref();
 
   const started = performance.now();
   const startupChecks: StartupCheck[] = [];
   let startup: StartupResult | null = null;
   let startupText = '';
-  if (cfg.startupRuns > 0 && cfg.only !== 'logfile') {
+  if (cfg.startupRuns > 0 && cfg.only !== 'logfile' && cfg.only !== 'scale') {
     try {
       startup = await startupBench({ versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number });
       startupText = startupTable(startup, { versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number }, startupChecks);
@@ -582,7 +611,7 @@ async function main(): Promise<number> {
   }
   const logfileChecks: LogfileCheck[] = [];
   let logfileText = '';
-  if (cfg.only !== 'startup') {
+  if (cfg.only === '' || cfg.only === 'logfile') {
     try {
       const r = await logfileBench();
       logfileText = r.text;
@@ -593,7 +622,7 @@ async function main(): Promise<number> {
     }
   }
   const results: NResult[] = [];
-  for (const n of cfg.only === 'startup' || cfg.only === 'logfile' ? [] : cfg.ns) {
+  for (const n of cfg.only !== '' ? [] : cfg.ns) {
     const res: NResult = {
       n,
       steady: [],
@@ -617,10 +646,21 @@ async function main(): Promise<number> {
       await stopEverything();
     }
   }
+  let scale: ScaleResult | null = null;
+  if (cfg.scaleNs.length > 0 && (cfg.only === '' || cfg.only === 'scale')) {
+    try {
+      scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS }, note);
+    } catch (err) {
+      note(`scale phase failed: ${(err as Error).stack ?? String(err)}`);
+      killScale();
+      startupChecks.push({ metric: 'scale phase ran to the end', ok: false });
+    }
+  }
   clearTimeout(watchdog);
 
   const checks: Check[] = [...startupChecks, ...logfileChecks];
   const tables = results.map((r) => table(r, cfg, checks));
+  if (scale) tables.push(scaleTable(scale, checks));
   if (logfileText) tables.unshift(logfileText);
   if (startupText) tables.unshift(`Start-up (N=${cfg.ns[0]}, same run):\n${startupText}`);
   for (const r of results) if (r.error) checks.push({ metric: `N=${r.n} ran to the end`, ok: false });
@@ -629,7 +669,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\neinhyrningsins bench (node ${process.version}, ${HOST}, ${seconds.toFixed(0)} s)\n\n${tables.join('\n\n')}\n\n`);
   writeFileSync(
     cfg.out,
-    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, checks }, null, 2) + '\n',
+    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, scale, checks }, null, 2) + '\n',
   );
   process.stdout.write(`results: ${cfg.out}\n`);
   if (missed.length) {

@@ -7,8 +7,23 @@ import { monotonicMs } from './clock.js';
 /**
  * A client that does not read its replies is dropped when this much output is already
  * queued for it (one reply of any size is always written to an empty queue).
+ * EINHYRNINGSINS_TEST_MAX_PENDING_OUTPUT (bytes) lowers it, for the tests only.
  */
-export const MAX_PENDING_OUTPUT = 256 * 1024;
+export const MAX_PENDING_OUTPUT = testCap(process.env.EINHYRNINGSINS_TEST_MAX_PENDING_OUTPUT) ?? 256 * 1024;
+
+/**
+ * Progress lines (replies with `wait`, e.g. an upgrade's, several per worker) are written only
+ * while less than this is queued; past it they are skipped and counted, and one line saying
+ * how many replaces them once the client has read the rest. So a slow reader of a large
+ * upgrade is never dropped: the queue never nears MAX_PENDING_OUTPUT on progress alone, and
+ * the final reply always fits.
+ */
+export const MAX_PENDING_PROGRESS = Math.floor(MAX_PENDING_OUTPUT / 2);
+
+function testCap(v: string | undefined): number | null {
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
 export interface ReplyFields {
   message: string;
   wait?: boolean;
@@ -36,6 +51,9 @@ export class ControlConnection {
   lastActive = monotonicMs();
   /** Called (bytes queued) when it is dropped for not reading its replies. */
   onOverflow: ((queued: number) => void) | null = null;
+  /** Progress lines skipped while the client was behind, and the request they answered. */
+  private skipped = 0;
+  private skippedFor: string | number | undefined;
   /** It was dropped for not reading its replies. */
   overflowed = false;
   /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
@@ -101,6 +119,12 @@ export class ControlConnection {
   /** Send one reply line; `requestId` is echoed when the request had an id. */
   send(reply: ReplyFields, requestId?: string | number): void {
     if (this.closed || this.socket.destroyed || !this.socket.writable) return;
+    if (reply.wait === true && this.socket.writableLength > MAX_PENDING_PROGRESS) {
+      // Behind on progress lines: skip this one, say so once it has caught up.
+      if (this.skipped++ === 0) this.socket.once('drain', () => this.caughtUp());
+      this.skippedFor = requestId;
+      return;
+    }
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
       // It does not read: what it is owed would only pile up here.
       this.overflowed = true;
@@ -109,6 +133,8 @@ export class ControlConnection {
       this.closed = true;
       return;
     }
+    // The final reply comes after the note of what the client missed (if still unsaid).
+    if (reply.wait !== true && this.skipped > 0) this.caughtUp();
     this.lastActive = monotonicMs();
     const out: Parameters<typeof encodeReply>[0] = { ...reply };
     if (requestId !== undefined) out.requestId = requestId;
@@ -117,6 +143,16 @@ export class ControlConnection {
       this.owed = Math.max(0, this.owed - 1);
       if (this.peerEnded && this.owed === 0) this.end();
     }
+  }
+
+  /** The client read what was queued: one line for the progress lines it missed. */
+  private caughtUp(): void {
+    const n = this.skipped;
+    this.skipped = 0;
+    if (n === 0 || this.closed || this.socket.destroyed || this.owed === 0) return;
+    const out: Parameters<typeof encodeReply>[0] = { message: `(${n} progress line${n === 1 ? '' : 's'} not sent: the client reads slower than they come)`, wait: true };
+    if (this.skippedFor !== undefined) out.requestId = this.skippedFor;
+    this.socket.write(encodeReply(out));
   }
 
   /** Finish writing, then close (einhorn closes after worker:ack / worker:ping). */

@@ -1,4 +1,4 @@
-import { lstatSync, realpathSync, unlinkSync, type Stats } from 'node:fs';
+import { lstatSync, realpathSync, unlinkSync, watch as watchDir, type FSWatcher, type Stats } from 'node:fs';
 import { Socket, createConnection, createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { ControlConnection, peerOf } from './control-connection.js';
@@ -22,6 +22,8 @@ const COMPACT_AFTER_HEAVY_MS = 2000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** How often the socket file and its directory are checked (a deleted socket is recreated). */
 const WATCH_EVERY_MS = 1000;
+/** With inotify on the directory: the poll that catches what inotify cannot (the directory itself replaced). */
+const WATCH_BACKSTOP_MS = 30_000;
 /** sun_path is 108 bytes on Linux, NUL included. */
 const MAX_UNIX_PATH = 107;
 
@@ -162,6 +164,8 @@ export class ControlServer {
   private server: Server;
   private ino: number;
   private watch: NodeJS.Timeout | null = null;
+  /** inotify on the socket's directory: a deleted or replaced socket file is seen at once, without polling. */
+  private dirWatcher: FSWatcher | null = null;
   private warnedMissingDir = false;
   private warnedReplaced = false;
   private readonly conns = new Map<Socket, ControlConnection>();
@@ -229,8 +233,7 @@ export class ControlServer {
     });
     cs.ino = ino;
     cs.server.on('error', (err) => log.error(`control socket: ${err.message}`));
-    cs.watch = setInterval(() => cs.check(), WATCH_EVERY_MS);
-    cs.watch.unref();
+    cs.startWatch();
     return cs;
   }
 
@@ -271,8 +274,7 @@ export class ControlServer {
       throw new StartupError(`control socket directory ${dirname(real)} changed while the socket was created; refusing`);
     }
     cs.server.on('error', (err) => log.error(`control socket: ${err.message}`));
-    cs.watch = setInterval(() => cs.check(), WATCH_EVERY_MS);
-    cs.watch.unref();
+    cs.startWatch();
     return cs;
   }
 
@@ -280,6 +282,29 @@ export class ControlServer {
     let n = 0;
     for (const c of this.conns.keys()) if (!c.destroyed) n += 1;
     return n;
+  }
+
+  /**
+   * Watch the socket file: its directory's inotify events for that name (nothing wakes the
+   * master while nothing happens there), and a slow poll as the backstop (a directory
+   * replaced or moved away, or no inotify); every second without inotify.
+   */
+  private startWatch(): void {
+    try {
+      const name = basename(this.path);
+      this.dirWatcher = watchDir(dirname(this.path), { persistent: false }, (_event, file) => {
+        if (file === null || file === name) this.check();
+      });
+      this.dirWatcher.on('error', () => {
+        this.dirWatcher?.close();
+        this.dirWatcher = null;
+        this.check();
+      });
+    } catch {
+      this.dirWatcher = null;
+    }
+    this.watch = setInterval(() => this.check(), this.dirWatcher ? WATCH_BACKSTOP_MS : WATCH_EVERY_MS);
+    this.watch.unref();
   }
 
   /** Stop listening, drop every client, remove the socket file (only if it is still ours). */
@@ -300,6 +325,8 @@ export class ControlServer {
     this.closing = true;
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
+    this.dirWatcher?.close();
+    this.dirWatcher = null;
     try {
       if (lstatSync(this.path).ino === this.ino) unlinkSync(this.path);
     } catch {

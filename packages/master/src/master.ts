@@ -263,6 +263,7 @@ export class Master {
           ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
           : {}),
         ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
+        onWorkerSpawn: () => memory.spawned(),
         onWorkerExit: (pid, _slot, code, signal) => {
           exitWithChild?.childExited(pid, code, signal);
           memory.poke();

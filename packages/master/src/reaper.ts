@@ -4,7 +4,12 @@ import { statFields } from './proc-stat.js';
 import * as native from 'native-reuseport';
 import type { Logger } from './log.js';
 
-/** How often orphans are looked for (reparenting sends no signal; exits send SIGCHLD). */
+/**
+ * While orphans are known (alive, waiting for their worker to go, or signalled and waiting
+ * to die), they are looked at this often too; otherwise only on SIGCHLD. An orphan is
+ * reparented to the master when its parent exits, and what makes it the master's concern
+ * is its worker's exit, which sends SIGCHLD: so with none known, nothing wakes the master.
+ */
 const SCAN_EVERY_MS = 1000;
 
 export interface ReaperOptions {
@@ -72,6 +77,7 @@ export class Reaper {
   private readonly orphans = new Map<number, Orphan>();
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
+  private stopped = false;
   private readonly onChld = () => this.schedule();
 
   constructor(private readonly opts: ReaperOptions) {}
@@ -80,14 +86,29 @@ export class Reaper {
   start(subreaper: boolean): void {
     if (subreaper) native.setChildSubreaper(true);
     process.on('SIGCHLD', this.onChld);
-    this.timer = setInterval(() => this.scan(), SCAN_EVERY_MS);
-    this.timer.unref();
+    this.schedule(); // orphans inherited across a reload
   }
 
   stop(): void {
+    this.stopped = true;
     process.off('SIGCHLD', this.onChld);
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /** The backstop: another look in a second while orphans are known; none while there are none. */
+  private backstop(): void {
+    if (this.orphans.size === 0 || this.stopped) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.scan();
+    }, SCAN_EVERY_MS);
+    this.timer.unref();
   }
 
   private schedule(): void {
@@ -137,6 +158,7 @@ export class Reaper {
       }
     }
     for (const pid of this.orphans.keys()) if (!seen.has(pid)) this.orphans.delete(pid);
+    this.backstop();
   }
 
   /**

@@ -3,6 +3,17 @@ import type { SerializedCore, SerializedFleet } from '@einhyrningsins/core';
 import type { SlotRecord } from './slot-history.js';
 
 /** A listening socket the children get: from -b (TCP or unix:) or from systemd; it crosses a reload as is. */
+/** An open control connection across the exec; `requester`: the one that asked for the reload. */
+export interface ConnectionSnapshot {
+  fd: number;
+  boundPid: number | null;
+  /** Bytes of a request line not finished yet (base64), read again first by the new image. */
+  unparsed?: string;
+  requester: boolean;
+  requestId: string | number | null;
+  streaming: boolean;
+}
+
 export interface BoundSocket {
   fd: number;
   family: 4 | 6 | 'unix';
@@ -38,14 +49,7 @@ export interface ReloadState {
    * Open control connections; `requestId` set on the one that asked for the reload;
    * `unparsed`: bytes of a request line not finished yet (base64), read again first.
    */
-  connections: Array<{
-    fd: number;
-    boundPid: number | null;
-    unparsed?: string;
-    requester: boolean;
-    requestId: string | number | null;
-    streaming: boolean;
-  }>;
+  connections: ConnectionSnapshot[];
   lockfile: { fd: number; path: string } | null;
   pidfile: string | null;
   verbosity: number;

@@ -96,8 +96,23 @@ export interface GroupShellOptions {
   adoptControlFd?: (fd: number, pid: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
   output?: (child: ChildProcess, slot: number) => void;
+  /** A worker process was started (the memory keeper compacts after a burst of them). */
+  onWorkerSpawn?: (pid: number, slot: number) => void;
   /** A worker process exited (after its process group was signalled, before the engine hears of it). */
   onWorkerExit?: (pid: number, slot: number, code: number | null, signal: string | null) => void;
+}
+
+/**
+ * Spawns run in turns of at most this many, the event loop turning in between
+ * (setImmediate): one `child_process.spawn` of the launcher costs the master 1-2 ms, so a
+ * burst of 1,000 in one go held ACKs, operator commands and health checks for 1-2 s.
+ */
+export const SPAWN_BATCH = 8;
+
+interface QueuedSpawn {
+  id: number;
+  slot: number;
+  generation: number;
 }
 
 export class GroupShell {
@@ -114,6 +129,10 @@ export class GroupShell {
   /** When the last worker was spawned (einhorn's last_spinup), on the host's clock. */
   lastSpinup: number | null = null;
   private readonly boot: BootPriority;
+  /** Spawns asked for beyond this turn's batch, in order. */
+  private readonly spawnQueue: QueuedSpawn[] = [];
+  private spawnedThisTurn = 0;
+  private turn: NodeJS.Immediate | null = null;
 
   constructor(
     private readonly opts: GroupShellOptions,
@@ -213,6 +232,9 @@ export class GroupShell {
   stopTimers(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.spawnQueue.length = 0;
+    if (this.turn) clearImmediate(this.turn);
+    this.turn = null;
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = null;
   }
@@ -228,7 +250,7 @@ export class GroupShell {
   apply(e: GroupEffect): void {
     switch (e.type) {
       case 'spawn':
-        return this.spawn(e.id, e.slot, e.generation);
+        return this.queueSpawn({ id: e.id, slot: e.slot, generation: e.generation ?? 0 });
       case 'kill':
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
@@ -274,6 +296,39 @@ export class GroupShell {
         return this.log(e.level, e.message, ctx);
       }
     }
+  }
+
+  /** Every spawn waiting for its turn, now (before a reload's snapshot). */
+  flushSpawns(): void {
+    while (this.spawnQueue.length > 0) {
+      const q = this.spawnQueue.shift() as QueuedSpawn;
+      this.spawn(q.id, q.slot, q.generation);
+    }
+  }
+
+  /** Spawn now if this turn's batch has room (and nothing is waiting before it), else in a later turn. */
+  private queueSpawn(q: QueuedSpawn): void {
+    if (this.spawnQueue.length === 0 && this.spawnedThisTurn < SPAWN_BATCH) {
+      this.spawnedThisTurn++;
+      this.nextTurn();
+      this.spawn(q.id, q.slot, q.generation);
+      return;
+    }
+    this.spawnQueue.push(q);
+    this.nextTurn();
+  }
+
+  private nextTurn(): void {
+    this.turn ??= setImmediate(() => {
+      this.turn = null;
+      this.spawnedThisTurn = 0;
+      while (this.spawnQueue.length > 0 && this.spawnedThisTurn < SPAWN_BATCH) {
+        const q = this.spawnQueue.shift() as QueuedSpawn;
+        this.spawnedThisTurn++;
+        this.spawn(q.id, q.slot, q.generation);
+      }
+      if (this.spawnQueue.length > 0 || this.spawnedThisTurn > 0) this.nextTurn();
+    });
   }
 
   private isStopSignal(signal: string): boolean {
@@ -383,6 +438,7 @@ export class GroupShell {
       this.opts.onWorkerExit?.(pid, slot, code, signal);
       this.emit({ type: 'exited', pid, code, signal });
     });
+    this.opts.onWorkerSpawn?.(pid, slot);
     this.emit({ type: 'spawned', id, pid });
   }
 }

@@ -13,17 +13,9 @@ import type { ControlConnection, ControlServer } from '../control-server.js';
 import type { Logger } from '../log.js';
 import { resolveProgram } from '../program.js';
 import { STATE_FD_OPTION, upgradeCheck, writeSnapshot } from '../reload.js';
+import type { ConnectionSnapshot } from '../reload-state.js';
 
-/** An open control connection across the exec; `requester`: the one that asked for the reload. */
-export interface ConnectionSnapshot {
-  fd: number;
-  boundPid: number | null;
-  /** Bytes of a request line not finished yet (base64), read again first by the new image. */
-  unparsed?: string;
-  requester: boolean;
-  requestId: string | number | null;
-  streaming: boolean;
-}
+export type { ConnectionSnapshot };
 
 /** What a reload needs of the running program. */
 export interface ReloadHost {

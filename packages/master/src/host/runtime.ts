@@ -100,11 +100,21 @@ export class Runtime<L> {
   }
 
   serialize(): SerializedFleet {
+    this.flushSpawns();
     return this.fleet.serialize(this.opts.now());
+  }
+
+  /**
+   * Run every spawn still waiting for its turn, now: a snapshot for a reload must not hold a
+   * starting worker without a pid (the next image would wait for a spawn nobody makes).
+   */
+  flushSpawns(): void {
+    for (const s of this.shells.values()) s.flushSpawns();
   }
 
   /** The one group's engine in the single-group snapshot format (what every master image reads). */
   serializeOnly(): SerializedCore {
+    this.flushSpawns();
     const [g, ...more] = this.fleet.groups();
     if (!g || more.length) throw new Error('serializeOnly: the runtime has no group or more than one');
     return this.fleet.serializeGroup(g.gid, this.opts.now()) as SerializedCore;

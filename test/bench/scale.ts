@@ -1,0 +1,414 @@
+/**
+ * The scale phase of `npm run bench` (issue 24): einhyrningsins with 128, 256 and 1,000
+ * trivial workers (test/bench/tiny-child.c: it ACKs, then sleeps until its drain signal).
+ *
+ * For each N: one master started with -n N; an `ehlo` poller on its own control
+ * connection (one request every ~10 ms, each round trip recorded) runs from the moment
+ * the control socket answers until the master is stopped, so the round trips cover the
+ * spawn of N workers (and their N ACKs on the same socket) and one `upgrade` of them,
+ * replies streamed to an operator connection. Measured: spawn to all N acked, master CPU
+ * per worker spawned and per worker upgraded, the master's RSS per worker (against a
+ * master of 1 worker in the same run), the round trips' max and p99 while spawning and
+ * while upgrading, whether the operator's `upgrade` got its final reply, and the master's
+ * CPU over 10 s once all are up and nothing happens.
+ *
+ * Every wait is bounded; every process started is stopped (SIGTERM, then SIGKILL of
+ * whatever is left: the master and every worker it reported).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ControlClient } from '@einhyrningsins/ctl';
+import { BIN, ROOT, sleep } from '../harness.js';
+import { Tracked, childrenOf, clockTicks, cpuTicks, statusKb } from '../proc.js';
+import { cleanEnv, within } from './systems.js';
+
+export interface ScaleConfig {
+  ns: number[];
+  /** Seconds of nothing happening over which the idle master's CPU is measured (0: skip). */
+  idleS: number;
+}
+
+export interface Trips {
+  count: number;
+  p99: number;
+  max: number;
+}
+
+export interface ScaleRow {
+  n: number;
+  upMs: number;
+  spawnCpuMsPerWorker: number;
+  spawnTrips: Trips;
+  upgradeMs: number;
+  upgradeCpuMsPerWorker: number;
+  upgradeTrips: Trips;
+  upgradeReply: string;
+  rssKb: number;
+  rssAfterUpgradeKb: number;
+  idleCpuMsPer10s: number | null;
+  killed: number;
+  error?: string;
+}
+
+export interface ScaleResult {
+  baseRssKb: number;
+  rows: ScaleRow[];
+  skipped?: string;
+}
+
+const msPerTick = () => 1000 / clockTicks();
+
+/** Compile the tiny child once per run (null: no C compiler here). */
+function buildChild(dir: string): string | null {
+  const out = join(dir, 'tiny-child');
+  try {
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', out, join(ROOT, 'test', 'bench', 'tiny-child.c')], { stdio: 'pipe' });
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+function trips(xs: number[]): Trips {
+  if (xs.length === 0) return { count: 0, p99: NaN, max: NaN };
+  const s = [...xs].sort((a, b) => a - b);
+  return { count: s.length, p99: s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] as number, max: s[s.length - 1] as number };
+}
+
+/** One master with N tiny workers and its `ehlo` poller. */
+class ScaleMaster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'ein-scale-'));
+  private readonly proc: ChildProcess;
+  private readonly master: Tracked;
+  private readonly exited: Promise<void>;
+  private readonly seen = new Map<number, Tracked>();
+  private logTail = '';
+  /** [time, round trip ms] of every `ehlo`. */
+  readonly samples: Array<[number, number]> = [];
+  private polling = true;
+  /** The poller waits (the idle master's CPU is being measured: its requests would count). */
+  paused = false;
+  private poller: Promise<void> | null = null;
+  private status: ControlClient | null = null;
+  /** When the master logged its Nth ACK of the first generation. */
+  allAckedAt: number | null = null;
+
+  constructor(
+    readonly n: number,
+    child: string,
+    readonly t0 = performance.now(),
+  ) {
+    const extra = (process.env.BENCH_OURS_ARGS ?? '').split(/\s+/).filter(Boolean);
+    // BENCH_SCALE_BIN: another build's bin/einhyrningsins, for A/B runs against it.
+    const args = [process.env.BENCH_SCALE_BIN ?? BIN, '-n', String(n), '-m', 'manual', '-d', this.sock, ...extra, '--', child];
+    this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: this.dir });
+    this.master = new Tracked(this.proc.pid as number);
+    this.exited = new Promise((r) => this.proc.once('exit', () => r()));
+    let partial = '';
+    const tail = (d: Buffer) => {
+      const text = d.toString();
+      this.logTail = (this.logTail + text).slice(-4000);
+      // "Up to K / N manual ACKs": read from the log, so that waiting for all up costs the master nothing.
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() as string;
+      for (const l of lines) {
+        const m = /Up to (\d+) \/ (\d+) manual ACKs/.exec(l);
+        if (m && m[1] === m[2]) this.allAckedAt ??= performance.now();
+      }
+    };
+    this.proc.stdout!.on('data', tail);
+    this.proc.stderr!.on('data', tail);
+  }
+
+  get sock(): string {
+    return join(this.dir, 's.sock');
+  }
+
+  get pid(): number {
+    return this.proc.pid as number;
+  }
+
+  get log(): string {
+    return this.logTail;
+  }
+
+  private failed(): void {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`einhyrningsins exited (${this.proc.exitCode ?? this.proc.signalCode}):\n${this.logTail}`);
+  }
+
+  /** Connect the poller and the status connection as soon as the socket answers. */
+  async connect(): Promise<void> {
+    const deadline = performance.now() + 10_000;
+    for (;;) {
+      this.failed();
+      try {
+        const ping = await ControlClient.connect(this.sock, { timeoutMs: 1000 });
+        this.status = await ControlClient.connect(this.sock, { timeoutMs: 1000 });
+        this.poller = this.poll(ping);
+        return;
+      } catch (err) {
+        if (performance.now() > deadline) throw err;
+        await sleep(5);
+      }
+    }
+  }
+
+  private async poll(c: ControlClient): Promise<void> {
+    try {
+      while (this.polling) {
+        if (this.paused) {
+          await sleep(10);
+          continue;
+        }
+        const t = performance.now();
+        await within('ehlo', c.call('ehlo'), 30_000);
+        this.samples.push([t, performance.now() - t]);
+        await sleep(10);
+      }
+    } finally {
+      c.close();
+    }
+  }
+
+  tripsBetween(from: number, to: number): Trips {
+    return trips(this.samples.filter(([t, ms]) => t + ms >= from && t <= to).map(([, ms]) => ms));
+  }
+
+  /** The workers as `status` reports them (remembered for cleanup). */
+  async workers(): Promise<Array<{ pid: number; acked: boolean; state: string }>> {
+    const [r] = await within('status', (this.status as ControlClient).call('status'), 30_000);
+    const ws = (r as unknown as { state?: { workers?: Array<{ pid: number; acked: boolean; state: string }> } }).state?.workers ?? [];
+    for (const w of ws) if (!this.seen.has(w.pid)) this.seen.set(w.pid, new Tracked(w.pid));
+    return ws;
+  }
+
+  /** When the master logged its Nth ACK (status is not polled meanwhile: at 1,000 workers it costs the master tens of ms). */
+  async allAcked(timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.allAckedAt === null) {
+      this.failed();
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the log of ${this.n} ACKs`);
+      await sleep(5);
+    }
+    return this.allAckedAt;
+  }
+
+  /** Until N workers are acked and up, none other (none of `old`). */
+  async allUp(timeoutMs: number, old: ReadonlySet<number> = new Set()): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      this.failed();
+      const ws = await this.workers();
+      if (ws.length === this.n && ws.every((w) => w.acked && w.state === 'up' && !old.has(w.pid))) return performance.now();
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${this.n} acked workers (${ws.filter((w) => w.acked).length} acked)`);
+      await sleep(50);
+    }
+  }
+
+  cpuMs(): number {
+    return (cpuTicks(this.pid) ?? 0) * msPerTick();
+  }
+
+  rssKb(): number {
+    return statusKb(this.pid, 'VmRSS') ?? NaN;
+  }
+
+  /** `upgrade` as an operator sends it, every reply read; the final message ('' if cut off). */
+  async upgrade(timeoutMs: number): Promise<string> {
+    const c = await ControlClient.connect(this.sock);
+    let last = '';
+    try {
+      await within(
+        'upgrade',
+        (async () => {
+          for await (const r of c.request('upgrade')) if (!r.wait) last = r.message;
+        })(),
+        timeoutMs,
+      );
+    } catch (err) {
+      last = `cut off: ${(err as Error).message}`;
+    } finally {
+      c.close();
+    }
+    return last;
+  }
+
+  /** SIGTERM and wait; then SIGKILL whatever is left. Returns how many had to be killed. */
+  async stop(): Promise<number> {
+    this.polling = false;
+    await this.poller?.catch(() => {});
+    try {
+      await this.workers();
+    } catch {
+      /* best effort */
+    }
+    this.status?.close();
+    for (const pid of this.master.alive ? childrenOf(this.pid) : []) if (!this.seen.has(pid)) this.seen.set(pid, new Tracked(pid));
+    this.master.kill('SIGTERM');
+    let killed = 0;
+    try {
+      await within('einhyrningsins to exit', this.exited, 30_000);
+    } catch {
+      if (this.master.kill('SIGKILL')) killed++;
+    }
+    await sleep(50);
+    for (const t of this.seen.values()) if (t.kill('SIGKILL')) killed++;
+    rmSync(this.dir, { recursive: true, force: true });
+    return killed;
+  }
+
+  kill(): void {
+    this.polling = false;
+    this.master.kill('SIGKILL');
+    for (const t of this.seen.values()) t.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const running = new Set<ScaleMaster>();
+
+/** SIGKILL everything the scale phase started (last resort). */
+export function killScale(): void {
+  for (const m of running) m.kill();
+  running.clear();
+}
+
+async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string) => void): Promise<ScaleRow> {
+  const m = new ScaleMaster(n, child);
+  running.add(m);
+  const row: ScaleRow = {
+    n,
+    upMs: NaN,
+    spawnCpuMsPerWorker: NaN,
+    spawnTrips: trips([]),
+    upgradeMs: NaN,
+    upgradeCpuMsPerWorker: NaN,
+    upgradeTrips: trips([]),
+    upgradeReply: '',
+    rssKb: NaN,
+    rssAfterUpgradeKb: NaN,
+    idleCpuMsPer10s: null,
+    killed: 0,
+  };
+  try {
+    await m.connect();
+    const cpu0 = m.cpuMs();
+    const tConnected = performance.now();
+    const tUp = await m.allAcked(120_000);
+    await m.allUp(10_000);
+    row.upMs = tUp - m.t0;
+    row.spawnCpuMsPerWorker = (m.cpuMs() - cpu0) / n;
+    row.spawnTrips = m.tripsBetween(tConnected, tUp);
+    // Settled: the memory keeper compacts 2 s after workers come or go.
+    await sleep(3000);
+    row.rssKb = m.rssKb();
+    if (cfg.idleS > 0) {
+      m.paused = true;
+      // After each worker's one-off `stable` timer (10 s after its ACK): idle means nothing pending.
+      await sleep(Math.max(100, tUp + 10_500 - performance.now()));
+      const c0 = m.cpuMs();
+      await sleep(cfg.idleS * 1000);
+      row.idleCpuMsPer10s = ((m.cpuMs() - c0) * 10) / cfg.idleS;
+      m.paused = false;
+    }
+    note(`scale N=${n}: all up in ${Math.round(row.upMs)} ms; upgrading`);
+    const old = new Set((await m.workers()).map((w) => w.pid));
+    const ucpu0 = m.cpuMs();
+    const tu0 = performance.now();
+    row.upgradeReply = await m.upgrade(120_000);
+    const tu1 = performance.now();
+    // The old workers' exits are part of the upgrade: wait until they are all gone.
+    const olds = [...old].map((p) => new Tracked(p));
+    const deadline = performance.now() + 30_000;
+    while (olds.some((t) => t.alive) && performance.now() < deadline) await sleep(20);
+    row.upgradeMs = Math.max(tu1, performance.now()) - tu0;
+    row.upgradeCpuMsPerWorker = (m.cpuMs() - ucpu0) / n;
+    row.upgradeTrips = m.tripsBetween(tu0, performance.now());
+    await m.allUp(10_000, old);
+    await sleep(3000);
+    row.rssAfterUpgradeKb = m.rssKb();
+  } catch (err) {
+    row.error = `${(err as Error).message}\n${m.log}`;
+    note(`scale N=${n} failed: ${row.error}`);
+  } finally {
+    row.killed = await m.stop();
+    running.delete(m);
+  }
+  return row;
+}
+
+/** The master's RSS with one worker, the base of the per-worker figures. */
+async function baseRss(child: string): Promise<number> {
+  const m = new ScaleMaster(1, child);
+  running.add(m);
+  try {
+    await m.connect();
+    await m.allUp(30_000);
+    await sleep(3000);
+    return m.rssKb();
+  } finally {
+    await m.stop();
+    running.delete(m);
+  }
+}
+
+export async function scaleBench(cfg: ScaleConfig, note: (m: string) => void): Promise<ScaleResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'ein-scale-cc-'));
+  try {
+    const child = buildChild(dir);
+    if (!child) return { baseRssKb: NaN, rows: [], skipped: 'no C compiler (cc) to build test/bench/tiny-child.c' };
+    note('scale: a master with 1 worker (the RSS base)');
+    const base = await baseRss(child);
+    const rows: ScaleRow[] = [];
+    for (const n of cfg.ns) {
+      note(`scale N=${n}: spawning`);
+      rows.push(await one(n, child, cfg, note));
+    }
+    return { baseRssKb: base, rows };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface ScaleCheck {
+  metric: string;
+  ok: boolean;
+}
+
+/** The scale table; the targets of issue 24 as checks (round trips <= 100 ms, the upgrade's reply, nothing left). */
+export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
+  if (r.skipped) return `scale phase skipped: ${r.skipped}`;
+  const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const head = ['N', 'all up ms', 'CPU ms/worker spawn', 'ehlo p99/max ms spawning', 'upgrade ms', 'CPU ms/worker upgrade', 'ehlo p99/max ms upgrading', 'upgrade reply', 'RSS MB', 'KB/worker', 'KB/worker after upgrade', 'idle CPU ms/10 s'];
+  const rows = r.rows.map((x) => {
+    const per = (kb: number) => ((kb - r.baseRssKb) / Math.max(1, x.n - 1));
+    checks.push({ metric: `scale N=${x.n} ran to the end, upgrade done, nothing left`, ok: !x.error && x.upgradeReply === 'Upgrade done' && x.killed === 0 });
+    checks.push({ metric: `scale N=${x.n} ehlo round trip <= 100 ms while spawning and upgrading`, ok: x.spawnTrips.max <= 100 && x.upgradeTrips.max <= 100 });
+    return [
+      String(x.n),
+      f(x.upMs),
+      f(x.spawnCpuMsPerWorker, 2),
+      `${f(x.spawnTrips.p99)}/${f(x.spawnTrips.max)} (${x.spawnTrips.count})`,
+      f(x.upgradeMs),
+      f(x.upgradeCpuMsPerWorker, 2),
+      `${f(x.upgradeTrips.p99)}/${f(x.upgradeTrips.max)} (${x.upgradeTrips.count})`,
+      x.upgradeReply.slice(0, 40) || 'none',
+      f(x.rssKb / 1024, 1),
+      f(per(x.rssKb), 1),
+      f(per(x.rssAfterUpgradeKb), 1),
+      x.idleCpuMsPer10s === null ? 'n/a' : f(x.idleCpuMsPer10s),
+    ];
+  });
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+  const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(w[i] as number)).join(' | ')} |`;
+  return [
+    `Scale: tiny C workers that ACK (test/bench/tiny-child.c); master RSS with 1 worker ${f(r.baseRssKb / 1024, 1)} MB; ` +
+      'ehlo polled every ~10 ms on its own connection (count in brackets); targets: round trip <= 100 ms (stretch 20), <= 16 KB/worker',
+    line(head),
+    `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`,
+    ...rows.map(line),
+  ].join('\n');
+}
