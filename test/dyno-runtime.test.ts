@@ -4,17 +4,16 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, load, sleep, until } from './harness.js';
+import { load, sleep, until } from './harness.js';
+import { notifyReceiver, stopNotifyReceivers } from './notify.js';
 import { childrenOf, zombiesOf } from './proc.js';
 import { DYNO_BIN, WEB, WORKER, cleanupDrivers, get, newDir, q, startDriver, type DynoState } from './dyno-harness.js';
 
-const receivers = new Set<ChildProcess>();
 afterEach(async () => {
-  for (const r of receivers) r.kill('SIGTERM');
-  receivers.clear();
+  stopNotifyReceivers();
   assert.deepEqual(await cleanupDrivers(), []);
 });
 
@@ -50,26 +49,6 @@ test('as PID 1 (unshare --pid) the driver reaps every orphan its dynos leave: no
   assert.equal(existsSync(sock), false);
   assert.match(stderr, /Every process has exited; bye/);
 });
-
-/** A NOTIFY_SOCKET receiver (test/fixtures/notify-receiver.py): every datagram, as its lines. */
-async function notifyReceiver(dir: string): Promise<{ path: string; got: string[][] }> {
-  const path = join(dir, 'notify.sock');
-  const p = spawn('python3', [fixture('notify-receiver.py'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
-  receivers.add(p);
-  const got: string[][] = [];
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      got.push(JSON.parse(buf.slice(0, i)) as string[]);
-      buf = buf.slice(i + 1);
-    }
-  });
-  await until('the notify receiver', () => got.length > 0);
-  got.shift();
-  return { path, got };
-}
 
 test('sd_notify: READY=1 once every process type is up, RELOADING=1/READY=1 around an upgrade, STOPPING=1; dynos do not get NOTIFY_SOCKET', async () => {
   const dir = newDir();

@@ -5,39 +5,18 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BIN, SupervisorProc, cleanupAll, fixture, startMaster, tempDir, track, until } from './harness.js';
+import { notifyReceiver, stopNotifyReceivers } from './notify.js';
 
-const receivers = new Set<ChildProcess>();
 afterEach(async () => {
-  for (const r of receivers) r.kill('SIGTERM');
-  receivers.clear();
+  stopNotifyReceivers();
   assert.deepEqual(await cleanupAll(), []);
 });
-
-/** A NOTIFY_SOCKET receiver (test/fixtures/notify-receiver.py): every datagram, as its lines. */
-async function notifyReceiver(dir: string): Promise<{ path: string; got: string[][] }> {
-  const path = join(dir, 'notify.sock');
-  const p = spawn('python3', [fixture('notify-receiver.py'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
-  receivers.add(p);
-  const got: string[][] = [];
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      got.push(JSON.parse(buf.slice(0, i)) as string[]);
-      buf = buf.slice(i + 1);
-    }
-  });
-  await until('the notify receiver', () => got.length > 0);
-  got.shift();
-  return { path, got };
-}
 
 const HTTP_CHILD = ['--', process.execPath, fixture('node-http-child.mjs')];
 
