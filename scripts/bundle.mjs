@@ -11,6 +11,7 @@
 //
 // Usage: node scripts/bundle.mjs [--metafile]
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,3 +72,6 @@ writeFileSync(join(dist, 'worker.d.ts'), dts);
 writeFileSync(join(dist, 'worker.d.cts'), dts);
 writeFileSync(join(dist, 'VERSION'), `${pkg.version}\n`);
 if (wantMeta) writeFileSync(join(dist, 'meta.json'), JSON.stringify(programs.metafile));
+// The master's V8 code cache (bin/code-cache.js): what its start-up compiles, made by running
+// one small master (scripts/code-cache.cjs).
+execFileSync(process.execPath, [join(root, 'scripts', 'code-cache.cjs'), join(dist, 'einhyrningsins.cjs')], { stdio: ['ignore', 'inherit', 'ignore'] });

@@ -1,0 +1,57 @@
+// Writes the master's V8 code cache: node scripts/code-cache.cjs BUNDLE
+// Loads BUNDLE (dist/einhyrningsins.cjs) as bin/code-cache.js does and runs one real, small
+// master in a temporary directory (no -b socket; one child that ACKs by the control socket),
+// then writes what V8 compiled by then (options, the master's modules, control socket, spawn,
+// ACK) to BUNDLE.cache and stops the master. bin/code-cache.js hands the cache to V8 at every
+// start. Made with the Node that builds; another Node version rejects it and compiles as usual.
+// Any failure only means no cache (a warning, exit 0): the program works the same without.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const vm = require('vm');
+const Module = require('module');
+
+const file = process.argv[2];
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ein-code-cache-'));
+const child =
+  "require('net').connect(process.env.EINHORN_SOCK_PATH).end(JSON.stringify({command:'worker:ack',pid:process.pid})+'\\n');" +
+  'setInterval(()=>{},1e9)';
+const args = ['-q', '-n', '1', '-m', 'manual', '-d', path.join(dir, 'c.sock'), '--', process.execPath, '-e', child];
+
+function giveUp(why) {
+  process.stdout.write(`code-cache: no code cache for ${file}: ${why}\n`);
+  try {
+    fs.rmSync(`${file}.cache`, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    /* best effort */
+  }
+  process.exit(0);
+}
+
+setTimeout(() => giveUp('the master did not get its child acked within 10 s'), 10000).unref();
+const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file });
+const mod = new Module(file, module);
+mod.filename = file;
+mod.paths = Module._nodeModulePaths(path.dirname(file));
+script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+mod.exports.main(args).then(() => {
+  const sock = path.join(dir, 'c.sock');
+  const ask = () => {
+    const c = require('net').connect(sock);
+    let out = '';
+    c.on('data', (d) => {
+      out += d;
+      if (!out.includes('\n')) return;
+      c.destroy();
+      if (!out.includes('1 up of 1 wanted')) return setTimeout(ask, 50);
+      fs.writeFileSync(`${file}.cache`, script.createCachedData());
+      process.kill(process.pid, 'SIGTERM'); // the master stops its child and exits
+    });
+    c.on('error', (err) => giveUp(err.message));
+    c.end(JSON.stringify({ command: 'status' }) + '\n');
+  };
+  setTimeout(ask, 100);
+}, (err) => giveUp(err.stack || String(err)));
