@@ -55,10 +55,11 @@ export abstract class Decisions extends CoreState {
     const live = (w: Worker) => w.state === 'starting' || w.state === 'up';
 
     const ready = (w: Worker) => w.state === 'up' && w.ready;
-    // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs).
-    if (this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target) {
-      this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
-    }
+    // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs)
+    // and, when the handover is paced, every old worker has been asked to drain.
+    const oldLeft = () => (this.cfg.handover && this.upgrade?.mode === 'smooth' ? this.count((w) => !isCur(w) && live(w)) : 0);
+    const upgraded = () => this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target && oldLeft() === 0;
+    if (upgraded()) this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
 
     // 2. Retire what is too much.
     if (this.upgrade) {
@@ -67,10 +68,11 @@ export abstract class Decisions extends CoreState {
       if (this.upgrade.mode === 'smooth') {
         const old = this.list((w) => !isCur(w) && live(w));
         const curUp = this.count((w) => isCur(w) && ready(w));
-        const excess = old.length + curUp - target;
+        const excess = this.paceHandover(old.length + curUp - target, () => this.count((w) => isCur(w) && w.state === 'starting') > 0);
         if (excess > 0) {
           this.progress(`Smooth upgrade: killing off ${Math.min(excess, old.length)} old workers.`);
           this.retireSome(old, excess, 'replaced by a new generation');
+          if (upgraded()) this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
         }
       }
     } else {
@@ -104,6 +106,28 @@ export abstract class Decisions extends CoreState {
       n = Math.min(n, 1);
     }
     for (let i = 0; i < n; i++) this.spawn();
+  }
+
+  /**
+   * How many of `excess` old workers to ask to drain now, under the `handover` pacing:
+   * none while a new worker boots (afterBoot), at most one per gapMs (a `handover` timer
+   * for the next one).
+   */
+  private paceHandover(excess: number, booting: () => boolean): number {
+    const h = this.cfg.handover;
+    if (excess <= 0 || !h) return excess;
+    if (h.afterBoot && booting()) return 0;
+    if (h.gapMs <= 0) return excess;
+    const at = this.lastHandoverAt + h.gapMs;
+    if (this.now < at) {
+      if (this.handoverAt !== at) {
+        this.handoverAt = at;
+        this.effect({ type: 'setTimer', key: 'handover', ms: at - this.now });
+      }
+      return 0;
+    }
+    this.lastHandoverAt = this.now;
+    return 1;
   }
 
   protected spawn(): void {

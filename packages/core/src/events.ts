@@ -150,6 +150,10 @@ export abstract class EventHandlers extends Decisions {
       this.respawnAt = null;
       return;
     }
+    if (kind === 'handover') {
+      this.handoverAt = null;
+      return;
+    }
     const w = this.workers.get(Number(key.slice(sep + 1)));
     if (!w) return;
     if (kind === 'ack' && w.state === 'starting') {
@@ -220,6 +224,7 @@ export abstract class EventHandlers extends Decisions {
       );
       return;
     }
+    this.lastHandoverAt = -Infinity;
     this.upgrade = {
       mode,
       generation: this.generation,

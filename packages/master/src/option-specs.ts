@@ -64,6 +64,19 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       'as einhorn; e.g. 2 for a release that might crash right after its ack).',
   },
   {
+    long: 'handover-after-boot',
+    help:
+      'During a smooth upgrade, ask no old child to drain while a new one is still starting (not acked): ' +
+      'the new children take over the connections once booting no longer competes with them for the CPU.',
+  },
+  {
+    long: 'handover-gap',
+    arg: 'SECONDS',
+    help:
+      'During a smooth upgrade, ask at most one old child to drain per SECONDS, so that the new children warm up ' +
+      'on part of the load before they carry all of it (default 0: one old child per new one up, at once).',
+  },
+  {
     short: 'r',
     long: 'retries',
     arg: 'COUNT',

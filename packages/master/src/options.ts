@@ -35,6 +35,9 @@ export interface Options {
   ackMode: AckModeOption;
   ackTimeoutSec: number;
   minReadySec: number;
+  /** --handover-after-boot / --handover-gap: the pacing of a smooth upgrade's handover. */
+  handoverAfterBoot: boolean;
+  handoverGapSec: number;
   retries: number | null;
   socketPath: string | null;
   socketMode: number;
@@ -98,6 +101,8 @@ export function defaultOptions(): Options {
     ackMode: { kind: 'timer', seconds: 1 },
     ackTimeoutSec: 30,
     minReadySec: 0,
+    handoverAfterBoot: false,
+    handoverGapSec: 0,
     retries: null,
     socketPath: null,
     socketMode: 0o600,
@@ -212,6 +217,12 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     }
     case 'min-ready':
       o.minReadySec = seconds(name, v);
+      return;
+    case 'handover-after-boot':
+      o.handoverAfterBoot = true;
+      return;
+    case 'handover-gap':
+      o.handoverGapSec = seconds(name, v);
       return;
     case 'control-idle-timeout':
       o.controlIdleTimeoutSec = seconds(name, v);
