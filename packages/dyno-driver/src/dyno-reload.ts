@@ -35,6 +35,8 @@ export interface DynoReloadState {
   /** Per group (by gid): what it runs, and its slots' history. */
   groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
   output: OutputPipes[];
+  /** The --http listener (absent from an older image's snapshot). */
+  http?: { fd: number } | null;
 }
 
 /** The driver's snapshot for the next image. */
@@ -49,6 +51,7 @@ export function dynoReloadState(d: {
   releasePhase: PhaseResult | null;
   verbosity: number;
   output: OutputPipes[];
+  http: { fd: number } | null;
 }): DynoReloadState {
   const groups: DynoReloadState['groups'] = {};
   for (const g of d.runtime.groups()) {
@@ -70,12 +73,13 @@ export function dynoReloadState(d: {
     fleet: d.runtime.serialize(),
     groups,
     output: d.output,
+    http: d.http,
   };
 }
 
 /** The fds the new image takes over, besides the control socket and its connections. */
 export function stateFds(state: DynoReloadState): number[] {
-  return [...(state.listener ? [state.listener.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
 }
 
 export interface DynoTakenOver {

@@ -46,7 +46,7 @@ export const PROGRAM_KEYS = new Set([
   'startsecs', 'startretries', 'exitcodes', 'stopsignal', 'stopwaitsecs', 'stopasgroup', 'killasgroup',
   'user', 'redirect_stderr', 'stdout_logfile', 'stdout_logfile_maxbytes', 'stdout_logfile_backups',
   'stderr_logfile', 'stderr_logfile_maxbytes', 'stderr_logfile_backups', 'environment', 'directory',
-  'umask', 'socket', 'handoff', 'ack',
+  'umask', 'socket', 'handoff', 'ack', 'onetime',
 ]);
 
 /** supervisord's other [program:x] keys: valid there, warned about and ignored here. */
@@ -136,6 +136,9 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
     throw new ConfigError(r.loc('handoff'), `handoff: 'port' (PORT=number) needs a tcp:// socket, not ${socket.text}`);
   }
   const ack = r.optional('ack', common, parseAck) ?? DEFAULT_ACK;
+  // This project's onetime= (minisv's oneTime): run only when asked, to its end, never restarted.
+  const oneTime = r.get('onetime', 'false', common, boolean);
+  if (oneTime && socket) throw new ConfigError(r.loc('onetime'), 'onetime: a one-time program cannot have a socket= (it is not a server)');
 
   const processes: ProcessConfig[] = [];
   const seenDirs = new Set<string>();
@@ -180,6 +183,7 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
       autorestart, exitcodes, startsecs, startretries, user, stopsignal, stopwaitsecs, stopasgroup, killasgroup,
       redirectStderr, stdout: logs.stdout, stderr: logs.stderr,
       environment: { ...ctx.globalEnv, ...environment }, socket, handoff, ack,
+      ...(oneTime ? { oneTime: true } : {}),
     });
   }
   processes.sort((a, b) => (a.priority !== b.priority ? a.priority - b.priority : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
