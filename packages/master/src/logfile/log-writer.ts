@@ -102,6 +102,8 @@ export class LogWriter {
   /** The file written now (with `pathAt`, the one opened last). */
   path: string;
   private readonly pathAt: (() => string) | undefined;
+  /** A reopen asked for: the next open asks pathAt for the name. */
+  private repath = false;
   private readonly maxBytes: number;
   private readonly backups: number;
   private readonly maxQueue: number;
@@ -166,6 +168,7 @@ export class LogWriter {
   /** Reopen the path at the next write (after an external rename; supervisord's USR2). Resolves when done. */
   reopen(): Promise<void> {
     this.reopenWanted = true;
+    this.repath = true;
     this.kick(true);
     return this.flush();
   }
@@ -244,7 +247,8 @@ export class LogWriter {
 
   private async ensureOpen(): Promise<LogHandle> {
     if (this.handle) return this.handle;
-    if (this.pathAt) this.path = this.pathAt();
+    if (this.pathAt && this.repath) this.path = this.pathAt();
+    this.repath = false;
     const h = await this.fs.open(this.path);
     try {
       this.shape = await h.shape();
