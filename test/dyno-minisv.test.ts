@@ -233,6 +233,14 @@ test("HTTP verbs on --config programs: stop until restart, restart new-before-ol
   }
   assert.deepEqual(Object.keys(await tasks(d)).sort(), ['extra', 'job', 'svc']);
   assert.doesNotMatch(d.stderr, /\[x1\]/);
+  // A one-time task whose program is missing: "start failed", and it can be run again (not "already running").
+  assert.equal((await http(c, 'POST', '/broken', { body: '{"command": "/nonexistent/tool", "oneTime": true}' })).status, 201);
+  for (let i = 0; i < 2; i++) {
+    const r = await http(c, 'GET', '/broken/run');
+    assert.equal(r.status, 200, r.body);
+    await until('broken failed', async () => (await task(d, 'broken')).status.status === 'start failed', 10_000, 50);
+  }
+  assert.equal((await http(c, 'DELETE', '/broken')).status, 200);
   // DELETE: stopped (its process gone) and removed.
   assert.equal((await http(c, 'DELETE', '/extra')).status, 200);
   await until('extra gone', () => !alive(extra));

@@ -194,7 +194,8 @@ export class DriverTasks implements MinisvTasks {
       case 'run': {
         if (!p) return problem(409, `${name} is not a one-time task (a Procfile has none; for a one-off process use einhyrningsins-dyno run)`, { task: name });
         if (!oneTime) return problem(409, `${name} is not a one-time task (oneTime is false): restart it instead`, { task: name });
-        if (live.length > 0 || (snap?.config.number ?? 0) > 0) return problem(409, `${name} is already running`, { task: name, pids: live.map((w) => w.pid) });
+        // Wanted but not spawned yet counts as running; a run whose spawn failed (FATAL) does not.
+        if (live.length > 0 || ((snap?.config.number ?? 0) > 0 && !snap?.gaveUp)) return problem(409, `${name} is already running`, { task: name, pids: live.map((w) => w.pid) });
         this.d.log.info(`[${name}] run (HTTP): running the one-time task`);
         const control = this.d.config?.control;
         // As minisv opens the log at each run: with logsuffixdate, each run gets a file of its own date.
