@@ -313,6 +313,7 @@ test("router: minisv's paths, methods and statuses; nothing is called for a refu
   assert.deepEqual(await r('POST', '/a/stop'), { status: 405, body: { error: 'POST /a/stop is not allowed (use GET)', task: 'a' }, allow: 'GET' });
   assert.equal((await r('PUT', '/a')).allow, 'POST, DELETE');
   assert.equal((await r('GET', '/a')).status, 405);
+  assert.equal((await r('GET', '/b')).status, 404, 'not a task: 404, as hsup answers an unknown path');
   assert.equal((await r('POST', '/')).status, 405);
   assert.equal((await r('DELETE', '/b')).status, 404);
   assert.equal((await r('GET', '/a/b/c')).status, 404);
