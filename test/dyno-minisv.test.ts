@@ -84,8 +84,10 @@ test("minisv.json: tasks run with date-suffixed log files and logdate lines; GET
       logfileprefix: 'box1-',
       logsuffixdate: '20060102.150405.000',
       logdate: '2006/01/02 15:04:05',
+      logreopen: '1s',
       graylog: { remote: '' },
       tasks: {
+        ticker: { command: '/bin/sh', args: ['-c', 'while :; do echo tick; sleep 0.2; done'] },
         web: { ...sleeper('web-up'), workdir: '.', wait: 5 },
         pull: { command: '/bin/sh', args: ['-c', 'echo pulled in $PWD; sleep 0.3; exit 3'], workdir: 'logs', oneTime: true },
       },
@@ -99,7 +101,9 @@ test("minisv.json: tasks run with date-suffixed log files and logdate lines; GET
   assert.match(d.stderr, /WARN: minisv\.json:1: graylog: not supported/);
   const web = await running(d, 'web');
   const all = await tasks(d);
-  assert.deepEqual(Object.keys(all).sort(), ['pull', 'web']);
+  assert.deepEqual(Object.keys(all).sort(), ['pull', 'ticker', 'web']);
+  // logreopen (1s here): every task's file reopened at each whole second, named again with the date.
+  await until('ticker files of 3 dates', () => readdirSync(join(dir, 'logs')).filter((f) => f.startsWith('box1-ticker.log.')).length >= 3, 15_000, 50);
   assert.deepEqual({ ...all.web, status: { ...all.web!.status, started: 'T' } }, {
     command: '/bin/sh',
     args: ['-c', 'echo web-up; exec sleep 300'],
@@ -144,7 +148,7 @@ test("minisv.json: tasks run with date-suffixed log files and logdate lines; GET
   const rot = await http(on(d), 'GET', '/web/rotate');
   assert.deepEqual(rot.json, { ok: true, task: 'web', action: 'rotate', message: 'reopened 1 log file' });
   process.kill(d.pid, 'SIGHUP');
-  await d.waitLog(/Got SIGHUP: Reopened 2 log files \(minisv's meaning\)/);
+  await d.waitLog(/Got SIGHUP: Reopened 3 log files \(minisv's meaning\)/);
   assert.equal((await task(d, 'web')).pids[0], web, 'HUP restarted nothing');
   assert.equal((await d.stop()).code, 0);
 });
