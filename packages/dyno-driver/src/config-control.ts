@@ -18,6 +18,7 @@ import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs } from './program-logs.js';
+import { ProgramReleases } from './program-releases.js';
 import type { TypeLaunch } from './release-applier.js';
 
 export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
@@ -123,9 +124,13 @@ export class ConfigControl {
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
+    this.releases = new ProgramReleases(runtime, log, source.env, now);
+    source.onClose(() => this.releases.stop());
   }
 
   readonly logs: ProgramLogs;
+  /** The programs' fetch= and watch=. */
+  readonly releases: ProgramReleases;
 
   /** supervisord's SIGUSR2: reopen the log files. */
   installSignals(): void {
@@ -141,6 +146,8 @@ export class ConfigControl {
 
   /** Why a reload cannot carry the config's programs over yet, or null. */
   reloadProblem(): string | null {
+    const installing = this.releases.busy();
+    if (installing) return installing;
     // Their sockets, log files and output pipes are not in the snapshot yet.
     return 'not supported yet with --config (the programs\' sockets and log files are not in the snapshot); use restart';
   }
@@ -314,6 +321,7 @@ export class ConfigControl {
 
   /** After every batch of events: answer the waiters whose processes got there. */
   check(): void {
+    this.releases.changed(this.applier.current());
     for (const w of [...this.waiters]) {
       const answer = w.done(this.statuses(w.names));
       if (answer === null) continue;

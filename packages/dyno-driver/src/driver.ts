@@ -435,6 +435,7 @@ export class Driver implements CommandHost {
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
+      fetch: this.control?.releases.memories() ?? {},
     });
   }
 
@@ -461,6 +462,7 @@ export class Driver implements CommandHost {
       });
     }
     this.apply.release = state.release;
+    this.control?.releases.carry(state.fetch);
     this.phase.last = state.releasePhase;
     this.processWide();
     this.output.adopt(state.output);
