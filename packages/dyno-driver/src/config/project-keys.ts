@@ -91,7 +91,7 @@ export function parseAck(text: string): AckMode {
 /** `fetch=`: as --fetch URL. */
 export function parseFetch(text: string): string {
   const got = parseFetchUrl(text);
-  if ('problem' in got) throw new ValueError(got.problem.startsWith('expects') ? `fetch ${got.problem}` : got.problem);
+  if ('problem' in got) throw new ValueError(got.problem);
   return got.url;
 }
 
