@@ -68,12 +68,18 @@ function uptime(ms: number): string {
   return `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
 }
 
-/** supervisorctl status's lines: `group:name` (or `name` when they are the same), state, description. */
+/**
+ * supervisorctl status's lines: `group:name` (or `name` when they are the same), state,
+ * description, laid out as supervisorctl 4.2.5's `_show_statuses` does: the name padded to
+ * 3 more than the longest (at least 30), the state to 10, the description right after.
+ */
 export function statusLines(list: readonly ProcessStatus[]): string {
+  const label = (s: ProcessStatus) => (s.group === s.name ? s.name : `${s.group}:${s.name}`);
+  const width = Math.max(30, ...list.map((s) => label(s).length)) + 3;
   return (
     list
       .map((s) => {
-        const name = s.group === s.name ? s.name : `${s.group}:${s.name}`;
+        const name = label(s);
         const desc =
           s.state === 'RUNNING'
             ? `pid ${s.pid}, uptime ${uptime(s.uptimeMs ?? 0)}`
@@ -86,7 +92,7 @@ export function statusLines(list: readonly ProcessStatus[]): string {
                 : s.pid !== null
                   ? `pid ${s.pid}`
                   : '';
-        return `${name.padEnd(32)} ${s.state.padEnd(10)} ${desc}`.trimEnd();
+        return `${name.padEnd(width)}${s.state.padEnd(10)}${desc}`.trimEnd();
       })
       .join('\n') + '\n'
   );
