@@ -335,26 +335,24 @@ async function webAnswers(port: number): Promise<boolean> {
 }
 
 /**
- * Lines of the logger found in logger.log and its backups: intact, cut in two by a
- * rotation (its first part ends one file, the rest starts the next: counted once), and
- * missing (neither).
+ * The logger's lines in logger.log and its backups, read oldest first (logger.log.N ..
+ * .1, then logger.log): intact, cut in two by a rotation (a file that ends mid-line: the
+ * line goes on at the start of the next one), and lost (not in the files at all).
  */
 function countLogLines(dir: string): Result['logs'] {
-  const files = readdirSync(dir).filter((n) => /^logger\.log(\.\d+)?$/.test(n));
+  const files = readdirSync(dir)
+    .map((n) => /^logger\.log(?:\.(\d+))?$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(b[1] ?? 0) - Number(a[1] ?? 0))
+    .map((m) => m[0]);
+  const texts = files.map((f) => readFileSync(join(dir, f), 'utf8'));
+  const split = texts.slice(0, -1).filter((t) => t !== '' && !t.endsWith('\n')).length;
   const seen = new Set<number>();
-  const cut = new Set<number>();
-  for (const f of files) {
-    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
-      if (line === '') continue;
-      const m = /^line (\d{6}) x{87}$/.exec(line);
-      if (m) seen.add(Number(m[1]));
-      else {
-        const head = /^line (\d{6})/.exec(line);
-        if (head) cut.add(Number(head[1]));
-      }
-    }
+  for (const line of texts.join('').split('\n')) {
+    const m = /^line (\d{6}) x{87}$/.exec(line);
+    if (m) seen.add(Number(m[1]));
   }
-  return { written: LINES, intact: seen.size, split: cut.size, missing: LINES - seen.size - cut.size, files: files.length };
+  return { written: LINES, intact: seen.size - split, split, missing: LINES - seen.size, files: files.length };
 }
 
 async function onePass(runner: Runner, web: 'program' | 'fcgi-program', webProcs: number, full: boolean): Promise<Partial<Result> & { restart: Result['restart'] }> {
@@ -478,7 +476,7 @@ async function main(): Promise<void> {
         },
       ],
     ),
-    ['  longest time without a response, median (ms)', (x) => x.restarts.map((r) => cell(r.longestGapMs)).join(' / ')],
+    ['  longest time without a response, each restart (ms)', (x) => x.restarts.map((r) => cell(r.longestGapMs)).join(' / ')],
     ['  the restart command, median (ms)', (x) => cell(median(x.restarts.map((r) => r.cliMs)))],
     ['log rotation (64KB, 200 backups; 4 KiB block writes): lines intact / cut in two / missing', (x) => `${cell(x.full.logs!.intact)} / ${cell(x.full.logs!.split)} / ${cell(x.full.logs!.missing)} of ${cell(LINES)} (${x.full.logs!.files} files)`],
     ['`update` (1 changed, 1 added, 1 removed): until done (ms)', (x) => cell(x.full.update!.ms)],
