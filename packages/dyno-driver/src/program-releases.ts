@@ -99,10 +99,26 @@ export class ProgramReleases {
         cwd: x.directory ?? cwd,
         labels: { fetch: `[program:${name}] fetch`, watch: `[program:${name}] watch` },
         memory,
+        afterPutBack: () => this.startAgain(name),
       },
     );
     releases.start();
     return releases;
+  }
+
+  /**
+   * After a failed upgrade's put-back: a program restarted stop-then-start (no socket=) has
+   * lost its old processes, and its engine may have given up on the bad release (FATAL).
+   * Restarting it now runs the previous release, which is back on disk.
+   */
+  private startAgain(name: string): void {
+    const g = this.runtime.group(name);
+    if (!g) return;
+    const s = g.snapshot;
+    const live = s.workers.filter((w) => w.state === 'starting' || w.state === 'up').length;
+    if (s.shuttingDown !== null || s.upgrade !== null || (!s.gaveUp && live >= s.config.number)) return;
+    this.log.info(`[program:${name}] fetch: the failed upgrade left ${name} with ${live} of ${s.config.number} processes; starting it again on the previous release`);
+    this.runtime.feed({ type: 'request', targets: [name], request: { type: 'upgrade', mode: 'smooth' } });
   }
 
   /** The program's group as a release trigger sees it: an upgrade of it alone; its engine's state. */

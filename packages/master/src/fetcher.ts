@@ -39,6 +39,8 @@ export interface FetcherHost {
   log: ReleaseLog;
   /** The program file changed under our hands (installed, put back): watchers take it as it is. */
   installed(): void;
+  /** The previous release is back on disk after a failed upgrade (the group may need it started again). */
+  putBack?(): void;
 }
 
 /** Where the previous program is kept. */
@@ -256,6 +258,7 @@ export class Fetcher {
     // The old workers still run the previous program; no respawn may run the failed one.
     await keepAs(previous, program, this.tmpPath('back'));
     this.host.installed();
+    this.host.putBack?.();
     this.policy.refuse(got.key, got.hash);
     log.error(
       `${this.label}: release sha256 ${short} failed its upgrade (${outcome.message}); ${program} is the previous release again. ` +

@@ -68,6 +68,12 @@ export interface ReleaseHost {
   labels?: { fetch: string; watch: string };
   /** The fetcher's memory from the image before a reload. */
   memory?: FetchMemory | null;
+  /**
+   * After a failed upgrade's previous release is back on disk. A group that stops its old
+   * processes before starting new ones (a config's program without a socket) may be left
+   * without any: it starts them again, on the previous release.
+   */
+  afterPutBack?: () => void;
 }
 
 interface RunningFetcher {
@@ -137,6 +143,7 @@ export class Releases {
         installed: () => {
           for (const w of this.watchers) w.rebase();
         },
+        ...(this.host.afterPutBack ? { putBack: this.host.afterPutBack } : {}),
       },
     );
     this.fetcher = fetcher;
