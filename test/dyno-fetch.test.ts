@@ -128,6 +128,14 @@ test('--config fetch=: a new release of one program is installed and rolled out 
   assert.match(await get(port), / v2 /);
   // The status of the program is what it was: RUNNING.
   assert.match((await d.ctl('status')).at(-1)!.message, /web:web_0\s+RUNNING/);
+  // The failed release did not leave the program given up: a process that dies now is replaced (on v2).
+  const victim = pids(third, 'web')[0]!;
+  process.kill(victim, 'SIGKILL');
+  await until('the killed web process replaced', async () => {
+    const s = await d.state();
+    return upAll(s, { web: 2 }) && !pids(s, 'web').includes(victim) ? s : null;
+  }, 20_000);
+  assert.match(await get(port), / v2 /);
   assert.deepEqual(tempFiles(dir), []);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });

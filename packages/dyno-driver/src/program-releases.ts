@@ -108,8 +108,10 @@ export class ProgramReleases {
 
   /**
    * After a failed upgrade's put-back: a program restarted stop-then-start (no socket=) has
-   * lost its old processes, and its engine may have given up on the bad release (FATAL).
-   * Restarting it now runs the previous release, which is back on disk.
+   * lost its old processes, and the engine may have given up on the bad release (FATAL, or
+   * `startretries` used up while the old processes still serve: a later crash of one would
+   * not be replaced). Setting its quantity again clears that and starts what is missing, on
+   * the previous release, which is back on disk; processes that serve are not touched.
    */
   private startAgain(name: string): void {
     const g = this.runtime.group(name);
@@ -117,8 +119,8 @@ export class ProgramReleases {
     const s = g.snapshot;
     const live = s.workers.filter((w) => w.state === 'starting' || w.state === 'up').length;
     if (s.shuttingDown !== null || s.upgrade !== null || (!s.gaveUp && live >= s.config.number)) return;
-    this.log.info(`[program:${name}] fetch: the failed upgrade left ${name} with ${live} of ${s.config.number} processes; starting it again on the previous release`);
-    this.runtime.feed({ type: 'request', targets: [name], request: { type: 'upgrade', mode: 'smooth' } });
+    this.log.info(`[program:${name}] fetch: the failed release left ${name} with ${live} of ${s.config.number} processes${s.gaveUp ? ' (given up)' : ''}; starting what is missing on the previous release`);
+    this.runtime.feed({ type: 'request', targets: [name], request: { type: 'setWorkers', count: s.config.number } });
   }
 
   /** The program's group as a release trigger sees it: an upgrade of it alone; its engine's state. */
