@@ -98,7 +98,8 @@ function config(l: Layout): string {
     'pidfile = %(here)s/supervisord.pid',
     'childlogdir = %(here)s',
     'nodaemon = true',
-    'user = root',
+    // As root supervisord logs a CRIT line unless told it is meant (a non-root user: no user= at all).
+    ...(process.getuid?.() === 0 ? ['user = root'] : []),
     '',
     '[unix_http_server]',
     'file = %(here)s/supervisor.sock',
