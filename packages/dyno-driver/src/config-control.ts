@@ -98,6 +98,13 @@ export function statusLines(list: readonly ProcessStatus[]): string {
   );
 }
 
+/** minisv's started/finished of a task: its last process's start, the last exit (wall clock, ms). */
+export interface ProgramRun {
+  startedAt: number | null;
+  finishedAt?: number;
+  exit?: { code: number | null; signal: string | null };
+}
+
 interface Waiter {
   names: string[];
   done: (statuses: ProcessStatus[]) => string | null;
@@ -109,9 +116,12 @@ export class ConfigControl {
   private readonly waiters = new Set<Waiter>();
   /** Per program, the slots whose last process exited unasked, and how. */
   private readonly exits = new Map<string, Map<number, string>>();
+  /** Per program, when its last process started and when the last one ended, and how (wall clock, ms): minisv's status. */
+  readonly runs = new Map<string, ProgramRun>();
 
   /** A process of `program` exited (before its engine hears of it): asked to, or on its own. */
   private noteExit(program: string, pid: number, slot: number, code: number | null, signal: string | null): void {
+    this.runs.set(program, { ...(this.runs.get(program) ?? { startedAt: null }), finishedAt: Date.now(), exit: { code, signal } });
     const w = this.group(program)?.snapshot.workers.find((x) => x.pid === pid);
     const asked = !w || w.state === 'stopping' || w.state === 'killed';
     const m = this.exits.get(program) ?? new Map<number, string>();
@@ -236,6 +246,7 @@ export class ConfigControl {
       killGroup: x?.killasgroup ?? false,
       log: common.log,
       output: (child, slot) => {
+        this.runs.set(program.name, { ...this.runs.get(program.name), startedAt: Date.now() });
         const x = program.processes[slot];
         if (x) this.logs.route(x, child);
         else common.output(processName(program, slot), child);
@@ -247,11 +258,11 @@ export class ConfigControl {
     };
   }
 
-  private programs(): ProgramConfig[] {
+  programs(): ProgramConfig[] {
     return this.source.model?.programs ?? [];
   }
 
-  private group(name: string): RuntimeGroup<TypeLaunch> | undefined {
+  group(name: string): RuntimeGroup<TypeLaunch> | undefined {
     return this.runtime.groups().find((g) => g.name === name && !g.retiring);
   }
 

@@ -28,6 +28,7 @@ import { UsageError } from './errors.js';
 import type { PreparedRelease } from './release.js';
 import type { FirstLook, ReleaseSource, Rejection } from './releases.js';
 import { programQuantity } from './program-launch.js';
+import { isMinisvConfig, readMinisvConfig, type MinisvConfig } from './minisv/json-config.js';
 
 const BACKLOG = 511;
 
@@ -65,8 +66,69 @@ export class ConfigSource implements ReleaseSource {
     return `config ${this.file}`;
   }
 
+  /** minisv.json's own settings (logs, logreopen, http) when the file is minisv's JSON. */
+  minisv: MinisvConfig | null = null;
+  /** Programs added online (`POST /NAME`): kept across `update` and SIGHUP until deleted. */
+  private readonly online = new Map<string, ProgramConfig>();
+
   private read(): ConfigModel {
-    return readConfig(this.file, { cwd: this.cwd, env: this.env });
+    let model: ConfigModel;
+    if (isMinisvConfig(this.file)) {
+      const m = readMinisvConfig(this.file, this.cwd);
+      this.minisv = m;
+      model = m.model;
+    } else model = readConfig(this.file, { cwd: this.cwd, env: this.env });
+    return this.withOnline(model);
+  }
+
+  /** The file's programs and those added online (a name the file now defines is the file's again). */
+  private withOnline(model: ConfigModel): ConfigModel {
+    if (this.online.size === 0) return model;
+    const names = new Set(model.programs.map((p) => p.name));
+    for (const n of [...this.online.keys()]) {
+      if (!names.has(n)) continue;
+      this.log.warn(`${this.file} now defines ${n}, which was added through the HTTP API: the file's definition counts from now on`);
+      this.online.delete(n);
+    }
+    const extra = [...this.online.values()];
+    return {
+      ...model,
+      programs: [...model.programs, ...extra],
+      groups: [...model.groups, ...extra.map((p) => ({ name: p.name, priority: p.priority, programs: [p.name], explicit: false, loc: p.loc }))],
+    };
+  }
+
+  /** Whether `name` was added online. */
+  isOnline(name: string): boolean {
+    return this.online.has(name);
+  }
+
+  /** `POST /NAME`: the running set plus `p` (its socket bound first), as a release to apply. */
+  async add(p: ProgramConfig, current: PreparedRelease | null): Promise<PreparedRelease> {
+    const model = this.model as ConfigModel;
+    const next: ConfigModel = {
+      ...model,
+      programs: [...model.programs, p],
+      groups: [...model.groups, { name: p.name, priority: p.priority, programs: [p.name], explicit: false, loc: p.loc }],
+    };
+    if (this.cleanup) await this.bindSockets({ ...next, programs: [p] }, this.cleanup);
+    this.online.set(p.name, p);
+    this.model = next;
+    return releaseFromConfig(next, (current?.version ?? 0) + 1, this.file);
+  }
+
+  /** `DELETE /NAME`: the running set without it (a program of the file comes back at `update`). */
+  remove(name: string, current: PreparedRelease | null): PreparedRelease {
+    const model = this.model as ConfigModel;
+    this.online.delete(name);
+    const group = model.programs.find((p) => p.name === name)?.group;
+    const next: ConfigModel = {
+      ...model,
+      programs: model.programs.filter((p) => p.name !== name),
+      groups: model.groups.map((g) => (g.name === group ? { ...g, programs: g.programs.filter((n) => n !== name) } : g)).filter((g) => g.programs.length > 0),
+    };
+    this.model = next;
+    return releaseFromConfig(next, (current?.version ?? 0) + 1, this.file);
   }
 
   /** The file read now, checked, without changing anything (`reread`). */

@@ -37,6 +37,8 @@ export interface DynoReloadState {
   output: OutputPipes[];
   /** Per program with fetch=: what its fetcher knew (refused releases); absent from older images. */
   fetch?: Record<string, FetchMemory>;
+  /** The --http listener (absent from an older image's snapshot). */
+  http?: { fd: number } | null;
 }
 
 /** The driver's snapshot for the next image. */
@@ -52,6 +54,7 @@ export function dynoReloadState(d: {
   verbosity: number;
   output: OutputPipes[];
   fetch: Record<string, FetchMemory>;
+  http: { fd: number } | null;
 }): DynoReloadState {
   const groups: DynoReloadState['groups'] = {};
   for (const g of d.runtime.groups()) {
@@ -74,12 +77,13 @@ export function dynoReloadState(d: {
     groups,
     output: d.output,
     fetch: d.fetch,
+    http: d.http,
   };
 }
 
 /** The fds the new image takes over, besides the control socket and its connections. */
 export function stateFds(state: DynoReloadState): number[] {
-  return [...(state.listener ? [state.listener.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
 }
 
 export interface DynoTakenOver {

@@ -7,7 +7,7 @@ export { childEnv } from './child-env.js';
 export { resolveProgram, ProgramError } from './program.js';
 export { normalizeSignal } from './signals.js';
 export { VERSION } from './version.js';
-export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-server.js';
+export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, DEFAULT_IDLE_TIMEOUT_MS, serveHttpOnly, type ReplyFields, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-server.js';
 export { refuseForeignWorkerCommand, dispatch, helpMessage, COMMAND_TABLE } from './commands/entries.js';
 export type { CommandHost, CommandEntry, Program } from './commands/table.js';
 export { Logger } from './log.js';

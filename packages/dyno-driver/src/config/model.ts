@@ -19,6 +19,10 @@ export interface LogConfig {
   maxBytes: number;
   /** How many rotated files (name.1 .. name.N) to keep; 0: truncate in place. */
   backups: number;
+  /** minisv's logsuffixdate: a Go time layout; the file is PATH.<now formatted>, named again at each reopen. */
+  dateSuffix?: string;
+  /** minisv's logdate: a Go time layout written with ': ' before every line. */
+  linePrefix?: string;
 }
 
 /** `socket=`: bound once by the runtime, shared by every process of the program. */
@@ -76,6 +80,15 @@ export interface ProcessConfig {
   fetch: FetchConfig | null;
   /** `watch=`: absolute paths whose change restarts (rolls) the program. */
   watch: string[];
+  /**
+   * A one-time task (minisv's oneTime, the INI key onetime=): never started by itself nor
+   * restarted; `run` (HTTP) or `start` runs it once to its end.
+   */
+  oneTime?: boolean;
+  /** A rolling restart's new process must be up this long before an old one is stopped (minisv's startTime). */
+  minReadySecs?: number;
+  /** The first wait after a failed start, doubling (minisv's restartPause); default 1 s. */
+  respawnDelaySecs?: number;
 }
 
 export interface ProgramConfig {

@@ -51,7 +51,7 @@ export const PROGRAM_KEYS = new Set([
   'startsecs', 'startretries', 'exitcodes', 'stopsignal', 'stopwaitsecs', 'stopasgroup', 'killasgroup',
   'user', 'redirect_stderr', 'stdout_logfile', 'stdout_logfile_maxbytes', 'stdout_logfile_backups',
   'stderr_logfile', 'stderr_logfile_maxbytes', 'stderr_logfile_backups', 'environment', 'directory',
-  'umask', 'socket', 'handoff', 'ack', 'fetch', 'fetch_interval', 'fetch_max_size', 'watch',
+  'umask', 'socket', 'handoff', 'ack', 'fetch', 'fetch_interval', 'fetch_max_size', 'watch', 'onetime',
 ]);
 
 /** supervisord's other [program:x] keys: valid there, warned about and ignored here. */
@@ -150,6 +150,9 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
   const fetch: FetchConfig | null =
     fetchUrl === null ? null : { url: fetchUrl, intervalSec: fetchInterval ?? FETCH_INTERVAL_SEC, maxBytes: fetchMaxSize ?? FETCH_MAX_BYTES };
   const watch = r.optional('watch', common, (v) => parseWatch(v, ctx.cwd)) ?? [];
+  // This project's onetime= (minisv's oneTime): run only when asked, to its end, never restarted.
+  const oneTime = r.get('onetime', 'false', common, boolean);
+  if (oneTime && socket) throw new ConfigError(r.loc('onetime'), 'onetime: a one-time program cannot have a socket= (it is not a server)');
 
   const processes: ProcessConfig[] = [];
   const seenDirs = new Set<string>();
@@ -194,6 +197,7 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
       autorestart, exitcodes, startsecs, startretries, user, stopsignal, stopwaitsecs, stopasgroup, killasgroup,
       redirectStderr, stdout: logs.stdout, stderr: logs.stderr,
       environment: { ...ctx.globalEnv, ...environment }, socket, handoff, ack, fetch, watch,
+      ...(oneTime ? { oneTime: true } : {}),
     });
   }
   processes.sort((a, b) => (a.priority !== b.priority ? a.priority - b.priority : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
