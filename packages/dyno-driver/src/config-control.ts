@@ -18,6 +18,7 @@ import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs } from './program-logs.js';
+import { ProgramReleases } from './program-releases.js';
 import type { TypeLaunch } from './release-applier.js';
 
 export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
@@ -67,12 +68,18 @@ function uptime(ms: number): string {
   return `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
 }
 
-/** supervisorctl status's lines: `group:name` (or `name` when they are the same), state, description. */
+/**
+ * supervisorctl status's lines: `group:name` (or `name` when they are the same), state,
+ * description, laid out as supervisorctl 4.2.5's `_show_statuses` does: the name padded to
+ * 3 more than the longest (at least 30), the state to 10, the description right after.
+ */
 export function statusLines(list: readonly ProcessStatus[]): string {
+  const label = (s: ProcessStatus) => (s.group === s.name ? s.name : `${s.group}:${s.name}`);
+  const width = Math.max(30, ...list.map((s) => label(s).length)) + 3;
   return (
     list
       .map((s) => {
-        const name = s.group === s.name ? s.name : `${s.group}:${s.name}`;
+        const name = label(s);
         const desc =
           s.state === 'RUNNING'
             ? `pid ${s.pid}, uptime ${uptime(s.uptimeMs ?? 0)}`
@@ -85,7 +92,7 @@ export function statusLines(list: readonly ProcessStatus[]): string {
                 : s.pid !== null
                   ? `pid ${s.pid}`
                   : '';
-        return `${name.padEnd(32)} ${s.state.padEnd(10)} ${desc}`.trimEnd();
+        return `${name.padEnd(width)}${s.state.padEnd(10)}${desc}`.trimEnd();
       })
       .join('\n') + '\n'
   );
@@ -133,9 +140,13 @@ export class ConfigControl {
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
+    this.releases = new ProgramReleases(runtime, log, source.env, now);
+    source.onClose(() => this.releases.stop());
   }
 
   readonly logs: ProgramLogs;
+  /** The programs' fetch= and watch=. */
+  readonly releases: ProgramReleases;
 
   /** supervisord's SIGUSR2: reopen the log files. */
   installSignals(): void {
@@ -151,6 +162,8 @@ export class ConfigControl {
 
   /** Why a reload cannot carry the config's programs over yet, or null. */
   reloadProblem(): string | null {
+    const installing = this.releases.busy();
+    if (installing) return installing;
     // Their sockets, log files and output pipes are not in the snapshot yet.
     return 'not supported yet with --config (the programs\' sockets and log files are not in the snapshot); use restart';
   }
@@ -333,6 +346,7 @@ export class ConfigControl {
 
   /** After every batch of events: answer the waiters whose processes got there. */
   check(): void {
+    this.releases.changed(this.applier.current());
     for (const w of [...this.waiters]) {
       const answer = w.done(this.statuses(w.names));
       if (answer === null) continue;

@@ -12,6 +12,7 @@ import * as native from 'native-reuseport';
 import {
   StartupError,
   checkHandoff,
+  fetchTargetOf,
   listenOn,
   listenUnixBind,
   parseBindSpec,
@@ -57,7 +58,7 @@ export class ConfigSource implements ReleaseSource {
   constructor(
     readonly file: string,
     private readonly cwd: string,
-    private readonly env: NodeJS.ProcessEnv,
+    readonly env: NodeJS.ProcessEnv,
     private readonly log: Logger,
   ) {}
 
@@ -134,7 +135,30 @@ export class ConfigSource implements ReleaseSource {
   peek(): ConfigModel {
     const model = this.read();
     this.checkUsers(model);
+    this.checkFetch(model);
     return model;
+  }
+
+  /**
+   * fetch=: the executable each program's fetcher replaces (found as a spawn finds it, in
+   * the program's PATH and directory), writable where it is, and not another fetching
+   * program's. A problem is one line at the fetch= key.
+   */
+  checkFetch(model: ConfigModel): Map<string, string> {
+    const targets = new Map<string, string>();
+    const owner = new Map<string, string>();
+    for (const p of model.programs) {
+      const x = p.processes[0];
+      if (!x?.fetch || !p.fetchLoc) continue;
+      const at = `${where(p.fetchLoc)}: [program:${p.name}] fetch`;
+      const got = fetchTargetOf(x.argv[0] as string, { ...this.env, ...x.environment }, x.directory ?? dirname(this.file));
+      if ('problem' in got) throw new UsageError(`${at}: ${got.problem}`);
+      const other = owner.get(got.target);
+      if (other !== undefined) throw new UsageError(`${at}: ${got.target} is already replaced by the fetch= of [program:${other}]; one fetcher per executable`);
+      owner.set(got.target, p.name);
+      targets.set(p.name, got.target);
+    }
+    return targets;
   }
 
   firstLook(warn: Warn): FirstLook {
@@ -147,6 +171,7 @@ export class ConfigSource implements ReleaseSource {
       throw err;
     }
     this.checkUsers(model);
+    this.checkFetch(model);
     this.model = model;
     for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
     return { initial: releaseFromConfig(model, 1, this.file), webPossible: false, port: undefined };
@@ -221,6 +246,7 @@ export class ConfigSource implements ReleaseSource {
   async readAgain(current: PreparedRelease | null, _running: boolean, warn: Warn): Promise<PreparedRelease> {
     const model = this.read();
     this.checkUsers(model);
+    this.checkFetch(model);
     if (this.cleanup) await this.bindSockets(model, this.cleanup);
     this.model = model;
     for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
@@ -231,7 +257,15 @@ export class ConfigSource implements ReleaseSource {
     /* nothing arrives by itself: `upgrade` and SIGHUP read the file again */
   }
 
+  /** What else stops when the driver stops taking releases (the programs' fetch= and watch=). */
+  private readonly closers: Array<() => void> = [];
+
+  onClose(f: () => void): void {
+    this.closers.push(f);
+  }
+
   close(): void {
-    /* the sockets are closed by the driver's cleanup */
+    // (the sockets are closed by the driver's cleanup)
+    for (const f of this.closers.splice(0)) f();
   }
 }

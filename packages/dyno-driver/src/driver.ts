@@ -438,6 +438,7 @@ export class Driver implements CommandHost {
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
+      fetch: this.control?.releases.memories() ?? {},
       http: this.front.server ? { fd: this.front.server.fd } : null,
     });
   }
@@ -465,6 +466,7 @@ export class Driver implements CommandHost {
       });
     }
     this.apply.release = state.release;
+    this.control?.releases.carry(state.fetch);
     this.phase.last = state.releasePhase;
     if (state.http) await this.front.open(this.http, this.cleanup, state.http.fd);
     this.processWide();

@@ -44,7 +44,9 @@ export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
     long: 'config',
     arg: 'FILE',
     for: START,
-    help: "Run the [program:x] sections of a supervisord-style config FILE instead of a Procfile (one process type per program).",
+    help:
+      "Run the [program:x] sections of a supervisord-style config FILE instead of a Procfile (one process type per program; " +
+      'besides supervisord\'s keys: socket=, handoff=, ack=, fetch=URL with fetch_interval= and fetch_max_size=, watch=PATH[,PATH]).',
   },
   {
     long: 'http',

@@ -197,9 +197,12 @@ export function readTask(name: string, node: JsonNode, opts: TaskOptions): Progr
     socket,
     handoff,
     ack: oneTime ? { kind: 'timer', seconds: 0 } : ack,
+    // This project's fetch= and watch= are INI keys only.
+    fetch: null,
+    watch: [],
     ...(oneTime ? { oneTime: true } : {}),
     ...(startTime > 0 && !oneTime ? { minReadySecs: startTime } : {}),
     ...(restartPause !== null ? { respawnDelaySecs: restartPause } : {}),
   };
-  return { name, group: name, loc: { file: '', line: node.line }, priority: 999, processes: [x] };
+  return { name, group: name, loc: { file: '', line: node.line }, priority: 999, fetchLoc: null, processes: [x] };
 }
