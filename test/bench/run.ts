@@ -25,8 +25,8 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale  --out FILE
- * --scale-n 128,256,1000  --scale-idle 10  --window-rounds 3
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale|window  --out FILE
+ * --scale-n 128,256,1000  --scale-idle 10  --scale-upgrades 10  --scale-upgrade-s 90  --window-rounds 3
  * Then the upgrade-window phase (test/bench/window.ts): latency and capacity lost around each
  * upgrade under load, ours against the baseline restarting its children the way Server::Starter
  * does, as ratios (--window-rounds).
@@ -66,6 +66,8 @@ interface Config {
   out: string;
   scaleNs: number[];
   scaleIdleS: number;
+  scaleUpgrades: number;
+  scaleUpgradeS: number;
   windowRounds: number;
 }
 
@@ -90,6 +92,8 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   only: { env: 'BENCH_ONLY', def: '', help: '"startup", "logfile", "scale" or "window": run only that phase' },
   'scale-n': { env: 'BENCH_SCALE_N', def: '128,256,1000', help: 'scale phase: worker counts (0: skip the scale phase)' },
   'scale-idle': { env: 'BENCH_SCALE_IDLE_S', def: '10', help: 'scale phase: seconds of idle master CPU measured once all are up (0: skip)' },
+  'scale-upgrades': { env: 'BENCH_SCALE_UPGRADES', def: '10', help: 'scale phase: upgrades of each N, back to back (RSS per worker after the first and the last)' },
+  'scale-upgrade-s': { env: 'BENCH_SCALE_UPGRADE_S', def: '90', help: 'scale phase: ... or fewer, once they have taken this many seconds' },
   'window-rounds': {
     env: 'BENCH_WINDOW_ROUNDS',
     def: '3',
@@ -151,6 +155,8 @@ function parseConfig(argv: string[]): Config {
     only: get('only'),
     scaleNs: get('scale-n') === '0' ? [] : get('scale-n').split(',').map((x) => Number(x.trim())),
     scaleIdleS: num('scale-idle', 0),
+    scaleUpgrades: Math.max(1, Math.round(num('scale-upgrades', 1))),
+    scaleUpgradeS: num('scale-upgrade-s', 0),
     windowRounds: Math.round(num('window-rounds', 0)),
     out: get('out') || join(tmpdir(), `einhyrningsins-bench-${stamp}.json`),
   };
@@ -605,7 +611,7 @@ async function main(): Promise<number> {
   process.on('exit', killEverything);
   // Hard bound on the whole run: a hung phase must not hang the bench.
   const perN = 12 + 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
-  const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + 400) + 60;
+  const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + cfg.scaleUpgradeS + 400) + 60;
   const windowS = cfg.windowRounds * 2 * (WINDOW_DEFAULTS.seconds + WINDOW_DEFAULTS.warmupS + 40);
   const boundS = perN * cfg.ns.length + scaleS + windowS;
   const watchdog = setTimeout(() => {
@@ -683,7 +689,7 @@ async function main(): Promise<number> {
   let scale: ScaleResult | null = null;
   if (cfg.scaleNs.length > 0 && (cfg.only === '' || cfg.only === 'scale')) {
     try {
-      scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS }, note);
+      scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS, upgrades: cfg.scaleUpgrades, upgradeS: cfg.scaleUpgradeS }, note);
     } catch (err) {
       note(`scale phase failed: ${(err as Error).stack ?? String(err)}`);
       killScale();
