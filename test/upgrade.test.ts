@@ -16,8 +16,8 @@ test('upgrades under load drop no request and switch to the new release', async 
   await upgradesUnderLoad([]);
 });
 
-test('with the handover paced (--handover-after-boot --handover-gap 0.2) upgrades under load drop no request either', async () => {
-  await upgradesUnderLoad(['--handover-after-boot', '--handover-gap', '0.2']);
+test('with the handover paced (--handover after-boot --handover-gap 0.2) upgrades under load drop no request either', async () => {
+  await upgradesUnderLoad(['--handover', 'after-boot', '--handover-gap', '0.2']);
 });
 
 async function upgradesUnderLoad(extra: string[]): Promise<void> {

@@ -64,10 +64,12 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       'as einhorn; e.g. 2 for a release that might crash right after its ack).',
   },
   {
-    long: 'handover-after-boot',
+    long: 'handover',
+    arg: 'at-ack|after-boot',
     help:
-      'During a smooth upgrade, ask no old child to drain while a new one is still starting (not acked): ' +
-      'the new children take over the connections once booting no longer competes with them for the CPU.',
+      'When a smooth upgrade asks the old children to drain: at-ack, one per new child up (einhorn\'s); after-boot, ' +
+      'only once no new child is still starting, so that booting does not compete for the CPU with the new ' +
+      'children taking over the connections (default at-ack).',
   },
   {
     long: 'handover-gap',

@@ -36,7 +36,7 @@ export interface Options {
   ackMode: AckModeOption;
   ackTimeoutSec: number;
   minReadySec: number;
-  /** --handover-after-boot / --handover-gap: the pacing of a smooth upgrade's handover. */
+  /** --handover / --handover-gap: the pacing of a smooth upgrade's handover. */
   handoverAfterBoot: boolean;
   handoverGapSec: number;
   retries: number | null;
@@ -206,8 +206,9 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     case 'min-ready':
       o.minReadySec = seconds(name, v);
       return;
-    case 'handover-after-boot':
-      o.handoverAfterBoot = true;
+    case 'handover':
+      if (v !== 'at-ack' && v !== 'after-boot') throw new UsageError(`${name} expects at-ack or after-boot, got '${v}'`);
+      o.handoverAfterBoot = v === 'after-boot';
       return;
     case 'handover-gap':
       o.handoverGapSec = seconds(name, v);

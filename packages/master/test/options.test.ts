@@ -176,10 +176,11 @@ test('VERSION matches package.json', () => {
   assert.equal(VERSION, pkg.version);
 });
 
-test('--handover-after-boot and --handover-gap set the engine\'s handover pacing; without them there is none (einhorn\'s)', () => {
+test('--handover and --handover-gap set the engine\'s handover pacing; without them there is none (einhorn\'s)', () => {
   assert.equal(coreConfig(parseArgs(['--', 'prog'])).handover, undefined);
-  assert.deepEqual(coreConfig(parseArgs(['--handover-after-boot', '--', 'prog'])).handover, { afterBoot: true, gapMs: 0 });
+  assert.deepEqual(coreConfig(parseArgs(['--handover', 'after-boot', '--', 'prog'])).handover, { afterBoot: true, gapMs: 0 });
+  assert.equal(coreConfig(parseArgs(['--handover', 'at-ack', '--', 'prog'])).handover, undefined);
   assert.deepEqual(coreConfig(parseArgs(['--handover-gap', '0.25', '--', 'prog'])).handover, { afterBoot: false, gapMs: 250 });
   assert.throws(() => parseArgs(['--handover-gap', 'soon', '--', 'prog']), (e: Error) => e instanceof UsageError && /--handover-gap expects a number of seconds, got 'soon'/.test(e.message));
-  assert.throws(() => parseArgs(['--handover-after-boot=1', '--', 'prog']), UsageError);
+  assert.throws(() => parseArgs(['--handover', 'later', '--', 'prog']), (e: Error) => e instanceof UsageError && /--handover expects at-ack or after-boot, got 'later'/.test(e.message));
 });
