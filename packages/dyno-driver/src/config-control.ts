@@ -18,6 +18,7 @@ import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs } from './program-logs.js';
+import { addGroups, removeGroups, type SetChange } from './program-set.js';
 import type { TypeLaunch } from './release-applier.js';
 
 export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
@@ -184,6 +185,63 @@ export class ConfigControl {
     });
   }
 
+  /**
+   * `add NAME...`: the process groups named, as the file says now, join the running
+   * config and start (their part of reread's diff only; the rest waits for `update`).
+   */
+  add(words: readonly string[], conn: ControlConnection, req: Request): void {
+    let file: ConfigModel;
+    try {
+      file = this.source.peek();
+    } catch (err) {
+      return conn.send({ message: `ERROR: ${(err as Error).message}; the running programs are untouched`, error: true }, req.id);
+    }
+    void this.addGroups(file, words, 'add').then((r) => conn.send({ message: r.lines.join('\n'), ...(r.ok ? {} : { error: true }) }, req.id));
+  }
+
+  /** `remove NAME...`: the process groups named, stopped first, leave the running config; their sockets close. */
+  remove(words: readonly string[], conn: ControlConnection, req: Request): void {
+    void this.removeGroups(words, 'remove').then((r) => conn.send({ message: r.lines.join('\n'), ...(r.ok ? {} : { error: true }) }, req.id));
+  }
+
+  /**
+   * The add primitive (also for programs given another way, e.g. as JSON: a ConfigModel
+   * of one): the groups named in `from` join the running config and start, in the
+   * applier's serial queue. A socket that cannot be bound changes nothing.
+   */
+  addGroups(from: ConfigModel, names: readonly string[], origin: string): Promise<SetChange> {
+    return this.change(origin, (running) => addGroups(running, from, names));
+  }
+
+  /** The remove primitive: groups none of whose processes runs leave the running config. */
+  removeGroups(names: readonly string[], origin: string): Promise<SetChange> {
+    return this.change(origin, (running) => removeGroups(running, names, (program) => this.isRunning(program)));
+  }
+
+  private change(origin: string, decide: (running: ConfigModel) => SetChange): Promise<SetChange> {
+    return new Promise((resolve) => {
+      this.applier.enqueue(async () => {
+        const running = this.source.model ?? { files: [], programs: [], groups: [], warnings: [] };
+        const r = decide(running);
+        if (r.done.length > 0) {
+          try {
+            const next = await this.source.install(r.model, this.applier.current());
+            this.log.info(`${origin} ${r.done.join(', ')}`);
+            this.applier.applyRelease(next, null, origin);
+          } catch (err) {
+            return resolve({ model: running, lines: [`ERROR: ${(err as Error).message}; the running programs are untouched`], ok: false, done: [] });
+          }
+        }
+        resolve(r);
+      });
+    });
+  }
+
+  /** Whether a process of the program is not yet STOPPED, EXITED or FATAL. */
+  private isRunning(program: string): boolean {
+    return this.statuses([program]).some((s) => s.state !== 'STOPPED' && s.state !== 'EXITED' && s.state !== 'FATAL') || this.runtime.groups().some((g) => g.name === program && g.retiring);
+  }
+
   reopen(conn: ControlConnection, req: Request): void {
     void this.logs.reopen().then((message) => conn.send({ message }, req.id));
   }
@@ -307,13 +365,25 @@ export class ConfigControl {
     this.wait({ names, conn, req, done: (list) => (list.every((s) => s.state === 'STOPPED' || s.state === 'EXITED' || s.state === 'FATAL') ? list.map((s) => `${s.name}: stopped`).join('\n') : null) });
   }
 
+  /** A removed or changed program's socket closes once no process of it is left (and no program wants it). */
+  private closeUnusedSockets(): void {
+    const used = new Set<string>();
+    for (const p of this.programs()) if (p.processes[0]?.socket) used.add(p.processes[0].socket.text);
+    for (const g of this.runtime.groups()) {
+      const text = g.spec.launch.process.program?.processes[0]?.socket?.text;
+      if (text) used.add(text);
+    }
+    for (const text of this.source.closeUnused(used)) this.log.info(`Closed socket ${text}: no program uses it any more`);
+  }
+
   private wait(w: Waiter): void {
     this.waiters.add(w);
     this.check();
   }
 
-  /** After every batch of events: answer the waiters whose processes got there. */
+  /** After every batch of events: answer the waiters whose processes got there; close the sockets no program uses. */
   check(): void {
+    this.closeUnusedSockets();
     for (const w of [...this.waiters]) {
       const answer = w.done(this.statuses(w.names));
       if (answer === null) continue;

@@ -49,8 +49,8 @@ export class ConfigSource implements ReleaseSource {
   rejected: Rejection | null = null;
   /** The model last read (warnings are said once start-up succeeded). */
   model: ConfigModel | null = null;
-  /** Bound sockets by their socket= text. */
-  private readonly sockets = new Map<string, SharedListener>();
+  /** Bound sockets by their socket= text, each with what closes it (once). */
+  private readonly sockets = new Map<string, { listener: SharedListener; release: () => void }>();
   private cleanup: Cleanup | null = null;
 
   constructor(
@@ -108,8 +108,7 @@ export class ConfigSource implements ReleaseSource {
     for (const p of model.programs) {
       const spec = p.processes[0]?.socket ?? null;
       if (!spec) continue;
-      const listener = this.sockets.get(spec.text) ?? (await this.bind(p, spec, cleanup));
-      this.sockets.set(spec.text, listener);
+      const listener = this.sockets.get(spec.text)?.listener ?? (await this.bind(p, spec, cleanup));
       try {
         checkHandoff(p.processes[0]?.handoff ?? [], this.handed([listener]));
       } catch (err) {
@@ -127,8 +126,7 @@ export class ConfigSource implements ReleaseSource {
       } catch (err) {
         throw new StartupError(`${what}: ${(err as Error).message}`);
       }
-      cleanup.add(bound.release);
-      return { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text };
+      return this.keep(spec.text, { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text }, bound.release, cleanup);
     }
     let bind;
     try {
@@ -137,8 +135,36 @@ export class ConfigSource implements ReleaseSource {
       throw new StartupError(`${what}: ${(err as Error).message}`);
     }
     const fd = listenOn(bind, { backlog: BACKLOG, v6Only: null, what });
-    cleanup.add(() => native.close(fd));
-    return { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port, text: `${bind.address}:${bind.port}` };
+    return this.keep(spec.text, { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port, text: `${bind.address}:${bind.port}` }, () => native.close(fd), cleanup);
+  }
+
+  /** A socket bound: kept by its socket= text; closed once, by closeUnused or at exit, whichever comes first. */
+  private keep(text: string, listener: SharedListener, release: () => void, cleanup: Cleanup): SharedListener {
+    this.sockets.set(text, { listener, release });
+    cleanup.add(() => this.closeSocket(text));
+    return listener;
+  }
+
+  private closeSocket(text: string): boolean {
+    const s = this.sockets.get(text);
+    if (!s) return false;
+    this.sockets.delete(text);
+    s.release();
+    return true;
+  }
+
+  /**
+   * Close every socket no program uses any more (`used`: the socket= texts of the running
+   * config's programs and of every group still running processes): a removed or changed
+   * program's socket goes once its last process is gone, its unix socket file with it.
+   */
+  closeUnused(used: ReadonlySet<string>): string[] {
+    const closed: string[] = [];
+    for (const text of [...this.sockets.keys()]) {
+      if (used.has(text)) continue;
+      if (this.closeSocket(text)) closed.push(text);
+    }
+    return closed;
   }
 
   private handed(listeners: readonly SharedListener[]): HandedSocket[] {
@@ -148,7 +174,7 @@ export class ConfigSource implements ReleaseSource {
   /** The sockets a program's processes get (fd 3). */
   listenersFor(p: ProgramConfig | undefined): SharedListener[] {
     const spec = p?.processes[0]?.socket;
-    const l = spec ? this.sockets.get(spec.text) : undefined;
+    const l = spec ? this.sockets.get(spec.text)?.listener : undefined;
     return l ? [l] : [];
   }
 
@@ -158,10 +184,19 @@ export class ConfigSource implements ReleaseSource {
 
   async readAgain(current: PreparedRelease | null, _running: boolean, warn: Warn): Promise<PreparedRelease> {
     const model = this.read();
+    const next = await this.install(model, current);
+    for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
+    return next;
+  }
+
+  /**
+   * `model` becomes the running config (update, add, remove): its users checked, its new
+   * sockets bound (a failure changes nothing), and the release that runs it.
+   */
+  async install(model: ConfigModel, current: PreparedRelease | null): Promise<PreparedRelease> {
     this.checkUsers(model);
     if (this.cleanup) await this.bindSockets(model, this.cleanup);
     this.model = model;
-    for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
     return releaseFromConfig(model, (current?.version ?? 0) + 1, this.file);
   }
 

@@ -65,6 +65,20 @@ function programCommand(name: 'start' | 'stop' | 'restart', help: string, usage:
   };
 }
 
+/** supervisorctl's add/remove: process group names ([group:x], or a program's own). */
+function groupCommand(name: 'add' | 'remove', help: string, usage: string): CommandEntry {
+  return {
+    programs: ['dyno'],
+    help: { dyno: `${help} (args: NAME ...)` },
+    arity: [0, Infinity, usage],
+    run(h, conn, req) {
+      if (!h.programs) return refuse(conn, req, `${name} is for programs of a --config file`);
+      if (req.args.length === 0) return refuse(conn, req, `${name}: missing argument; usage: ${usage}`);
+      h.programs[name](req.args, conn, req);
+    },
+  };
+}
+
 const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   'worker:ack': { programs: BOTH, arity: [0, Infinity, ''], run: (h, conn, req) => ackOrPing(h, conn, req) },
   'worker:ping': { programs: BOTH, arity: [0, Infinity, ''], run: (h, conn, req) => ackOrPing(h, conn, req) },
@@ -195,6 +209,8 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
       h.programs.update(conn, req);
     },
   },
+  add: groupCommand('add', 'Start process groups of the --config file that are not running yet (what reread calls available), nothing else', 'add NAME ...'),
+  remove: groupCommand('remove', 'Take stopped process groups out of the running config (their sockets close); stop them first', 'remove NAME ...'),
   tail: {
     programs: ['dyno'],
     help: { dyno: "The end of a --config process's log file; -f: and every line written later (args: [-f] NAME [stdout|stderr])" },

@@ -53,6 +53,9 @@ export interface ProgramCommands {
   /** The programs NAME|GROUP:*|all name (for `signal`), or why not. */
   resolveNames(words: readonly string[]): { names: string[] } | { error: string };
   update(conn: ControlConnection, req: Request): void;
+  /** supervisorctl's `add NAME...` and `remove NAME...` (process groups). */
+  add(words: readonly string[], conn: ControlConnection, req: Request): void;
+  remove(words: readonly string[], conn: ControlConnection, req: Request): void;
 }
 
 /** How a command's trailing words name groups, where groups have names. */
