@@ -5,7 +5,7 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { until } from './harness.js';
@@ -96,5 +96,106 @@ test('--config: add starts only the named group of the file read now; remove tak
   await until('tcp port closed', async () => (await tryConnect(port)) === 'ECONNREFUSED');
   await d.ready({ keep: 1, unix: 1, extra: 1, other: 1 });
   assert.equal(await pidOf(d, 'keep'), keepPid, 'keep untouched throughout');
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+/** A process that notes its start and its stop (SIGTERM) in FILE; with LOCK, it first takes that lock (flock -n) or exits 75. */
+const noter = (file: string, lock?: string) =>
+  `sh -c '${lock ? `exec 9>${lock}; flock -n 9 || { echo locked >> ${file}; exit 75; }; ` : ''}echo start $$ >> ${file}; trap "echo stop $$ >> ${file}; exit 0" TERM; trap "echo hup $$ >> ${file}" HUP; while :; do sleep 0.1 9>&-; done'`;
+
+const events = (dir: string, file: string) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').trim().split('\n') : []);
+
+test('--config: restart of a program without socket= stops it before it starts it (a lock held is free again); with socket= it rolls (new before old); update of a changed program without socket= the same', async () => {
+  const dir = newDir();
+  const port = await freePort();
+  const conf = (env: string) =>
+    writeFileSync(
+      join(dir, 'app.conf'),
+      [
+        `[program:locker]\ncommand = ${noter('locker.events', 'locker.lock')}\nstartsecs = 1\nstartretries = 0\nenvironment = V="${env}"\n`,
+        `[program:web]\ncommand = ${noter('web.events')}\nsocket = tcp://127.0.0.1:${port}\n`,
+      ].join('\n'),
+    );
+  conf('1');
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.ready({ locker: 1, web: 1 });
+  await until('started', () => events(dir, 'locker.events').length === 1 && events(dir, 'web.events').length === 1);
+  const [l1] = events(dir, 'locker.events').map((l) => l.split(' ')[1]);
+  const [w1] = events(dir, 'web.events').map((l) => l.split(' ')[1]);
+
+  assert.deepEqual(await reply(d, 'restart', ['locker']), { message: 'locker: stopped\nlocker: started', error: false });
+  const l = events(dir, 'locker.events');
+  assert.equal(l.length, 3, l.join('|'));
+  assert.deepEqual(l.slice(0, 2), [`start ${l1}`, `stop ${l1}`], 'the old one stopped first');
+  assert.match(l[2]!, /^start \d+$/, 'then the new one started, and got the lock');
+
+  assert.deepEqual(await reply(d, 'restart', ['web']), { message: 'web: restarted (rolling: new processes up before the old ones stopped)', error: false });
+  await until('web rolled', () => events(dir, 'web.events').length === 3);
+  const w = events(dir, 'web.events');
+  assert.equal(w[0], `start ${w1}`);
+  assert.match(w[1]!, /^start \d+$/, 'the new one first');
+  assert.equal(w[2], `stop ${w1}`, 'then the old one stopped');
+
+  // update with locker's environment changed: stop-then-start too (the engine's stopFirst).
+  const l2 = l[2]!.split(' ')[1];
+  conf('2');
+  assert.equal((await reply(d, 'update')).message, 'locker: updated process group');
+  await until('locker replaced', () => events(dir, 'locker.events').length === 5);
+  const after = events(dir, 'locker.events').slice(3);
+  assert.equal(after[0], `stop ${l2}`);
+  assert.match(after[1]!, /^start \d+$/);
+  await d.ready({ locker: 1, web: 1 });
+  assert.ok(!events(dir, 'locker.events').includes('locked'), 'no process ever found the lock taken');
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('--config: one process of several (GROUP:PROCESS): stop, start, restart and signal it alone; status per process; a crash elsewhere does not take its slot; bad names are one-line errors', async () => {
+  const dir = newDir();
+  writeFileSync(join(dir, 'app.conf'), `[program:multi]\ncommand = ${noter('%(process_num)02d.events')}\nnumprocs = 3\nprocess_name = %(program_name)s_%(process_num)02d\n`);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.ready({ multi: 3 });
+  const status = async () => (await reply(d, 'status')).message;
+  const pids = async () => Object.fromEntries([...(await status()).matchAll(/^multi:(multi_\d\d) +RUNNING +pid (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+  const p0 = await until('3 RUNNING', async () => {
+    const p = await pids();
+    return Object.keys(p).length === 3 ? p : null;
+  });
+
+  assert.deepEqual(await reply(d, 'stop', ['multi:multi_01']), { message: 'multi:multi_01: stopped', error: false });
+  assert.match(await status(), /^multi:multi_01 +STOPPED +Not started$/m);
+  assert.deepEqual(await pids(), { multi_00: p0.multi_00, multi_02: p0.multi_02 }, 'the others untouched');
+  assert.deepEqual(await reply(d, 'stop', ['multi:multi_01']), { message: 'multi:multi_01: ERROR (not running)', error: false });
+
+  // A crash of multi_02 is replaced as multi_02, not in the stopped multi_01.
+  process.kill(p0.multi_02!, 'SIGKILL');
+  const p1 = await until('multi_02 replaced', async () => {
+    const p = await pids();
+    return p.multi_02 && p.multi_02 !== p0.multi_02 ? p : null;
+  }, 20_000);
+  assert.deepEqual(Object.keys(p1).sort(), ['multi_00', 'multi_02']);
+  assert.match(await status(), /^multi:multi_01 +STOPPED/m);
+
+  assert.deepEqual(await reply(d, 'start', ['multi:multi_01']), { message: 'multi:multi_01: started', error: false });
+  const p2 = await pids();
+  assert.equal(p2.multi_00, p0.multi_00);
+  assert.equal(p2.multi_02, p1.multi_02);
+  assert.deepEqual(await reply(d, 'start', ['multi:multi_01']), { message: 'multi:multi_01: ERROR (already started)', error: false });
+
+  assert.deepEqual(await reply(d, 'restart', ['multi:multi_02']), { message: 'multi:multi_02: stopped\nmulti:multi_02: started', error: false });
+  const p3 = await pids();
+  assert.notEqual(p3.multi_02, p2.multi_02);
+  assert.equal(p3.multi_00, p0.multi_00);
+  assert.equal(p3.multi_01, p2.multi_01);
+
+  const sig = await reply(d, 'signal', ['HUP', 'multi:multi_00']);
+  assert.equal(sig.error, false, sig.message);
+  await until('multi_00 got HUP', () => events(dir, '00.events').includes(`hup ${p0.multi_00}`));
+  assert.ok(!events(dir, '01.events').some((l) => l.startsWith('hup')) && !events(dir, '02.events').some((l) => l.startsWith('hup')), 'only multi_00');
+
+  // Bad names: one line each, nothing touched.
+  assert.deepEqual(await reply(d, 'stop', ['multi:nope']), { message: 'No such process: multi:nope', error: true });
+  assert.deepEqual(await reply(d, 'stop', ['multi_01']), { message: 'No such process: multi_01 (a process of program multi: name it multi:multi_01)', error: true });
+  assert.deepEqual(await reply(d, 'signal', ['HUP', 'nope:x']), { message: 'No such group: nope (known programs: multi)', error: true });
+  assert.deepEqual(await pids(), p3);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });

@@ -60,7 +60,20 @@ export abstract class Decisions extends CoreState {
       this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
     }
 
-    // 2. Retire what is too much.
+    // 2. Retire what is too much: a slot no longer wanted first.
+    const wantedSlots = this.cfg.wantedSlots;
+    if (wantedSlots) {
+      const unwanted = this.list((w) => live(w) && !wantedSlots.includes(w.slot));
+      for (const w of unwanted) this.retire(w, 'its slot is no longer wanted', this.cfg.drainSignal);
+      if (unwanted.length) this.progress(`Sending ${this.cfg.drainSignal} to [${unwanted.map((w) => w.pid).filter((p) => p !== null).join(', ')}] (slots no longer wanted)`);
+    }
+    // supervisord's restart: every old worker stopped before a new one starts.
+    const stopFirst = this.upgrade !== null && this.cfg.stopFirst === true;
+    if (stopFirst) {
+      const old = this.list((w) => !isCur(w) && live(w));
+      for (const w of old) this.retire(w, 'restart: stopped before the new ones start', this.cfg.drainSignal);
+      if (old.length) this.progress(`Restart: stopping ${old.length} old worker${old.length === 1 ? '' : 's'} first: [${old.map((w) => w.pid).filter((p) => p !== null).join(', ')}]`);
+    }
     if (this.upgrade) {
       const cur = this.list((w) => isCur(w) && live(w));
       if (cur.length > target) this.retireSome(cur, cur.length - target, 'too many workers');
@@ -78,8 +91,9 @@ export abstract class Decisions extends CoreState {
       if (all.length > target) this.retireSome(all, all.length - target, 'too many workers');
     }
 
-    // 3. Start what is missing.
+    // 3. Start what is missing (after a stop-first restart's old workers are all gone).
     if (this.gaveUp) return;
+    if (stopFirst && this.count((w) => !isCur(w)) > 0) return;
     const curLive = this.count((w) => isCur(w) && live(w));
     const missing = this.upgrade ? target - curLive : target - this.count(live);
     if (missing <= 0) return;
@@ -113,7 +127,9 @@ export abstract class Decisions extends CoreState {
       if (!named || (w.generation === this.generation && (w.state === 'starting' || w.state === 'up'))) used.add(w.slot);
     }
     let slot = 0;
-    while (used.has(slot)) slot += 1;
+    const wanted = this.cfg.wantedSlots?.find((s) => !used.has(s));
+    if (wanted !== undefined) slot = wanted;
+    else while (used.has(slot)) slot += 1;
     const w: Worker = {
       id: this.nextId++,
       pid: null,

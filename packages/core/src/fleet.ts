@@ -36,8 +36,9 @@ export type GroupRequest =
   | { type: 'inc' }
   | { type: 'dec' }
   | { type: 'setWorkers'; count: number }
+  | { type: 'setSlots'; slots: readonly number[] }
   | { type: 'upgrade'; mode: UpgradeMode }
-  | { type: 'signal'; signals: string[] }
+  | { type: 'signal'; signals: string[]; slots?: readonly number[] }
   | { type: 'configure'; changes: ConfigChanges };
 
 /** Which groups a request goes to: the wanted ones, every one (the draining ones too), or these names. */

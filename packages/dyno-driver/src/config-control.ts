@@ -5,9 +5,9 @@
  * process's state is read from its group's engine (core/): a worker starting is
  * STARTING, up is RUNNING, asked to stop STOPPING; an empty slot the engine still
  * wants is BACKOFF after a failed start (else STARTING), FATAL once the engine gave up
- * (startretries), STOPPED when the program is stopped. `start` and `stop` answer once
- * every named process is RUNNING (or FATAL) or gone; `restart` of a program rolls it
- * (a new process up before an old one is stopped).
+ * (startretries), STOPPED when the program is stopped. `start`, `stop` and `restart`
+ * (process-commands.ts) act on programs or single processes (GROUP:PROCESS); `add` and
+ * `remove` (program-set.ts) change the running config by process group.
  */
 import type { CoreSnapshot } from '@einhyrningsins/core';
 import type { ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
@@ -19,20 +19,10 @@ import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs } from './program-logs.js';
 import { addGroups, removeGroups, type SetChange } from './program-set.js';
+import { ProcessCommands, fullName, type CommandResult, type ProcessStatus, type SupervisorState, type Target } from './process-commands.js';
+
+export { fullName, type ProcessStatus, type SupervisorState } from './process-commands.js';
 import type { TypeLaunch } from './release-applier.js';
-
-export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
-
-export interface ProcessStatus {
-  name: string;
-  group: string;
-  state: SupervisorState;
-  pid: number | null;
-  /** Milliseconds since it was spawned (RUNNING). */
-  uptimeMs: number | null;
-  /** EXITED: how (`exit 0`, `SIGTERM`). */
-  lastExit?: string;
-}
 
 /**
  * Each process of a program as supervisord would call it now. `exitedOnItsOwn`: the
@@ -40,10 +30,11 @@ export interface ProcessStatus {
  */
 export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: number, exitedOnItsOwn: ReadonlySet<number> = new Set()): ProcessStatus[] {
   const live = snap ? snap.workers.filter((w) => w.state === 'starting' || w.state === 'up').length : 0;
-  // The engine fills the lowest free slots first: that many empty slots are still wanted.
+  // Without a list of wanted slots the engine fills the lowest free ones first: that many empty slots are still wanted.
   let wantedEmpty = snap && !snap.shuttingDown ? Math.max(0, snap.config.number - live) : 0;
+  const wantedSlots = snap?.config.wantedSlots;
   return p.processes.map((x, slot) => {
-    const base = { name: x.name, group: x.group, pid: null, uptimeMs: null };
+    const base = { name: x.name, group: x.group, program: p.name, slot, pid: null, uptimeMs: null };
     if (!snap) return { ...base, state: 'STOPPED' };
     const ws = snap.workers.filter((w) => w.slot === slot);
     const w = ws.find((v) => v.state === 'up') ?? ws.find((v) => v.state === 'starting') ?? ws[0];
@@ -51,8 +42,9 @@ export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: 
       const state: SupervisorState = w.state === 'up' ? 'RUNNING' : w.state === 'starting' ? 'STARTING' : 'STOPPING';
       return { ...base, state, pid: w.pid, uptimeMs: state === 'RUNNING' ? Math.max(0, now - w.spawnedAt) : null };
     }
-    if (wantedEmpty > 0) {
-      wantedEmpty -= 1;
+    const wanted = wantedSlots ? !snap.shuttingDown && wantedSlots.includes(slot) : wantedEmpty > 0;
+    if (wanted) {
+      if (!wantedSlots) wantedEmpty -= 1;
       if (snap.gaveUp) return { ...base, state: 'FATAL' };
       return { ...base, state: snap.streak > 0 ? 'BACKOFF' : 'STARTING' };
     }
@@ -73,7 +65,7 @@ export function statusLines(list: readonly ProcessStatus[]): string {
   return (
     list
       .map((s) => {
-        const name = s.group === s.name ? s.name : `${s.group}:${s.name}`;
+        const name = fullName(s);
         const desc =
           s.state === 'RUNNING'
             ? `pid ${s.pid}, uptime ${uptime(s.uptimeMs ?? 0)}`
@@ -92,15 +84,8 @@ export function statusLines(list: readonly ProcessStatus[]): string {
   );
 }
 
-interface Waiter {
-  names: string[];
-  done: (statuses: ProcessStatus[]) => string | null;
-  conn: ControlConnection;
-  req: Request;
-}
-
 export class ConfigControl {
-  private readonly waiters = new Set<Waiter>();
+  private readonly commands: ProcessCommands;
   /** Per program, the slots whose last process exited unasked, and how. */
   private readonly exits = new Map<string, Map<number, string>>();
 
@@ -119,11 +104,11 @@ export class ConfigControl {
     private readonly runtime: Runtime<TypeLaunch>,
     private readonly now: () => number,
     private readonly log: Logger,
-    private readonly route: (conn: ControlConnection, req: Request) => number,
     /** Apply a config read again (the release applier, in its serial queue). */
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
+    this.commands = new ProcessCommands(runtime, (programs) => this.statuses(programs));
   }
 
   readonly logs: ProgramLogs;
@@ -316,53 +301,42 @@ export class ConfigControl {
     return statusLines(this.statuses());
   }
 
-  resolveNames(words: readonly string[]): { names: string[] } | { error: string } {
+  resolveNames(words: readonly string[]): { names: string[]; slots: Record<string, number[]> } | { error: string } {
     const model = this.source.model;
     return model ? resolveNames(model, words, this.runtime.names()) : { error: 'No config is loaded' };
   }
 
-  private resolve(words: readonly string[], conn: ControlConnection, req: Request): string[] | null {
-    const model = this.source.model;
-    if (!model) return (conn.send({ message: 'No config is loaded', error: true }, req.id), null);
-    const r = resolveNames(model, words, this.runtime.names());
+  /** The programs and processes named (NAME, GROUP:*, GROUP:PROCESS, all), or an error reply. */
+  private targets(words: readonly string[], conn: ControlConnection, req: Request): Target[] | null {
+    const r = this.resolveNames(words);
     if ('error' in r) return (conn.send({ message: r.error, error: true }, req.id), null);
-    return r.names;
-  }
-
-  restart(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const names = this.resolve(words, conn, req);
-    if (!names) return;
-    this.log.info(`Asked to restart ${names.join(', ')}`);
-    this.runtime.feed({ type: 'request', targets: names, request: { type: 'upgrade', mode: 'smooth' }, replyTo: this.route(conn, req) });
-  }
-
-  /** `start`: every process of the named programs wanted; the answer once each is RUNNING or FATAL. */
-  start(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const names = this.resolve(words, conn, req);
-    if (!names) return;
-    this.log.info(`Asked to start ${names.join(', ')}`);
-    for (const n of names) {
-      const p = this.programs().find((x) => x.name === n) as ProgramConfig;
-      this.runtime.feed({ type: 'request', targets: [n], request: { type: 'setWorkers', count: p.processes.length } });
-    }
-    this.wait({
-      names,
-      conn,
-      req,
-      done: (list) =>
-        list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL')
-          ? list.map((s) => `${s.name}: ${s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`).join('\n')
-          : null,
+    return r.names.map((n) => {
+      const program = this.programs().find((p) => p.name === n) as ProgramConfig;
+      const slots = r.slots[n];
+      return { program, slots: slots ?? program.processes.map((_, i) => i), whole: slots === undefined };
     });
   }
 
-  /** `stop`: no process of the named programs wanted; the answer once each is gone. */
+  private run(what: 'start' | 'stop' | 'restart', words: readonly string[], conn: ControlConnection, req: Request): void {
+    const targets = this.targets(words, conn, req);
+    if (!targets) return;
+    this.log.info(`Asked to ${what} ${words.join(' ')}`);
+    void this.commands[what](targets).then((r: CommandResult) => conn.send({ message: r.lines.join('\n'), ...(r.ok ? {} : { error: true }) }, req.id));
+  }
+
+  /** `restart`: stop-then-start (supervisorctl's), or rolling for a whole program with socket=. */
+  restart(words: readonly string[], conn: ControlConnection, req: Request): void {
+    this.run('restart', words, conn, req);
+  }
+
+  /** `start`: the named processes wanted; the answer once each is RUNNING or FATAL. */
+  start(words: readonly string[], conn: ControlConnection, req: Request): void {
+    this.run('start', words, conn, req);
+  }
+
+  /** `stop`: the named processes no longer wanted (each program's stopsignal); the answer once each is gone. */
   stop(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const names = this.resolve(words, conn, req);
-    if (!names) return;
-    this.log.info(`Asked to stop ${names.join(', ')}`);
-    this.runtime.feed({ type: 'request', targets: names, request: { type: 'setWorkers', count: 0 } });
-    this.wait({ names, conn, req, done: (list) => (list.every((s) => s.state === 'STOPPED' || s.state === 'EXITED' || s.state === 'FATAL') ? list.map((s) => `${s.name}: stopped`).join('\n') : null) });
+    this.run('stop', words, conn, req);
   }
 
   /** A removed or changed program's socket closes once no process of it is left (and no program wants it). */
@@ -376,19 +350,9 @@ export class ConfigControl {
     for (const text of this.source.closeUnused(used)) this.log.info(`Closed socket ${text}: no program uses it any more`);
   }
 
-  private wait(w: Waiter): void {
-    this.waiters.add(w);
-    this.check();
-  }
-
-  /** After every batch of events: answer the waiters whose processes got there; close the sockets no program uses. */
+  /** After every batch of events: what waits for processes goes on; the sockets no program uses close. */
   check(): void {
     this.closeUnusedSockets();
-    for (const w of [...this.waiters]) {
-      const answer = w.done(this.statuses(w.names));
-      if (answer === null) continue;
-      this.waiters.delete(w);
-      w.conn.send({ message: answer }, w.req.id);
-    }
+    this.commands.check();
   }
 }

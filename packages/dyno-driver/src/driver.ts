@@ -99,7 +99,7 @@ export class Driver implements CommandHost {
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
     this.control = this.config
-      ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r), {
+      ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, {
           enqueue: (step) => this.apply.enqueue(step),
           applyRelease: (next, roll, origin) => this.apply.applyRelease(next, roll, origin),
           current: () => this.apply.release,

@@ -58,6 +58,11 @@ export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean
     respawn: !oneshot,
     autorestart: x.autorestart,
     exitcodes: x.exitcodes,
+    // supervisord's restart stops the old processes before it starts new ones (a program may hold
+    // a lock or a port); a program with socket= rolls instead (the socket is shared: no request lost).
+    stopFirst: x.socket === null,
+    // Each process started and stopped on its own (supervisord's group:process names).
+    wantedSlots: Array.from({ length: quantity }, (_, i) => i),
   };
 }
 

@@ -247,7 +247,10 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
       if (h.programs && groups.length) {
         const r = h.programs.resolveNames(groups);
         if ('error' in r) return refuse(conn, req, r.error);
-        groups = r.names;
+        // GROUP:PROCESS: only that process of its program.
+        const slots = r.slots;
+        const request = (g: string): GroupRequest => ({ type: 'signal', signals, ...(slots[g] ? { slots: slots[g] } : {}) });
+        return h.feed({ type: 'request', targets: r.names, request, replyTo: h.route(conn, req) });
       }
       ask(h, conn, req, groups, 'every', { type: 'signal', signals }, { message: 'No processes are running.', ok: true });
     },

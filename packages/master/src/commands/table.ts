@@ -51,7 +51,7 @@ export interface ProgramCommands {
   tail(args: readonly string[], conn: ControlConnection, req: Request): void;
   reread(conn: ControlConnection, req: Request): void;
   /** The programs NAME|GROUP:*|all name (for `signal`), or why not. */
-  resolveNames(words: readonly string[]): { names: string[] } | { error: string };
+  resolveNames(words: readonly string[]): { names: string[]; slots: Record<string, readonly number[]> } | { error: string };
   update(conn: ControlConnection, req: Request): void;
   /** supervisorctl's `add NAME...` and `remove NAME...` (process groups). */
   add(words: readonly string[], conn: ControlConnection, req: Request): void;
