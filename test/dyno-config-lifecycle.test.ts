@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { until } from './harness.js';
 import { cleanupDrivers, newDir, startDriver, type DriverProc } from './dyno-harness.js';
 
@@ -197,5 +198,35 @@ test('--config: one process of several (GROUP:PROCESS): stop, start, restart and
   assert.deepEqual(await reply(d, 'stop', ['multi_01']), { message: 'No such process: multi_01 (a process of program multi: name it multi:multi_01)', error: true });
   assert.deepEqual(await reply(d, 'signal', ['HUP', 'nope:x']), { message: 'No such group: nope (known programs: multi)', error: true });
   assert.deepEqual(await pids(), p3);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+/** A user of this machine who is a member of some group other than their primary one (and `id -G` of them), or null. */
+function userWithSupplementaryGroups(): { name: string; groups: number[] } | null {
+  const r = spawnSync('getent', ['group'], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  for (const line of r.stdout.split('\n')) {
+    for (const name of (line.split(':')[3] ?? '').split(',').filter(Boolean)) {
+      const id = spawnSync('id', ['-G', '--', name], { encoding: 'utf8' });
+      if (id.status !== 0) continue;
+      const groups = id.stdout.trim().split(/\s+/).map(Number);
+      if (groups.length > 1) return { name, groups: groups.sort((a, b) => a - b) };
+    }
+  }
+  return null;
+}
+
+const member = process.getuid?.() === 0 ? userWithSupplementaryGroups() : null;
+
+test('--config: user= gets the user\'s supplementary groups too (setgroups as supervisord\'s drop_privileges), seen in /proc/self/status', { skip: process.getuid?.() !== 0 ? 'needs root' : member === null ? 'no user with supplementary groups on this machine' : false }, async () => {
+  const { name, groups } = member!;
+  const dir = newDir();
+  const { chmodSync } = await import('node:fs');
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'app.conf'), `[program:as_member]\ncommand = sh -c 'grep -E "^(Uid|Groups):" /proc/self/status | tr -s "\\t " " "; exec sleep 1000'\nuser = ${name}\n`);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.ready({ as_member: 1 });
+  const m = await d.waitOut(/as_member \| Groups: ([\d ]*)\n/);
+  assert.deepEqual(m[1]!.trim().split(' ').map(Number).sort((a, b) => a - b), groups, `${name}: id -G says ${groups.join(' ')}`);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });

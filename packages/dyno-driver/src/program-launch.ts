@@ -20,7 +20,7 @@ export function programLaunchKey(p: ProgramConfig): string {
       x.argv,
       x.directory,
       x.umask,
-      x.user?.uid ?? null,
+      x.user ? [x.user.uid, x.user.gid, x.user.groups ?? []] : null,
       Object.entries(x.environment).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
       x.socket?.text ?? null,
       x.handoff,
@@ -79,7 +79,7 @@ export function programLaunch(p: ProgramConfig, driverEnv: NodeJS.ProcessEnv, co
     cwd: first.directory ?? configDir,
     umask: first.umask,
     // user=: only set when it is not the driver's own user (config-source.ts refuses it unless root).
-    user: first.user && first.user.uid !== (process.getuid?.() ?? 0) ? { uid: first.user.uid, gid: first.user.gid } : null,
+    user: first.user && first.user.uid !== (process.getuid?.() ?? 0) ? { uid: first.user.uid, gid: first.user.gid, groups: first.user.groups ?? [] } : null,
     perSlot: (slot) => {
       const x = at(slot);
       return { program: x.argv[0] as string, args: x.argv.slice(1), cwd: x.directory ?? configDir };
