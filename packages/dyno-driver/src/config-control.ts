@@ -10,14 +10,14 @@
  * `remove` (program-set.ts) change the running config by process group.
  */
 import type { CoreSnapshot } from '@einhyrningsins/core';
-import type { ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
+import type { Cleanup, ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
-import type { ConfigSource } from './config-source.js';
+import { ConfigSource, type ConfigSnapshot } from './config-source.js';
 import { diff, type ConfigModel, type ProgramConfig } from './config/index.js';
 import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
-import { ProgramLogs } from './program-logs.js';
+import { ProgramLogs, type ProcessPipes } from './program-logs.js';
 import { addGroups, removeGroups, type SetChange } from './program-set.js';
 import { ProcessCommands, fullName, type CommandResult, type ProcessStatus, type SupervisorState, type Target } from './process-commands.js';
 
@@ -84,6 +84,13 @@ export function statusLines(list: readonly ProcessStatus[]): string {
   );
 }
 
+/** What a reload carries of the config's programs. */
+export interface ConfigControlSnapshot {
+  source: ConfigSnapshot;
+  pipes: ProcessPipes[];
+  exits: Record<string, Record<string, string>>;
+}
+
 export class ConfigControl {
   private readonly commands: ProcessCommands;
   /** Per program, the slots whose last process exited unasked, and how. */
@@ -125,10 +132,34 @@ export class ConfigControl {
     return this.logs.close();
   }
 
-  /** Why a reload cannot carry the config's programs over yet, or null. */
-  reloadProblem(): string | null {
-    // Their sockets, log files and output pipes are not in the snapshot yet.
-    return 'not supported yet with --config (the programs\' sockets and log files are not in the snapshot); use restart';
+  /** Before a reload's exec: the pipes paused, the log files written (undone by reloadFailed). */
+  prepareReload(): Promise<void> {
+    return this.logs.prepareReload();
+  }
+
+  reloadFailed(): void {
+    this.logs.resume();
+  }
+
+  /** What the next image needs: the running config, its sockets, every process's pipes, the EXITED slots. */
+  snapshot(live: (pid: number) => boolean): ConfigControlSnapshot {
+    const exits: Record<string, Record<string, string>> = {};
+    for (const [program, m] of this.exits) exits[program] = Object.fromEntries([...m].map(([slot, how]) => [String(slot), how]));
+    return { source: this.source.snapshot(), pipes: this.logs.snapshot(live), exits };
+  }
+
+  static fds(snap: ConfigControlSnapshot): number[] {
+    return [...ConfigSource.fds(snap.source), ...ProgramLogs.fds(snap.pipes)];
+  }
+
+  /** The new image: the config and its sockets first (the groups' shells hand them out), then the pipes after the groups. */
+  adoptSource(snap: ConfigControlSnapshot, cleanup: Cleanup): void {
+    this.source.adopt(snap.source, cleanup);
+    for (const [program, m] of Object.entries(snap.exits)) this.exits.set(program, new Map(Object.entries(m).map(([slot, how]) => [Number(slot), how])));
+  }
+
+  adoptPipes(snap: ConfigControlSnapshot): void {
+    this.logs.adopt(snap.pipes, this.programs());
   }
 
   /** `reread`: what the file now says, against what runs (supervisorctl's words); nothing changes. */

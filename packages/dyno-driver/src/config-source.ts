@@ -7,6 +7,7 @@
  * with the master's -b code, once per distinct socket, and shared by the program's
  * processes (what makes a rolling restart lose no connection).
  */
+import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as native from 'native-reuseport';
 import {
@@ -15,6 +16,7 @@ import {
   listenOn,
   listenUnixBind,
   parseBindSpec,
+  releaser,
   resolveBind,
   type Cleanup,
   type HandedSocket,
@@ -29,6 +31,12 @@ import type { FirstLook, ReleaseSource, Rejection } from './releases.js';
 import { programQuantity } from './program-launch.js';
 
 const BACKLOG = 511;
+
+/** What a reload carries of a config source. */
+export interface ConfigSnapshot {
+  model: ConfigModel | null;
+  sockets: Array<{ text: string; listener: SharedListener; ino: number | null }>;
+}
 
 /** The config as a release: one process type per program, in the config's start order (priority, name). */
 export function releaseFromConfig(model: ConfigModel, version: number, file: string): PreparedRelease {
@@ -49,8 +57,8 @@ export class ConfigSource implements ReleaseSource {
   rejected: Rejection | null = null;
   /** The model last read (warnings are said once start-up succeeded). */
   model: ConfigModel | null = null;
-  /** Bound sockets by their socket= text, each with what closes it (once). */
-  private readonly sockets = new Map<string, { listener: SharedListener; release: () => void }>();
+  /** Bound sockets by their socket= text, each with what closes it (once) and, for a unix one, its file's inode. */
+  private readonly sockets = new Map<string, { listener: SharedListener; release: () => void; ino: number | null }>();
   private cleanup: Cleanup | null = null;
 
   constructor(
@@ -126,7 +134,13 @@ export class ConfigSource implements ReleaseSource {
       } catch (err) {
         throw new StartupError(`${what}: ${(err as Error).message}`);
       }
-      return this.keep(spec.text, { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text }, bound.release, cleanup);
+      let ino: number | null = null;
+      try {
+        ino = lstatSync(spec.path).ino;
+      } catch {
+        /* checked by listenUnixBind just now */
+      }
+      return this.keep(spec.text, { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text }, bound.release, cleanup, ino);
     }
     let bind;
     try {
@@ -139,8 +153,8 @@ export class ConfigSource implements ReleaseSource {
   }
 
   /** A socket bound: kept by its socket= text; closed once, by closeUnused or at exit, whichever comes first. */
-  private keep(text: string, listener: SharedListener, release: () => void, cleanup: Cleanup): SharedListener {
-    this.sockets.set(text, { listener, release });
+  private keep(text: string, listener: SharedListener, release: () => void, cleanup: Cleanup, ino: number | null = null): SharedListener {
+    this.sockets.set(text, { listener, release, ino });
     cleanup.add(() => this.closeSocket(text));
     return listener;
   }
@@ -198,6 +212,35 @@ export class ConfigSource implements ReleaseSource {
     if (this.cleanup) await this.bindSockets(model, this.cleanup);
     this.model = model;
     return releaseFromConfig(model, (current?.version ?? 0) + 1, this.file);
+  }
+
+  /** The running config and its bound sockets, for the next image of a reload. */
+  snapshot(): ConfigSnapshot {
+    return {
+      model: this.model,
+      sockets: [...this.sockets].map(([text, s]) => ({ text, listener: s.listener, ino: s.ino })),
+    };
+  }
+
+  /** The fds a reload carries. */
+  static fds(snap: ConfigSnapshot): number[] {
+    return snap.sockets.map((s) => s.listener.fd);
+  }
+
+  /**
+   * The new image: the old one's running config and sockets (each checked to be a listening
+   * socket still), closed at exit (a unix socket's file only if it is still ours).
+   */
+  adopt(snap: ConfigSnapshot, cleanup: Cleanup): void {
+    this.cleanup = cleanup;
+    this.model = snap.model;
+    for (const s of snap.sockets) {
+      const fd = s.listener.fd;
+      if (!native.fdInfo(fd).listening) throw new StartupError(`reload: fd ${fd} (socket ${s.text}) is not a listening socket any more`);
+      native.setCloexec(fd, true);
+      const release = s.listener.family === 'unix' && s.ino !== null ? releaser(fd, s.listener.address ?? '', s.ino) : () => native.close(fd);
+      this.keep(s.text, s.listener, release, cleanup, s.ino);
+    }
   }
 
   watch(): void {

@@ -116,12 +116,16 @@ export class Driver implements CommandHost {
       cwd: cfg.cwd,
       server: () => this.server,
       busy: () => this.reloadBusy(),
+      prepare: () => this.control?.prepareReload() ?? Promise.resolve(),
       snapshot: (connections) => {
         const state = this.reloadState(connections);
-        return { state, fds: stateFds(state) };
+        return { state, fds: [...stateFds(state), ...(state.config ? ConfigControl.fds(state.config) : [])] };
       },
       reloadingNotice: () => this.notifier?.reloading(`reloading the driver (reload ${this.reloads + 1})`),
-      reloadFailed: () => this.logger.info('The driver keeps running as it was'),
+      reloadFailed: () => {
+        this.control?.reloadFailed();
+        this.logger.info('The driver keeps running as it was');
+      },
     });
   }
 
@@ -416,7 +420,6 @@ export class Driver implements CommandHost {
 
   private reloadBusy(): string | null {
     if (this.exiting || this.shutdowns > 0) return 'stopping: the driver is stopping';
-    if (this.control?.reloadProblem()) return this.control.reloadProblem();
     const rolling = this.runtime.groups().filter((g) => g.snapshot.upgrade !== null);
     if (rolling.length) return `an upgrade is in progress (${rolling.map((g) => g.name).join(', ')}); reload when it is done`;
     if (this.apply.serialBusy > 0 || this.phase.child) return 'a release is being read or applied; reload when it is done';
@@ -435,6 +438,7 @@ export class Driver implements CommandHost {
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
+      config: this.control ? this.control.snapshot((pid) => this.runtime.hasPid(pid)) : null,
     });
   }
 
@@ -462,6 +466,8 @@ export class Driver implements CommandHost {
     }
     this.apply.release = state.release;
     this.phase.last = state.releasePhase;
+    // A config's running programs and their sockets before the groups (their shells hand the sockets out).
+    if (state.config && this.control) this.control.adoptSource(state.config, this.cleanup);
     this.processWide();
     this.output.adopt(state.output);
     const rel = this.apply.release;
@@ -482,6 +488,7 @@ export class Driver implements CommandHost {
       const slots = state.groups[String(g.gid)]?.slots;
       if (slots) g.shell.history = SlotHistory.from(slots);
     }
+    if (state.config && this.control) this.control.adoptPipes(state.config);
     this.source.rejected = state.rejected;
     this.watchSource();
     const n = [...this.runtime.pids()].length;

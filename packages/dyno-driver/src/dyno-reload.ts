@@ -9,6 +9,7 @@ import { monotonicMs, type Runtime } from '@einhyrningsins/master';
 import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
 import type { SerializedFleet } from '@einhyrningsins/core';
 import type { OutputPipes } from './dyno-output.js';
+import type { ConfigControlSnapshot } from './config-control.js';
 import type { PhaseResult } from './release-phase.js';
 import type { PreparedRelease, ProcessDef } from './release.js';
 import type { Listener } from './web-socket.js';
@@ -35,6 +36,8 @@ export interface DynoReloadState {
   /** Per group (by gid): what it runs, and its slots' history. */
   groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
   output: OutputPipes[];
+  /** --config: the running config, its programs' sockets and pipes (absent from older images: none). */
+  config?: ConfigControlSnapshot | null;
 }
 
 /** The driver's snapshot for the next image. */
@@ -49,6 +52,7 @@ export function dynoReloadState(d: {
   releasePhase: PhaseResult | null;
   verbosity: number;
   output: OutputPipes[];
+  config: ConfigControlSnapshot | null;
 }): DynoReloadState {
   const groups: DynoReloadState['groups'] = {};
   for (const g of d.runtime.groups()) {
@@ -70,6 +74,7 @@ export function dynoReloadState(d: {
     fleet: d.runtime.serialize(),
     groups,
     output: d.output,
+    config: d.config,
   };
 }
 

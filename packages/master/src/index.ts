@@ -30,5 +30,5 @@ export { SlotHistory, type SlotRecord } from './slot-history.js';
 export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket } from './bind-shim.js';
 export { staticExecutable } from './elf.js';
 export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';
-export { listenUnixBind, type UnixBindSpec } from './unix-bind.js';
+export { listenUnixBind, releaser, type UnixBindSpec } from './unix-bind.js';
 export * from './logfile/index.js';
