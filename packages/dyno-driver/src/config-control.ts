@@ -328,6 +328,16 @@ export class ConfigControl {
       });
   }
 
+  /** `status NAME...`: the processes named, each once, in the config's order. */
+  statusOf(words: readonly string[]): { text: string } | { error: string } {
+    const model = this.source.model;
+    if (!model) return { error: 'No config is loaded' };
+    // Stopped programs count too: status names what is configured, not only what runs.
+    const r = resolveNames(model, words, model.programs.map((p) => p.name));
+    if ('error' in r) return r;
+    return { text: statusLines(this.statuses(r.names).filter((s) => !r.slots[s.program] || r.slots[s.program]?.includes(s.slot))) };
+  }
+
   statusText(): string {
     return statusLines(this.statuses());
   }

@@ -96,8 +96,14 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   status: {
     programs: BOTH,
     help: { master: 'Summary of the workers and settings', dyno: 'Summary of every process type and its processes' },
-    arity: [0, 0, 'status'],
+    arity: { master: [0, 0, 'status'], dyno: [0, Infinity, 'status [NAME|GROUP:*|GROUP:PROCESS ...]'] },
     run(h, conn, req) {
+      if (req.args.length > 0) {
+        // supervisorctl's status NAME...: only those processes (a config file's).
+        if (!h.programs) return refuse(conn, req, 'status takes names only for programs of a --config file');
+        const r = h.programs.statusOf(req.args);
+        return 'error' in r ? refuse(conn, req, r.error) : say(conn, req, r.text);
+      }
       const { text, state } = h.status();
       say(conn, req, text, { state });
     },

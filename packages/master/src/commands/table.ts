@@ -53,6 +53,8 @@ export interface ProgramCommands {
   /** The programs NAME|GROUP:*|all name (for `signal`), or why not. */
   resolveNames(words: readonly string[]): { names: string[]; slots: Record<string, readonly number[]> } | { error: string };
   update(conn: ControlConnection, req: Request): void;
+  /** `status NAME...`: those processes' lines, or why not. */
+  statusOf(words: readonly string[]): { text: string } | { error: string };
   /** supervisorctl's `add NAME...` and `remove NAME...` (process groups). */
   add(words: readonly string[], conn: ControlConnection, req: Request): void;
   remove(words: readonly string[], conn: ControlConnection, req: Request): void;
