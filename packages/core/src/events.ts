@@ -49,6 +49,11 @@ export abstract class EventHandlers extends Decisions {
         return this.onSignal(ev.signals, ev.slots, ev.replyTo);
       case 'shutdown':
         return this.onShutdown(ev.signal, ev.replyTo);
+      case 'reconfigure': {
+        const { number: _n, wantedSlots: _w, ...rest } = ev.config;
+        Object.assign(this.cfg, rest);
+        return;
+      }
       case 'configure': {
         Object.assign(this.cfg, ev.changes);
         const what = Object.entries(ev.changes)

@@ -248,6 +248,9 @@ export class Fleet<L = unknown> {
       if (quantity) this.feed(g, { type: 'setWorkers', count: spec.quantity });
       if (roll?.groups.includes(spec.name)) rolled.push(spec.name);
       else if (relaunch) this.feed(g, { type: 'upgrade', mode: 'smooth' });
+      // Its new settings (stop signal and timeout, retries, restart order ...) from now on:
+      // the old workers were asked under the old ones.
+      if (relaunch) this.feed(g, { type: 'reconfigure', config: spec.config });
     }
     for (const g of [...this.active.values()]) {
       if (wanted.has(g.name)) continue;

@@ -122,7 +122,9 @@ export type Event =
   /** `slots`: only the workers in these slots (default every worker). */
   | { type: 'signal'; signals: string[]; slots?: readonly number[]; replyTo?: ReplyTo }
   | { type: 'shutdown'; signal: string; replyTo?: ReplyTo }
-  | { type: 'configure'; changes: ConfigChanges; replyTo?: ReplyTo };
+  | { type: 'configure'; changes: ConfigChanges; replyTo?: ReplyTo }
+  /** A changed group's settings (the Fleet, when a release changes its launch); `number` and `wantedSlots` stay the quantity's. */
+  | { type: 'reconfigure'; config: Partial<CoreConfig> };
 
 /** Settings that may change at run time (the `config` command). */
 export type ConfigChanges = Partial<

@@ -108,3 +108,19 @@ test('signal to slots: only those workers get it', () => {
   assert.deepEqual(sim.alive().map((p) => [p.slot, p.signals]).sort(), [[0, []], [1, ['SIGHUP']], [2, []]]);
   assert.equal(sim.repliesTo(3)[0], 'Sent SIGHUP to 1 worker');
 });
+
+test('fleet: a release that changes a group\'s launch also gives its engine the new settings (stop signal, restart order)', async () => {
+  const { FleetSim, spec } = await import('./fleet-sim.js');
+  const sim = new FleetSim();
+  const cfg = { slots: 'named' as const, ackMode: { kind: 'timer' as const, ms: 100 }, drainSignal: 'SIGTERM', stopFirst: false };
+  sim.feed({ type: 'apply', specs: [spec('p', 1, 'v1', cfg)] });
+  sim.advance(200);
+  sim.feed({ type: 'apply', specs: [spec('p', 1, 'v2', { ...cfg, drainSignal: 'SIGINT', stopFirst: true })] });
+  sim.advance(1000);
+  const snap = sim.fleet.group('p')!.snapshot;
+  assert.equal(snap.config.drainSignal, 'SIGINT');
+  assert.equal(snap.config.stopFirst, true);
+  assert.equal(snap.config.number, 1);
+  sim.feed({ type: 'shutdown', signal: 'SIGTERM', own: true });
+  assert.deepEqual(sim.alive('p').map((p) => [p.launch, p.signals.at(-1)]), [['v2', 'SIGINT']], 'stopped with its new stop signal');
+});

@@ -355,7 +355,8 @@ export function dynoHelpText(): string {
     ...DYNO_OPTIONS.map((s) => `  ${label(s).padEnd(width)}  ${s.help}${s.for.length === 1 ? ` (${s.for[0]})` : ''}`),
     '',
     'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG [TYPE...]|reload|die',
-    '  with --config also: start|stop|restart NAME|GROUP:*|all, reread, update, reopen, tail NAME [stdout|stderr]',
+    '  with --config also: status [NAME...], start|stop|restart NAME|GROUP:*|GROUP:PROCESS|all, add|remove NAME,',
+    '  reread, update, reopen, tail [-f] NAME [stdout|stderr], signal SIG NAME...',
     'See einhyrningsins-dyno(1).',
   ];
   return lines.join('\n') + '\n';
