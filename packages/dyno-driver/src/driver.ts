@@ -122,10 +122,7 @@ export class Driver implements CommandHost {
         return { state, fds: [...stateFds(state), ...(state.config ? ConfigControl.fds(state.config) : [])] };
       },
       reloadingNotice: () => this.notifier?.reloading(`reloading the driver (reload ${this.reloads + 1})`),
-      reloadFailed: () => {
-        this.control?.reloadFailed();
-        this.logger.info('The driver keeps running as it was');
-      },
+      reloadFailed: () => (this.control?.reloadFailed(), this.logger.info('The driver keeps running as it was')),
     });
   }
 
