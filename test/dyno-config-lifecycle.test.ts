@@ -166,6 +166,9 @@ test('--config: one process of several (GROUP:PROCESS): stop, start, restart and
   assert.match(await status(), /^multi:multi_01 +STOPPED +Not started$/m);
   assert.deepEqual(await pids(), { multi_00: p0.multi_00, multi_02: p0.multi_02 }, 'the others untouched');
   assert.deepEqual(await reply(d, 'stop', ['multi:multi_01']), { message: 'multi:multi_01: ERROR (not running)', error: false });
+  // status NAME: those processes only.
+  assert.match((await reply(d, 'status', ['multi:multi_01', 'multi:multi_00'])).message, /^multi:multi_00 +RUNNING +pid \d+, uptime [\d:]+\nmulti:multi_01 +STOPPED +Not started\n$/);
+  assert.deepEqual(await reply(d, 'status', ['nope']), { message: 'No such process: nope (known programs: multi)', error: true });
 
   // A crash of multi_02 is replaced as multi_02, not in the stopped multi_01.
   process.kill(p0.multi_02!, 'SIGKILL');

@@ -238,6 +238,7 @@ export class ConfigControl {
     return new Promise((resolve) => {
       this.applier.enqueue(async () => {
         const running = this.source.model ?? { files: [], programs: [], groups: [], warnings: [] };
+        if (this.runtime.shuttingDown) return resolve({ model: running, lines: ['ERROR: shutting down'], ok: false, done: [] });
         const r = decide(running);
         if (r.done.length > 0) {
           try {
