@@ -18,6 +18,7 @@ import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs, type ProcessPipes } from './program-logs.js';
+import { ProgramReleases } from './program-releases.js';
 import { addGroups, removeGroups, type SetChange } from './program-set.js';
 import { ProcessCommands, fullName, type CommandResult, type ProcessStatus, type SupervisorState, type Target } from './process-commands.js';
 
@@ -60,12 +61,18 @@ function uptime(ms: number): string {
   return `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
 }
 
-/** supervisorctl status's lines: `group:name` (or `name` when they are the same), state, description. */
-export function statusLines(list: readonly ProcessStatus[]): string {
+/**
+ * supervisorctl status's lines: `group:name` (or `name` when they are the same), state,
+ * description, laid out as supervisorctl 4.2.5's `_show_statuses` does: the name padded to
+ * 3 more than the longest (at least 30), the state to 10, the description right after.
+ */
+export function statusLines(list: ReadonlyArray<Omit<ProcessStatus, 'program' | 'slot'>>): string {
+  const label = fullName;
+  const width = Math.max(30, ...list.map((s) => label(s).length)) + 3;
   return (
     list
       .map((s) => {
-        const name = fullName(s);
+        const name = label(s);
         const desc =
           s.state === 'RUNNING'
             ? `pid ${s.pid}, uptime ${uptime(s.uptimeMs ?? 0)}`
@@ -78,7 +85,7 @@ export function statusLines(list: readonly ProcessStatus[]): string {
                 : s.pid !== null
                   ? `pid ${s.pid}`
                   : '';
-        return `${name.padEnd(32)} ${s.state.padEnd(10)} ${desc}`.trimEnd();
+        return `${name.padEnd(width)}${s.state.padEnd(10)}${desc}`.trimEnd();
       })
       .join('\n') + '\n'
   );
@@ -91,13 +98,23 @@ export interface ConfigControlSnapshot {
   exits: Record<string, Record<string, string>>;
 }
 
+/** minisv's started/finished of a task: its last process's start, the last exit (wall clock, ms). */
+export interface ProgramRun {
+  startedAt: number | null;
+  finishedAt?: number;
+  exit?: { code: number | null; signal: string | null };
+}
+
 export class ConfigControl {
   private readonly commands: ProcessCommands;
   /** Per program, the slots whose last process exited unasked, and how. */
   private readonly exits = new Map<string, Map<number, string>>();
+  /** Per program, when its last process started and when the last one ended, and how (wall clock, ms): minisv's status. */
+  readonly runs = new Map<string, ProgramRun>();
 
   /** A process of `program` exited (before its engine hears of it): asked to, or on its own. */
   private noteExit(program: string, pid: number, slot: number, code: number | null, signal: string | null): void {
+    this.runs.set(program, { ...(this.runs.get(program) ?? { startedAt: null }), finishedAt: Date.now(), exit: { code, signal } });
     const w = this.group(program)?.snapshot.workers.find((x) => x.pid === pid);
     const asked = !w || w.state === 'stopping' || w.state === 'killed';
     const m = this.exits.get(program) ?? new Map<number, string>();
@@ -115,10 +132,17 @@ export class ConfigControl {
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
-    this.commands = new ProcessCommands(runtime, (programs) => this.statuses(programs));
+    this.releases = new ProgramReleases(runtime, log, source.env, now);
+    source.onClose(() => this.releases.stop());
+    // A one-time program may end before it is seen RUNNING: a run that ended since `since` counts as started.
+    const ran = (program: string, since: number) =>
+      (this.programs().find((x) => x.name === program)?.processes[0]?.oneTime ?? false) && (this.runs.get(program)?.finishedAt ?? 0) >= since;
+    this.commands = new ProcessCommands(runtime, (programs) => this.statuses(programs), ran);
   }
 
   readonly logs: ProgramLogs;
+  /** The programs' fetch= and watch=. */
+  readonly releases: ProgramReleases;
 
   /** supervisord's SIGUSR2: reopen the log files. */
   installSignals(): void {
@@ -130,6 +154,11 @@ export class ConfigControl {
 
   closeLogs(): Promise<void> {
     return this.logs.close();
+  }
+
+  /** Why a reload must wait (a fetched release being installed), or null. */
+  reloadProblem(): string | null {
+    return this.releases.busy();
   }
 
   /** Before a reload's exec: the pipes paused, the log files written (undone by reloadFailed). */
@@ -298,6 +327,7 @@ export class ConfigControl {
       killGroup: x?.killasgroup ?? false,
       log: common.log,
       output: (child, slot) => {
+        this.runs.set(program.name, { ...this.runs.get(program.name), startedAt: Date.now() });
         const x = program.processes[slot];
         if (x) this.logs.route(x, child);
         else common.output(processName(program, slot), child);
@@ -309,11 +339,11 @@ export class ConfigControl {
     };
   }
 
-  private programs(): ProgramConfig[] {
+  programs(): ProgramConfig[] {
     return this.source.model?.programs ?? [];
   }
 
-  private group(name: string): RuntimeGroup<TypeLaunch> | undefined {
+  group(name: string): RuntimeGroup<TypeLaunch> | undefined {
     return this.runtime.groups().find((g) => g.name === name && !g.retiring);
   }
 
@@ -394,6 +424,7 @@ export class ConfigControl {
 
   /** After every batch of events: what waits for processes goes on; the sockets no program uses close. */
   check(): void {
+    this.releases.changed(this.applier.current());
     this.closeUnusedSockets();
     this.commands.check();
   }

@@ -6,7 +6,7 @@
  */
 import * as native from 'native-reuseport';
 import { monotonicMs, type Runtime } from '@einhyrningsins/master';
-import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
+import { ControlServer, StartupError, checkFetchMemory, readSnapshot, type FetchMemory, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
 import type { SerializedFleet } from '@einhyrningsins/core';
 import type { OutputPipes } from './dyno-output.js';
 import type { ConfigControlSnapshot } from './config-control.js';
@@ -38,6 +38,10 @@ export interface DynoReloadState {
   output: OutputPipes[];
   /** --config: the running config, its programs' sockets and pipes (absent from older images: none). */
   config?: ConfigControlSnapshot | null;
+  /** Per program with fetch=: what its fetcher knew (refused releases); absent from older images. */
+  fetch?: Record<string, FetchMemory>;
+  /** The --http listener (absent from an older image's snapshot). */
+  http?: { fd: number } | null;
 }
 
 /** The driver's snapshot for the next image. */
@@ -53,6 +57,8 @@ export function dynoReloadState(d: {
   verbosity: number;
   output: OutputPipes[];
   config: ConfigControlSnapshot | null;
+  fetch: Record<string, FetchMemory>;
+  http: { fd: number } | null;
 }): DynoReloadState {
   const groups: DynoReloadState['groups'] = {};
   for (const g of d.runtime.groups()) {
@@ -75,12 +81,14 @@ export function dynoReloadState(d: {
     groups,
     output: d.output,
     config: d.config,
+    fetch: d.fetch,
+    http: d.http,
   };
 }
 
 /** The fds the new image takes over, besides the control socket and its connections. */
 export function stateFds(state: DynoReloadState): number[] {
-  return [...(state.listener ? [state.listener.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
 }
 
 export interface DynoTakenOver {
@@ -102,6 +110,11 @@ export async function takeOverDyno(
       const v = value as Partial<DynoReloadState> | null;
       if (typeof v !== 'object' || v === null || v.format !== DYNO_STATE_FORMAT) {
         throw new Error(`unknown reload state format ${JSON.stringify(v && typeof v === 'object' ? v.format : v)}`);
+      }
+      const fetch = (v as { fetch?: unknown }).fetch;
+      if (fetch !== undefined) {
+        if (typeof fetch !== 'object' || fetch === null || Array.isArray(fetch)) throw new Error('state.fetch is not an object');
+        for (const [name, m] of Object.entries(fetch)) checkFetchMemory(m, `state.fetch.${name}`);
       }
       return v as DynoReloadState;
     });

@@ -8,7 +8,7 @@
  *
  * `restart` is stop-then-start, as supervisorctl's, for a program without `socket=`
  * (it may hold a lock or a port) and for single processes; a program with `socket=`
- * named whole rolls instead (new processes up before the old stop: the socket is shared,
+ * (or a minisv task, whose restart is new-first) named whole rolls instead (new processes up before the old stop: the socket is shared,
  * no request is lost).
  */
 import type { CoreSnapshot } from '@einhyrningsins/core';
@@ -61,6 +61,8 @@ export class ProcessCommands {
     private readonly runtime: Runtime<TypeLaunch>,
     /** Every process of these programs, as status shows it. */
     private readonly statuses: (programs: readonly string[]) => ProcessStatus[],
+    /** A one-time program that ran to its end since `since` (it may end before it is seen RUNNING). */
+    private readonly ran: (program: string, since: number) => boolean = () => false,
   ) {}
 
   /** After every batch of events: what waits for processes to get somewhere goes on. */
@@ -108,14 +110,16 @@ export class ProcessCommands {
   async start(targets: readonly Target[]): Promise<CommandResult> {
     const before = this.selected(targets);
     const already = new Set(before.filter(started).map((s) => `${s.program}/${s.slot}`));
+    const asked = Date.now();
     for (const t of targets) this.setSlots(t.program.name, [...new Set([...this.wanted(t.program.name), ...t.slots])]);
     const key = (s: ProcessStatus) => `${s.program}/${s.slot}`;
-    await this.until(() => this.selected(targets).every((s) => already.has(key(s)) || s.state === 'RUNNING' || s.state === 'FATAL'));
+    const ran = (s: ProcessStatus) => s.state !== 'RUNNING' && this.ran(s.program, asked);
+    await this.until(() => this.selected(targets).every((s) => already.has(key(s)) || ran(s) || s.state === 'RUNNING' || s.state === 'FATAL'));
     const now = this.selected(targets);
     const lines = now.map((s) =>
-      `${fullName(s)}: ${already.has(key(s)) ? 'ERROR (already started)' : s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`,
+      `${fullName(s)}: ${already.has(key(s)) ? 'ERROR (already started)' : ran(s) ? 'ran to its end (one-time)' : s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`,
     );
-    return { lines, ok: now.every((s) => already.has(key(s)) || s.state === 'RUNNING') };
+    return { lines, ok: now.every((s) => already.has(key(s)) || ran(s) || s.state === 'RUNNING') };
   }
 
   /** Rolling for a whole program with a socket and processes up; stop-then-start for the rest. */
@@ -124,7 +128,8 @@ export class ProcessCommands {
     const cycles: Target[] = [];
     for (const t of targets) {
       const live = this.selected([t]).some((s) => !down(s));
-      (t.whole && t.program.processes[0]?.socket && live ? rolls : cycles).push(t);
+      const x = t.program.processes[0];
+      (t.whole && (x?.socket || x?.newFirst) && live ? rolls : cycles).push(t);
     }
     const rolled = Promise.all(rolls.map((t) => this.roll(t)));
     let cycled: CommandResult = { lines: [], ok: true };

@@ -17,6 +17,20 @@ import { Socket } from 'node:net';
 import * as native from 'native-reuseport';
 import { LineSource, LogWriter, follow, pipeStreamLines, tailBytes, type Follower, type Logger } from '@einhyrningsins/master';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
+import { formatGo, localParts } from './minisv/go-time.js';
+
+/** minisv's logdate: every line with the time in front (`TIME: line`). */
+export function datedLines(layout: string, writer: { write(b: Buffer): unknown }, now: () => Date = () => new Date()): { write(b: Buffer): void } {
+  return {
+    write(b: Buffer) {
+      const stamp = `${formatGo(layout, localParts(now()))}: `;
+      const text = b.toString('utf8');
+      const lines = text.split('\n');
+      const last = lines.pop() as string;
+      writer.write(Buffer.from(lines.map((l) => stamp + l + '\n').join('') + (last ? stamp + last : '')));
+    },
+  };
+}
 
 /** A process's output pipes across a reload. */
 export interface ProcessPipes {
@@ -54,8 +68,12 @@ export class ProgramLogs {
   private writer(c: LogConfig & { target: { kind: 'file'; path: string } }): LogWriter {
     let w = this.writers.get(c.target.path);
     if (!w) {
+      const base = c.target.path;
+      const layout = c.dateSuffix;
       w = new LogWriter({
-        path: c.target.path,
+        path: base,
+        // minisv's logsuffixdate: NAME.log.<date>, named again at each reopen (rotate, logreopen).
+        ...(layout ? { pathAt: () => `${base}.${formatGo(layout, localParts(new Date()))}` } : {}),
         maxBytes: c.maxBytes,
         backups: c.backups,
         onDrop: ({ path, reason }) => this.log.warn(`log file ${path}: ${reason}`),
@@ -83,7 +101,8 @@ export class ProgramLogs {
       if (c.target.kind === 'none') stream.on('data', () => undefined);
       else if (c.target.kind === 'auto') pipeStreamLines(stream, dest, () => label);
       else {
-        const lines = new LineSource(this.writer(c as LogConfig & { target: { kind: 'file'; path: string } }));
+        const w = this.writer(c as LogConfig & { target: { kind: 'file'; path: string } });
+        const lines = new LineSource(c.linePrefix ? datedLines(c.linePrefix, w) : w);
         t.lines.push(lines);
         stream.on('data', (d: Buffer) => lines.write(d));
         stream.once('end', () => lines.end());
@@ -150,6 +169,14 @@ export class ProgramLogs {
     return all.length ? `Reopened ${all.length} log file${all.length === 1 ? '' : 's'}` : 'No log files to reopen';
   }
 
+  /** Reopen the files of these processes (minisv's `rotate` of one task); how many there were. */
+  async reopenOf(procs: readonly ProcessConfig[]): Promise<number> {
+    const paths = new Set(procs.flatMap((x) => [x.stdout, x.stderr]).flatMap((c) => (c.target.kind === 'file' ? [c.target.path] : [])));
+    const ws = [...paths].flatMap((p) => this.writers.get(p) ?? []);
+    await Promise.all(ws.map((w) => w.reopen()));
+    return paths.size;
+  }
+
   /** Everything queued written, files closed (at exit), within `ms`. */
   async close(ms = FLUSH_AT_EXIT_MS): Promise<void> {
     for (const f of this.followers) void f.stop();
@@ -183,12 +210,15 @@ export class ProgramLogs {
     const c = stream === 'stderr' && x.redirectStderr ? null : stream === 'stdout' ? x.stdout : x.stderr;
     if (!c) return { error: `${name}: stderr is redirected to stdout (redirect_stderr=true); tail ${name} stdout` };
     if (c.target.kind !== 'file') return { error: `${name}: its ${stream} has no log file (${c.target.kind === 'auto' ? 'AUTO: the driver\'s own output' : 'NONE'})` };
-    await this.writers.get(c.target.path)?.flush();
+    const w = this.writers.get(c.target.path);
+    await w?.flush();
+    // A date-suffixed file (minisv's logsuffixdate): the one written now.
+    const path = w?.path ?? c.target.path;
     try {
-      const t = await tailBytes(c.target.path);
-      return { text: t.data.toString('utf8'), path: c.target.path, offset: t.offset };
+      const t = await tailBytes(path);
+      return { text: t.data.toString('utf8'), path, offset: t.offset };
     } catch (err) {
-      return { error: `${name}: cannot read ${c.target.path}: ${(err as Error).message}` };
+      return { error: `${name}: cannot read ${path}: ${(err as Error).message}` };
     }
   }
 }
