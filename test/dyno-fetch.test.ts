@@ -153,6 +153,7 @@ test('--config fetch=file:// and watch=: a release copied into place restarts it
     `command = ${bin}`,
     `fetch = file://${releases}`,
     'fetch_interval = 0.1',
+    'fetch_max_size = 1K',
     '',
     '[program:watched]',
     'command = sleep 1001',
@@ -170,6 +171,11 @@ test('--config fetch=file:// and watch=: a release copied into place restarts it
   }, 30_000);
   // No release yet: a warning, retried, nothing fatal.
   await d.waitLog(/\[program:fetched\] fetch: .*releases.*; retrying in/);
+  // Too large: refused, named by its key.
+  writeFileSync(`${releases}.tmp`, Buffer.concat([worker('big'), Buffer.alloc(2048, 0x23)]));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:fetched\] fetch file:\S+releases: not installing it: too large: \d+ bytes, more than the limit of 1024 \(fetch_max_size=\); waiting for the next release/, 20_000);
+  assert.equal(readFileSync(bin, 'utf8'), worker('v1').toString());
 
   writeFileSync(`${releases}.tmp`, worker('v2'), { mode: 0o644 });
   renameSync(`${releases}.tmp`, releases);

@@ -29,6 +29,8 @@ export interface FetcherOptions {
   label?: string;
   /** What the fetcher of the image before a reload knew (refused releases, the content last seen). */
   memory?: FetchMemory | null;
+  /** How messages name the size limit: the master's `--fetch-max-size`, a config's `fetch_max_size=`. */
+  sizeLabel?: string;
 }
 
 /** The part of the Logger a fetcher writes to (a config's program prefixes its lines). */
@@ -185,7 +187,8 @@ export class Fetcher {
       const err = caught instanceof FetchError ? caught : new FetchError((caught as Error).message, 'transient');
       if (err.kind === 'refused') {
         this.policy.refuse(err.key, null);
-        log.warn(`${this.label} ${url}: not installing it: ${err.message}; waiting for the next release`);
+        // (the only content refused before it is downloaded whole: too large)
+        log.warn(`${this.label} ${url}: not installing it: ${err.message} (${this.o.sizeLabel ?? '--fetch-max-size'}); waiting for the next release`);
         delay = this.policy.nextDelay();
       } else {
         delay = this.policy.failed();
