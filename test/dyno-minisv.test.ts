@@ -12,7 +12,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { until } from './harness.js';
 import { alive } from './proc.js';
-import { cleanupDrivers, newDir, runDyno, startDriver, type DriverProc } from './dyno-harness.js';
+import { createServer } from 'node:net';
+import { WEB, cleanupDrivers, get, newDir, runDyno, startDriver, type DriverProc } from './dyno-harness.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupDrivers(), []);
@@ -83,8 +84,10 @@ test("minisv.json: tasks run with date-suffixed log files and logdate lines; GET
       logfileprefix: 'box1-',
       logsuffixdate: '20060102.150405.000',
       logdate: '2006/01/02 15:04:05',
+      logreopen: '1s',
       graylog: { remote: '' },
       tasks: {
+        ticker: { command: '/bin/sh', args: ['-c', 'while :; do echo tick; sleep 0.2; done'] },
         web: { ...sleeper('web-up'), workdir: '.', wait: 5 },
         pull: { command: '/bin/sh', args: ['-c', 'echo pulled in $PWD; sleep 0.3; exit 3'], workdir: 'logs', oneTime: true },
       },
@@ -98,7 +101,9 @@ test("minisv.json: tasks run with date-suffixed log files and logdate lines; GET
   assert.match(d.stderr, /WARN: minisv\.json:1: graylog: not supported/);
   const web = await running(d, 'web');
   const all = await tasks(d);
-  assert.deepEqual(Object.keys(all).sort(), ['pull', 'web']);
+  assert.deepEqual(Object.keys(all).sort(), ['pull', 'ticker', 'web']);
+  // logreopen (1s here): every task's file reopened at each whole second, named again with the date.
+  await until('ticker files of 3 dates', () => readdirSync(join(dir, 'logs')).filter((f) => f.startsWith('box1-ticker.log.')).length >= 3, 15_000, 50);
   assert.deepEqual({ ...all.web, status: { ...all.web!.status, started: 'T' } }, {
     command: '/bin/sh',
     args: ['-c', 'echo web-up; exec sleep 300'],
@@ -143,7 +148,7 @@ test("minisv.json: tasks run with date-suffixed log files and logdate lines; GET
   const rot = await http(on(d), 'GET', '/web/rotate');
   assert.deepEqual(rot.json, { ok: true, task: 'web', action: 'rotate', message: 'reopened 1 log file' });
   process.kill(d.pid, 'SIGHUP');
-  await d.waitLog(/Got SIGHUP: Reopened 2 log files \(minisv's meaning\)/);
+  await d.waitLog(/Got SIGHUP: Reopened 3 log files \(minisv's meaning\)/);
   assert.equal((await task(d, 'web')).pids[0], web, 'HUP restarted nothing');
   assert.equal((await d.stop()).code, 0);
 });
@@ -172,6 +177,9 @@ test("HTTP verbs on --config programs: stop until restart, restart new-before-ol
   assert.equal((await task(d, 'job')).status.status, 'not started');
   assert.equal((await http(c, 'GET', '/job/run')).status, 200);
   await until('job finished', async () => (await task(d, 'job')).status.status === 'finished', 10_000, 50);
+  // The ctl's start of a one-time program answers once it ran (it may end before it is seen RUNNING).
+  assert.match((await d.ctl('start', ['job']))[0]!.message, /^job: (ran to its end \(one-time\)|started)$/);
+  await until('job ran twice', () => d.stderr.match(/\[job\] ===> Worker \d+ ended/g)?.length === 2, 10_000);
 
   // hup: the signal reaches the process, which keeps running.
   const hup = await http(c, 'GET', '/svc/hup');
@@ -372,5 +380,47 @@ test("minisv.json's http: refused without --http-token-file, naming FILE:LINE an
   const port = Number((await d.waitLog(/HTTP API on 127\.0\.0\.1:(\d+)/))[1]);
   await running(d, 'a');
   assert.equal((await http({ port }, 'GET', '/a/status', { token: 'k3Q9x0Zr7LmN2pV5sT8wY1bC4dF6gH0j' })).json.onetime, false);
+  assert.equal((await d.stop()).code, 0);
+});
+
+test('POST a task with a socket (this project\'s keys): it serves on the shared socket, and GET /NAME/restart rolls it with no failed request', async () => {
+  const dir = newDir();
+  writeFileSync(join(dir, 'box.json'), JSON.stringify({ tasks: {} }));
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  const d = startDriver(['start', '--config', 'box.json'], { dir });
+  await d.waitLog(/Driver \d+ up/);
+  const body = { command: process.execPath, args: [WEB], socket: `tcp://127.0.0.1:${port},r`, ack: 'manual', env: { RELEASE_MARKER: 'one' }, startTime: 1 };
+  const add = await http(on(d), 'POST', '/web', { body: JSON.stringify(body) });
+  assert.equal(add.status, 201, add.body);
+  const first = await running(d, 'web');
+  await until('serving', async () => (await get(port).catch(() => '')).includes('one'), 15_000, 50);
+  // Requests on fresh connections across the restart: none may fail.
+  let ok = 0;
+  const failures: string[] = [];
+  let stop = false;
+  const load = (async () => {
+    const end = Date.now() + 30_000;
+    while (!stop && Date.now() < end) {
+      try {
+        if ((await get(port)).includes('one')) ok += 1;
+        else failures.push('bad answer');
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  })();
+  await until('some load', () => ok > 20, 10_000);
+  assert.equal((await http(on(d), 'GET', '/web/restart')).status, 200);
+  await running(d, 'web', [first]);
+  await until('old web gone', () => !alive(first), 15_000);
+  const after = ok;
+  await until('load after', () => ok > after + 20, 10_000);
+  stop = true;
+  await load;
+  assert.deepEqual(failures, []);
+  assert.ok(ok > 40, String(ok));
   assert.equal((await d.stop()).code, 0);
 });

@@ -28,7 +28,7 @@
  * whatever is left: the master and every worker it reported).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -112,6 +112,8 @@ class ScaleMaster {
   private readonly exited: Promise<void>;
   private readonly seen = new Map<number, Tracked>();
   private logTail = '';
+  private logOffset = 0;
+  private partial = '';
   /** [time, round trip ms] of every `ehlo`. */
   readonly samples: Array<[number, number]> = [];
   private polling = true;
@@ -132,23 +134,49 @@ class ScaleMaster {
     // BENCH_SCALE_NODE_ARGS: node's own flags for the master (e.g. --cpu-prof --cpu-prof-dir=DIR).
     const nodeArgs = (process.env.BENCH_SCALE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     const args = [...nodeArgs, process.env.BENCH_SCALE_BIN ?? BIN, '-n', String(n), '-m', 'manual', '-d', this.sock, ...extra, '--', child];
-    this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), BENCH_ACK_LOG: this.ackLog }, cwd: this.dir });
+    // The master logs into a file, as under a service manager's journal: through a pipe, its
+    // log lines waited for this process (busy with the pollers) to read them, and a full pipe
+    // blocks the master's writes.
+    const logFd = openSync(this.logPath, 'a');
+    try {
+      this.proc = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: { ...cleanEnv(), BENCH_ACK_LOG: this.ackLog }, cwd: this.dir });
+    } finally {
+      closeSync(logFd);
+    }
     this.master = new Tracked(this.proc.pid as number);
     this.exited = new Promise((r) => this.proc.once('exit', () => r()));
-    let partial = '';
-    const tail = (d: Buffer) => {
-      const text = d.toString();
-      this.logTail = (this.logTail + text).slice(-4000);
-      // "Up to K / N manual ACKs": read from the log, so that waiting for all up costs the master nothing.
-      const lines = (partial + text).split('\n');
-      partial = lines.pop() as string;
-      for (const l of lines) {
-        const m = /Up to (\d+) \/ (\d+) manual ACKs/.exec(l);
-        if (m && m[1] === m[2]) this.allAckedAt ??= performance.now();
+  }
+
+  get logPath(): string {
+    return join(this.dir, 'master.log');
+  }
+
+  /** Read what the master logged since the last look: "Up to K / N manual ACKs" tells when all are up. */
+  private readLog(): void {
+    let fd: number;
+    try {
+      fd = openSync(this.logPath, 'r');
+    } catch {
+      return;
+    }
+    try {
+      const buf = Buffer.alloc(1 << 16);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, this.logOffset);
+        if (n <= 0) break;
+        this.logOffset += n;
+        const text = buf.subarray(0, n).toString();
+        this.logTail = (this.logTail + text).slice(-4000);
+        const lines = (this.partial + text).split('\n');
+        this.partial = lines.pop() as string;
+        for (const l of lines) {
+          const m = /Up to (\d+) \/ (\d+) manual ACKs/.exec(l);
+          if (m && m[1] === m[2]) this.allAckedAt ??= performance.now();
+        }
       }
-    };
-    this.proc.stdout!.on('data', tail);
-    this.proc.stderr!.on('data', tail);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   get sock(): string {
@@ -180,11 +208,12 @@ class ScaleMaster {
   }
 
   get log(): string {
+    this.readLog();
     return this.logTail;
   }
 
   private failed(): void {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`einhyrningsins exited (${this.proc.exitCode ?? this.proc.signalCode}):\n${this.logTail}`);
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`einhyrningsins exited (${this.proc.exitCode ?? this.proc.signalCode}):\n${this.log}`);
   }
 
   /** Connect the poller and the status connection as soon as the socket answers. */
@@ -236,7 +265,9 @@ class ScaleMaster {
   /** When the master logged its Nth ACK (status is not polled meanwhile: at 1,000 workers it costs the master tens of ms). */
   async allAcked(timeoutMs: number): Promise<number> {
     const deadline = performance.now() + timeoutMs;
-    while (this.allAckedAt === null) {
+    for (;;) {
+      this.readLog();
+      if (this.allAckedAt !== null) break;
       this.failed();
       if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for the log of ${this.n} ACKs`);
       await sleep(5);

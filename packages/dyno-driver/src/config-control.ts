@@ -311,14 +311,22 @@ export class ConfigControl {
       const p = this.programs().find((x) => x.name === n) as ProgramConfig;
       this.runtime.feed({ type: 'request', targets: [n], request: { type: 'setWorkers', count: p.processes.length } });
     }
+    // A one-time program may end before it is seen RUNNING: a run that ended since counts as done.
+    const asked = Date.now();
+    const ran = (name: string) => (this.programs().find((x) => x.name === name)?.processes[0]?.oneTime ?? false) && (this.runs.get(name)?.finishedAt ?? 0) >= asked;
     this.wait({
       names,
       conn,
       req,
-      done: (list) =>
-        list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL')
-          ? list.map((s) => `${s.name}: ${s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`).join('\n')
-          : null,
+      done: () => {
+        const per = names.map((n) => ({ n, list: this.statuses([n]), ran: ran(n) }));
+        if (!per.every((x) => x.ran || x.list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL'))) return null;
+        return per
+          .flatMap((x) =>
+            x.list.map((s) => `${s.name}: ${x.ran && s.state !== 'RUNNING' ? 'ran to its end (one-time)' : s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`),
+          )
+          .join('\n');
+      },
     });
   }
 

@@ -50,6 +50,10 @@ export class HttpFront {
       this.token = readTokenFile(this.cfg.httpTokenFile as string);
     }
     this.server = await HttpTcpServer.open(fd !== undefined ? { fd } : { text: this.address as string }, api, this.token, this.log, cleanup);
+    const a = this.server.address;
+    if (fd === undefined && !(a.startsWith('127.') || a === '::1' || a === '::ffff:127.0.0.1')) {
+      this.log.warn(`--http ${this.server.where} is not a loopback address and is served without TLS: the token and the replies cross the network in clear; put a TLS proxy in front`);
+    }
   }
 
   /** For the start-up line. */

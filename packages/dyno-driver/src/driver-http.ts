@@ -34,11 +34,11 @@ export function dynoHttpApi(runtime: Runtime<unknown>, listener: () => Listener 
   };
 }
 
-/** hsup's three paths (GET /health, GET /status, POST /control/stop) keep hsup's answers; every other path is minisv's. */
+/** hsup's three paths (/health, /status, /control/stop, any method) keep hsup's answers; every other path is minisv's. */
 export function driverHttpHandler(hsup: () => HttpApi, minisv: () => MinisvTasks): HttpHandler {
   return (req: HttpRequest) => {
-    const hsupPath = (req.path === '/health' || req.path === '/status') ? req.method === 'GET' || req.method === 'HEAD' : req.path === '/control/stop';
-    if (hsupPath) return answerHttp(req, hsup());
+    // Whatever the method: hsup answers POST /status with 405, as before minisv's verbs.
+    if (req.path === '/health' || req.path === '/status' || req.path === '/control/stop') return answerHttp(req, hsup());
     return answerMinisv(req, minisv()) ?? answerHttp(req, hsup());
   };
 }

@@ -20,7 +20,7 @@ import { datedLines } from '../src/program-logs.js';
 import { programCore, programQuantity } from '../src/program-launch.js';
 import { ConfigError } from '../src/config/index.js';
 import { createHash } from 'node:crypto';
-import { parse, proc } from './config-fixture.js';
+import { parse, proc, warningsOf } from './config-fixture.js';
 
 // Tuesday 2026-03-03 04:05:06.007 at UTC+01:00
 const T: TimeParts = { year: 2026, month: 3, day: 3, hour: 4, minute: 5, second: 6, millisecond: 7, weekday: 2, offsetMinutes: 60 };
@@ -123,6 +123,7 @@ test('task: oneTime runs only when asked, is never restarted, and a failed spawn
   const ini = proc(parse('[program:pull]\ncommand=/usr/bin/git pull\nonetime=true\n'), 'pull');
   assert.equal(ini.oneTime, true);
   assert.throws(() => parse('[program:p]\ncommand=/bin/x\nsocket=tcp://127.0.0.1:9999\nonetime=true\n'), /:4: onetime: a one-time program cannot have a socket=/);
+  assert.deepEqual(warningsOf(parse('[program:p]\ncommand=/bin/x\nautostart=true\nonetime=true\n')).map((w) => w.replace(/^.*?:(\d+): /, 'L$1: ')), ['L3: autostart=true is ignored with onetime=true (a one-time program runs only when asked)']);
 });
 
 test('task: every bad field is refused with its line and a message naming it', () => {
@@ -313,6 +314,7 @@ test("router: minisv's paths, methods and statuses; nothing is called for a refu
   assert.deepEqual(await r('POST', '/a/stop'), { status: 405, body: { error: 'POST /a/stop is not allowed (use GET)', task: 'a' }, allow: 'GET' });
   assert.equal((await r('PUT', '/a')).allow, 'POST, DELETE');
   assert.equal((await r('GET', '/a')).status, 405);
+  assert.equal((await r('GET', '/b')).status, 404, 'not a task: 404, as hsup answers an unknown path');
   assert.equal((await r('POST', '/')).status, 405);
   assert.equal((await r('DELETE', '/b')).status, 404);
   assert.equal((await r('GET', '/a/b/c')).status, 404);

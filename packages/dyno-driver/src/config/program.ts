@@ -153,6 +153,7 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
   // This project's onetime= (minisv's oneTime): run only when asked, to its end, never restarted.
   const oneTime = r.get('onetime', 'false', common, boolean);
   if (oneTime && socket) throw new ConfigError(r.loc('onetime'), 'onetime: a one-time program cannot have a socket= (it is not a server)');
+  if (oneTime && autostart && r.has('autostart')) ctx.warn(r.loc('autostart'), 'autostart=true is ignored with onetime=true (a one-time program runs only when asked)');
 
   const processes: ProcessConfig[] = [];
   const seenDirs = new Set<string>();

@@ -81,6 +81,8 @@ export function answerMinisv(req: HttpRequest, tasks: MinisvTasks): HttpReply | 
       if (!tasks.has(name)) return reply(problem(404, `unknown task ${JSON.stringify(name)}`, { task: name }));
       return settle(tasks.remove(name));
     }
+    // Not a task: 404 (as hsup answers an unknown path); a task: the method is what is wrong.
+    if (!tasks.has(name)) return reply(problem(404, `unknown task ${JSON.stringify(name)} (POST /${name} adds it)`, { task: name }));
     return json(405, { error: `${req.method} /${name} is not allowed: POST adds the task, DELETE removes it (GET /${name}/status shows it)`, task: name }, { Allow: 'POST, DELETE' });
   }
   const verb = parts[1] as string;

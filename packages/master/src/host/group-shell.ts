@@ -103,17 +103,14 @@ export interface GroupShellOptions {
 }
 
 /**
- * Spawns run in turns, the event loop turning in between (setImmediate): one
- * `child_process.spawn` of the launcher costs the master 1-2 ms (more on a busy machine: it
- * waits until the child has exec'd), so a burst of 1,000 in one go held ACKs, operator
- * commands and health checks for 1-2 s. A turn takes at most this many spawns ...
+ * Spawns run in turns of at most this many, the event loop turning in between
+ * (setImmediate): one `child_process.spawn` of the launcher costs the master 1-2 ms, so a
+ * burst of 1,000 in one go held ACKs, operator commands and health checks for 1-2 s.
+ * (Turns that also end once their spawns took 4 ms were tried: on a loaded machine, where
+ * one spawn waits 10-700 ms for its child to be scheduled and exec, they made spawning 1,000
+ * and upgrading them about twice as slow, with no lower round trips; see DESIGN.md.)
  */
 export const SPAWN_BATCH = 8;
-/**
- * ... and stops once its spawns took this long (the first always runs): turns of a fixed 8
- * took 70-150 ms each when the machine was busy, and every request waited for one.
- */
-export const SPAWN_TURN_MS = 4;
 
 /** What the shell reads of its group's engine (never changes it). */
 export interface GroupView {
@@ -151,8 +148,6 @@ export class GroupShell {
   /** Where the queue's head is (shift() of a long array is O(n)). */
   private spawnHead = 0;
   private spawnedThisTurn = 0;
-  /** Milliseconds this turn's spawns took. */
-  private spentThisTurn = 0;
   private turn: NodeJS.Immediate | null = null;
 
   constructor(
@@ -337,23 +332,12 @@ export class GroupShell {
     return q;
   }
 
-  /** This turn may spawn once more: the first always, then within the batch and the time budget. */
-  private turnHasRoom(): boolean {
-    return this.spawnedThisTurn === 0 || (this.spawnedThisTurn < SPAWN_BATCH && this.spentThisTurn < SPAWN_TURN_MS);
-  }
-
-  private timedSpawn(q: QueuedSpawn): void {
-    const t0 = performance.now();
-    this.spawnedThisTurn++;
-    this.spawn(q.id, q.slot, q.generation);
-    this.spentThisTurn += performance.now() - t0;
-  }
-
-  /** Spawn now if this turn has room (and nothing is waiting before it), else in a later turn. */
+  /** Spawn now if this turn's batch has room (and nothing is waiting before it), else in a later turn. */
   private queueSpawn(q: QueuedSpawn): void {
-    if (this.spawnHead === this.spawnQueue.length && this.turnHasRoom()) {
+    if (this.spawnHead === this.spawnQueue.length && this.spawnedThisTurn < SPAWN_BATCH) {
+      this.spawnedThisTurn++;
       this.nextTurn();
-      this.timedSpawn(q);
+      this.spawn(q.id, q.slot, q.generation);
       return;
     }
     this.spawnQueue.push(q);
@@ -364,9 +348,11 @@ export class GroupShell {
     this.turn ??= setImmediate(() => {
       this.turn = null;
       this.spawnedThisTurn = 0;
-      this.spentThisTurn = 0;
       let q: QueuedSpawn | undefined;
-      while (this.turnHasRoom() && (q = this.nextQueued())) this.timedSpawn(q);
+      while (this.spawnedThisTurn < SPAWN_BATCH && (q = this.nextQueued())) {
+        this.spawnedThisTurn++;
+        this.spawn(q.id, q.slot, q.generation);
+      }
       if (this.spawnHead < this.spawnQueue.length || this.spawnedThisTurn > 0) this.nextTurn();
     });
   }
