@@ -92,6 +92,8 @@ export async function main(argvIn: readonly string[]): Promise<void> {
       stateDir,
       bind: o.bind,
       socketPath: resolve(cwd, o.socketPath ?? defaultDynoSocketPath()),
+      http: o.http,
+      httpTokenFile: o.httpTokenFile === null ? null : resolve(cwd, o.httpTokenFile),
       ackMode: o.ackMode,
       ackTimeoutSec: o.ackTimeoutSec,
       signalTimeoutSec: o.signalTimeoutSec,

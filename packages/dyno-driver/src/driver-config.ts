@@ -9,6 +9,9 @@ export interface DriverConfig {
   /** -b as written; null: 0.0.0.0:$PORT when PORT is set. */
   bind: string | null;
   socketPath: string;
+  /** --http ADDR:PORT (with --http-token-file): the HTTP API on TCP too. */
+  http: { host: string; port: number; text: string } | null;
+  httpTokenFile: string | null;
   ackMode: { kind: 'manual' } | { kind: 'timer'; seconds: number };
   ackTimeoutSec: number;
   signalTimeoutSec: number;

@@ -6,7 +6,7 @@
  */
 import * as native from 'native-reuseport';
 import { monotonicMs, type Runtime } from '@einhyrningsins/master';
-import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
+import { ControlServer, StartupError, checkFetchMemory, readSnapshot, type FetchMemory, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
 import type { SerializedFleet } from '@einhyrningsins/core';
 import type { OutputPipes } from './dyno-output.js';
 import type { PhaseResult } from './release-phase.js';
@@ -35,6 +35,10 @@ export interface DynoReloadState {
   /** Per group (by gid): what it runs, and its slots' history. */
   groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
   output: OutputPipes[];
+  /** Per program with fetch=: what its fetcher knew (refused releases); absent from older images. */
+  fetch?: Record<string, FetchMemory>;
+  /** The --http listener (absent from an older image's snapshot). */
+  http?: { fd: number } | null;
 }
 
 /** The driver's snapshot for the next image. */
@@ -49,6 +53,8 @@ export function dynoReloadState(d: {
   releasePhase: PhaseResult | null;
   verbosity: number;
   output: OutputPipes[];
+  fetch: Record<string, FetchMemory>;
+  http: { fd: number } | null;
 }): DynoReloadState {
   const groups: DynoReloadState['groups'] = {};
   for (const g of d.runtime.groups()) {
@@ -70,12 +76,14 @@ export function dynoReloadState(d: {
     fleet: d.runtime.serialize(),
     groups,
     output: d.output,
+    fetch: d.fetch,
+    http: d.http,
   };
 }
 
 /** The fds the new image takes over, besides the control socket and its connections. */
 export function stateFds(state: DynoReloadState): number[] {
-  return [...(state.listener ? [state.listener.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
 }
 
 export interface DynoTakenOver {
@@ -97,6 +105,11 @@ export async function takeOverDyno(
       const v = value as Partial<DynoReloadState> | null;
       if (typeof v !== 'object' || v === null || v.format !== DYNO_STATE_FORMAT) {
         throw new Error(`unknown reload state format ${JSON.stringify(v && typeof v === 'object' ? v.format : v)}`);
+      }
+      const fetch = (v as { fetch?: unknown }).fetch;
+      if (fetch !== undefined) {
+        if (typeof fetch !== 'object' || fetch === null || Array.isArray(fetch)) throw new Error('state.fetch is not an object');
+        for (const [name, m] of Object.entries(fetch)) checkFetchMemory(m, `state.fetch.${name}`);
       }
       return v as DynoReloadState;
     });

@@ -5,7 +5,7 @@ import { ControlConnection, peerOf } from './control-connection.js';
 import { serve, type HttpHandler, type RequestHandler } from './control-serve.js';
 
 export { ControlConnection, MAX_PENDING_OUTPUT, type Peer, type ReplyFields } from './control-connection.js';
-export { MAX_LINE_BYTES, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-serve.js';
+export { MAX_LINE_BYTES, serveHttpOnly, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-serve.js';
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';

@@ -7,11 +7,11 @@
 import * as native from 'native-reuseport';
 import type { ReloadState } from './reload-state.js';
 
+export type Check = (v: unknown, at: string) => void;
+
 export class StateError extends Error {
   override name = 'StateError';
 }
-
-type Check = (v: unknown, at: string) => void;
 
 const fail = (at: string, want: string, v: unknown): never => {
   const got = v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : JSON.stringify(v)?.slice(0, 40) ?? typeof v;
@@ -85,6 +85,11 @@ const core = obj({
   respawnAge: nullable(num),
 });
 
+const sha256: Check = (v, at) => void (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? 0 : fail(at, 'a SHA-256 (64 hex digits)', v));
+
+/** The fetcher's memory (fetch-policy.ts FetchMemory): also in the dyno driver's snapshot, per program. */
+export const fetchMemory: Check = obj({ url: str, seenKey: nullable(str), refused: list(sha256) });
+
 const state = obj({
   format: oneOf(1),
   version: str,
@@ -113,6 +118,8 @@ const state = obj({
   verbosity: num,
   core,
   slots: optional(anyObj),
+  fetch: optional(fetchMemory),
+  then: optional(oneOf('upgrade')),
 });
 
 /** The parsed snapshot, if it has every field a master of ours writes; else a StateError naming the first bad one. */
