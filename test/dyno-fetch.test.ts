@@ -296,3 +296,38 @@ test('--config fetch= with user=: the installed release has the owner and mode o
   assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [65534, 65534, 0o700]);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
+
+test('--config fetch=: a release that failed its upgrade is not fetched or installed again after a driver reload (the memory is in the reload snapshot)', async () => {
+  const dir = newDir();
+  const app = join(dir, 'app');
+  const out = join(dir, 'out');
+  const release = (v: string, crash = false) => Buffer.from(`#!/bin/sh\necho "${v} $$" >> "${out}"\n${crash ? 'exit 1' : 'exec sleep 600'}\n`);
+  writeFileSync(app, release('v1'), { mode: 0o755 });
+  const { st, url } = await releaseServer(release('v2', true));
+  writeFileSync(join(dir, 'app.conf'), `[program:app]\ncommand = ${app}\nfetch = ${url}\nfetch_interval = 0.1\nstartretries = 1\n`);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.waitLog(/\[program:app\] fetch: release sha256 [0-9a-f]{12} failed its upgrade \(.*\); \S+app is the previous release again/, 30_000);
+  assert.deepEqual(readFileSync(app), release('v1'));
+  const before = await until('app RUNNING again', async () => {
+    const s = await d.state();
+    return upAll(s, { app: 1 }) && s.retiring.length === 0 ? s : null;
+  }, 30_000);
+  const installs = () => (d.stderr.match(/\[program:app\] fetch: installed release [^\n]*; upgrading\n/g) ?? []).length;
+  assert.equal(installs(), 1);
+  for (let i = 1; i <= 2; i++) {
+    const replies = await d.ctl('reload');
+    assert.match(replies.at(-1)!.message, new RegExp(`^Reload done: .*\\(reload ${i}\\), 1 process adopted$`), JSON.stringify(replies));
+    const gets = st.gets;
+    const heads = st.heads;
+    await until('polls of the new image', () => st.heads >= heads + 5, 20_000);
+    assert.equal(st.gets, gets, `reload ${i}: the failed release is not downloaded again`);
+  }
+  assert.equal(installs(), 1, 'the failed release is not installed again');
+  assert.deepEqual(readFileSync(app), release('v1'));
+  assert.deepEqual(pids(await d.state(), 'app'), pids(before, 'app'), 'the v1 process kept running');
+  // A good release after the reloads: installed and run.
+  st.body = release('v3');
+  await until('the v3 process', () => readFileSync(out, 'utf8').trim().split('\n').at(-1)!.startsWith('v3 '), 30_000);
+  assert.equal(installs(), 2);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
