@@ -41,8 +41,9 @@ import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
 import { releaseSource } from './sources.js';
-import { ConfigSource } from './config-source.js';
-import { ConfigControl } from './config-control.js';
+import type { ConfigSource } from './config-source.js';
+import type { ConfigControl } from './config-control.js';
+import type { ConfigKit } from './config-kit.js';
 import { groupShellOptions } from './driver-shells.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
@@ -88,18 +89,22 @@ export class Driver implements CommandHost {
   private readonly reloader: Reloader;
   private reloads = 0;
 
-  constructor(readonly cfg: DriverConfig) {
+  /** `kit`: with --config (and only then) the config file's modules (config-kit.ts), loaded by the command line. */
+  constructor(
+    readonly cfg: DriverConfig,
+    kit: ConfigKit | null = null,
+  ) {
     this.logger = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
     this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
     const sourceCfg: SourceConfig = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
-    this.source = releaseSource(sourceCfg, this.logger, cfg.env);
-    this.config = this.source instanceof ConfigSource ? this.source : null;
+    this.source = releaseSource(sourceCfg, this.logger, cfg.env, kit);
+    this.config = kit && this.source instanceof kit.ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
-    this.control = this.config
-      ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r), {
+    this.control = this.config && kit
+      ? new kit.ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r), {
           enqueue: (step) => this.apply.enqueue(step),
           applyRelease: (next, roll, origin) => this.apply.applyRelease(next, roll, origin),
           current: () => this.apply.release,

@@ -7,7 +7,9 @@
  * `tail NAME [stdout|stderr]` reads a file's end.
  */
 import type { ChildProcess } from 'node:child_process';
-import { LineSource, LogWriter, follow, pipeStreamLines, tailBytes, type Follower, type Logger } from '@einhyrningsins/master';
+import { pipeStreamLines, type Logger } from '@einhyrningsins/master';
+// Not through the package's index: the per-program log files are read only with --config.
+import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
 
 /** How long an exit waits for the log files to take what is queued. */

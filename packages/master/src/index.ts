@@ -28,10 +28,9 @@ export { Reloader, resumeConnections, type ConnectionSnapshot, type ReloadHost }
 export { STATE_FD_OPTION, execGapMs, readSnapshot, upgradeCheck } from './reload.js';
 export * as shape from './shape-check.js';
 export { StateError } from './shape-check.js';
-export { checkOwnChildren, workerPids } from './reload-state-check.js';
+export { checkOwnChildren, openFd, workerPids } from './reload-state-check.js';
 export { SlotHistory, type SlotRecord } from './slot-history.js';
 export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket } from './bind-shim.js';
 export { staticExecutable } from './elf.js';
 export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';
 export { listenUnixBind, type UnixBindSpec } from './unix-bind.js';
-export * from './logfile/index.js';
