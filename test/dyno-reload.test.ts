@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as native from 'native-reuseport';
 import { cleanupAll, ctl, until } from './harness.js';
 import { DYNO_BIN, baseEnv, newDir, q, startDriver, type DynoState } from './dyno-harness.js';
+import { serializedCore } from './reload-states.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -64,21 +65,7 @@ function baseState(dir: string, marker: string): Record<string, unknown> {
           retiring: false,
           quantity: 1,
           launchKey: '',
-          core: {
-            format: 1,
-            cfg: { number: 1, ackMode: { kind: 'timer', ms: 1000 }, retries: -1, maxUnacked: -1, maxUpgradeAdditional: -1, slots: 'named', drainSignal: 'SIGTERM' },
-            workers: [],
-            nextId: 1,
-            generation: 0,
-            streak: 0,
-            lastFailureAge: 0,
-            gaveUp: false,
-            shuttingDown: null,
-            started: true,
-            upgrade: null,
-            lastUpgrade: null,
-            respawnAge: null,
-          },
+          core: serializedCore({ slots: 'named', drainSignal: 'SIGTERM' }),
         },
       ],
     },

@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProcessMachine, type CommandResult, type ProcessEvent } from '../src/process-state.js';
 import { DEFAULT_PROCESS_STATE_CONFIG, type ProcessStateConfig } from '../src/process-state-config.js';
+import { FakeClock } from './fake-clock.js';
 
-/** A fake clock and timer wheel around one machine; records what it asked for. */
+/** The fake clock around one machine; records what it asked for. */
 class Sim {
-  now = 0;
+  readonly clock = new FakeClock();
   m: ProcessMachine;
-  timers = new Map<string, number>();
   states: string[] = [];
   spawns: { at: number; id: number }[] = [];
   kills: string[] = [];
@@ -18,12 +18,24 @@ class Sim {
     this.m = m ?? new ProcessMachine('app', { ...DEFAULT_PROCESS_STATE_CONFIG, ...cfg });
   }
 
+  get now(): number {
+    return this.clock.now;
+  }
+
+  set now(ms: number) {
+    this.clock.now = ms;
+  }
+
+  get timers(): Map<string, number> {
+    return this.clock.timers;
+  }
+
   send(ev: ProcessEvent): CommandResult | undefined {
     const { effects, result } = this.m.handle(ev, this.now);
     for (const e of effects) {
       if (e.type === 'state') this.states.push(`${e.from}>${e.to}${e.expected ? '' : '!'}`);
-      else if (e.type === 'setTimer') this.timers.set(e.key, this.now + e.ms);
-      else if (e.type === 'clearTimer') this.timers.delete(e.key);
+      else if (e.type === 'setTimer') this.clock.setTimer(e.key, e.ms);
+      else if (e.type === 'clearTimer') this.clock.timers.delete(e.key);
       else if (e.type === 'spawn') this.spawns.push({ at: this.now, id: e.id });
       else if (e.type === 'kill') this.kills.push(`${e.group ? '-' : ''}${e.pid}:${e.signal}@${this.now}`);
       else this.logs.push(`${e.level}: ${e.message}`);
@@ -33,15 +45,9 @@ class Sim {
 
   /** Move the clock, firing due timers in order. */
   advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, t]) => t <= end).sort((a, b) => a[1] - b[1])[0];
-      if (!due) break;
-      this.now = due[1];
-      this.timers.delete(due[0]);
-      this.send({ type: 'timer', key: due[0] });
-    }
-    this.now = end;
+    this.clock.advance(ms, (due) => {
+      if ('timer' in due) this.send({ type: 'timer', key: due.timer });
+    });
   }
 
   /** The last spawn succeeds. */

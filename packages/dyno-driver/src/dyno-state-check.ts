@@ -8,7 +8,7 @@
  */
 import { fstatSync } from 'node:fs';
 import * as native from 'native-reuseport';
-import { HANDOFF_NAMES, StateError, checkOwnChildren, shape, workerPids } from '@einhyrningsins/master';
+import { HANDOFF_NAMES, StateError, checkOwnChildren, openFd, shape, workerPids } from '@einhyrningsins/master';
 import { DYNO_STATE_FORMAT as FORMAT, type DynoReloadState } from './dyno-reload-state.js';
 
 const { bool, checkShape, connectionShape, controlShape, fd, fleetShape, int, isObj, list, nullable, num, obj, oneOf, optional, record, slotsShape, str, tuple, variant } = shape;
@@ -109,13 +109,7 @@ export function checkDynoState(value: unknown): DynoReloadState {
  * never pid 1 or a stranger, whose process group would be signalled).
  */
 export function checkDynoStateFds(s: DynoReloadState): void {
-  const info = (n: number, what: string) => {
-    try {
-      return native.fdInfo(n);
-    } catch {
-      throw new StateError(`fd ${n} (${what}) is not open`);
-    }
-  };
+  const info = openFd;
   if (s.listener && !info(s.listener.fd, 'the web socket').listening) throw new StateError(`fd ${s.listener.fd} (the web socket) is not a listening socket`);
   if (!info(s.control.fd, 'the control socket').listening) throw new StateError(`fd ${s.control.fd} (the control socket) is not a listening socket`);
   for (const c of s.connections) info(c.fd, 'a control connection');

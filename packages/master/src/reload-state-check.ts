@@ -52,13 +52,7 @@ export function checkState(value: unknown): ReloadState {
 
 /** Every fd the snapshot names is open and what it should be (listening sockets listen); every worker is our child. */
 export function checkStateFds(s: ReloadState): void {
-  const info = (n: number, what: string) => {
-    try {
-      return native.fdInfo(n);
-    } catch {
-      throw new StateError(`fd ${n} (${what}) is not open`);
-    }
-  };
+  const info = openFd;
   for (const x of s.sockets) {
     if (!info(x.fd, x.text).listening) throw new StateError(`fd ${x.fd} (${x.text}) is not a listening socket`);
   }
@@ -66,6 +60,15 @@ export function checkStateFds(s: ReloadState): void {
   for (const c of s.connections) info(c.fd, 'a control connection');
   if (s.lockfile) info(s.lockfile.fd, `the lockfile ${s.lockfile.path}`);
   checkOwnChildren(workerPids(s.core, 'state.core'));
+}
+
+/** What fd `n` of the snapshot (`what`) is; a StateError when it is not open. */
+export function openFd(n: number, what: string): native.FdInfo {
+  try {
+    return native.fdInfo(n);
+  } catch {
+    throw new StateError(`fd ${n} (${what}) is not open`);
+  }
 }
 
 /** Every worker pid an engine of the snapshot names, with where. */
