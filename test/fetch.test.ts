@@ -39,7 +39,7 @@ type Mode = 'ok' | 'error500' | 'truncate';
 
 /** A loopback release server: HEAD and GET of any path serve `body` with an ETag (its hash). */
 async function releaseServer(body: Buffer) {
-  const st = { body, mode: 'ok' as Mode, heads: 0, gets: 0 };
+  const st = { body, mode: 'ok' as Mode, heads: 0, gets: 0, etagSalt: '' };
   const server = http.createServer((req, res) => {
     if (req.method === 'HEAD') st.heads += 1;
     else st.gets += 1;
@@ -47,7 +47,7 @@ async function releaseServer(body: Buffer) {
       res.writeHead(500).end('no');
       return;
     }
-    const etag = `"${createHash('sha256').update(st.body).digest('hex').slice(0, 16)}"`;
+    const etag = `"${st.etagSalt}${createHash('sha256').update(st.body).digest('hex').slice(0, 16)}"`;
     res.writeHead(200, { etag, 'content-length': st.body.length, 'content-type': 'application/octet-stream' });
     if (req.method === 'HEAD') return res.end();
     if (st.mode === 'truncate') {
@@ -264,5 +264,49 @@ test('--fetch: a release whose worker misses its ACK fails the upgrade; the prev
   const [still] = await m.ready(1);
   assert.equal(still!.pid, w1!.pid);
   assert.deepEqual(tempFiles(dir), []);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+});
+
+test('--fetch: a release that failed its upgrade is not fetched or installed again after a reload (the memory is in the reload snapshot)', async () => {
+  const dir = tempDir();
+  const app = join(dir, 'app');
+  const out = join(dir, 'out');
+  writeFileSync(app, release('v1'), { mode: 0o755 });
+  const { st, url } = await releaseServer(release('v2', true));
+  const m = startMaster(['--fetch', url, '--fetch-interval', '0.1', '-m', '0.2', '-r', '1', '-s', '0.1', '--', app], {
+    dir,
+    env: { OUT: out },
+  });
+  await m.waitLog(/release sha256 [0-9a-f]{12} failed its upgrade \(.*\); \S+app is the previous release again/, 20_000);
+  assert.deepEqual(readFileSync(app), release('v1'));
+  const [w1] = await m.ready(1);
+  const installs = () => (m.stderr.match(/--fetch: installed release [^\n]*; upgrading\n/g) ?? []).length;
+  assert.equal(installs(), 1);
+
+  for (let i = 1; i <= 2; i++) {
+    const replies = await m.ctl('reload');
+    assert.match(replies.at(-1)!.message, new RegExp(`^Reload done: .*\\(reload ${i}\\), 1 worker adopted$`), JSON.stringify(replies));
+    const gets = st.gets;
+    const heads = st.heads;
+    // The new image polls: HEAD only (the content last seen), never the failed release again.
+    await until('polls of the new image', () => st.heads >= heads + 5);
+    assert.equal(st.gets, gets, `reload ${i}: the failed release is not downloaded again`);
+  }
+  assert.equal(installs(), 1, 'the failed release is not installed again');
+  assert.deepEqual(readFileSync(app), release('v1'));
+  const [still] = await m.ready(1);
+  assert.equal(still!.pid, w1!.pid, 'the v1 worker kept serving');
+
+  // The same bad bytes under another key (the server changes its validators): downloaded, recognized by their hash, refused.
+  const gets = st.gets;
+    st.etagSalt = 'x';
+  await until('the download of the renamed content', () => st.gets > gets);
+  await m.waitLog(/--fetch \S+: still release sha256 [0-9a-f]{12}, which failed before; waiting for another/);
+  assert.equal(installs(), 1);
+
+  // A good release after the reloads: installed.
+  st.body = release('v3');
+  await until('the v3 worker', () => versions(out).at(-1) === 'v3', 20_000);
+  assert.equal(installs(), 2);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });

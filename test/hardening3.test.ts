@@ -434,6 +434,11 @@ for (const [what, change, error] of [
     /fd 987 \(127\.0\.0\.1:0\) is not open/,
   ],
   ['core: {}', (s: Record<string, unknown>) => (s.core = {}), /state\.core\.format is undefined|state\.core\.format is .*expected one of 1/],
+  [
+    'a fetch memory with a bad hash',
+    (s: Record<string, unknown>) => (s.fetch = { url: 'http://127.0.0.1:1/app', seenKey: null, refused: ['nothex'] }),
+    /state\.fetch\.refused\[0\] is "nothex", expected a SHA-256 \(64 hex digits\)/,
+  ],
   ['not JSON', null, /not JSON/],
 ] as const) {
   test(`8: --with-state-fd with malformed content (${what}): one line, exit 1, nothing left behind`, async () => {

@@ -26,7 +26,7 @@
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
  * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale  --out FILE
- * --scale-n 128,256,1000  --scale-idle 10
+ * --scale-n 128,256,1000  --scale-idle 10  --scale-upgrades 10  --scale-upgrade-s 90
  * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
  * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
  * (`npm run bench -- --help`)
@@ -62,6 +62,8 @@ interface Config {
   out: string;
   scaleNs: number[];
   scaleIdleS: number;
+  scaleUpgrades: number;
+  scaleUpgradeS: number;
 }
 
 const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
@@ -85,6 +87,8 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   only: { env: 'BENCH_ONLY', def: '', help: '"startup", "logfile" or "scale": run only that phase' },
   'scale-n': { env: 'BENCH_SCALE_N', def: '128,256,1000', help: 'scale phase: worker counts (0: skip the scale phase)' },
   'scale-idle': { env: 'BENCH_SCALE_IDLE_S', def: '10', help: 'scale phase: seconds of idle master CPU measured once all are up (0: skip)' },
+  'scale-upgrades': { env: 'BENCH_SCALE_UPGRADES', def: '10', help: 'scale phase: upgrades of each N, back to back (RSS per worker after the first and the last)' },
+  'scale-upgrade-s': { env: 'BENCH_SCALE_UPGRADE_S', def: '90', help: 'scale phase: ... or fewer, once they have taken this many seconds' },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
 };
 
@@ -139,6 +143,8 @@ function parseConfig(argv: string[]): Config {
     only: get('only'),
     scaleNs: get('scale-n') === '0' ? [] : get('scale-n').split(',').map((x) => Number(x.trim())),
     scaleIdleS: num('scale-idle', 0),
+    scaleUpgrades: Math.max(1, Math.round(num('scale-upgrades', 1))),
+    scaleUpgradeS: num('scale-upgrade-s', 0),
     out: get('out') || join(tmpdir(), `einhyrningsins-bench-${stamp}.json`),
   };
 }
@@ -586,7 +592,7 @@ async function main(): Promise<number> {
   process.on('exit', killEverything);
   // Hard bound on the whole run: a hung phase must not hang the bench.
   const perN = 12 + 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
-  const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + 400) + 60;
+  const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + cfg.scaleUpgradeS + 400) + 60;
   const boundS = perN * cfg.ns.length + scaleS;
   const watchdog = setTimeout(() => {
     note(`watchdog: still running after ${boundS} s; killing everything`);
@@ -649,7 +655,7 @@ async function main(): Promise<number> {
   let scale: ScaleResult | null = null;
   if (cfg.scaleNs.length > 0 && (cfg.only === '' || cfg.only === 'scale')) {
     try {
-      scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS }, note);
+      scale = await scaleBench({ ns: cfg.scaleNs, idleS: cfg.scaleIdleS, upgrades: cfg.scaleUpgrades, upgradeS: cfg.scaleUpgradeS }, note);
     } catch (err) {
       note(`scale phase failed: ${(err as Error).stack ?? String(err)}`);
       killScale();

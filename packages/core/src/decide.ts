@@ -55,6 +55,8 @@ export abstract class Decisions extends CoreState {
     const live = (w: Worker) => w.state === 'starting' || w.state === 'up';
 
     const ready = (w: Worker) => w.state === 'up' && w.ready;
+    // Each step counts in one pass over the workers and builds a list only when it acts:
+    // this runs after every event, and 1,000 workers make thousands of events.
     // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs).
     if (this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target) {
       this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
@@ -62,28 +64,44 @@ export abstract class Decisions extends CoreState {
 
     // 2. Retire what is too much.
     if (this.upgrade) {
-      const cur = this.list((w) => isCur(w) && live(w));
-      if (cur.length > target) this.retireSome(cur, cur.length - target, 'too many workers');
+      let curLive = 0;
+      let oldLive = 0;
+      let curUp = 0;
+      for (const w of this.workers.values()) {
+        if (!live(w)) continue;
+        if (isCur(w)) {
+          curLive += 1;
+          if (ready(w)) curUp += 1;
+        } else oldLive += 1;
+      }
+      if (curLive > target) this.retireSome(this.list((w) => isCur(w) && live(w)), curLive - target, 'too many workers');
       if (this.upgrade.mode === 'smooth') {
-        const old = this.list((w) => !isCur(w) && live(w));
-        const curUp = this.count((w) => isCur(w) && ready(w));
-        const excess = old.length + curUp - target;
+        const excess = oldLive + curUp - target;
         if (excess > 0) {
-          this.progress(`Smooth upgrade: killing off ${Math.min(excess, old.length)} old workers.`);
-          this.retireSome(old, excess, 'replaced by a new generation');
+          this.progress(`Smooth upgrade: killing off ${Math.min(excess, oldLive)} old workers.`);
+          this.retireSome(this.list((w) => !isCur(w) && live(w)), excess, 'replaced by a new generation');
         }
       }
     } else {
-      const all = this.list(live);
-      if (all.length > target) this.retireSome(all, all.length - target, 'too many workers');
+      const n = this.count(live);
+      if (n > target) this.retireSome(this.list(live), n - target, 'too many workers');
     }
 
     // 3. Start what is missing.
     if (this.gaveUp) return;
-    const curLive = this.count((w) => isCur(w) && live(w));
-    const missing = this.upgrade ? target - curLive : target - this.count(live);
+    let curLive = 0;
+    let allLive = 0;
+    let starting = 0;
+    for (const w of this.workers.values()) {
+      if (!live(w)) continue;
+      allLive += 1;
+      if (isCur(w)) {
+        curLive += 1;
+        if (w.state === 'starting') starting += 1;
+      }
+    }
+    const missing = this.upgrade ? target - curLive : target - allLive;
     if (missing <= 0) return;
-    const starting = this.count((w) => isCur(w) && w.state === 'starting');
     let n = Math.min(missing, this.cfg.maxUnacked - starting);
     if (this.upgrade) {
       n = Math.min(n, target + this.cfg.maxUpgradeAdditional - this.workers.size);
@@ -103,17 +121,27 @@ export abstract class Decisions extends CoreState {
       }
       n = Math.min(n, 1);
     }
-    for (let i = 0; i < n; i++) this.spawn();
+    if (n <= 0) return;
+    // The slots in use, once for the whole burst (per spawn, 1,000 spawns cost O(n^2)).
+    const used = this.usedSlots();
+    for (let i = 0; i < n; i++) this.spawn(used);
   }
 
-  protected spawn(): void {
+  /** Slots a new worker may not take: every worker's (unique), or the current generation's live ones (named). */
+  private usedSlots(): Set<number> {
     const used = new Set<number>();
     const named = this.cfg.slots === 'named';
     for (const w of this.workers.values()) {
       if (!named || (w.generation === this.generation && (w.state === 'starting' || w.state === 'up'))) used.add(w.slot);
     }
+    return used;
+  }
+
+  /** A new worker in the lowest slot not in `used` (which then holds it too). */
+  protected spawn(used: Set<number>): void {
     let slot = 0;
     while (used.has(slot)) slot += 1;
+    used.add(slot);
     const w: Worker = {
       id: this.nextId++,
       pid: null,
@@ -142,9 +170,11 @@ export abstract class Decisions extends CoreState {
       // already has; then the highest numbers (Heroku scales down from the top).
       const taken = new Set(this.list((w) => w.generation === this.generation && w.state === 'up').map((w) => w.slot));
       const replaced = (w: Worker) => Number(w.generation !== this.generation && taken.has(w.slot));
-      order = [...pool].sort((a, b) => a.generation - b.generation || replaced(b) - replaced(a) || b.slot - a.slot || a.id - b.id);
+      order = firstN(pool, n, (a, b) => a.generation - b.generation || replaced(b) - replaced(a) || b.slot - a.slot || a.id - b.id);
     } else {
-      order = [...pool].sort(
+      order = firstN(
+        pool,
+        n,
         (a, b) =>
           Number(a.state === 'up') - Number(b.state === 'up') ||
           a.generation - b.generation ||
@@ -152,7 +182,7 @@ export abstract class Decisions extends CoreState {
           a.id - b.id,
       );
     }
-    const victims = order.slice(0, Math.max(0, n));
+    const victims = order;
     for (const w of victims) this.retire(w, reason, this.cfg.drainSignal);
     const pids = victims.map((w) => w.pid).filter((p) => p !== null);
     if (pids.length) this.progress(`Sending ${this.cfg.drainSignal} to [${pids.join(', ')}]`);
@@ -217,4 +247,24 @@ export abstract class Decisions extends CoreState {
     }
   }
 
+}
+
+/**
+ * The first `n` of `pool` in the order of `cmp` (a total order: ties end on the id). A
+ * smooth upgrade retires one old worker per new one up: a full sort of 1,000 each time cost
+ * O(n^2 log n) over an upgrade; a few passes of selection cost O(n) each.
+ */
+function firstN<T>(pool: readonly T[], n: number, cmp: (a: T, b: T) => number): T[] {
+  if (n <= 0) return [];
+  if (n > 8 || n >= pool.length) return [...pool].sort(cmp).slice(0, n);
+  const left = [...pool];
+  const out: T[] = [];
+  while (out.length < n) {
+    let best = 0;
+    for (let i = 1; i < left.length; i++) if (cmp(left[i] as T, left[best] as T) < 0) best = i;
+    out.push(left[best] as T);
+    left[best] = left[left.length - 1] as T;
+    left.pop();
+  }
+  return out;
 }

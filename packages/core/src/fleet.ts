@@ -15,7 +15,7 @@
  * - exit once every group is gone after a shutdown.
  */
 import { Supervisor, type SerializedCore } from './supervisor.js';
-import type { ConfigChanges, CoreConfig, CoreSnapshot, Effect, Event, LogLevel, ReplyTo, UpgradeMode } from './types.js';
+import type { ConfigChanges, CoreConfig, CoreSnapshot, Effect, Event, LogLevel, ReplyTo, UpgradeMode, WorkerView } from './types.js';
 import { FanOuts, type Finish } from './fanout.js';
 
 export interface GroupSpec<L = unknown> {
@@ -192,6 +192,21 @@ export class Fleet<L = unknown> {
   /** One group's engine state (cheaper than groups() when only one is wanted). */
   snapshotOf(gid: number): CoreSnapshot | undefined {
     return this.all.get(gid)?.core.snapshot();
+  }
+
+  /** One worker of a group, by pid or id (without a snapshot of every worker). */
+  workerOf(gid: number, ref: { pid: number } | { id: number }): WorkerView | undefined {
+    return this.all.get(gid)?.core.worker(ref);
+  }
+
+  /** One group's engine configuration. */
+  configOf(gid: number): CoreConfig | undefined {
+    return this.all.get(gid)?.core.config();
+  }
+
+  /** One group's shutdown signal while it shuts down, else null. */
+  shuttingDownOf(gid: number): string | null | undefined {
+    return this.all.get(gid)?.core.shutdownSignal;
   }
 
   /** One group's engine, as JSON (a host with one group keeps the single-group snapshot format). */

@@ -28,22 +28,27 @@ export class Supervisor extends EventHandlers {
     return this.out;
   }
 
+  /**
+   * One worker, by pid or by id, without copying every other (a shell asks this for each
+   * spawn and exit: {@link snapshot} at each of them made 1,000 workers cost O(n^2)).
+   */
+  worker(ref: { pid: number } | { id: number }): WorkerView | undefined {
+    const w = 'pid' in ref ? this.byPid.get(ref.pid) : this.workers.get(ref.id);
+    return w ? view(w) : undefined;
+  }
+
+  /** The shutdown signal while shutting down, else null. */
+  get shutdownSignal(): string | null {
+    return this.shuttingDown;
+  }
+
+  /** The engine's configuration now (a copy). */
+  config(): CoreConfig {
+    return { ...this.cfg };
+  }
+
   snapshot(): CoreSnapshot {
-    const workers: WorkerView[] = [...this.workers.values()].map((w) => ({
-      id: w.id,
-      pid: w.pid,
-      slot: w.slot,
-      generation: w.generation,
-      state: w.state,
-      spawnedAt: w.spawnedAt,
-      ackedAt: w.ackedAt,
-      ready: w.ready,
-      signaledAt: w.signaledAt,
-      signals: [...w.signals],
-      stopReason: w.stopReason,
-      pingedAt: w.pingedAt,
-      pingRequestId: w.pingRequestId,
-    }));
+    const workers: WorkerView[] = [...this.workers.values()].map(view);
     return {
       config: { ...this.cfg },
       generation: this.generation,
@@ -162,6 +167,24 @@ export class Supervisor extends EventHandlers {
     return { core, effects };
   }
 
+}
+
+function view(w: Worker): WorkerView {
+  return {
+    id: w.id,
+    pid: w.pid,
+    slot: w.slot,
+    generation: w.generation,
+    state: w.state,
+    spawnedAt: w.spawnedAt,
+    ackedAt: w.ackedAt,
+    ready: w.ready,
+    signaledAt: w.signaledAt,
+    signals: [...w.signals],
+    stopReason: w.stopReason,
+    pingedAt: w.pingedAt,
+    pingRequestId: w.pingRequestId,
+  };
 }
 
 /** JSON has no Infinity. */

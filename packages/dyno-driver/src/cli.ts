@@ -88,7 +88,17 @@ export async function main(argvIn: readonly string[]): Promise<void> {
       process.stdout.write(`${PROG} ${VERSION}: upgrade check passed\n`);
       return;
     }
-    const cfg = { ...driverSettings(o), source, stateDir, socketPath: resolve(cwd, o.socketPath ?? defaultDynoSocketPath()), cwd, env: process.env, argv, stateFd };
+    const cfg = {
+      ...driverSettings(o),
+      source,
+      stateDir,
+      socketPath: resolve(cwd, o.socketPath ?? defaultDynoSocketPath()),
+      httpTokenFile: o.httpTokenFile === null ? null : resolve(cwd, o.httpTokenFile),
+      cwd,
+      env: process.env,
+      argv,
+      stateFd,
+    };
     await new Driver(cfg, kit).start();
   } catch (err) {
     const e = err as Error;

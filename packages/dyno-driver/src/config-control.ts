@@ -18,6 +18,7 @@ import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
 import { ProgramLogs } from './program-logs.js';
+import { ProgramReleases } from './program-releases.js';
 import type { TypeLaunch } from './release-applier.js';
 
 export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
@@ -67,12 +68,18 @@ function uptime(ms: number): string {
   return `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
 }
 
-/** supervisorctl status's lines: `group:name` (or `name` when they are the same), state, description. */
+/**
+ * supervisorctl status's lines: `group:name` (or `name` when they are the same), state,
+ * description, laid out as supervisorctl 4.2.5's `_show_statuses` does: the name padded to
+ * 3 more than the longest (at least 30), the state to 10, the description right after.
+ */
 export function statusLines(list: readonly ProcessStatus[]): string {
+  const label = (s: ProcessStatus) => (s.group === s.name ? s.name : `${s.group}:${s.name}`);
+  const width = Math.max(30, ...list.map((s) => label(s).length)) + 3;
   return (
     list
       .map((s) => {
-        const name = s.group === s.name ? s.name : `${s.group}:${s.name}`;
+        const name = label(s);
         const desc =
           s.state === 'RUNNING'
             ? `pid ${s.pid}, uptime ${uptime(s.uptimeMs ?? 0)}`
@@ -85,10 +92,17 @@ export function statusLines(list: readonly ProcessStatus[]): string {
                 : s.pid !== null
                   ? `pid ${s.pid}`
                   : '';
-        return `${name.padEnd(32)} ${s.state.padEnd(10)} ${desc}`.trimEnd();
+        return `${name.padEnd(width)}${s.state.padEnd(10)}${desc}`.trimEnd();
       })
       .join('\n') + '\n'
   );
+}
+
+/** minisv's started/finished of a task: its last process's start, the last exit (wall clock, ms). */
+export interface ProgramRun {
+  startedAt: number | null;
+  finishedAt?: number;
+  exit?: { code: number | null; signal: string | null };
 }
 
 interface Waiter {
@@ -102,9 +116,12 @@ export class ConfigControl {
   private readonly waiters = new Set<Waiter>();
   /** Per program, the slots whose last process exited unasked, and how. */
   private readonly exits = new Map<string, Map<number, string>>();
+  /** Per program, when its last process started and when the last one ended, and how (wall clock, ms): minisv's status. */
+  readonly runs = new Map<string, ProgramRun>();
 
   /** A process of `program` exited (before its engine hears of it): asked to, or on its own. */
   private noteExit(program: string, pid: number, slot: number, code: number | null, signal: string | null): void {
+    this.runs.set(program, { ...(this.runs.get(program) ?? { startedAt: null }), finishedAt: Date.now(), exit: { code, signal } });
     const w = this.group(program)?.snapshot.workers.find((x) => x.pid === pid);
     const asked = !w || w.state === 'stopping' || w.state === 'killed';
     const m = this.exits.get(program) ?? new Map<number, string>();
@@ -123,9 +140,13 @@ export class ConfigControl {
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
+    this.releases = new ProgramReleases(runtime, log, source.env, now);
+    source.onClose(() => this.releases.stop());
   }
 
   readonly logs: ProgramLogs;
+  /** The programs' fetch= and watch=. */
+  readonly releases: ProgramReleases;
 
   /** supervisord's SIGUSR2: reopen the log files. */
   installSignals(): void {
@@ -141,6 +162,8 @@ export class ConfigControl {
 
   /** Why a reload cannot carry the config's programs over yet, or null. */
   reloadProblem(): string | null {
+    const installing = this.releases.busy();
+    if (installing) return installing;
     // Their sockets, log files and output pipes are not in the snapshot yet.
     return 'not supported yet with --config (the programs\' sockets and log files are not in the snapshot); use restart';
   }
@@ -223,6 +246,7 @@ export class ConfigControl {
       killGroup: x?.killasgroup ?? false,
       log: common.log,
       output: (child, slot) => {
+        this.runs.set(program.name, { ...this.runs.get(program.name), startedAt: Date.now() });
         const x = program.processes[slot];
         if (x) this.logs.route(x, child);
         else common.output(processName(program, slot), child);
@@ -234,11 +258,11 @@ export class ConfigControl {
     };
   }
 
-  private programs(): ProgramConfig[] {
+  programs(): ProgramConfig[] {
     return this.source.model?.programs ?? [];
   }
 
-  private group(name: string): RuntimeGroup<TypeLaunch> | undefined {
+  group(name: string): RuntimeGroup<TypeLaunch> | undefined {
     return this.runtime.groups().find((g) => g.name === name && !g.retiring);
   }
 
@@ -287,14 +311,22 @@ export class ConfigControl {
       const p = this.programs().find((x) => x.name === n) as ProgramConfig;
       this.runtime.feed({ type: 'request', targets: [n], request: { type: 'setWorkers', count: p.processes.length } });
     }
+    // A one-time program may end before it is seen RUNNING: a run that ended since counts as done.
+    const asked = Date.now();
+    const ran = (name: string) => (this.programs().find((x) => x.name === name)?.processes[0]?.oneTime ?? false) && (this.runs.get(name)?.finishedAt ?? 0) >= asked;
     this.wait({
       names,
       conn,
       req,
-      done: (list) =>
-        list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL')
-          ? list.map((s) => `${s.name}: ${s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`).join('\n')
-          : null,
+      done: () => {
+        const per = names.map((n) => ({ n, list: this.statuses([n]), ran: ran(n) }));
+        if (!per.every((x) => x.ran || x.list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL'))) return null;
+        return per
+          .flatMap((x) =>
+            x.list.map((s) => `${s.name}: ${x.ran && s.state !== 'RUNNING' ? 'ran to its end (one-time)' : s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`),
+          )
+          .join('\n');
+      },
     });
   }
 
@@ -314,6 +346,7 @@ export class ConfigControl {
 
   /** After every batch of events: answer the waiters whose processes got there. */
   check(): void {
+    this.releases.changed(this.applier.current());
     for (const w of [...this.waiters]) {
       const answer = w.done(this.statuses(w.names));
       if (answer === null) continue;

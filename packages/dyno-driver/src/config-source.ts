@@ -12,6 +12,7 @@ import * as native from 'native-reuseport';
 import {
   StartupError,
   checkHandoff,
+  fetchTargetOf,
   listenOn,
   listenUnixBind,
   parseBindSpec,
@@ -27,6 +28,7 @@ import { UsageError } from './errors.js';
 import type { PreparedRelease } from './release.js';
 import type { FirstLook, ReleaseSource, Rejection } from './releases.js';
 import { programQuantity } from './program-launch.js';
+import { isMinisvConfig, readMinisvConfig, type MinisvConfig } from './minisv/json-config.js';
 
 const BACKLOG = 511;
 
@@ -56,7 +58,7 @@ export class ConfigSource implements ReleaseSource {
   constructor(
     readonly file: string,
     private readonly cwd: string,
-    private readonly env: NodeJS.ProcessEnv,
+    readonly env: NodeJS.ProcessEnv,
     private readonly log: Logger,
   ) {}
 
@@ -64,15 +66,99 @@ export class ConfigSource implements ReleaseSource {
     return `config ${this.file}`;
   }
 
+  /** minisv.json's own settings (logs, logreopen, http) when the file is minisv's JSON. */
+  minisv: MinisvConfig | null = null;
+  /** Programs added online (`POST /NAME`): kept across `update` and SIGHUP until deleted. */
+  private readonly online = new Map<string, ProgramConfig>();
+
   private read(): ConfigModel {
-    return readConfig(this.file, { cwd: this.cwd, env: this.env });
+    let model: ConfigModel;
+    if (isMinisvConfig(this.file)) {
+      const m = readMinisvConfig(this.file, this.cwd);
+      this.minisv = m;
+      model = m.model;
+    } else model = readConfig(this.file, { cwd: this.cwd, env: this.env });
+    return this.withOnline(model);
+  }
+
+  /** The file's programs and those added online (a name the file now defines is the file's again). */
+  private withOnline(model: ConfigModel): ConfigModel {
+    if (this.online.size === 0) return model;
+    const names = new Set(model.programs.map((p) => p.name));
+    for (const n of [...this.online.keys()]) {
+      if (!names.has(n)) continue;
+      this.log.warn(`${this.file} now defines ${n}, which was added through the HTTP API: the file's definition counts from now on`);
+      this.online.delete(n);
+    }
+    const extra = [...this.online.values()];
+    return {
+      ...model,
+      programs: [...model.programs, ...extra],
+      groups: [...model.groups, ...extra.map((p) => ({ name: p.name, priority: p.priority, programs: [p.name], explicit: false, loc: p.loc }))],
+    };
+  }
+
+  /** Whether `name` was added online. */
+  isOnline(name: string): boolean {
+    return this.online.has(name);
+  }
+
+  /** `POST /NAME`: the running set plus `p` (its socket bound first), as a release to apply. */
+  async add(p: ProgramConfig, current: PreparedRelease | null): Promise<PreparedRelease> {
+    const model = this.model as ConfigModel;
+    const next: ConfigModel = {
+      ...model,
+      programs: [...model.programs, p],
+      groups: [...model.groups, { name: p.name, priority: p.priority, programs: [p.name], explicit: false, loc: p.loc }],
+    };
+    if (this.cleanup) await this.bindSockets({ ...next, programs: [p] }, this.cleanup);
+    this.online.set(p.name, p);
+    this.model = next;
+    return releaseFromConfig(next, (current?.version ?? 0) + 1, this.file);
+  }
+
+  /** `DELETE /NAME`: the running set without it (a program of the file comes back at `update`). */
+  remove(name: string, current: PreparedRelease | null): PreparedRelease {
+    const model = this.model as ConfigModel;
+    this.online.delete(name);
+    const group = model.programs.find((p) => p.name === name)?.group;
+    const next: ConfigModel = {
+      ...model,
+      programs: model.programs.filter((p) => p.name !== name),
+      groups: model.groups.map((g) => (g.name === group ? { ...g, programs: g.programs.filter((n) => n !== name) } : g)).filter((g) => g.programs.length > 0),
+    };
+    this.model = next;
+    return releaseFromConfig(next, (current?.version ?? 0) + 1, this.file);
   }
 
   /** The file read now, checked, without changing anything (`reread`). */
   peek(): ConfigModel {
     const model = this.read();
     this.checkUsers(model);
+    this.checkFetch(model);
     return model;
+  }
+
+  /**
+   * fetch=: the executable each program's fetcher replaces (found as a spawn finds it, in
+   * the program's PATH and directory), writable where it is, and not another fetching
+   * program's. A problem is one line at the fetch= key.
+   */
+  checkFetch(model: ConfigModel): Map<string, string> {
+    const targets = new Map<string, string>();
+    const owner = new Map<string, string>();
+    for (const p of model.programs) {
+      const x = p.processes[0];
+      if (!x?.fetch || !p.fetchLoc) continue;
+      const at = `${where(p.fetchLoc)}: [program:${p.name}] fetch`;
+      const got = fetchTargetOf(x.argv[0] as string, { ...this.env, ...x.environment }, x.directory ?? dirname(this.file));
+      if ('problem' in got) throw new UsageError(`${at}: ${got.problem}`);
+      const other = owner.get(got.target);
+      if (other !== undefined) throw new UsageError(`${at}: ${got.target} is already replaced by the fetch= of [program:${other}]; one fetcher per executable`);
+      owner.set(got.target, p.name);
+      targets.set(p.name, got.target);
+    }
+    return targets;
   }
 
   firstLook(warn: Warn): FirstLook {
@@ -85,6 +171,7 @@ export class ConfigSource implements ReleaseSource {
       throw err;
     }
     this.checkUsers(model);
+    this.checkFetch(model);
     this.model = model;
     for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
     return { initial: releaseFromConfig(model, 1, this.file), webPossible: false, port: undefined };
@@ -159,6 +246,7 @@ export class ConfigSource implements ReleaseSource {
   async readAgain(current: PreparedRelease | null, _running: boolean, warn: Warn): Promise<PreparedRelease> {
     const model = this.read();
     this.checkUsers(model);
+    this.checkFetch(model);
     if (this.cleanup) await this.bindSockets(model, this.cleanup);
     this.model = model;
     for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
@@ -169,7 +257,15 @@ export class ConfigSource implements ReleaseSource {
     /* nothing arrives by itself: `upgrade` and SIGHUP read the file again */
   }
 
+  /** What else stops when the driver stops taking releases (the programs' fetch= and watch=). */
+  private readonly closers: Array<() => void> = [];
+
+  onClose(f: () => void): void {
+    this.closers.push(f);
+  }
+
   close(): void {
-    /* the sockets are closed by the driver's cleanup */
+    // (the sockets are closed by the driver's cleanup)
+    for (const f of this.closers.splice(0)) f();
   }
 }

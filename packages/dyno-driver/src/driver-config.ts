@@ -7,6 +7,8 @@ export interface DriverConfig extends Readonly<DriverSettings> {
   source: AppSource;
   stateDir: string;
   socketPath: string;
+  /** --http-token-file, resolved. */
+  httpTokenFile: string | null;
   /** The driver's working directory. */
   cwd: string;
   env: NodeJS.ProcessEnv;

@@ -1,7 +1,11 @@
-/** hsup's HTTP control API (http-api.ts) over the driver's state. */
-import type { Logger, Runtime } from '@einhyrningsins/master';
-import type { HttpApi } from './http-api.js';
+/**
+ * The driver's HTTP API: hsup's (http-api.ts) and minisv's (minisv/http-api.ts) over the
+ * driver's state, on the control socket and, with a token, on --http ADDR:PORT.
+ */
+import type { HttpHandler, HttpRequest, Logger, Runtime } from '@einhyrningsins/master';
+import { answerHttp, type HttpApi } from './http-api.js';
 import type { Listener } from './web-socket.js';
+import { answerMinisv, type MinisvTasks } from './minisv/http-api.js';
 
 export function dynoHttpApi(runtime: Runtime<unknown>, listener: () => Listener | null, appPort: () => string | undefined, log: Logger): HttpApi {
   return {
@@ -27,5 +31,14 @@ export function dynoHttpApi(runtime: Runtime<unknown>, listener: () => Listener 
       }
       return stopped;
     },
+  };
+}
+
+/** hsup's three paths (/health, /status, /control/stop, any method) keep hsup's answers; every other path is minisv's. */
+export function driverHttpHandler(hsup: () => HttpApi, minisv: () => MinisvTasks): HttpHandler {
+  return (req: HttpRequest) => {
+    // Whatever the method: hsup answers POST /status with 405, as before minisv's verbs.
+    if (req.path === '/health' || req.path === '/status' || req.path === '/control/stop') return answerHttp(req, hsup());
+    return answerMinisv(req, minisv()) ?? answerHttp(req, hsup());
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { GroupSpec } from '@einhyrningsins/core';
-import { bindShimProblem, type GroupShellOptions, type Logger } from '@einhyrningsins/master';
+import { bindShimProblem, installLastResort, startMemoryKeeper, startReaper, type Cleanup, type GroupShellOptions, type Logger, type Reaper, type Runtime } from '@einhyrningsins/master';
 import type { ConfigControl } from './config-control.js';
 import type { DriverConfig } from './driver-config.js';
 import type { DynoOutput } from './dyno-output.js';
@@ -67,4 +67,34 @@ export function groupShellOptions(spec: GroupSpec<TypeLaunch>, d: ShellDeps): Gr
     },
     onWorkerExit: d.poke,
   };
+}
+
+/** What every image of the driver does once it runs: output errors ignored, the last resort, PID 1 reaping, the memory keeper. */
+export function processWideDuties(
+  runtime: Runtime<TypeLaunch>,
+  cleanup: Cleanup,
+  log: Logger,
+  signalTimeoutSec: number,
+  unlinkSocket: () => void,
+): { memory: { poke(): void }; reaper: Reaper | null } {
+  // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  const memory = startMemoryKeeper(cleanup);
+  installLastResort(log, () => {
+    runtime.stopTimers();
+    unlinkSocket();
+    cleanup.run();
+  });
+  // As PID 1 (a container's entrypoint) every orphan is ours: reap them.
+  const reaper = startReaper(
+    {
+      subreaper: false,
+      isWorker: (pid) => runtime.hasPid(pid),
+      workers: () => runtime.pids(),
+      signalTimeoutMs: signalTimeoutSec > 0 ? signalTimeoutSec * 1000 : null,
+      log,
+    },
+    cleanup,
+  );
+  return { memory, reaper };
 }

@@ -18,33 +18,29 @@ import {
   SlotHistory,
   execGapMs,
   exitProcess,
-  installLastResort,
   monotonicMs,
   resumeConnections,
-  startMemoryKeeper,
-  startReaper,
   type ConnectionSnapshot,
   type CommandHost,
   type ControlConnection,
-  type HttpRequest,
   dispatch,
   type Reaper,
 } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { AppError } from './errors.js';
-import { answerHttp } from './http-api.js';
-import { dynoHttpApi } from './driver-http.js';
+import { driverHttpHandler, dynoHttpApi } from './driver-http.js';
+import { HttpFront } from './driver-front.js';
+import { DriverTasks } from './minisv/driver-tasks.js';
+import { startLogReopen } from './minisv/log-reopen.js';
 import { DynoOutput } from './dyno-output.js';
 import { dynoReloadState, stateFds, takeOverDyno, type DynoReloadState } from './dyno-reload.js';
 import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
 import { releaseSource } from './sources.js';
-import type { ConfigSource } from './config-source.js';
-import type { ConfigControl } from './config-control.js';
-import type { ConfigKit } from './config-kit.js';
-import { groupShellOptions } from './driver-shells.js';
+import type { ConfigControl, ConfigKit, ConfigSource } from './config-kit.js';
+import { groupShellOptions, processWideDuties } from './driver-shells.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
 import { TYPE_NAME } from './procfile.js';
@@ -88,12 +84,12 @@ export class Driver implements CommandHost {
   private readonly output = new DynoOutput();
   private readonly reloader: Reloader;
   private reloads = 0;
+  /** The HTTP API on TCP (--http), and minisv's tasks behind the HTTP verbs. */
+  private readonly front: HttpFront;
+  private readonly tasks: DriverTasks;
 
   /** `kit`: with --config (and only then) the config file's modules (config-kit.ts), loaded by the command line. */
-  constructor(
-    readonly cfg: DriverConfig,
-    kit: ConfigKit | null = null,
-  ) {
+  constructor(readonly cfg: DriverConfig, kit: ConfigKit | null = null) {
     this.logger = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
@@ -113,6 +109,15 @@ export class Driver implements CommandHost {
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );
+    this.front = new HttpFront(cfg, this.logger);
+    this.tasks = new DriverTasks({
+      runtime: this.runtime,
+      config: this.config && this.control ? { source: this.config, control: this.control } : null,
+      applier: this.apply,
+      log: this.logger,
+      now: () => this.now(),
+      stopping: () => this.shutdowns > 0 || this.exiting,
+    });
     this.reloader = new Reloader({
       log: this.logger,
       what: 'einhyrningsins-dyno driver',
@@ -189,9 +194,11 @@ export class Driver implements CommandHost {
       native.ensureNative();
       const look = this.source.firstLook((m) => warnings.push(m));
       initial = look.initial;
+      await this.front.check(this.config?.minisv ?? null);
       this.server = await ControlServer.open(this.cfg.socketPath, 0o600, this.logger, (c, r) => this.onRequest(c, r), { http: this.http });
       const server = this.server;
       this.cleanup.add(() => server.close());
+      await this.front.open(this.http, this.cleanup);
       await this.web.bind(look.webPossible, look.port ?? this.cfg.env.PORT, this.cleanup);
       if (this.config?.model) await this.config.bindSockets(this.config.model, this.cleanup);
       if (initial?.releaseArgs && stoppedBy === null) {
@@ -211,7 +218,9 @@ export class Driver implements CommandHost {
     this.processWide();
     const l = this.web.listener;
     const where = l ? `, listening on ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port} (web)` : '';
-    this.logger.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${this.source.describe()}`);
+    this.logger.info(`Driver ${process.pid} up: control socket ${this.cfg.socketPath}${where}; app: ${this.source.describe()}${this.front.describe()}`);
+    const every = this.config?.minisv?.reopenEveryMs;
+    if (every && this.control) startLogReopen(every, () => (this.control as ConfigControl).logs.reopen(), this.logger, this.cleanup);
     const src = this.cfg.source;
     if (initial) {
       this.apply.applyRelease(initial, null, src.kind === 'procfile' ? src.procfile : src.kind === 'config' ? src.file : 'start');
@@ -232,33 +241,22 @@ export class Driver implements CommandHost {
 
   /** What every image does once it runs: output, the last resort, PID 1 reaping, the memory keeper. */
   private processWide(): void {
-    // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
-    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
-    this.memory = startMemoryKeeper(this.cleanup);
-    installLastResort(this.logger, () => {
-      this.runtime.stopTimers();
-      this.server?.unlink();
-      this.cleanup.run();
-    });
-    // As PID 1 (a container's entrypoint) every orphan is ours: reap them.
-    this.reaper = startReaper(
-      {
-        subreaper: false,
-        isWorker: (pid) => this.runtime.hasPid(pid),
-        workers: () => this.runtime.pids(),
-        signalTimeoutMs: this.cfg.signalTimeoutSec > 0 ? this.cfg.signalTimeoutSec * 1000 : null,
-        log: this.logger,
-      },
-      this.cleanup,
-    );
+    const duties = processWideDuties(this.runtime, this.cleanup, this.logger, this.cfg.signalTimeoutSec, () => this.server?.unlink());
+    this.memory = duties.memory;
+    this.reaper = duties.reaper;
   }
 
-  private readonly http = (req: HttpRequest) =>
-    answerHttp(req, dynoHttpApi(this.runtime as Runtime<unknown>, () => this.web.listener, () => this.apply.release?.env.PORT ?? this.cfg.env.PORT, this.logger));
+
+  private readonly http = driverHttpHandler(
+    () => dynoHttpApi(this.runtime as Runtime<unknown>, () => this.web.listener, () => this.apply.release?.env.PORT ?? this.cfg.env.PORT, this.logger),
+    () => this.tasks,
+  );
 
   private installSignals(): void {
     process.on('SIGHUP', () => {
       if (this.duringStartup) return this.duringStartup('SIGHUP');
+      // minisv's HUP reopens the log files (logrotate's postrotate); its users' scripts send it for that.
+      if (this.config?.minisv && this.control) return void this.control.logs.reopen().then((m) => this.logger.info(`Got SIGHUP: ${m} (minisv's meaning)`));
       this.logger.info('Got SIGHUP: reloading the app and upgrading every process type');
       this.apply.upgradeApp([], undefined, 'smooth');
     });
@@ -440,6 +438,8 @@ export class Driver implements CommandHost {
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
+      fetch: this.control?.releases.memories() ?? {},
+      http: this.front.server ? { fd: this.front.server.fd } : null,
     });
   }
 
@@ -466,7 +466,9 @@ export class Driver implements CommandHost {
       });
     }
     this.apply.release = state.release;
+    this.control?.releases.carry(state.fetch);
     this.phase.last = state.releasePhase;
+    if (state.http) await this.front.open(this.http, this.cleanup, state.http.fd);
     this.processWide();
     this.output.adopt(state.output);
     const rel = this.apply.release;

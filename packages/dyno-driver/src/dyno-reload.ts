@@ -6,7 +6,7 @@
  */
 import * as native from 'native-reuseport';
 import { monotonicMs, type Runtime } from '@einhyrningsins/master';
-import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler } from '@einhyrningsins/master';
+import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type FetchMemory, type Logger, type RequestHandler } from '@einhyrningsins/master';
 import type { OutputPipes } from './dyno-output.js';
 import type { PhaseResult } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
@@ -30,6 +30,8 @@ export function dynoReloadState(d: {
   releasePhase: PhaseResult | null;
   verbosity: number;
   output: OutputPipes[];
+  fetch: Record<string, FetchMemory>;
+  http: { fd: number } | null;
 }): DynoReloadState {
   const groups: DynoReloadState['groups'] = {};
   for (const g of d.runtime.groups()) {
@@ -51,12 +53,14 @@ export function dynoReloadState(d: {
     fleet: d.runtime.serialize(),
     groups,
     output: d.output,
+    fetch: d.fetch,
+    http: d.http,
   };
 }
 
 /** The fds the new image takes over, besides the control socket and its connections. */
 export function stateFds(state: DynoReloadState): number[] {
-  return [...(state.listener ? [state.listener.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
 }
 
 export interface DynoTakenOver {

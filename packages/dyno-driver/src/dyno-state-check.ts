@@ -8,7 +8,7 @@
  */
 import { fstatSync } from 'node:fs';
 import * as native from 'native-reuseport';
-import { HANDOFF_NAMES, StateError, checkOwnChildren, openFd, shape, workerPids } from '@einhyrningsins/master';
+import { HANDOFF_NAMES, StateError, checkFetchMemory, checkOwnChildren, openFd, shape, workerPids } from '@einhyrningsins/master';
 import { DYNO_STATE_FORMAT as FORMAT, type DynoReloadState } from './dyno-reload-state.js';
 
 const { bool, checkShape, connectionShape, controlShape, fd, fleetShape, int, isObj, list, nullable, num, obj, oneOf, optional, record, slotsShape, str, tuple, variant } = shape;
@@ -86,6 +86,8 @@ const dynoState = obj({
   fleet: fleetShape,
   groups: record(obj({ process: processDef, releaseVersion: int, slots: slotsShape })),
   output: list(obj({ pid: int, name: str, fds: tuple(fdOrNull, fdOrNull), partial: optional(tuple(nullable(str), nullable(str))) })),
+  fetch: optional(record(checkFetchMemory)),
+  http: optional(nullable(obj({ fd }))),
 });
 
 /** The parsed snapshot, if it has every field a driver of ours writes; else a StateError naming the first bad one. */
@@ -112,6 +114,7 @@ export function checkDynoStateFds(s: DynoReloadState): void {
   const info = openFd;
   if (s.listener && !info(s.listener.fd, 'the web socket').listening) throw new StateError(`fd ${s.listener.fd} (the web socket) is not a listening socket`);
   if (!info(s.control.fd, 'the control socket').listening) throw new StateError(`fd ${s.control.fd} (the control socket) is not a listening socket`);
+  if (s.http && !info(s.http.fd, 'the --http listener').listening) throw new StateError(`fd ${s.http.fd} (the --http listener) is not a listening socket`);
   for (const c of s.connections) info(c.fd, 'a control connection');
   for (const p of s.output) {
     p.fds.forEach((n, i) => {

@@ -44,7 +44,21 @@ export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
     long: 'config',
     arg: 'FILE',
     for: START,
-    help: "Run the [program:x] sections of a supervisord-style config FILE instead of a Procfile (one process type per program).",
+    help:
+      "Run the [program:x] sections of a supervisord-style config FILE instead of a Procfile (one process type per program; " +
+      'besides supervisord\'s keys: socket=, handoff=, ack=, fetch=URL with fetch_interval= and fetch_max_size=, watch=PATH[,PATH]).',
+  },
+  {
+    long: 'http',
+    arg: 'ADDR:PORT',
+    for: START,
+    help: "Also serve the HTTP API (minisv's verbs, hsup's) on this TCP address; needs --http-token-file.",
+  },
+  {
+    long: 'http-token-file',
+    arg: 'FILE',
+    for: START,
+    help: 'The bearer token TCP requests must carry (Authorization: Bearer TOKEN); a regular file others cannot read.',
   },
   { long: 'state-dir', arg: 'DIR', for: BOTH, help: 'Where slugs are unpacked (default DIR/.state with -c, else ./.einhyrningsins-dyno).' },
   {
@@ -93,6 +107,10 @@ export interface DynoOptions {
   controlDir: string | null;
   /** --config FILE: a supervisord-style config. */
   config: string | null;
+  /** --http ADDR:PORT: the HTTP API on TCP too. */
+  http: { host: string; port: number; text: string } | null;
+  /** --http-token-file FILE */
+  httpTokenFile: string | null;
   stateDir: string | null;
   /** -b as written; null: 0.0.0.0:$PORT when PORT is set. */
   bind: string | null;
@@ -118,6 +136,7 @@ export interface DynoOptions {
 const DRIVER_SETTINGS = [
   'types',
   'bind',
+  'http',
   'ackMode',
   'ackTimeoutSec',
   'signalTimeoutSec',
@@ -155,6 +174,8 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     quantities: new Map(),
     controlDir: null,
     config: null,
+    http: null,
+    httpTokenFile: null,
     stateDir: null,
     bind: null,
     socketPath: null,
@@ -234,6 +255,9 @@ export function parseDynoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     if (o.formation !== null) throw new UsageError('--formation is for Procfile apps; with --config the quantities are the programs\' numprocs');
     if (o.envFile !== null) throw new UsageError('--env is for Procfile apps; with --config use environment= in the config');
   }
+  if (o.http !== null && o.httpTokenFile === null) {
+    throw new UsageError(`--http ${o.http.text}: needs --http-token-file FILE (the bearer token every TCP request must carry); the API is not served on TCP without one`);
+  }
   if (o.config === null && o.controlDir === null && o.procfile === null && env.HSUP_CONTROL_DIR) o.controlDir = env.HSUP_CONTROL_DIR;
   if (o.controlDir !== null && o.procfile !== null) throw new UsageError('-f and -c cannot be used together');
   if (o.controlDir !== null && o.formation !== null) {
@@ -300,6 +324,13 @@ function apply(o: DynoOptions, key: string, name: string, value: string | undefi
     case 'state-dir':
       o.stateDir = v;
       return;
+    case 'http':
+      o.http = { ...parseHttpAddress(name, v), text: v };
+      return;
+    case 'http-token-file':
+      if (v === '') throw new UsageError(`${name} expects a file`);
+      o.httpTokenFile = v;
+      return;
     case 'bind':
       try {
         parseBindSpec(v);
@@ -364,6 +395,14 @@ function apply(o: DynoOptions, key: string, name: string, value: string | undefi
   }
 }
 
+/** --http ADDR:PORT: an IPv4 address, [IPv6] or a host name, and a port (0: any free one). */
+export function parseHttpAddress(name: string, v: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`${name} expects ADDR:PORT (e.g. 127.0.0.1:3443, [::1]:3443), got '${v}'`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
 export function dynoHelpText(): string {
   const label = (s: DynoOptionSpec) => (s.short ? `-${s.short}, ` : '    ') + `--${s.long}` + (s.arg ? ` ${s.arg}` : '');
   const width = Math.max(...DYNO_OPTIONS.map((s) => label(s).length));
@@ -381,6 +420,9 @@ export function dynoHelpText(): string {
     '',
     'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG [TYPE...]|reload|die',
     '  with --config also: start|stop|restart NAME|GROUP:*|all, reread, update, reopen, tail NAME [stdout|stderr]',
+    "HTTP on the control socket (and on --http with a token): minisv's GET /, GET /NAME/stop|restart|term|hup|kill|run|rotate|status,",
+    "  POST /NAME (a JSON task; --config), DELETE /NAME (--config); hsup's GET /health, GET /status, POST /control/stop.",
+    '--config FILE.json reads minisv\'s JSON config (tasks, logdir, logfileprefix, logsuffixdate, logdate, logreopen).',
     'See einhyrningsins-dyno(1).',
   ];
   return lines.join('\n') + '\n';

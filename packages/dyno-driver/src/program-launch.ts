@@ -29,6 +29,9 @@ export function programLaunchKey(p: ProgramConfig): string {
       x.stopwaitsecs,
       x.stopasgroup,
       x.killasgroup,
+      x.oneTime ?? false,
+      x.minReadySecs ?? 0,
+      x.respawnDelaySecs ?? null,
     ]),
   );
 }
@@ -36,11 +39,26 @@ export function programLaunchKey(p: ProgramConfig): string {
 /** The program's processes as the group's workers: `autostart=false` starts none. */
 export function programQuantity(p: ProgramConfig): number {
   const first = p.processes[0];
-  return first && first.autostart ? p.processes.length : 0;
+  return first && first.autostart && !first.oneTime ? p.processes.length : 0;
 }
 
 export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean): Partial<CoreConfig> {
   const x = p.processes[0] as ProcessConfig;
+  if (x.oneTime) {
+    // A one-time task: each run ends by itself and is not replaced; a failed spawn is not retried.
+    return {
+      number: quantity,
+      retries: 0,
+      stableAfterMs: 0,
+      ackMode: { kind: 'timer', ms: 0 },
+      upgradeRetries: 0,
+      respawnDelayMs: 1000,
+      signalTimeoutMs: Math.max(1, x.stopwaitsecs * 1000),
+      drainSignal: `SIG${x.stopsignal}`,
+      slots: 'named',
+      respawn: false,
+    };
+  }
   const ackSeconds = x.ack.kind === 'timer' ? x.ack.seconds : 0;
   return {
     number: quantity,
@@ -50,7 +68,10 @@ export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean
     stableAfterMs: Math.max(0, x.startsecs - ackSeconds) * 1000,
     ackMode: x.ack.kind === 'manual' ? { kind: 'manual', deadlineMs: MANUAL_ACK_DEADLINE_MS } : { kind: 'timer', ms: x.ack.seconds * 1000 },
     upgradeRetries: 3,
-    respawnDelayMs: 1000,
+    // minisv's restartPause (at least 0.1 s: a crash loop must not spin); supervisord's 1 s.
+    respawnDelayMs: x.respawnDelaySecs !== undefined ? Math.max(100, x.respawnDelaySecs * 1000) : 1000,
+    // minisv's startTime: a rolling restart's new process counts once it has lived this long.
+    ...(x.minReadySecs ? { minReadyMs: x.minReadySecs * 1000 } : {}),
     // supervisord's stopwaitsecs: then SIGKILL. 0 means at once there; here the smallest wait.
     signalTimeoutMs: Math.max(1, x.stopwaitsecs * 1000),
     drainSignal: `SIG${x.stopsignal}`,

@@ -11,6 +11,20 @@ import { pipeStreamLines, type Logger } from '@einhyrningsins/master';
 // Not through the package's index: the per-program log files are read only with --config.
 import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
+import { formatGo, localParts } from './minisv/go-time.js';
+
+/** minisv's logdate: every line with the time in front (`TIME: line`). */
+export function datedLines(layout: string, writer: { write(b: Buffer): unknown }, now: () => Date = () => new Date()): { write(b: Buffer): void } {
+  return {
+    write(b: Buffer) {
+      const stamp = `${formatGo(layout, localParts(now()))}: `;
+      const text = b.toString('utf8');
+      const lines = text.split('\n');
+      const last = lines.pop() as string;
+      writer.write(Buffer.from(lines.map((l) => stamp + l + '\n').join('') + (last ? stamp + last : '')));
+    },
+  };
+}
 
 /** How long an exit waits for the log files to take what is queued. */
 export const FLUSH_AT_EXIT_MS = 5000;
@@ -23,8 +37,12 @@ export class ProgramLogs {
   private writer(c: LogConfig & { target: { kind: 'file'; path: string } }): LogWriter {
     let w = this.writers.get(c.target.path);
     if (!w) {
+      const base = c.target.path;
+      const layout = c.dateSuffix;
       w = new LogWriter({
-        path: c.target.path,
+        path: base,
+        // minisv's logsuffixdate: NAME.log.<date>, named again at each reopen (rotate, logreopen).
+        ...(layout ? { pathAt: () => `${base}.${formatGo(layout, localParts(new Date()))}` } : {}),
         maxBytes: c.maxBytes,
         backups: c.backups,
         onDrop: ({ path, reason }) => this.log.warn(`log file ${path}: ${reason}`),
@@ -46,7 +64,8 @@ export class ProgramLogs {
       if (!stream) return;
       if (c.target.kind === 'none') return void stream.resume();
       if (c.target.kind === 'auto') return pipeStreamLines(stream, dest, () => label);
-      const lines = new LineSource(this.writer(c as LogConfig & { target: { kind: 'file'; path: string } }));
+      const w = this.writer(c as LogConfig & { target: { kind: 'file'; path: string } });
+      const lines = new LineSource(c.linePrefix ? datedLines(c.linePrefix, w) : w);
       stream.on('data', (d: Buffer) => lines.write(d));
       stream.once('end', () => lines.end());
     };
@@ -59,6 +78,14 @@ export class ProgramLogs {
     const all = [...this.writers.values()];
     await Promise.all(all.map((w) => w.reopen()));
     return all.length ? `Reopened ${all.length} log file${all.length === 1 ? '' : 's'}` : 'No log files to reopen';
+  }
+
+  /** Reopen the files of these processes (minisv's `rotate` of one task); how many there were. */
+  async reopenOf(procs: readonly ProcessConfig[]): Promise<number> {
+    const paths = new Set(procs.flatMap((x) => [x.stdout, x.stderr]).flatMap((c) => (c.target.kind === 'file' ? [c.target.path] : [])));
+    const ws = [...paths].flatMap((p) => this.writers.get(p) ?? []);
+    await Promise.all(ws.map((w) => w.reopen()));
+    return paths.size;
   }
 
   /** Everything queued written, files closed (at exit), within `ms`. */
@@ -94,12 +121,15 @@ export class ProgramLogs {
     const c = stream === 'stderr' && x.redirectStderr ? null : stream === 'stdout' ? x.stdout : x.stderr;
     if (!c) return { error: `${name}: stderr is redirected to stdout (redirect_stderr=true); tail ${name} stdout` };
     if (c.target.kind !== 'file') return { error: `${name}: its ${stream} has no log file (${c.target.kind === 'auto' ? 'AUTO: the driver\'s own output' : 'NONE'})` };
-    await this.writers.get(c.target.path)?.flush();
+    const w = this.writers.get(c.target.path);
+    await w?.flush();
+    // A date-suffixed file (minisv's logsuffixdate): the one written now.
+    const path = w?.path ?? c.target.path;
     try {
-      const t = await tailBytes(c.target.path);
-      return { text: t.data.toString('utf8'), path: c.target.path, offset: t.offset };
+      const t = await tailBytes(path);
+      return { text: t.data.toString('utf8'), path, offset: t.offset };
     } catch (err) {
-      return { error: `${name}: cannot read ${c.target.path}: ${(err as Error).message}` };
+      return { error: `${name}: cannot read ${path}: ${(err as Error).message}` };
     }
   }
 }

@@ -13,7 +13,7 @@ test('program: supervisord\'s defaults', () => {
       stopsignal: 'TERM', stopwaitsecs: 10, stopasgroup: false, killasgroup: false, redirectStderr: false,
       stdout: { target: { kind: 'auto' }, maxBytes: 50 * 1024 * 1024, backups: 10 },
       stderr: { target: { kind: 'auto' }, maxBytes: 50 * 1024 * 1024, backups: 10 },
-      environment: {}, socket: null, handoff: [], ack: { kind: 'timer', seconds: 1 },
+      environment: {}, socket: null, handoff: [], ack: { kind: 'timer', seconds: 1 }, fetch: null, watch: [],
     },
   );
 });
@@ -189,4 +189,38 @@ test('expansions: %(host_node_name)s, %(group_name)s, %(ENV_X)s, a program\'s ow
   );
   assert.equal(proc(m, 'a').command, '/bin/a --host box --group g --port 8100 --db postgres://db');
   assert.match(errorOf('[program:a]\ncommand=x\npriority=%(process_num)d\n'), /^main\.conf:3: priority: format string "%\(process_num\)d" for 'program:a\.priority' contains names \('process_num'\)/);
+});
+
+test('program: fetch=, fetch_interval=, fetch_max_size=, watch= as the master\'s --fetch, --fetch-interval, --fetch-max-size, --watch', () => {
+  withFiles({ 'deploy/.keep': '' }, (dir) => {
+    writeFileSync(
+      `${dir}/main.conf`,
+      '[program:a]\ncommand=/bin/a\nfetch=https://releases.example/a\nfetch_interval=0.5\nfetch_max_size=64M\nwatch=%(here)s/deploy/current, %(here)s/deploy/env\n' +
+        '[program:b]\ncommand=/bin/b\nfetch=file:///srv/b\nfetch_max_size=10MB\n[program:c]\ncommand=/bin/c\n',
+    );
+    const m = read(dir);
+    assert.deepEqual(warningsOf(m), []);
+    const a = proc(m, 'a');
+    assert.deepEqual(a.fetch, { url: 'https://releases.example/a', intervalSec: 0.5, maxBytes: 64 * 1024 * 1024 });
+    assert.deepEqual(a.watch, [`${dir}/deploy/current`, `${dir}/deploy/env`]);
+    assert.equal(m.programs[0]?.fetchLoc?.line, 3);
+    assert.deepEqual(proc(m, 'b').fetch, { url: 'file:///srv/b', intervalSec: 60, maxBytes: 10 * 1024 * 1024 });
+    assert.equal(proc(m, 'c').fetch, null);
+    assert.equal(m.programs[2]?.fetchLoc, null);
+  });
+  const cases: [string, string][] = [
+    ['fetch=ftp://x/a', "main.conf:3: fetch: ftp://x/a: unsupported scheme 'ftp' (http, https or file)"],
+    ['fetch=file://host/a', "main.conf:3: fetch: file://host/a: a file URL names an absolute path, file:///PATH (here 'host' would be a host)"],
+    ['fetch=file:///srv/', 'main.conf:3: fetch: file:///srv/: a file URL must name a file, not a directory'],
+    ['fetch_max_size=1M', 'main.conf:3: fetch_max_size: only means something with fetch=URL'],
+    ['fetch=http://h/a\nfetch_interval=-1', 'main.conf:4: fetch_interval: expects a number of seconds greater than 0, got "-1"'],
+    ['fetch=http://h/a\nfetch_max_size=0', 'main.conf:4: fetch_max_size: expects a size in bytes (or with a K, M or G suffix, e.g. 64M or 64MB), got "0"'],
+    ['watch=/no/such/dir/x', 'main.conf:3: watch: /no/such/dir/x: directory /no/such/dir does not exist'],
+    ['watch=', 'main.conf:3: watch: expects PATH[,PATH...], got ""'],
+  ];
+  for (const [line, want] of cases) assert.equal(errorOf(`[program:a]\ncommand=/bin/a\n${line}\n`), want, line);
+  assert.equal(
+    errorOf('[program:a]\ncommand=/bin/a%(process_num)d\nnumprocs=2\nprocess_name=a%(process_num)d\nfetch=http://h/a\n'),
+    'main.conf:5: fetch: the processes of [program:a] run different executables (/bin/a0, /bin/a1); fetch replaces one',
+  );
 });

@@ -60,10 +60,10 @@ export class BootPriority {
   }
 
   /** The niceness to start a worker of `generation` at, or null for the normal one. */
-  forSpawn(generation: number, snap: CoreSnapshot): number | null {
+  forSpawn(generation: number, snapshot: () => CoreSnapshot): number | null {
     if (!this.enabled) return null;
     // An upgrade spawn: older workers are serving while this one boots.
-    if (!snap.workers.some((w) => w.state === 'up' && w.generation < generation)) return null;
+    if (!snapshot().workers.some((w) => w.state === 'up' && w.generation < generation)) return null;
     return Math.min(19, (this.niceWorker ?? getPriority()) + this.increment);
   }
 

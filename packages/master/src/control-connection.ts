@@ -54,6 +54,8 @@ export class ControlConnection {
   /** Progress lines skipped while the client was behind, and the request they answered. */
   private skipped = 0;
   private skippedFor: string | number | undefined;
+  /** Replies are being gathered for one write at the next tick. */
+  private corked = false;
   /** It was dropped for not reading its replies. */
   overflowed = false;
   /** The bytes read but not parsed yet (an unfinished request line), for a reload's snapshot. */
@@ -138,7 +140,7 @@ export class ControlConnection {
     this.lastActive = monotonicMs();
     const out: Parameters<typeof encodeReply>[0] = { ...reply };
     if (requestId !== undefined) out.requestId = requestId;
-    this.socket.write(encodeReply(out));
+    this.write(encodeReply(out));
     if (reply.wait !== true) {
       this.owed = Math.max(0, this.owed - 1);
       if (this.peerEnded && this.owed === 0) this.end();
@@ -152,7 +154,23 @@ export class ControlConnection {
     if (n === 0 || this.closed || this.socket.destroyed || this.owed === 0) return;
     const out: Parameters<typeof encodeReply>[0] = { message: `(${n} progress line${n === 1 ? '' : 's'} not sent: the client reads slower than they come)`, wait: true };
     if (this.skippedFor !== undefined) out.requestId = this.skippedFor;
-    this.socket.write(encodeReply(out));
+    this.write(encodeReply(out));
+  }
+
+  /**
+   * Replies written while one event is handled go out in one write(2): an upgrade's event
+   * can give an operator several progress lines, and each line was a system call.
+   */
+  private write(text: string): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(text);
   }
 
   /** Finish writing, then close (einhorn closes after worker:ack / worker:ping). */

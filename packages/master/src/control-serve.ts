@@ -20,7 +20,7 @@ export type RequestHandler = (conn: ControlConnection, req: Request) => void;
  * server's: the same idle timeout, eviction when full and per-client limits (head and body
  * size, one request, closed after the reply) as einhorn connections; see http-request.ts.
  */
-export type HttpHandler = (req: HttpRequest) => HttpReply;
+export type HttpHandler = (req: HttpRequest) => HttpReply | Promise<HttpReply>;
 export type { HttpReply, HttpRequest };
 
 /** The first bytes of an HTTP/1.x request: a method and a space then `/`. */
@@ -111,6 +111,31 @@ export function serve(
 }
 
 /**
+ * A connection that may carry nothing but one HTTP request (the dyno driver's --http
+ * TCP listener): the same reader, limits and idle timeout as an HTTP request on the
+ * control socket; `http` decides (it checks the token).
+ */
+export function serveHttpOnly(socket: Socket, conn: ControlConnection, log: Logger, http: HttpHandler, done: () => void, idleTimeoutMs: number): void {
+  if (idleTimeoutMs > 0) {
+    socket.setTimeout(idleTimeoutMs);
+    socket.on('timeout', () => {
+      if (conn.idle) {
+        log.debug(`http: closing a connection idle for ${idleTimeoutMs / 1000}s`);
+        conn.destroy();
+      }
+    });
+  }
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') log.debug(`http connection: ${err.message}`);
+  });
+  socket.on('close', () => {
+    conn.closed = true;
+    done();
+  });
+  serveHttp(socket, conn, Buffer.alloc(0), http, log);
+}
+
+/**
  * The HTTP request of a control connection: read under the shared limits, answered once,
  * and then nothing more is read (what a client sends after its request stays in the
  * kernel, bounded by the socket buffer, not in our memory). The connection stays counted,
@@ -125,6 +150,7 @@ function serveHttp(socket: Socket, conn: ControlConnection, first: Buffer, http:
     socket.off('data', onData);
     socket.pause();
     conn.closed = true;
+    if (socket.destroyed) return;
     // One request per connection: the reply, then close (the peer reads it after our close).
     socket.end(encodeHttpReply(reply));
     socket.once('finish', () => socket.destroy());
@@ -137,14 +163,22 @@ function serveHttp(socket: Socket, conn: ControlConnection, first: Buffer, http:
       log.warn(`control: refused an HTTP request from ${conn.describePeer()}: ${got.error.status} ${got.error.body.trim()}`);
       return answer(got.error);
     }
-    let reply: HttpReply;
+    const failed = (err: unknown): HttpReply => {
+      log.error(`control: error while answering HTTP ${got.request.method} ${got.request.path}: ${(err as Error).stack ?? err}`);
+      return { status: 500, body: `${(err as Error).message}\n` };
+    };
+    // Complete: owed its reply (not idle, not evicted) until it is answered.
+    conn.expectReply();
+    socket.off('data', onData);
+    socket.pause();
+    let reply: HttpReply | Promise<HttpReply>;
     try {
       reply = http(got.request);
     } catch (err) {
-      log.error(`control: error while answering HTTP ${got.request.method} ${got.request.path}: ${(err as Error).stack ?? err}`);
-      reply = { status: 500, body: `${(err as Error).message}\n` };
+      reply = failed(err);
     }
-    answer(reply);
+    if (reply instanceof Promise) reply.then(answer, (err) => answer(failed(err)));
+    else answer(reply);
   };
   socket.on('data', onData);
   socket.on('end', () => {

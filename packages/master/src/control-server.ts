@@ -5,7 +5,7 @@ import { ControlConnection, peerOf } from './control-connection.js';
 import { serve, type HttpHandler, type RequestHandler } from './control-serve.js';
 
 export { ControlConnection, MAX_PENDING_OUTPUT, type Peer, type ReplyFields } from './control-connection.js';
-export { MAX_LINE_BYTES, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-serve.js';
+export { MAX_LINE_BYTES, serveHttpOnly, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-serve.js';
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { checkSocketDir } from './socket-dir.js';
@@ -15,6 +15,14 @@ import { MemoryKeeper } from './memory.js';
 /** Most control connections open at once; past it the one idle longest is closed, or (none idle) the new one refused. */
 export const MAX_CONNECTIONS = 512;
 /** A connection that was sent more than this leaves enough behind to compact after it closes. */
+/**
+ * Connections taken per accept event beyond the one the event loop took: libuv accepts one
+ * connection per turn of the loop, so while the loop is busy (spawning 1,000 workers, which
+ * then all ACK at once) ACKs waited in the backlog for seconds, one per turn (ACK round
+ * trips at 1,000 workers: up to 3 s, now under the ehlo's). Bounded, so that one turn stays short.
+ */
+const ACCEPT_BURST = 64;
+
 const HEAVY_CLIENT_BYTES = 1024 * 1024;
 /** ... and this long after the last of them closed, the memory they left is compacted. */
 const COMPACT_AFTER_HEAVY_MS = 2000;
@@ -336,8 +344,30 @@ export class ControlServer {
 
   private newServer(): Server {
     const server = createServer({ allowHalfOpen: true });
-    server.on('connection', (socket) => this.accept(socket));
+    server.on('connection', (socket) => {
+      this.accept(socket);
+      this.acceptBurst(server);
+    });
     return server;
+  }
+
+  /** The rest of a burst of connections waiting in the backlog, now rather than one per turn. */
+  private acceptBurst(server: Server): void {
+    const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) return;
+    for (let i = 0; i < ACCEPT_BURST; i++) {
+      const c = native.acceptPending(fd);
+      if (c === null) return;
+      let socket: Socket;
+      try {
+        socket = new Socket({ fd: c, readable: true, writable: true, allowHalfOpen: true });
+      } catch (err) {
+        native.close(c);
+        this.log.warn(`control socket: could not serve an accepted connection: ${(err as Error).message}`);
+        return;
+      }
+      this.accept(socket);
+    }
   }
 
   private accept(socket: Socket): void {

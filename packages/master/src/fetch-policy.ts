@@ -10,6 +10,21 @@
  */
 
 export type ProbeDecision = 'unchanged' | 'download';
+
+/**
+ * What the fetcher remembers across a reload (the re-exec of the master or the driver):
+ * the source it polled, the key of the content it last handled, and the releases never to
+ * install again (SHA-256, hex). Without it a new image would download and try a release
+ * that already failed once more.
+ */
+export interface FetchMemory {
+  url: string;
+  seenKey: string | null;
+  refused: string[];
+}
+
+/** At most this many refused releases are remembered (the oldest forgotten first). */
+export const MAX_REFUSED = 256;
 export type DownloadDecision = 'same' | 'refused-before' | 'install';
 
 export class FetchPolicy {
@@ -24,6 +39,29 @@ export class FetchPolicy {
     /** The longest wait after failures (never less than the interval). */
     readonly maxBackoffMs = 600_000,
   ) {}
+
+  /**
+   * Take over what an earlier fetcher (the image before a reload) knew. Refused releases
+   * are refused whatever the source (the bytes failed); the key of the content last seen
+   * only when the source is the same URL.
+   */
+  remember(m: FetchMemory, url: string): void {
+    for (const h of m.refused) this.refused.add(h);
+    this.trim();
+    if (m.url === url) this.seenKey = m.seenKey;
+  }
+
+  /** What a reload carries over (see FetchMemory). */
+  memory(url: string): FetchMemory {
+    return { url, seenKey: this.seenKey, refused: [...this.refused] };
+  }
+
+  private trim(): void {
+    for (const h of this.refused) {
+      if (this.refused.size <= MAX_REFUSED) break;
+      this.refused.delete(h);
+    }
+  }
 
   /** After asking the source what it has: `key` null when it says nothing useful (then download and compare). */
   afterProbe(key: string | null): ProbeDecision {
@@ -46,7 +84,12 @@ export class FetchPolicy {
   /** Content that must not be installed (not executable here, too large, a failed upgrade): not tried again until the source changes. */
   refuse(key: string | null, hash: string | null): void {
     this.seenKey = key;
-    if (hash !== null) this.refused.add(hash);
+    if (hash !== null) {
+      // Re-added at the end: the most recent refusals are the ones kept.
+      this.refused.delete(hash);
+      this.refused.add(hash);
+      this.trim();
+    }
   }
 
   /** The installed release's upgrade succeeded. */

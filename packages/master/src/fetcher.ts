@@ -14,7 +14,7 @@ import { chmod, link, open, rename, stat, unlink, copyFile } from 'node:fs/promi
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { executableProblem, HEADER_BYTES } from './executable.js';
-import { FetchPolicy } from './fetch-policy.js';
+import { FetchPolicy, type FetchMemory } from './fetch-policy.js';
 import { FetchError, sourceFor, type ReleaseSource } from './fetch-source.js';
 import type { Logger } from './log.js';
 import type { UpgradeOutcome } from './upgrade-tracker.js';
@@ -25,13 +25,22 @@ export interface FetcherOptions {
   maxBytes: number;
   /** The program file to replace (symlinks resolved). */
   program: string;
+  /** How messages name this fetcher: the master's `--fetch`, a config's `[program:x] fetch`. */
+  label?: string;
+  /** What the fetcher of the image before a reload knew (refused releases, the content last seen). */
+  memory?: FetchMemory | null;
 }
+
+/** The part of the Logger a fetcher writes to (a config's program prefixes its lines). */
+export type ReleaseLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 
 export interface FetcherHost {
   upgrade(reason: string): Promise<UpgradeOutcome>;
-  log: Logger;
+  log: ReleaseLog;
   /** The program file changed under our hands (installed, put back): watchers take it as it is. */
   installed(): void;
+  /** The previous release is back on disk after a failed upgrade (the group may need it started again). */
+  putBack?(): void;
 }
 
 /** Where the previous program is kept. */
@@ -93,13 +102,23 @@ export class Fetcher {
   private seq = 0;
   /** The poll in progress (tests and stop() wait for it). */
   running: Promise<void> | null = null;
+  /** Between installing a release and knowing its upgrade's outcome (and putting the previous one back): no reload then. */
+  installing = false;
+  private readonly label: string;
 
   constructor(
     private readonly o: FetcherOptions,
     private readonly host: FetcherHost,
   ) {
     this.policy = new FetchPolicy(o.intervalMs);
+    if (o.memory) this.policy.remember(o.memory, o.url.href);
     this.source = sourceFor(o.url);
+    this.label = o.label ?? '--fetch';
+  }
+
+  /** What a reload carries to the next image's fetcher. */
+  memory(): FetchMemory {
+    return this.policy.memory(this.o.url.href);
   }
 
   start(): void {
@@ -166,11 +185,11 @@ export class Fetcher {
       const err = caught instanceof FetchError ? caught : new FetchError((caught as Error).message, 'transient');
       if (err.kind === 'refused') {
         this.policy.refuse(err.key, null);
-        log.warn(`--fetch ${url}: not installing it: ${err.message}; waiting for the next release`);
+        log.warn(`${this.label} ${url}: not installing it: ${err.message}; waiting for the next release`);
         delay = this.policy.nextDelay();
       } else {
         delay = this.policy.failed();
-        const line = `--fetch: ${err.message}; retrying in ${Math.round(delay) / 1000}s`;
+        const line = `${this.label}: ${err.message}; retrying in ${Math.round(delay) / 1000}s`;
         if (this.policy.warnOnce(err.message)) log.warn(line);
         else log.debug(line);
       }
@@ -189,7 +208,7 @@ export class Fetcher {
     const signal = this.abort.signal;
     const key = await this.source.probe(signal);
     if (this.policy.afterProbe(key) === 'unchanged') {
-      log.debug(`--fetch ${url}: unchanged`);
+      log.debug(`${this.label} ${url}: unchanged`);
       return;
     }
     this.tmp = this.tmpPath('new');
@@ -198,28 +217,39 @@ export class Fetcher {
     const short = got.hash.slice(0, 12);
     const decision = this.policy.afterDownload(got.key, got.hash, await hashFile(program));
     if (decision === 'same') {
-      log.debug(`--fetch ${url}: sha256 ${short} is the program already installed`);
+      log.debug(`${this.label} ${url}: sha256 ${short} is the program already installed`);
       return;
     }
     if (decision === 'refused-before') {
-      log.info(`--fetch ${url}: still release sha256 ${short}, which failed before; waiting for another`);
+      log.info(`${this.label} ${url}: still release sha256 ${short}, which failed before; waiting for another`);
       return;
     }
     const problem = executableProblem(await readHeader(this.tmp), process.arch, endianness());
     if (problem !== null) {
       this.policy.refuse(got.key, got.hash);
-      log.warn(`--fetch ${url}: not installing release sha256 ${short} (${got.bytes} bytes): it is ${problem}; waiting for the next release`);
+      log.warn(`${this.label} ${url}: not installing release sha256 ${short} (${got.bytes} bytes): it is ${problem}; waiting for the next release`);
       return;
     }
     // Executable as the program is (its permission bits, at least u+x).
     const mode = await stat(program).then((st) => st.mode & 0o7777, () => 0o755);
     await chmod(this.tmp, mode | 0o100);
     const previous = previousPath(program);
+    this.installing = true;
+    try {
+      await this.install(got, short, url, program, previous);
+    } finally {
+      this.installing = false;
+    }
+  }
+
+  /** Install the downloaded release, upgrade to it, and put the previous one back if that fails. */
+  private async install(got: { key: string | null; hash: string; bytes: number }, short: string, url: string, program: string, previous: string): Promise<void> {
+    const log = this.host.log;
     await keepAs(program, previous, this.tmpPath('previous'));
-    await rename(this.tmp, program);
+    await rename(this.tmp as string, program);
     this.tmp = null;
     this.host.installed();
-    const reason = `--fetch: installed release sha256 ${short} (${got.bytes} bytes) from ${url} as ${program} (the previous one kept as ${previous})`;
+    const reason = `${this.label}: installed release sha256 ${short} (${got.bytes} bytes) from ${url} as ${program} (the previous one kept as ${previous})`;
     const outcome = await this.host.upgrade(reason);
     if (outcome.ok) {
       this.policy.installed(got.key);
@@ -228,9 +258,10 @@ export class Fetcher {
     // The old workers still run the previous program; no respawn may run the failed one.
     await keepAs(previous, program, this.tmpPath('back'));
     this.host.installed();
+    this.host.putBack?.();
     this.policy.refuse(got.key, got.hash);
     log.error(
-      `--fetch: release sha256 ${short} failed its upgrade (${outcome.message}); ${program} is the previous release again. ` +
+      `${this.label}: release sha256 ${short} failed its upgrade (${outcome.message}); ${program} is the previous release again. ` +
         `It is not tried again until ${url} serves something else.`,
     );
   }

@@ -24,15 +24,20 @@ export interface HttpReply {
   status: number;
   body: string;
   type?: string;
+  /** More header lines (Allow, WWW-Authenticate); names and values are the caller's, checked for CR/LF. */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export type HttpRead = { request: HttpRequest } | { error: HttpReply } | null;
 
 const REASONS: Record<number, string> = {
   200: 'OK',
+  201: 'Created',
   400: 'Bad Request',
+  401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  409: 'Conflict',
   413: 'Payload Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
@@ -41,9 +46,13 @@ const REASONS: Record<number, string> = {
 /** The bytes of a reply that closes the connection. */
 export function encodeHttpReply(r: HttpReply): Buffer {
   const data = Buffer.from(r.body);
+  const extra = Object.entries(r.headers ?? {})
+    .filter(([k, v]) => !/[\r\n:]/.test(k) && !/[\r\n]/.test(v))
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   const head =
     `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? 'Error'}\r\n` +
-    `Content-Type: ${r.type ?? 'text/plain; charset=utf-8'}\r\nContent-Length: ${data.length}\r\nConnection: close\r\n\r\n`;
+    `Content-Type: ${r.type ?? 'text/plain; charset=utf-8'}\r\nContent-Length: ${data.length}\r\n${extra}Connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), data]);
 }
 
@@ -68,10 +77,10 @@ export class HttpRequestReader {
       const end = this.buf.subarray(0, this.len).indexOf('\r\n\r\n', from, 'latin1');
       this.scanned = this.len;
       if (end < 0) {
-        if (this.len > MAX_HTTP_HEAD) return this.fail(413, 'request head too large\n');
+        if (this.len > MAX_HTTP_HEAD) return this.fail(413, `request head too large (limit ${MAX_HTTP_HEAD} bytes)`);
         return null;
       }
-      if (end > MAX_HTTP_HEAD) return this.fail(413, 'request head too large\n');
+      if (end > MAX_HTTP_HEAD) return this.fail(413, `request head too large (limit ${MAX_HTTP_HEAD} bytes)`);
       this.headEnd = end;
       const lines = this.buf.subarray(0, end).toString('latin1').split('\r\n');
       const [method = '', target = '/'] = (lines[0] ?? '').split(' ');
@@ -80,11 +89,11 @@ export class HttpRequestReader {
         const c = h.indexOf(':');
         if (c > 0) headers.set(h.slice(0, c).trim().toLowerCase(), h.slice(c + 1).trim());
       }
-      if (headers.has('transfer-encoding')) return this.fail(501, 'chunked request bodies are not supported\n');
+      if (headers.has('transfer-encoding')) return this.fail(501, 'chunked request bodies are not supported (send Content-Length)');
       const raw = headers.get('content-length') ?? '0';
       const length = /^\d{1,9}$/.test(raw) ? Number(raw) : NaN;
-      if (!Number.isSafeInteger(length)) return this.fail(400, 'bad Content-Length\n');
-      if (length > MAX_HTTP_BODY) return this.fail(413, 'request body too large\n');
+      if (!Number.isSafeInteger(length)) return this.fail(400, 'bad Content-Length');
+      if (length > MAX_HTTP_BODY) return this.fail(413, `request body too large (limit ${MAX_HTTP_BODY} bytes)`);
       this.bodyLength = length;
       this.head = { method, path: target.split('?')[0] ?? '/', headers };
       // What came with the head past its end (within the body's length) is already in buf.
@@ -97,10 +106,11 @@ export class HttpRequestReader {
     return { request };
   }
 
-  private fail(status: number, body: string): HttpRead {
+  /** A refused request: the status and a JSON body naming the problem (what the driver's APIs answer). */
+  private fail(status: number, problem: string): HttpRead {
     this.finished = true;
     this.buf = Buffer.alloc(0);
-    return { error: { status, body } };
+    return { error: { status, body: JSON.stringify({ error: problem }) + '\n', type: 'application/json' } };
   }
 
   private append(data: Buffer): void {

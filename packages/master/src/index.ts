@@ -7,7 +7,7 @@ export { childEnv } from './child-env.js';
 export { resolveProgram, ProgramError } from './program.js';
 export { normalizeSignal } from './signals.js';
 export { VERSION } from './version.js';
-export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, type ReplyFields, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-server.js';
+export { ControlServer, ControlConnection, MAX_CONNECTIONS, MAX_LINE_BYTES, DEFAULT_IDLE_TIMEOUT_MS, serveHttpOnly, type ReplyFields, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-server.js';
 export { refuseForeignWorkerCommand, dispatch, helpMessage, COMMAND_TABLE } from './commands/entries.js';
 export type { CommandHost, CommandEntry, Program } from './commands/table.js';
 export { Logger } from './log.js';
@@ -34,3 +34,10 @@ export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket 
 export { staticExecutable } from './elf.js';
 export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';
 export { listenUnixBind, type UnixBindSpec } from './unix-bind.js';
+// Not the log files (logfile/): only --config uses them; import '@einhyrningsins/master/logfile'.
+export { parseFetchSize, parseFetchUrl } from './fetch-options.js';
+export { Releases, fetchTargetOf, type ReleaseOptions, type ReleaseHost } from './releases.js';
+export type { GroupHandle, UpgradeOutcome } from './upgrade-tracker.js';
+export type { FetchMemory } from './fetch-policy.js';
+export { watchPathProblem } from './watch.js';
+export { fetchMemory as checkFetchMemory, type Check as StateCheck } from './reload-state-check.js';

@@ -16,6 +16,7 @@ import type { Logger } from './log.js';
 import type { Options } from './options.js';
 import { readState, type BoundSocket, type ReloadState } from './reload.js';
 import type { SlotRecord } from './slot-history.js';
+import type { FetchMemory } from './fetch-policy.js';
 import { releaser } from './unix-bind.js';
 import { VERSION } from './version.js';
 import { monotonicMs } from './clock.js';
@@ -29,6 +30,8 @@ export interface MasterSnapshot {
   reloads: number;
   core: SerializedCore | SerializedFleet;
   slots: Record<string, SlotRecord>;
+  /** --fetch's memory (null without --fetch). */
+  fetch: FetchMemory | null;
 }
 
 /** The master's snapshot for the new image, and the fds it takes over. */
@@ -56,6 +59,7 @@ export function masterState(
     verbosity: log.verbosity,
     core: s.core,
     slots: s.slots,
+    ...(s.fetch ? { fetch: s.fetch } : {}),
     ...(then ? { then } : {}),
   };
   return { state, fds: [...s.sockets.map((x) => x.fd), ...(s.lock ? [s.lock.fd] : [])] };

@@ -103,7 +103,7 @@ export class Master {
         const snap = this.snapshot();
         if (this.exiting || snap.shuttingDown) return 'stopping: the master is stopping';
         if (snap.upgrade) return `an upgrade is in progress (generation ${snap.upgrade.generation}); reload when it is done`;
-        return null;
+        return this.releases?.busy() ?? null;
       },
       snapshot: (connections) =>
         masterState(
@@ -116,6 +116,7 @@ export class Master {
             reloads: this.reloads,
             core: (this.runtime as Runtime<LaunchSpec>).serializeOnly(),
             slots: (this.shell as GroupShell).history.toJSON(),
+            fetch: this.releases?.memory() ?? null,
           },
           opts,
           argv,
@@ -289,6 +290,8 @@ export class Master {
         now: () => this.now(),
         env: process.env,
         cwd: this.cwd,
+        // A reload's new image: what the old one's fetcher knew (a release that failed is not tried again).
+        memory: restored?.fetch ?? null,
       });
       this.releases = releases;
       this.cleanup.add(() => releases.stop());

@@ -12,6 +12,7 @@ import { OPTION_SPECS, parseSeconds, type OptionSpec } from './option-specs.js';
 export { OPTION_SPECS, helpText, optionLabel, parseSeconds, type OptionSpec } from './option-specs.js';
 import { parseHandoffs, type HandoffName } from './handoff-names.js';
 import { watchPathProblem } from './watch.js';
+import { parseFetchSize, parseFetchUrl } from './fetch-options.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.
 import { shellWords } from '@einhyrningsins/protocol/words';
@@ -165,22 +166,9 @@ const EINHORN_VARS = /^EINHORN_/;
 
 /** --fetch's URL: http(s) with a host, or file: with an absolute path; returned normalized. */
 function fetchUrl(opt: string, v: string): string {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new UsageError(`${opt} expects a URL (http://HOST/..., https://HOST/... or file:///PATH), got '${v}'`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
-    throw new UsageError(`${opt} ${v}: unsupported scheme '${u.protocol.slice(0, -1)}' (http, https or file)`);
-  }
-  if (u.protocol === 'file:' && u.host !== '' && u.host !== 'localhost') {
-    throw new UsageError(`${opt} ${v}: a file URL names an absolute path, file:///PATH (here '${u.host}' would be a host)`);
-  }
-  if (u.protocol === 'file:' && (u.pathname === '/' || u.pathname.endsWith('/'))) {
-    throw new UsageError(`${opt} ${v}: a file URL must name a file, not a directory`);
-  }
-  return u.href;
+  const got = parseFetchUrl(v);
+  if ('problem' in got) throw new UsageError(`${opt} ${got.problem}`);
+  return got.url;
 }
 
 function apply(o: Options, spec: OptionSpec, name: string, value: string | undefined): void {
@@ -361,9 +349,8 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
       return;
     }
     case 'fetch-max-size': {
-      const m = /^(\d+)([kKmMgG]?)$/.exec(v);
-      const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
-      if (!m || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} expects a size in bytes (or with a K, M or G suffix), got '${v}'`);
+      const n = parseFetchSize(v);
+      if (n === null) throw new UsageError(`${name} expects a size in bytes (or with a K, M or G suffix), got '${v}'`);
       o.fetchMaxBytes = n;
       return;
     }

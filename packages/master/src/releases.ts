@@ -7,7 +7,8 @@
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { StartupError } from './errors.js';
-import type { Logger } from './log.js';
+import type { FetchMemory } from './fetch-policy.js';
+import type { ReleaseLog } from './fetcher.js';
 import { resolveProgram } from './program.js';
 import { PathWatcher } from './watch.js';
 import { UpgradeTracker, type GroupHandle, type UpgradeOutcome } from './upgrade-tracker.js';
@@ -24,49 +25,90 @@ export interface ReleaseOptions {
 }
 
 /**
- * The file --fetch replaces: the program's resolved executable, symlinks followed. It must
- * be in a directory the master may write (the download goes next to it, then a rename),
- * and must not be the Node that runs the master.
+ * The file a fetcher replaces: the program's resolved executable, symlinks followed. It
+ * must be in a directory this process may write (the download goes next to it, then a
+ * rename), and must not be the Node that runs it. A problem is one phrase (no prefix).
  */
-export function fetchTarget(opts: ReleaseOptions, env: NodeJS.ProcessEnv, cwd: string): string {
-  const word = opts.program as string;
-  const real = realpathSync(resolveProgram(word, env.PATH, cwd));
+export function fetchTargetOf(word: string, env: NodeJS.ProcessEnv, cwd: string): { target: string } | { problem: string } {
+  let real: string;
+  try {
+    real = realpathSync(resolveProgram(word, env.PATH, cwd));
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
   if (real === realpathSync(process.execPath)) {
-    throw new StartupError(`--fetch: the program ${word} is the node executable itself; fetch releases of a program file, not of its interpreter`);
+    return { problem: `the program ${word} is the node executable itself; fetch releases of a program file, not of its interpreter` };
   }
   try {
     accessSync(dirname(real), constants.W_OK);
   } catch {
-    throw new StartupError(`--fetch: cannot write to ${dirname(real)}, where the program ${real} is replaced`);
+    return { problem: `cannot write to ${dirname(real)}, where the program ${real} is replaced` };
   }
-  return real;
+  return { target: real };
+}
+
+/** The master's --fetch target (a problem: a StartupError). */
+export function fetchTarget(opts: ReleaseOptions, env: NodeJS.ProcessEnv, cwd: string): string {
+  const word = opts.program as string;
+  const got = fetchTargetOf(word, env, cwd);
+  // (checkMaster resolved the program before: what is left are this check's own problems)
+  if ('problem' in got) throw new StartupError(`--fetch: ${got.problem}`);
+  return got.target;
 }
 
 export interface ReleaseHost {
   group: GroupHandle;
-  log: Logger;
+  log: ReleaseLog;
   /** Monotonic ms. */
   now: () => number;
   /** Where the program is looked up (the group's environment and working directory). */
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** How messages name the triggers: the master's `--fetch`/`--watch`, a program's `[program:x] fetch`/`... watch`. */
+  labels?: { fetch: string; watch: string };
+  /** The fetcher's memory from the image before a reload. */
+  memory?: FetchMemory | null;
+  /**
+   * After a failed upgrade's previous release is back on disk. A group that stops its old
+   * processes before starting new ones (a config's program without a socket) may be left
+   * without any: it starts them again, on the previous release.
+   */
+  afterPutBack?: () => void;
 }
 
-interface Stoppable {
+interface RunningFetcher {
   stop(): void;
+  memory(): FetchMemory;
+  installing: boolean;
 }
 
 export class Releases {
   private readonly upgrades: UpgradeTracker;
   private readonly watchers: PathWatcher[] = [];
-  private fetcher: Stoppable | null = null;
+  private fetcher: RunningFetcher | null = null;
   private stopped = false;
+  private readonly labels: { fetch: string; watch: string };
 
   constructor(
     private readonly opts: ReleaseOptions,
     private readonly host: ReleaseHost,
   ) {
     this.upgrades = new UpgradeTracker(host.group);
+    this.labels = host.labels ?? { fetch: '--fetch', watch: '--watch' };
+  }
+
+  /**
+   * What a reload carries over: the fetcher's memory (before the fetcher runs, the memory
+   * it was given, so a reload right after a reload forgets nothing). Null without --fetch.
+   */
+  memory(): FetchMemory | null {
+    if (this.fetcher) return this.fetcher.memory();
+    return this.opts.fetch !== null ? (this.host.memory ?? null) : null;
+  }
+
+  /** Why a reload must wait (a fetched release between install and its upgrade's outcome), or null. */
+  busy(): string | null {
+    return this.fetcher?.installing ? `${this.labels.fetch}: a fetched release is being installed; reload when its upgrade is done` : null;
   }
 
   /** Whether there is anything to run (no watch, no fetch: the master needs no Releases). */
@@ -77,7 +119,7 @@ export class Releases {
   start(): void {
     this.startWatchers();
     if (this.opts.fetch !== null) {
-      this.startFetcher(this.opts.fetch).catch((err: Error) => this.host.log.error(`--fetch: not polling: ${err.message}`));
+      this.startFetcher(this.opts.fetch).catch((err: Error) => this.host.log.error(`${this.labels.fetch}: not polling: ${err.message}`));
     }
   }
 
@@ -87,13 +129,21 @@ export class Releases {
     const { Fetcher } = await import('./fetcher.js');
     if (this.stopped) return;
     const fetcher = new Fetcher(
-      { url: new URL(url), intervalMs: this.opts.fetchIntervalSec * 1000, maxBytes: this.opts.fetchMaxBytes, program },
+      {
+        url: new URL(url),
+        intervalMs: this.opts.fetchIntervalSec * 1000,
+        maxBytes: this.opts.fetchMaxBytes,
+        program,
+        label: this.labels.fetch,
+        memory: this.host.memory ?? null,
+      },
       {
         upgrade: (reason) => this.upgrade(reason),
         log: this.host.log,
         installed: () => {
           for (const w of this.watchers) w.rebase();
         },
+        ...(this.host.afterPutBack ? { putBack: this.host.afterPutBack } : {}),
       },
     );
     this.fetcher = fetcher;
@@ -105,7 +155,7 @@ export class Releases {
     for (const path of this.opts.watch) {
       const w = new PathWatcher({
         path,
-        onChange: (p, how) => void this.upgrade(`--watch: ${p} changed (${how})`),
+        onChange: (p, how) => void this.upgrade(`${this.labels.watch}: ${p} changed (${how})`),
         warn: (m) => log.warn(m),
         debug: (m) => log.debug(m),
         now: this.host.now,

@@ -8,9 +8,15 @@
 import * as native from 'native-reuseport';
 import { statFields } from './proc-stat.js';
 import type { ReloadState } from './reload-state.js';
-import { StateError, connectionShape, controlShape, engineShape, fd, int, isObj, list, nullable, num, obj, oneOf, optional, slotsShape, str } from './shape-check.js';
+import { StateError, connectionShape, controlShape, engineShape, fd, int, isObj, list, nullable, num, obj, oneOf, optional, pattern, slotsShape, str, type Check } from './shape-check.js';
 
 export { StateError };
+export type { Check } from './shape-check.js';
+
+const sha256 = pattern(/^[0-9a-f]{64}$/, 'a SHA-256 (64 hex digits)');
+
+/** The fetcher's memory (fetch-policy.ts FetchMemory): also in the dyno driver's snapshot, per program. */
+export const fetchMemory: Check = obj({ url: str, seenKey: nullable(str), refused: list(sha256) });
 
 const state = obj({
   format: oneOf(1),
@@ -38,6 +44,7 @@ const state = obj({
   verbosity: num,
   core: engineShape,
   slots: optional(slotsShape),
+  fetch: optional(fetchMemory),
   then: optional(oneOf('upgrade')),
 });
 

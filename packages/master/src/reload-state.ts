@@ -1,6 +1,7 @@
 /** What the master's reload snapshot holds (reload.ts writes and reads it, reload-state-check.ts checks it). */
 import type { SerializedCore, SerializedFleet } from '@einhyrningsins/core';
 import type { SlotRecord } from './slot-history.js';
+import type { FetchMemory } from './fetch-policy.js';
 
 /** A listening socket the children get: from -b (TCP or unix:) or from systemd; it crosses a reload as is. */
 /** An open control connection across the exec; `requester`: the one that asked for the reload. */
@@ -57,6 +58,8 @@ export interface ReloadState {
   core: SerializedCore | SerializedFleet;
   /** Per-slot restarts and last exits (absent from older images). */
   slots?: Record<string, SlotRecord>;
+  /** --fetch: what the fetcher knew (refused releases, the content last seen); absent from older images and without --fetch. */
+  fetch?: FetchMemory;
   /** What the new image does next for the requester: 'upgrade' (einhorn's upgrade with --reexec-as). */
   then?: 'upgrade';
 }

@@ -28,6 +28,11 @@ export const fd: Check = (v, at) => void (Number.isSafeInteger(v) && (v as numbe
 export const str: Check = (v, at) => void (typeof v === 'string' ? 0 : fail(at, 'a string', v));
 export const bool: Check = (v, at) => void (typeof v === 'boolean' ? 0 : fail(at, 'true or false', v));
 export const strOrNum: Check = (v, at) => void (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) ? 0 : fail(at, 'a string or a number', v));
+/** A string matching `re`; `want` says what that is ("a SHA-256 (64 hex digits)"). */
+export const pattern =
+  (re: RegExp, want: string): Check =>
+  (v, at) =>
+    void (typeof v === 'string' && re.test(v) ? 0 : fail(at, want, v));
 export const anyObj: Check = (v, at) => void (isObj(v) ? 0 : fail(at, 'an object', v));
 export const nullable =
   (c: Check): Check =>

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FetchPolicy } from '../src/fetch-policy.js';
+import { FetchPolicy, MAX_REFUSED } from '../src/fetch-policy.js';
 import { executableProblem } from '../src/executable.js';
 
 test('FetchPolicy: a key seen before is not downloaded again; no key means download and compare', () => {
@@ -98,4 +98,28 @@ test('executableProblem: the node binary running this test is an executable for 
   readSync(fd, b, 0, 256, 0);
   closeSync(fd);
   assert.equal(executableProblem(b, process.arch, endianness()), null);
+});
+
+test('FetchPolicy: the memory a reload carries: refused releases whatever the source, the key last seen only from the same URL', () => {
+  const a = new FetchPolicy(1000);
+  assert.equal(a.afterDownload('k1', 'h-bad', 'h-cur'), 'install');
+  a.refuse('k1', 'h-bad');
+  const m = a.memory('http://x/app');
+  assert.deepEqual(m, { url: 'http://x/app', seenKey: 'k1', refused: ['h-bad'] });
+  const same = new FetchPolicy(1000);
+  same.remember(JSON.parse(JSON.stringify(m)), 'http://x/app');
+  assert.equal(same.afterProbe('k1'), 'unchanged', 'the same content is not downloaded again');
+  assert.equal(same.afterDownload('k2', 'h-bad', 'h-cur'), 'refused-before');
+  const other = new FetchPolicy(1000);
+  other.remember(m, 'http://y/app');
+  assert.equal(other.afterProbe('k1'), 'download', 'another URL: its key means nothing here');
+  assert.equal(other.afterDownload('k1', 'h-bad', 'h-cur'), 'refused-before');
+});
+
+test('FetchPolicy: at most MAX_REFUSED releases remembered, the oldest forgotten', () => {
+  const p = new FetchPolicy(1000);
+  for (let i = 0; i <= MAX_REFUSED; i++) p.refuse(null, `h${i}`);
+  assert.equal(p.isRefused('h0'), false);
+  assert.equal(p.isRefused(`h${MAX_REFUSED}`), true);
+  assert.equal(p.memory('u').refused.length, MAX_REFUSED);
 });

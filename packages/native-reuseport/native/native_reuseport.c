@@ -766,6 +766,21 @@ static napi_value GetPgid(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* accept4(fd, SOCK_CLOEXEC | SOCK_NONBLOCK) on a non-blocking listening socket: the new
+   fd, or -errno (-EAGAIN: none pending). libuv accepts one connection per turn of the
+   event loop; the control server takes the rest of a burst with this. */
+static napi_value AcceptPending(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int64_t fd;
+  if (!get_args(env, info, "acceptPending", 1, argv) || !to_int(env, argv[0], "acceptPending", "fd", 0, INT32_MAX, &fd))
+    return NULL;
+  int c;
+  do c = accept4((int)fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  while (c < 0 && errno == EINTR);
+  CHECK_NULL(env, napi_create_int32(env, c < 0 ? -errno : c, &result));
+  return result;
+}
+
 /* glibc: mallopt(M_ARENA_MAX, n) (from now on) and malloc_trim(0) (give free pages back).
    Both are glibc-only: elsewhere (musl) they do nothing and return false. */
 static napi_value MallocArenaMax(napi_env env, napi_callback_info info) {
@@ -949,6 +964,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reapPid", NULL, ReapPid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getpgid", NULL, GetPgid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"acceptPending", NULL, AcceptPending, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocArenaMax", NULL, MallocArenaMax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, MallocTrim, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -415,6 +415,18 @@ export function getpgid(pid: number): number {
   return native().getpgid(pid);
 }
 
+/**
+ * One more pending connection of a non-blocking listening socket (accept4, CLOEXEC and
+ * NONBLOCK): its fd, or null when none is pending, on an error (the event loop's own
+ * accept deals with it) or with an addon built before this function.
+ */
+export function acceptPending(fd: number): number | null {
+  const n = native();
+  if (typeof n.acceptPending !== 'function') return null;
+  const r = n.acceptPending(fd);
+  return r >= 0 ? r : null;
+}
+
 /** glibc mallopt(M_ARENA_MAX, n) for arenas created from now on; false if refused. */
 export function mallocArenaMax(n: number): boolean {
   return native().mallocArenaMax(n);

@@ -97,6 +97,8 @@ export interface NativeBinding {
   reapPid(pid: number): ReapedChild | null;
   peerCred(fd: number): PeerCred;
   getpgid(pid: number): number;
+  /** Absent from an addon built before it (a stale local build). */
+  acceptPending?(fd: number): number;
   mallocArenaMax(n: number): boolean;
   mallocTrim(): boolean;
 }

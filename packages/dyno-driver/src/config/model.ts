@@ -19,6 +19,10 @@ export interface LogConfig {
   maxBytes: number;
   /** How many rotated files (name.1 .. name.N) to keep; 0: truncate in place. */
   backups: number;
+  /** minisv's logsuffixdate: a Go time layout; the file is PATH.<now formatted>, named again at each reopen. */
+  dateSuffix?: string;
+  /** minisv's logdate: a Go time layout written with ': ' before every line. */
+  linePrefix?: string;
 }
 
 /** `socket=`: bound once by the runtime, shared by every process of the program. */
@@ -31,6 +35,14 @@ export type Handoff = HandoffName;
 
 /** `ack=`: as the master's -m: manual (worker:ack on the control socket) or a timer. */
 export type AckMode = { kind: 'manual' } | { kind: 'timer'; seconds: number };
+
+/** `fetch=` with `fetch_interval=` and `fetch_max_size=`: the master's --fetch, for this program's executable. */
+export interface FetchConfig {
+  /** Normalized (http:, https: or file:). */
+  url: string;
+  intervalSec: number;
+  maxBytes: number;
+}
 
 export interface ProcessConfig {
   /** The process name (`process_name` expanded); unique within its group. */
@@ -64,6 +76,19 @@ export interface ProcessConfig {
   socket: SocketSpec | null;
   handoff: Handoff[];
   ack: AckMode;
+  /** `fetch=`: new releases of the program's executable polled, installed and rolled out (the same for every process). */
+  fetch: FetchConfig | null;
+  /** `watch=`: absolute paths whose change restarts (rolls) the program. */
+  watch: string[];
+  /**
+   * A one-time task (minisv's oneTime, the INI key onetime=): never started by itself nor
+   * restarted; `run` (HTTP) or `start` runs it once to its end.
+   */
+  oneTime?: boolean;
+  /** A rolling restart's new process must be up this long before an old one is stopped (minisv's startTime). */
+  minReadySecs?: number;
+  /** The first wait after a failed start, doubling (minisv's restartPause); default 1 s. */
+  respawnDelaySecs?: number;
 }
 
 export interface ProgramConfig {
@@ -72,6 +97,8 @@ export interface ProgramConfig {
   /** The [program:x] header. */
   loc: Loc;
   priority: number;
+  /** Where `fetch=` is written (messages about the program's executable point there). */
+  fetchLoc: Loc | null;
   /** Sorted as supervisord sorts them: by priority, then name. */
   processes: ProcessConfig[];
 }

@@ -9,7 +9,8 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError, ValueError, type Warn } from './errors.js';
 import { expand } from './expand.js';
 import type { LogConfig, LogTarget, ProcessConfig, ProgramConfig } from './model.js';
-import { DEFAULT_ACK, parseAck, parseHandoff, parseSocket } from './project-keys.js';
+import { DEFAULT_ACK, parseAck, parseFetch, parseFetchInterval, parseFetchMaxSize, parseHandoff, parseSocket, parseWatch } from './project-keys.js';
+import type { FetchConfig } from './model.js';
 import type { SectionReader } from './section-reader.js';
 import { keyValuePairs, posixSplit } from './shlex.js';
 import type { UserDb } from './users.js';
@@ -37,6 +38,10 @@ export interface ProgramContext {
   warn: Warn;
 }
 
+/** The master's --fetch-interval and --fetch-max-size defaults. */
+const FETCH_INTERVAL_SEC = 60;
+const FETCH_MAX_BYTES = 256 * 1024 * 1024;
+
 /** As a Procfile quantity (supervisord has no bound: numprocs=10**9 would exhaust memory here). */
 export const MAX_NUMPROCS = 10_000;
 
@@ -46,7 +51,7 @@ export const PROGRAM_KEYS = new Set([
   'startsecs', 'startretries', 'exitcodes', 'stopsignal', 'stopwaitsecs', 'stopasgroup', 'killasgroup',
   'user', 'redirect_stderr', 'stdout_logfile', 'stdout_logfile_maxbytes', 'stdout_logfile_backups',
   'stderr_logfile', 'stderr_logfile_maxbytes', 'stderr_logfile_backups', 'environment', 'directory',
-  'umask', 'socket', 'handoff', 'ack',
+  'umask', 'socket', 'handoff', 'ack', 'fetch', 'fetch_interval', 'fetch_max_size', 'watch', 'onetime',
 ]);
 
 /** supervisord's other [program:x] keys: valid there, warned about and ignored here. */
@@ -136,6 +141,19 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
     throw new ConfigError(r.loc('handoff'), `handoff: 'port' (PORT=number) needs a tcp:// socket, not ${socket.text}`);
   }
   const ack = r.optional('ack', common, parseAck) ?? DEFAULT_ACK;
+  const fetchUrl = r.optional('fetch', common, parseFetch);
+  const fetchInterval = r.optional('fetch_interval', common, parseFetchInterval);
+  const fetchMaxSize = r.optional('fetch_max_size', common, parseFetchMaxSize);
+  for (const [key, v] of [['fetch_interval', fetchInterval], ['fetch_max_size', fetchMaxSize]] as const) {
+    if (v !== null && fetchUrl === null) throw new ConfigError(r.loc(key), `${key}: only means something with fetch=URL`);
+  }
+  const fetch: FetchConfig | null =
+    fetchUrl === null ? null : { url: fetchUrl, intervalSec: fetchInterval ?? FETCH_INTERVAL_SEC, maxBytes: fetchMaxSize ?? FETCH_MAX_BYTES };
+  const watch = r.optional('watch', common, (v) => parseWatch(v, ctx.cwd)) ?? [];
+  // This project's onetime= (minisv's oneTime): run only when asked, to its end, never restarted.
+  const oneTime = r.get('onetime', 'false', common, boolean);
+  if (oneTime && socket) throw new ConfigError(r.loc('onetime'), 'onetime: a one-time program cannot have a socket= (it is not a server)');
+  if (oneTime && autostart && r.has('autostart')) ctx.warn(r.loc('autostart'), 'autostart=true is ignored with onetime=true (a one-time program runs only when asked)');
 
   const processes: ProcessConfig[] = [];
   const seenDirs = new Set<string>();
@@ -179,7 +197,8 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
       name: pname, program: name, group, processNum: num, command, argv, directory, umask, priority, autostart,
       autorestart, exitcodes, startsecs, startretries, user, stopsignal, stopwaitsecs, stopasgroup, killasgroup,
       redirectStderr, stdout: logs.stdout, stderr: logs.stderr,
-      environment: { ...ctx.globalEnv, ...environment }, socket, handoff, ack,
+      environment: { ...ctx.globalEnv, ...environment }, socket, handoff, ack, fetch, watch,
+      ...(oneTime ? { oneTime: true } : {}),
     });
   }
   processes.sort((a, b) => (a.priority !== b.priority ? a.priority - b.priority : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -190,5 +209,8 @@ export function readProgram(r: SectionReader, name: string, group: string, ctx: 
     }
     seen.set(p.name, p.processNum);
   }
-  return { name, group, loc: r.section.loc, priority, processes };
+  if (fetch !== null && new Set(processes.map((p) => p.argv[0])).size > 1) {
+    throw new ConfigError(r.loc('fetch'), `fetch: the processes of [${r.section.name}] run different executables (${[...new Set(processes.map((p) => p.argv[0]))].join(', ')}); fetch replaces one`);
+  }
+  return { name, group, loc: r.section.loc, priority, fetchLoc: fetch ? r.loc('fetch') : null, processes };
 }

@@ -3,12 +3,17 @@
  *   socket = tcp://HOST:PORT[,r][,n][,p] | unix:PATH[,mode=OCTAL][,n]
  *   handoff = einhorn, systemd, server-starter, port
  *   ack = manual | SECONDS
+ *   fetch = URL, fetch_interval = SECONDS, fetch_max_size = SIZE
+ *   watch = PATH[,PATH...]
  * The socket is written as the master's -b (same options), the hand-off as its
  * --handoff (same names and rules), the ACK mode as its -m (`manual`, or a
- * timer of SECONDS; default: timer, 1 second).
+ * timer of SECONDS; default: timer, 1 second); `fetch=` and its two keys are
+ * --fetch, --fetch-interval and --fetch-max-size (a size may also be written as
+ * supervisord's byte sizes, 50MB), `watch=` is --watch (comma-separated paths,
+ * relative to the working directory as the other paths of the file).
  */
 import { isAbsolute, resolve } from 'node:path';
-import { HANDOFF_NAMES, HandoffError, parseBindSpec, parseHandoffs } from '@einhyrningsins/master';
+import { HANDOFF_NAMES, HandoffError, parseBindSpec, parseFetchSize, parseFetchUrl, parseHandoffs, watchPathProblem } from '@einhyrningsins/master';
 import { ValueError } from './errors.js';
 import type { AckMode, Handoff, SocketSpec } from './model.js';
 
@@ -81,4 +86,37 @@ export function parseAck(text: string): AckMode {
   const s = seconds(text);
   if (s === null) throw new ValueError(`ack expects 'manual' or a number of seconds, got ${JSON.stringify(text)}`);
   return { kind: 'timer', seconds: s };
+}
+
+/** `fetch=`: as --fetch URL. */
+export function parseFetch(text: string): string {
+  const got = parseFetchUrl(text);
+  if ('problem' in got) throw new ValueError(got.problem);
+  return got.url;
+}
+
+/** `fetch_interval=`: as --fetch-interval, seconds greater than 0. */
+export function parseFetchInterval(text: string): number {
+  const s = seconds(text);
+  if (s === null || s <= 0) throw new ValueError(`expects a number of seconds greater than 0, got ${JSON.stringify(text)}`);
+  return s;
+}
+
+/** `fetch_max_size=`: as --fetch-max-size (bytes, K, M, G), or supervisord's byte sizes (KB, MB, GB). */
+export function parseFetchMaxSize(text: string): number {
+  const n = parseFetchSize(text) ?? parseFetchSize(text.replace(/^(\d+)([kKmMgG])[bB]$/, '$1$2'));
+  if (n === null) throw new ValueError(`expects a size in bytes (or with a K, M or G suffix, e.g. 64M or 64MB), got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** `watch=`: comma-separated paths, each resolved against `cwd`; the directory of each must exist. */
+export function parseWatch(text: string, cwd: string): string[] {
+  const paths = text.split(',').map((p) => p.trim());
+  if (paths.some((p) => p === '')) throw new ValueError(`expects PATH[,PATH...], got ${JSON.stringify(text)}`);
+  return paths.map((p) => {
+    const abs = resolve(cwd, p);
+    const problem = watchPathProblem(abs);
+    if (problem) throw new ValueError(`${p}: ${problem}`);
+    return abs;
+  });
 }

@@ -7,7 +7,7 @@
  * The queue makes the engine see one event at a time; effects that produce events
  * (a spawn yields `spawned`) are queued behind the current one.
  */
-import { Fleet, type CoreSnapshot, type Event, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec, type SerializedCore, type SerializedFleet } from '@einhyrningsins/core';
+import { Fleet, type CoreConfig, type CoreSnapshot, type Event, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec, type SerializedCore, type SerializedFleet } from '@einhyrningsins/core';
 import type { Logger } from '../log.js';
 import { GroupShell, type GroupShellOptions } from './group-shell.js';
 
@@ -177,7 +177,12 @@ export class Runtime<L> {
         const gid = e.gid;
         const shell = new GroupShell(
           this.opts.shell(e.spec),
-          () => this.fleet.snapshotOf(gid) as CoreSnapshot,
+          {
+            snapshot: () => this.fleet.snapshotOf(gid) as CoreSnapshot,
+            worker: (ref) => this.fleet.workerOf(gid, ref),
+            config: () => this.fleet.configOf(gid) as CoreConfig,
+            shuttingDown: () => this.fleet.shuttingDownOf(gid) ?? null,
+          },
           this.shellEvent(gid),
           this.opts.now,
         );

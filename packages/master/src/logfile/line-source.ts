@@ -8,7 +8,10 @@
  * added, `flushPartial()` without one (before a re-exec: the rest of the line
  * arrives in the new process and continues it in the file).
  */
-import type { LogWriter } from './log-writer.js';
+/** Where whole lines go: a LogWriter, or something in front of one (minisv's date prefix). */
+export interface LineSink {
+  write(data: Buffer): unknown;
+}
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 
@@ -17,7 +20,7 @@ export class LineSource {
   private partialBytes = 0;
 
   constructor(
-    private readonly writer: LogWriter,
+    private readonly writer: LineSink,
     private readonly maxLineBytes = DEFAULT_MAX_LINE_BYTES,
   ) {}
 

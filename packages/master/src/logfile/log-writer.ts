@@ -72,6 +72,11 @@ export interface LogWriterOptions {
   fs?: LogFs;
   /** Called once at the start of each episode of dropped lines, and for each write error episode. */
   onDrop?: (info: { path: string; reason: string }) => void;
+  /**
+   * The path to open, asked at each open (the first, and after a reopen): minisv's
+   * date-suffixed names (NAME.log.20260102.150405). Default: `path` always.
+   */
+  pathAt?: () => string;
 }
 
 export interface LogWriterStats {
@@ -94,7 +99,11 @@ export const DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024;
 const BATCH_BYTES = 256 * 1024;
 
 export class LogWriter {
-  readonly path: string;
+  /** The file written now (with `pathAt`, the one opened last). */
+  path: string;
+  private readonly pathAt: (() => string) | undefined;
+  /** A reopen asked for: the next open asks pathAt for the name. */
+  private repath = false;
   private readonly maxBytes: number;
   private readonly backups: number;
   private readonly maxQueue: number;
@@ -114,7 +123,8 @@ export class LogWriter {
   readonly stats: LogWriterStats = { writtenBytes: 0, queuedBytes: 0, droppedLines: 0, droppedBytes: 0, rotations: 0, errors: 0 };
 
   constructor(opts: LogWriterOptions) {
-    this.path = opts.path;
+    this.pathAt = opts.pathAt;
+    this.path = opts.pathAt ? opts.pathAt() : opts.path;
     this.maxBytes = opts.maxBytes;
     this.backups = opts.backups;
     this.maxQueue = opts.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
@@ -158,6 +168,7 @@ export class LogWriter {
   /** Reopen the path at the next write (after an external rename; supervisord's USR2). Resolves when done. */
   reopen(): Promise<void> {
     this.reopenWanted = true;
+    this.repath = true;
     this.kick(true);
     return this.flush();
   }
@@ -236,6 +247,8 @@ export class LogWriter {
 
   private async ensureOpen(): Promise<LogHandle> {
     if (this.handle) return this.handle;
+    if (this.pathAt && this.repath) this.path = this.pathAt();
+    this.repath = false;
     const h = await this.fs.open(this.path);
     try {
       this.shape = await h.shape();
