@@ -3,7 +3,7 @@
  * machine's in process-state.test.ts): named timers and scheduled process exits, fired in
  * time order as the clock advances. Timers due at the same time fire in the order they were
  * first set; a timer fires before an exit due at the same time; exits due together go in
- * the order they were scheduled.
+ * the order they were scheduled. And how a fake process takes a signal (fakeSignal).
  */
 export type Due<X> = { timer: string } | { pid: number; exit: X };
 
@@ -40,4 +40,23 @@ export class FakeClock<X = undefined> {
     }
     this.now = end;
   }
+}
+
+/** The signals a fake worker takes as "stop" (the engines' drain signals and shutdown's). */
+const STOP_SIGNALS = ['SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT'];
+
+/**
+ * A fake process of the shells receives `signal` (noted in its `signals`): SIGKILL kills it
+ * at once ('killed': the shell reports the exit), a stop signal makes it exit after
+ * `drainExitMs` ('drains': the shell schedules that), anything else, or a stop signal with
+ * `drainExitMs` null, changes nothing (null). A dead process gets nothing.
+ */
+export function fakeSignal(p: { alive: boolean; signals: string[] }, signal: string, drainExitMs: number | null): 'killed' | 'drains' | null {
+  if (!p.alive) return null;
+  p.signals.push(signal);
+  if (signal === 'SIGKILL') {
+    p.alive = false;
+    return 'killed';
+  }
+  return drainExitMs !== null && STOP_SIGNALS.includes(signal) ? 'drains' : null;
 }

@@ -5,7 +5,7 @@
  */
 import { Fleet, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec } from '../src/fleet.js';
 import type { CoreConfig } from '../src/types.js';
-import { FakeClock } from './fake-clock.js';
+import { FakeClock, fakeSignal } from './fake-clock.js';
 
 export interface FakeProc {
   pid: number;
@@ -156,15 +156,14 @@ export class FleetSim {
       }
       case 'kill': {
         const p = this.procs.get(e.pid);
-        if (!p || !p.alive) return;
-        p.signals.push(e.signal);
-        if (e.signal === 'SIGKILL') {
-          p.alive = false;
-          this.clock.exits.delete(p.pid);
-          this.queue.push({ type: 'exited', pid: p.pid, code: null, signal: 'SIGKILL' });
-        } else if (this.drainExitMs !== null && ['SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT'].includes(e.signal)) {
-          const x = this.clock.exits.get(p.pid);
-          if (!x || x.exit.code === 1) this.clock.scheduleExit(p.pid, this.drainExitMs, { code: 0, signal: null });
+        const got = p ? fakeSignal(p, e.signal, this.drainExitMs) : null;
+        if (got === 'killed') {
+          this.clock.exits.delete(e.pid);
+          this.queue.push({ type: 'exited', pid: e.pid, code: null, signal: 'SIGKILL' });
+        } else if (got === 'drains') {
+          // A stop signal wins over a crash scheduled for later.
+          const x = this.clock.exits.get(e.pid);
+          if (!x || x.exit.code === 1) this.clock.scheduleExit(e.pid, this.drainExitMs as number, { code: 0, signal: null });
         }
         return;
       }

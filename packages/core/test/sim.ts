@@ -5,7 +5,7 @@
  */
 import { Supervisor } from '../src/supervisor.js';
 import type { CoreConfig, Effect, Event } from '../src/types.js';
-import { FakeClock } from './fake-clock.js';
+import { FakeClock, fakeSignal } from './fake-clock.js';
 
 export interface FakeProc {
   pid: number;
@@ -109,14 +109,12 @@ export class Sim {
       }
       case 'kill': {
         const p = this.procs.get(e.pid);
-        if (!p || !p.alive) return;
-        p.signals.push(e.signal);
-        if (e.signal === 'SIGKILL') {
-          p.alive = false;
-          this.clock.exits.delete(p.pid);
-          this.queue.push({ type: 'exited', pid: p.pid, code: null, signal: 'SIGKILL' });
-        } else if (this.drainExitMs !== null && ['SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT'].includes(e.signal)) {
-          if (!this.clock.exits.has(p.pid)) this.clock.scheduleExit(p.pid, this.drainExitMs, undefined);
+        const got = p ? fakeSignal(p, e.signal, this.drainExitMs) : null;
+        if (got === 'killed') {
+          this.clock.exits.delete(e.pid);
+          this.queue.push({ type: 'exited', pid: e.pid, code: null, signal: 'SIGKILL' });
+        } else if (got === 'drains' && !this.clock.exits.has(e.pid)) {
+          this.clock.scheduleExit(e.pid, this.drainExitMs as number, undefined);
         }
         return;
       }
