@@ -8,7 +8,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -153,6 +153,7 @@ test('--config fetch=file:// and watch=: a release copied into place restarts it
     `command = ${bin}`,
     `fetch = file://${releases}`,
     'fetch_interval = 0.1',
+    'fetch_max_size = 1K',
     '',
     '[program:watched]',
     'command = sleep 1001',
@@ -170,6 +171,11 @@ test('--config fetch=file:// and watch=: a release copied into place restarts it
   }, 30_000);
   // No release yet: a warning, retried, nothing fatal.
   await d.waitLog(/\[program:fetched\] fetch: .*releases.*; retrying in/);
+  // Too large: refused, named by its key.
+  writeFileSync(`${releases}.tmp`, Buffer.concat([worker('big'), Buffer.alloc(2048, 0x23)]));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:fetched\] fetch file:\S+releases: not installing it: too large: \d+ bytes, more than the limit of 1024 \(fetch_max_size=\); waiting for the next release/, 20_000);
+  assert.equal(readFileSync(bin, 'utf8'), worker('v1').toString());
 
   writeFileSync(`${releases}.tmp`, worker('v2'), { mode: 0o644 });
   renameSync(`${releases}.tmp`, releases);
@@ -268,5 +274,25 @@ test('--config fetch=/watch= bad input: one line FILE:LINE and exit 2 at start, 
   assert.equal(reply.error, true);
   assert.match(reply.message, /^ERROR: .*app\.conf:3: \[program:a\] fetch: the program \S+ is the node executable itself.*; the running programs are untouched$/);
   assert.deepEqual(pids(await d.state(), 'a'), pids(before, 'a'));
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('--config fetch= with user=: the installed release has the owner and mode of the executable it replaces (a 0700 program of nobody stays runnable by nobody)', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const dir = newDir();
+  chmodSync(dir, 0o755);
+  const bin = join(dir, 'app');
+  const releases = join(dir, 'releases');
+  const release = (v: string) => Buffer.from(`#!/bin/sh\necho "${v} $(id -u)"\nexec sleep 600\n`);
+  writeFileSync(bin, release('v1'), { mode: 0o700 });
+  chownSync(bin, 65534, 65534);
+  writeFileSync(join(dir, 'app.conf'), `[program:app]\ncommand = ${bin}\nuser = nobody\nfetch = file://${releases}\nfetch_interval = 0.1\n`);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.waitOut(/app \| v1 65534\n/, 20_000);
+  writeFileSync(`${releases}.tmp`, release('v2'));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:app\] fetch: installed release .*: upgrade done/, 20_000);
+  await d.waitOut(/app \| v2 65534\n/);
+  const st = statSync(bin);
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [65534, 65534, 0o700]);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });

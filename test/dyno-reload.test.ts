@@ -179,13 +179,14 @@ for (const [what, change, error] of cases) {
 
 // ---- a partial output line across a reload ------------------------------------------------
 
-test("a line a process wrote only in part before a reload comes out whole after it, with its name, on stdout and on stderr", async () => {
-  const dir = newDir();
-  // One write each of "ready" + the start of a line (a UTF-8 character cut in two at its end),
-  // then the rest of the line once `go` exists.
-  writeFileSync(
-    join(dir, 'part.mjs'),
-    `import { existsSync, writeSync } from 'node:fs';
+for (const kind of ['Procfile', '--config (AUTO log)'] as const) {
+  test(`a line a process wrote only in part before a reload comes out whole after it, with its name, on stdout and on stderr (${kind})`, async () => {
+    const dir = newDir();
+    // One write each of "ready" + the start of a line (a UTF-8 character cut in two at its end),
+    // then the rest of the line once `go` exists.
+    writeFileSync(
+      join(dir, 'part.mjs'),
+      `import { existsSync, writeSync } from 'node:fs';
 writeSync(1, Buffer.concat([Buffer.from('ready-out\\nstart of a line, caf'), Buffer.from([0xc3])]));
 writeSync(2, 'ready-err\\nstart of an error, ');
 const t = setInterval(() => {
@@ -195,19 +196,26 @@ const t = setInterval(() => {
   writeSync(2, 'end of the error\\n');
 }, 20);
 `,
-  );
-  writeFileSync(join(dir, 'Procfile'), `worker: ${q(process.execPath)} part.mjs\n`);
-  const d = startDriver(['start', '-f', join(dir, 'Procfile')], { dir });
-  await d.ready({ worker: 1 });
-  // The driver has read the start of each line (it came in the same write as the ready line).
-  await d.waitOut(/worker\.1 \| ready-out\n/);
-  await d.waitLog(/worker\.1 \| ready-err\n/);
-  assert.match((await d.ctl('reload')).at(-1)!.message, /^Reload done: .*1 process adopted$/);
-  writeFileSync(join(dir, 'go'), '');
-  await d.waitOut(/end of the line/);
-  await d.waitLog(/end of the error/);
-  assert.match(d.stdout, /\nworker\.1 \| start of a line, café end of the line\n/);
-  assert.match(d.stderr, /\nworker\.1 \| start of an error, end of the error\n/);
-  assert.equal((d.stdout.match(/start of a line/g) ?? []).length, 1, d.stdout);
-  assert.deepEqual(await d.stop(), { code: 0, signal: null });
-});
+    );
+    let d;
+    if (kind === 'Procfile') {
+      writeFileSync(join(dir, 'Procfile'), `worker: ${q(process.execPath)} part.mjs\n`);
+      d = startDriver(['start', '-f', join(dir, 'Procfile')], { dir });
+    } else {
+      writeFileSync(join(dir, 'app.conf'), `[program:worker]\ncommand=${process.execPath} part.mjs\ndirectory=${dir}\nprocess_name=worker.1\n`);
+      d = startDriver(['start', '--config', join(dir, 'app.conf')], { dir });
+    }
+    await d.ready({ worker: 1 });
+    // The driver has read the start of each line (it came in the same write as the ready line).
+    await d.waitOut(/worker\.1 \| ready-out\n/);
+    await d.waitLog(/worker\.1 \| ready-err\n/);
+    assert.match((await d.ctl('reload')).at(-1)!.message, /^Reload done: .*1 process adopted$/);
+    writeFileSync(join(dir, 'go'), '');
+    await d.waitOut(/end of the line/);
+    await d.waitLog(/end of the error/);
+    assert.match(d.stdout, /\nworker\.1 \| start of a line, café end of the line\n/);
+    assert.match(d.stderr, /\nworker\.1 \| start of an error, end of the error\n/);
+    assert.equal((d.stdout.match(/start of a line/g) ?? []).length, 1, d.stdout);
+    assert.deepEqual(await d.stop(), { code: 0, signal: null });
+  });
+}

@@ -1,6 +1,6 @@
 /**
- * The one fake clock of the core's fake shells (sim.ts, fleet-sim.ts and the process
- * machine's in process-state.test.ts): named timers and scheduled process exits, fired in
+ * The one fake clock of the core's fake shells (sim.ts for one engine, fleet-sim.ts for
+ * the Fleet): named timers and scheduled process exits, fired in
  * time order as the clock advances. Timers due at the same time fire in the order they were
  * first set; a timer fires before an exit due at the same time; exits due together go in
  * the order they were scheduled. And how a fake process takes a signal (fakeSignal).

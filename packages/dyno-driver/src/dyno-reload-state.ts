@@ -1,6 +1,7 @@
 /** What the driver's reload snapshot holds (dyno-reload.ts writes and reads it, dyno-state-check.ts checks it). */
 import type { SerializedFleet } from '@einhyrningsins/core';
 import type { ConnectionSnapshot, FetchMemory, SlotRecord } from '@einhyrningsins/master';
+import type { ConfigControlSnapshot } from './config-control.js';
 import type { OutputPipes } from './dyno-output.js';
 import type { PhaseResult } from './release-phase.js';
 import type { PreparedRelease, ProcessDef } from './release.js';
@@ -26,6 +27,8 @@ export interface DynoReloadState {
   /** Per group (by gid): what it runs, and its slots' history. */
   groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
   output: OutputPipes[];
+  /** --config: the running config, its programs' sockets and pipes (absent from older images: none). */
+  config?: ConfigControlSnapshot | null;
   /** Per program with fetch=: what its fetcher knew (refused releases); absent from older images. */
   fetch?: Record<string, FetchMemory>;
   /** The --http listener (absent from an older image's snapshot). */

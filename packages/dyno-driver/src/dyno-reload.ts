@@ -8,6 +8,7 @@ import * as native from 'native-reuseport';
 import { monotonicMs, type Runtime } from '@einhyrningsins/master';
 import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type FetchMemory, type Logger, type RequestHandler } from '@einhyrningsins/master';
 import type { OutputPipes } from './dyno-output.js';
+import type { ConfigControlSnapshot } from './config-control.js';
 import type { PhaseResult } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { DYNO_STATE_FORMAT, type DynoReloadState } from './dyno-reload-state.js';
@@ -30,6 +31,7 @@ export function dynoReloadState(d: {
   releasePhase: PhaseResult | null;
   verbosity: number;
   output: OutputPipes[];
+  config: ConfigControlSnapshot | null;
   fetch: Record<string, FetchMemory>;
   http: { fd: number } | null;
 }): DynoReloadState {
@@ -53,6 +55,7 @@ export function dynoReloadState(d: {
     fleet: d.runtime.serialize(),
     groups,
     output: d.output,
+    config: d.config,
     fetch: d.fetch,
     http: d.http,
   };

@@ -55,6 +55,23 @@ const processConfig = obj({
 
 const programConfig = obj({ name: str, group: str, loc: obj({ file: str, line: int }), priority: num, processes: list(processConfig) });
 
+/** --config's part (config-control.ts's ConfigControlSnapshot): the model, the programs' sockets, their pipes. */
+const configPart = obj({
+  source: obj({
+    model: nullable(
+      obj({
+        files: list(str),
+        programs: list(programConfig),
+        groups: list(obj({ name: str, priority: num, programs: list(str), explicit: bool, loc: obj({ file: str, line: int }) })),
+        warnings: list(obj({ loc: obj({ file: str, line: int }), message: str })),
+      }),
+    ),
+    sockets: list(obj({ text: str, listener: obj({ fd, family: oneOf(4, 6, 'unix') }), ino: nullable(num) })),
+  }),
+  pipes: list(obj({ pid: int, program: str, process: str, fds: tuple(nullable(fd), nullable(fd)), partial: optional(tuple(nullable(str), nullable(str))) })),
+  exits: record(record(str)),
+});
+
 const processDef = obj({ type: str, args: list(str), quantity: int, program: optional(programConfig) });
 
 const release = obj({
@@ -86,6 +103,7 @@ const dynoState = obj({
   fleet: fleetShape,
   groups: record(obj({ process: processDef, releaseVersion: int, slots: slotsShape })),
   output: list(obj({ pid: int, name: str, fds: tuple(fdOrNull, fdOrNull), partial: optional(tuple(nullable(str), nullable(str))) })),
+  config: optional(nullable(configPart)),
   fetch: optional(record(checkFetchMemory)),
   http: optional(nullable(obj({ fd }))),
 });
@@ -116,20 +134,22 @@ export function checkDynoStateFds(s: DynoReloadState): void {
   if (!info(s.control.fd, 'the control socket').listening) throw new StateError(`fd ${s.control.fd} (the control socket) is not a listening socket`);
   if (s.http && !info(s.http.fd, 'the --http listener').listening) throw new StateError(`fd ${s.http.fd} (the --http listener) is not a listening socket`);
   for (const c of s.connections) info(c.fd, 'a control connection');
-  for (const p of s.output) {
-    p.fds.forEach((n, i) => {
-      if (n === null) return;
-      const what = `${p.name}'s ${i === 0 ? 'stdout' : 'stderr'}`;
-      // Node's stdio pipes are socket pairs; a FIFO is as good.
-      let pipe: boolean;
-      try {
-        const st = fstatSync(n);
-        pipe = st.isFIFO() || (st.isSocket() && !native.fdInfo(n).listening);
-      } catch {
-        throw new StateError(`fd ${n} (${what}) is not open`);
-      }
-      if (!pipe) throw new StateError(`fd ${n} (${what}) is not a pipe`);
-    });
+  const pipe = (n: number, what: string) => {
+    // Node's stdio pipes are socket pairs; a FIFO is as good.
+    let ok: boolean;
+    try {
+      const st = fstatSync(n);
+      ok = st.isFIFO() || (st.isSocket() && !native.fdInfo(n).listening);
+    } catch {
+      throw new StateError(`fd ${n} (${what}) is not open`);
+    }
+    if (!ok) throw new StateError(`fd ${n} (${what}) is not a pipe`);
+  };
+  const stream = (i: number) => (i === 0 ? 'stdout' : 'stderr');
+  for (const p of s.output) p.fds.forEach((n, i) => n !== null && pipe(n, `${p.name}'s ${stream(i)}`));
+  for (const x of s.config?.source.sockets ?? []) {
+    if (!info(x.listener.fd, x.text).listening) throw new StateError(`fd ${x.listener.fd} (${x.text}) is not a listening socket`);
   }
+  for (const p of s.config?.pipes ?? []) p.fds.forEach((n, i) => n !== null && pipe(n, `${p.process}'s ${stream(i)}`));
   checkOwnChildren(workerPids(s.fleet, 'state.fleet'));
 }

@@ -97,7 +97,7 @@ export class ProgramReleases {
         now: this.now,
         env: { ...this.env, ...x.environment },
         cwd: x.directory ?? cwd,
-        labels: { fetch: `[program:${name}] fetch`, watch: `[program:${name}] watch` },
+        labels: { fetch: `[program:${name}] fetch`, watch: `[program:${name}] watch`, size: 'fetch_max_size=' },
         memory,
         afterPutBack: () => this.startAgain(name),
       },

@@ -324,7 +324,7 @@ test("router: minisv's paths, methods and statuses; nothing is called for a refu
 });
 
 test("status words: minisv's from supervisord's states and the last run", () => {
-  const s = (state: string) => [{ name: 'a', group: 'a', state, pid: null, uptimeMs: null }] as Parameters<typeof statusWord>[1];
+  const s = (state: string) => [{ name: 'a', group: 'a', program: 'a', slot: 0, state, pid: null, uptimeMs: null }] as Parameters<typeof statusWord>[1];
   assert.equal(finishedWord({ code: 0, signal: null }), 'finished');
   assert.equal(finishedWord({ code: 3, signal: null }), 'finished with error: exit status 3');
   assert.equal(finishedWord({ code: null, signal: 'SIGKILL' }), 'finished with error: signal: killed');

@@ -33,7 +33,7 @@ export { SlotHistory, type SlotRecord } from './slot-history.js';
 export { bindShimEnv, bindShimProblem, staticExecutableWarning, type ShimSocket } from './bind-shim.js';
 export { staticExecutable } from './elf.js';
 export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, type HandoffName, type HandedSocket } from './handoff.js';
-export { listenUnixBind, type UnixBindSpec } from './unix-bind.js';
+export { listenUnixBind, releaser, type UnixBindSpec } from './unix-bind.js';
 // Not the log files (logfile/): only --config uses them; import '@einhyrningsins/master/logfile'.
 export { parseFetchSize, parseFetchUrl } from './fetch-options.js';
 export { Releases, fetchTargetOf, type ReleaseOptions, type ReleaseHost } from './releases.js';
