@@ -5,7 +5,7 @@
  * Both track every process they start and can always be stopped or killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -209,9 +209,12 @@ export class Ours implements System {
   ) {
     this.master = proc.pid !== undefined ? new Tracked(proc.pid) : null;
     this.exited = new Promise((r) => proc.once('exit', () => r()));
-    proc.stdout!.on('data', (d: Buffer) => this.tail(d));
-    proc.stderr!.on('data', (d: Buffer) => this.tail(d));
+    proc.stdout?.on('data', (d: Buffer) => this.tail(d));
+    proc.stderr?.on('data', (d: Buffer) => this.tail(d));
   }
+
+  /** With `logToFile`: the master's (and its workers') output goes to this file. */
+  private logFile: string | null = null;
 
   get sockPath(): string {
     return join(this.dir, 'b.sock');
@@ -223,6 +226,13 @@ export class Ours implements System {
 
   /** The last lines the master (and its workers) printed, for error messages. */
   get log(): string {
+    if (this.logFile) {
+      try {
+        return readFileSync(this.logFile, 'utf8').slice(-8000);
+      } catch {
+        return '';
+      }
+    }
     return this.stderrTail;
   }
 
@@ -230,14 +240,27 @@ export class Ours implements System {
     this.stderrTail = (this.stderrTail + d.toString()).slice(-8000);
   }
 
-  static async start(n: number): Promise<Ours> {
+  /**
+   * `logToFile`: the master writes its log into a file, as under a journal, instead of a pipe
+   * to the bench (the upgrade-window phase: on a loaded machine a pipe the bench reads late
+   * blocks the master's synchronous log writes in the very window being measured).
+   */
+  static async start(n: number, opts: { logToFile?: boolean } = {}): Promise<Ours> {
     const t0 = performance.now();
     const dir = mkdtempSync(join(tmpdir(), 'ein-bench-'));
     // BENCH_OURS_ARGS: extra master options, for A/B runs (e.g. "--upgrade-nice 0").
     const extra = (process.env.BENCH_OURS_ARGS ?? '').split(/\s+/).filter(Boolean);
     const args = [BIN, '-n', String(n), '-b', `${HOST}:0,r`, '-m', 'manual', '-d', join(dir, 'b.sock'), ...extra, '--', process.execPath, CHILD];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: dir });
+    const logFile = opts.logToFile ? join(dir, 'master.log') : null;
+    const logFd = logFile ? openSync(logFile, 'a') : null;
+    let proc: ChildProcess;
+    try {
+      proc = spawn(process.execPath, args, { stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'], env: cleanEnv(), cwd: dir });
+    } finally {
+      if (logFd !== null) closeSync(logFd);
+    }
     const o = new Ours(n, dir, proc);
+    o.logFile = logFile;
     live.add(o);
     const failed = () => {
       if (proc.exitCode !== null || proc.signalCode !== null) {
@@ -248,7 +271,7 @@ export class Ours implements System {
       'the master to log "listening on"',
       () => {
         failed();
-        return /listening on 127\.0\.0\.1:(\d+)/.exec(o.stderrTail);
+        return /listening on 127\.0\.0\.1:(\d+)/.exec(o.log);
       },
       10_000,
       10,

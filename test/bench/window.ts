@@ -69,7 +69,7 @@ export function killWindow(): void {
 const epochNow = () => performance.timeOrigin + performance.now();
 
 async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfig): Promise<WindowRun> {
-  const sys = kind === 'baseline' ? await Baseline.start(cfg.n, true) : await Ours.start(cfg.n);
+  const sys = kind === 'baseline' ? await Baseline.start(cfg.n, true) : await Ours.start(cfg.n, { logToFile: true });
   try {
     const opts = { host: HOST, port: sys.port, connections: cfg.conns, timeoutMs: cfg.timeoutMs, reconnectEvery: 0 };
     if (cfg.warmupS > 0) {
