@@ -63,6 +63,10 @@ const programs = await build({
   outdir: dist,
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
+  // import() of a Node module (node:https for --fetch, ...) as require(): the master's bundle is
+  // run through vm.Script for its code cache (bin/code-cache.js), where a real import() needs a
+  // flag (--experimental-vm-modules) or an experimental loader constant that warns.
+  supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__einh_import_meta_url' },
   banner: { js: metaUrl },
   metafile: wantMeta,
