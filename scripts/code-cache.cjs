@@ -2,7 +2,7 @@
 // Loads BUNDLE (dist/einhyrningsins.cjs) as bin/code-cache.js does and runs one real, small
 // master in a temporary directory (no -b socket; one child that ACKs by the control socket),
 // then writes what V8 compiled by then (options, the master's modules, control socket, spawn,
-// ACK) to BUNDLE.cache and stops the master. bin/code-cache.js hands the cache to V8 at every
+// ACK) to BUNDLE.ARCH-VERSION-SIZE.cache (bin/code-cache.js names it) and stops the master. bin/code-cache.js hands the cache to V8 at every
 // start. Made with the Node that builds; another Node version rejects it and compiles as usual.
 // Any failure only means no cache (a warning, exit 0): the program works the same without.
 'use strict';
@@ -11,6 +11,7 @@ const os = require('os');
 const path = require('path');
 const vm = require('vm');
 const Module = require('module');
+const { cacheName } = require('../bin/code-cache.js');
 
 const file = process.argv[2];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ein-code-cache-'));
@@ -22,7 +23,7 @@ const args = ['-q', '-n', '1', '-m', 'manual', '-d', path.join(dir, 'c.sock'), '
 function giveUp(why) {
   process.stdout.write(`code-cache: no code cache for ${file}: ${why}\n`);
   try {
-    fs.rmSync(`${file}.cache`, { force: true });
+    fs.rmSync(cacheName(file), { force: true });
     fs.rmSync(dir, { recursive: true, force: true });
   } catch (err) {
     /* best effort */
@@ -47,7 +48,7 @@ mod.exports.main(args).then(() => {
       if (!out.includes('\n')) return;
       c.destroy();
       if (!out.includes('1 up of 1 wanted')) return setTimeout(ask, 50);
-      fs.writeFileSync(`${file}.cache`, script.createCachedData());
+      fs.writeFileSync(cacheName(file), script.createCachedData());
       process.kill(process.pid, 'SIGTERM'); // the master stops its child and exits
     });
     c.on('error', (err) => giveUp(err.message));

@@ -12,6 +12,9 @@ import Module from 'node:module';
 import { join } from 'node:path';
 import { ROOT, cleanupAll, fixture, startMaster, tempDir } from './harness.js';
 
+/** bin/code-cache.js (CommonJS): the cache is named for the Node that may use it (architecture, version, binary). */
+const codeCache = Module.createRequire(import.meta.url)(join(ROOT, 'bin', 'code-cache.js')) as { cacheName(file: string): string };
+
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
 });
@@ -61,12 +64,13 @@ test('start-up, ACKs, help / state / status and shutdown call nothing that loads
 
 test('the master\'s bundle comes with a V8 code cache that this Node accepts (bin/code-cache.js hands it over)', () => {
   const file = join(ROOT, 'dist', 'einhyrningsins.cjs');
-  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData: readFileSync(`${file}.cache`) });
+  const cache = readFileSync(codeCache.cacheName(file));
+  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData: cache });
   assert.equal(script.cachedDataRejected, false);
   // vm.Script runs no import() without a flag (--fetch failed with ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING):
   // the bundle has import() of Node's modules as require() (scripts/bundle.mjs).
   assert.doesNotMatch(readFileSync(file, 'utf8'), /[^\w.$]import\(/);
   // A cache V8 rejects only costs its read: the same script compiles without it.
-  const stale = new Script(Module.wrap(`${readFileSync(file, 'utf8')}\n// changed`), { filename: file, cachedData: readFileSync(`${file}.cache`) });
+  const stale = new Script(Module.wrap(`${readFileSync(file, 'utf8')}\n// changed`), { filename: file, cachedData: cache });
   assert.equal(stale.cachedDataRejected, true);
 });
