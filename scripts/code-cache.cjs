@@ -15,8 +15,12 @@ const { cacheName } = require('../bin/code-cache.js');
 
 const file = process.argv[2];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ein-code-cache-'));
+const acked = path.join(dir, 'acked');
+// The child ACKs and then says so in a file: asking the master (status) would compile, and so
+// cache, code that start-up does not run (more code deserialized at every start: RSS).
 const child =
-  "require('net').connect(process.env.EINHORN_SOCK_PATH).end(JSON.stringify({command:'worker:ack',pid:process.pid})+'\\n');" +
+  "const c=require('net').connect(process.env.EINHORN_SOCK_PATH);c.on('close',()=>require('fs').writeFileSync(process.env.ACKED,''));" +
+  "c.end(JSON.stringify({command:'worker:ack',pid:process.pid})+'\\n');" +
   'setInterval(()=>{},1e9)';
 const args = ['-q', '-n', '1', '-m', 'manual', '-d', path.join(dir, 'c.sock'), '--', process.execPath, '-e', child];
 
@@ -38,21 +42,15 @@ mod.filename = file;
 mod.paths = Module._nodeModulePaths(path.dirname(file));
 script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
 process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+process.env.ACKED = acked;
 mod.exports.main(args).then(() => {
-  const sock = path.join(dir, 'c.sock');
-  const ask = () => {
-    const c = require('net').connect(sock);
-    let out = '';
-    c.on('data', (d) => {
-      out += d;
-      if (!out.includes('\n')) return;
-      c.destroy();
-      if (!out.includes('1 up of 1 wanted')) return setTimeout(ask, 50);
+  const wait = () => {
+    if (!fs.existsSync(acked)) return setTimeout(wait, 20);
+    // The master has handled the ACK by the time the child saw its connection closed.
+    setTimeout(() => {
       fs.writeFileSync(cacheName(file), script.createCachedData());
       process.kill(process.pid, 'SIGTERM'); // the master stops its child and exits
-    });
-    c.on('error', (err) => giveUp(err.message));
-    c.end(JSON.stringify({ command: 'status' }) + '\n');
+    }, 50);
   };
-  setTimeout(ask, 100);
+  wait();
 }, (err) => giveUp(err.stack || String(err)));
