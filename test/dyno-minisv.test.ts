@@ -386,7 +386,7 @@ test("minisv.json's http: refused without --http-token-file, naming FILE:LINE an
   assert.equal((await d.stop()).code, 0);
 });
 
-test('POST a task with a socket (this project\'s keys): it serves on the shared socket, and GET /NAME/restart rolls it with no failed request', async () => {
+test('POST a task with a socket (this project\'s keys): it serves on the shared socket, and GET /NAME/restart rolls it with no failed request', async (t) => {
   const dir = newDir();
   writeFileSync(join(dir, 'box.json'), JSON.stringify({ tasks: {} }));
   const s = createServer();
@@ -423,6 +423,7 @@ test('POST a task with a socket (this project\'s keys): it serves on the shared 
   await until('load after', () => ok > after + 20, 10_000);
   stop = true;
   await load;
+  t.diagnostic(`fresh-connection requests across GET /web/restart: ${ok} answered, ${failures.length} failed`);
   assert.deepEqual(failures, []);
   assert.ok(ok > 40, String(ok));
   assert.equal((await d.stop()).code, 0);

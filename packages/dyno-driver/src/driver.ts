@@ -39,8 +39,7 @@ import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
 import { releaseSource } from './sources.js';
-import { ConfigSource } from './config-source.js';
-import { ConfigControl } from './config-control.js';
+import type { ConfigControl, ConfigKit, ConfigSource } from './config-kit.js';
 import { groupShellOptions, processWideDuties } from './driver-shells.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
@@ -89,18 +88,19 @@ export class Driver implements CommandHost {
   private readonly front: HttpFront;
   private readonly tasks: DriverTasks;
 
-  constructor(readonly cfg: DriverConfig) {
+  /** `kit`: with --config (and only then) the config file's modules (config-kit.ts), loaded by the command line. */
+  constructor(readonly cfg: DriverConfig, kit: ConfigKit | null = null) {
     this.logger = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
     this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
     const sourceCfg: SourceConfig = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
-    this.source = releaseSource(sourceCfg, this.logger, cfg.env);
-    this.config = this.source instanceof ConfigSource ? this.source : null;
+    this.source = releaseSource(sourceCfg, this.logger, cfg.env, kit);
+    this.config = kit && this.source instanceof kit.ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
     const applier = { enqueue: (step: () => Promise<void>) => this.apply.enqueue(step), applyRelease: (next: PreparedRelease, roll: null, origin: string) => this.apply.applyRelease(next, roll, origin), current: () => this.apply.release };
-    this.control = this.config ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, applier) : null;
+    this.control = this.config && kit ? new kit.ConfigControl(this.config, this.runtime, () => this.now(), this.logger, applier) : null;
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );
@@ -118,7 +118,7 @@ export class Driver implements CommandHost {
       prepare: () => this.control?.prepareReload() ?? Promise.resolve(),
       snapshot: (connections) => {
         const state = this.reloadState(connections);
-        return { state, fds: [...stateFds(state), ...(state.config ? ConfigControl.fds(state.config) : [])] };
+        return { state, fds: [...stateFds(state), ...(state.config && kit ? kit.ConfigControl.fds(state.config) : [])] };
       },
       reloadingNotice: () => this.notifier?.reloading(`reloading the driver (reload ${this.reloads + 1})`),
       reloadFailed: () => (this.control?.reloadFailed(), this.logger.info('The driver keeps running as it was')),

@@ -15,7 +15,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
 import * as native from 'native-reuseport';
-import { LineSource, LogWriter, follow, pipeStreamLines, tailBytes, type Follower, type Logger } from '@einhyrningsins/master';
+import { pipeStreamLines, type LinePipe, type Logger } from '@einhyrningsins/master';
+// Not through the package's index: the per-program log files are read only with --config.
+import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
 import { formatGo, localParts } from './minisv/go-time.js';
 
@@ -40,12 +42,16 @@ export interface ProcessPipes {
   process: string;
   /** The read ends (stdout, stderr) in the driver; null when closed. */
   fds: [number | null, number | null];
+  /** AUTO streams: the start of a line read but not yet written (base64), carried to the next image (absent from older images). */
+  partial?: [string | null, string | null];
 }
 
 interface Tracked {
   pipes: ProcessPipes;
   streams: NodeJS.ReadableStream[];
   lines: LineSource[];
+  /** The AUTO streams (stdout, stderr), passed on line by line to the driver's own. */
+  auto: [LinePipe | null, LinePipe | null];
 }
 
 /** The fd of a pipe stream Node opened (libuv's handle). */
@@ -88,9 +94,9 @@ export class ProgramLogs {
     if (child.pid !== undefined) this.attach(x, child.pid, child.stdout, child.stderr);
   }
 
-  private attach(x: ProcessConfig, pid: number, out: NodeJS.ReadableStream | null, err: NodeJS.ReadableStream | null): void {
+  private attach(x: ProcessConfig, pid: number, out: NodeJS.ReadableStream | null, err: NodeJS.ReadableStream | null, carried?: ProcessPipes['partial']): void {
     const label = `${x.name} | `;
-    const t: Tracked = { pipes: { pid, program: x.program, process: x.name, fds: [fdOf(out), fdOf(err)] }, streams: [], lines: [] };
+    const t: Tracked = { pipes: { pid, program: x.program, process: x.name, fds: [fdOf(out), fdOf(err)] }, streams: [], lines: [], auto: [null, null] };
     const one = (i: 0 | 1, stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
       if (!stream) return;
       t.streams.push(stream);
@@ -99,7 +105,10 @@ export class ProgramLogs {
         if (t.pipes.fds.every((fd) => fd === null)) this.tracked.delete(pid);
       });
       if (c.target.kind === 'none') stream.on('data', () => undefined);
-      else if (c.target.kind === 'auto') pipeStreamLines(stream, dest, () => label);
+      else if (c.target.kind === 'auto') {
+        const start = carried?.[i];
+        t.auto[i] = pipeStreamLines(stream, dest, () => label, start ? Buffer.from(start, 'base64') : undefined);
+      }
       else {
         const w = this.writer(c as LogConfig & { target: { kind: 'file'; path: string } });
         const lines = new LineSource(c.linePrefix ? datedLines(c.linePrefix, w) : w);
@@ -140,7 +149,10 @@ export class ProgramLogs {
       for (const l of t.lines) l.flushPartial();
     }
     for (const w of this.writers.values()) w.drainSync();
-    return [...this.tracked.values()].filter((t) => live(t.pipes.pid) || t.pipes.fds.some((fd) => fd !== null)).map((t) => ({ ...t.pipes, fds: [...t.pipes.fds] }));
+    const partial = (l: LinePipe | null): string | null => (l && l.partial().length > 0 ? l.partial().toString('base64') : null);
+    return [...this.tracked.values()]
+      .filter((t) => live(t.pipes.pid) || t.pipes.fds.some((fd) => fd !== null))
+      .map((t) => ({ ...t.pipes, fds: [...t.pipes.fds], partial: [partial(t.auto[0]), partial(t.auto[1])] }));
   }
 
   /** The new image reads on from the old one's pipes (each process found by its program and name). */
@@ -152,7 +164,7 @@ export class ProgramLogs {
         native.setCloexec(fd, true);
         return new Socket({ fd, readable: true, writable: false });
       });
-      if (x) this.attach(x, p.pid, streams[0] ?? null, streams[1] ?? null);
+      if (x) this.attach(x, p.pid, streams[0] ?? null, streams[1] ?? null, p.partial);
       else for (const s of streams) s?.resume();
     }
   }

@@ -1,0 +1,112 @@
+/**
+ * The scale phase's results (test/bench/scale.ts) and their tables: round trips and spawn
+ * time, then CPU and memory; the targets of issue 24 as checks.
+ */
+
+export interface Trips {
+  count: number;
+  p99: number;
+  max: number;
+}
+
+export interface ScaleRow {
+  n: number;
+  upMs: number;
+  /** The same N spawned by a bare loop (test/bench/bare-spawn.mjs), to its Nth ACK. */
+  bareUpMs: number;
+  spawnAcks: Trips;
+  upgradeAcks: Trips;
+  spawnCpuMsPerWorker: number;
+  spawnTrips: Trips;
+  upgradeMs: number;
+  upgradeCpuMsPerWorker: number;
+  upgradeTrips: Trips;
+  upgradeReply: string;
+  rssKb: number;
+  rssAfterUpgradeKb: number;
+  /** Upgrades done in all, and the RSS after the last of them. */
+  upgradesDone: number;
+  rssAfterLastUpgradeKb: number;
+  /** Master CPU per worker upgraded over every upgrade after the first. */
+  laterUpgradeCpuMsPerWorker: number;
+  idleCpuMsPer10s: number | null;
+  killed: number;
+  error?: string;
+}
+
+export interface ScaleResult {
+  baseRssKb: number;
+  rows: ScaleRow[];
+  skipped?: string;
+}
+
+export function trips(xs: number[]): Trips {
+  if (xs.length === 0) return { count: 0, p99: NaN, max: NaN };
+  const s = [...xs].sort((a, b) => a - b);
+  return { count: s.length, p99: s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] as number, max: s[s.length - 1] as number };
+}
+
+export interface ScaleCheck {
+  metric: string;
+  ok: boolean;
+}
+
+/** The scale tables; the targets of issue 24 as checks (round trips <= 100 ms, the upgrade's reply, nothing left, memory). */
+export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
+  if (r.skipped) return `scale phase skipped: ${r.skipped}`;
+  const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const t = (x: Trips) => `${f(x.p99)}/${f(x.max)} (${x.count})`;
+  const per = (x: ScaleRow, kb: number) => (kb - r.baseRssKb) / Math.max(1, x.n - 1);
+  for (const x of r.rows) {
+    checks.push({ metric: `scale N=${x.n} ran to the end, upgrades done, nothing left`, ok: !x.error && x.upgradeReply === 'Upgrade done' && x.killed === 0 });
+    const worst = Math.max(x.spawnTrips.max, x.upgradeTrips.max, x.spawnAcks.max, x.upgradeAcks.max);
+    checks.push({ metric: `scale N=${x.n} ehlo and ACK round trips <= 100 ms while spawning and upgrading (max ${f(worst)})`, ok: worst <= 100 });
+    if (x.n >= 1000) {
+      const kb = Math.max(per(x, x.rssAfterUpgradeKb), Number.isFinite(x.rssAfterLastUpgradeKb) ? per(x, x.rssAfterLastUpgradeKb) : 0);
+      checks.push({ metric: `scale N=${x.n} master RSS <= 16 KB per worker after upgrades (${f(kb, 1)})`, ok: kb <= 16 });
+    }
+  }
+  const table = (head: string[], rows: string[][]) => {
+    const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+    const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(w[i] as number)).join(' | ')} |`;
+    return [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+  };
+  const latency = table(
+    ['N', 'all up ms', 'bare loop ms', 'ratio', 'ehlo p99/max spawning', 'ACK p99/max spawning', 'upgrade ms', 'ehlo p99/max upgrading', 'ACK p99/max upgrading', 'upgrade reply'],
+    r.rows.map((x) => [
+      String(x.n),
+      f(x.upMs),
+      f(x.bareUpMs),
+      f(x.upMs / x.bareUpMs, 2),
+      t(x.spawnTrips),
+      t(x.spawnAcks),
+      f(x.upgradeMs),
+      t(x.upgradeTrips),
+      t(x.upgradeAcks),
+      x.upgradeReply.slice(0, 40) || 'none',
+    ]),
+  );
+  const resources = table(
+    ['N', 'CPU ms/worker spawn', 'CPU ms/worker upgrade (first/later)', 'RSS MB', 'KB/worker', 'KB/worker after 1st upgrade', 'upgrades', 'KB/worker after last', 'idle CPU ms/10 s'],
+    r.rows.map((x) => [
+      String(x.n),
+      f(x.spawnCpuMsPerWorker, 2),
+      `${f(x.upgradeCpuMsPerWorker, 2)}/${f(x.laterUpgradeCpuMsPerWorker, 2)}`,
+      f(x.rssKb / 1024, 1),
+      f(per(x, x.rssKb), 1),
+      f(per(x, x.rssAfterUpgradeKb), 1),
+      String(x.upgradesDone),
+      f(per(x, x.rssAfterLastUpgradeKb), 1),
+      x.idleCpuMsPer10s === null ? 'n/a' : f(x.idleCpuMsPer10s),
+    ]),
+  );
+  return [
+    `Scale: tiny C workers that ACK (test/bench/tiny-child.c); master RSS with 1 worker ${f(r.baseRssKb / 1024, 1)} MB; ` +
+      'ehlo polled every ~10 ms on its own connection, each worker times its ACK (count in brackets, ms); ' +
+      'bare loop: the same launcher and children spawned by one synchronous loop (test/bench/bare-spawn.mjs), ratio = ours / it; ' +
+      'targets: round trips <= 100 ms (stretch 20), <= 16 KB/worker, flat over upgrades',
+    latency,
+    '',
+    resources,
+  ].join('\n');
+}
