@@ -91,7 +91,7 @@ test('--config: programs run as groups with their command, numprocs, directory, 
   try {
     await until('some traffic', () => traffic.result.ok > 30, 10_000);
     const replies = await d.ctl('restart', ['web']);
-    assert.match(replies.at(-1)!.message, /^\[web\] Upgrade done$/, JSON.stringify(replies));
+    assert.equal(replies.at(-1)!.message, 'web: restarted (rolling: new processes up before the old ones stopped)', JSON.stringify(replies));
     const seen = traffic.result.ok;
     await until('traffic after the restart', () => traffic.result.ok > seen + 30, 10_000);
   } finally {
@@ -108,10 +108,11 @@ test('--config: programs run as groups with their command, numprocs, directory, 
   // The other programs were not touched.
   assert.deepEqual(after.types.probe!.workers.map((w) => w.pid).sort(), st.types.probe!.workers.map((w) => w.pid).sort());
 
-  // GROUP:* and all name programs; a process of a several-process program is refused with the reason.
-  assert.match((await d.ctl('restart', ['web_1'])).at(-1)!.message, /web_1 is one process of program web: name the program/);
+  // GROUP:* and all name programs; a bare process name is refused with the name to use (supervisord's group:process).
+  assert.match((await d.ctl('restart', ['web_1'])).at(-1)!.message, /^No such process: web_1 \(a process of program web: name it web:web_1\)$/);
   assert.match((await d.ctl('restart', ['nope'])).at(-1)!.message, /^No such process: nope/);
-  assert.match((await d.ctl('restart', ['probe:*'])).at(-1)!.message, /^\[probe\] Upgrade done$/);
+  // A program without socket= restarts stop-then-start, as supervisorctl's.
+  assert.equal((await d.ctl('restart', ['probe:*'])).at(-1)!.message, 'probe:probe_01: stopped\nprobe:probe_02: stopped\nprobe:probe_01: started\nprobe:probe_02: started');
 
   // Stopping: each program gets its own stopsignal (probe: INT).
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
@@ -214,13 +215,13 @@ test('--config: status with supervisord states per process; stop and start NAME|
   assert.match(d.stderr, /crasher/);
 
   const stopped = await d.ctl('stop', ['sleeper:*']);
-  assert.equal(stopped.at(-1)!.message, 'sleeper_0: stopped\nsleeper_1: stopped');
+  assert.equal(stopped.at(-1)!.message, 'sleeper:sleeper_0: stopped\nsleeper:sleeper_1: stopped');
   assert.match(await status(), /^sleeper:sleeper_0 +STOPPED +Not started$/m);
   assert.equal((await d.state()).types.sleeper!.workers.length, 0);
 
   const started = await d.ctl('start', ['all'], { timeoutMs: 30_000 });
   // In the config's order (priority, then name): crasher before sleeper.
-  assert.equal(started.at(-1)!.message, 'crasher: ERROR (spawn error or exited too quickly: FATAL)\nsleeper_0: started\nsleeper_1: started');
+  assert.equal(started.at(-1)!.message, 'crasher: ERROR (spawn error or exited too quickly: FATAL)\nsleeper:sleeper_0: started\nsleeper:sleeper_1: started');
   assert.match(await status(), /^sleeper:sleeper_1 +RUNNING /m);
   assert.match((await d.ctl('stop', ['nope'])).at(-1)!.message, /^No such process: nope/);
   // signal by GROUP:*: every process of the group's programs, and only those.
@@ -416,8 +417,8 @@ test('--config: autorestart and exitcodes: a started process that exits is EXITE
   // Replaced: a second process of each.
   await until('unexpected and always replaced', () => /\[unexpected\] ===> Launched[\s\S]*\[unexpected\] ===> Launched/.test(d.stderr) && /\[always\] ===> Launched[\s\S]*\[always\] ===> Launched/.test(d.stderr), 20_000);
   assert.equal((d.stderr.match(/\[never\] ===> Launched/g) ?? []).length, 1);
-  // start brings an EXITED program back; stop answers for EXITED ones at once.
-  assert.equal((await d.ctl('stop', ['expected'])).at(-1)!.message, 'expected: stopped');
+  // start brings an EXITED program back; stop answers for EXITED ones at once (supervisorctl's words).
+  assert.equal((await d.ctl('stop', ['expected'])).at(-1)!.message, 'expected: ERROR (not running)');
   const started = (await d.ctl('start', ['never'])).at(-1)!.message;
   assert.equal(started, 'never: started');
   assert.deepEqual(await d.stop(), { code: 0, signal: null });

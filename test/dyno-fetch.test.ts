@@ -8,7 +8,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -153,6 +153,7 @@ test('--config fetch=file:// and watch=: a release copied into place restarts it
     `command = ${bin}`,
     `fetch = file://${releases}`,
     'fetch_interval = 0.1',
+    'fetch_max_size = 1K',
     '',
     '[program:watched]',
     'command = sleep 1001',
@@ -170,6 +171,11 @@ test('--config fetch=file:// and watch=: a release copied into place restarts it
   }, 30_000);
   // No release yet: a warning, retried, nothing fatal.
   await d.waitLog(/\[program:fetched\] fetch: .*releases.*; retrying in/);
+  // Too large: refused, named by its key.
+  writeFileSync(`${releases}.tmp`, Buffer.concat([worker('big'), Buffer.alloc(2048, 0x23)]));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:fetched\] fetch file:\S+releases: not installing it: too large: \d+ bytes, more than the limit of 1024 \(fetch_max_size=\); waiting for the next release/, 20_000);
+  assert.equal(readFileSync(bin, 'utf8'), worker('v1').toString());
 
   writeFileSync(`${releases}.tmp`, worker('v2'), { mode: 0o644 });
   renameSync(`${releases}.tmp`, releases);
@@ -268,5 +274,60 @@ test('--config fetch=/watch= bad input: one line FILE:LINE and exit 2 at start, 
   assert.equal(reply.error, true);
   assert.match(reply.message, /^ERROR: .*app\.conf:3: \[program:a\] fetch: the program \S+ is the node executable itself.*; the running programs are untouched$/);
   assert.deepEqual(pids(await d.state(), 'a'), pids(before, 'a'));
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('--config fetch= with user=: the installed release has the owner and mode of the executable it replaces (a 0700 program of nobody stays runnable by nobody)', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const dir = newDir();
+  chmodSync(dir, 0o755);
+  const bin = join(dir, 'app');
+  const releases = join(dir, 'releases');
+  const release = (v: string) => Buffer.from(`#!/bin/sh\necho "${v} $(id -u)"\nexec sleep 600\n`);
+  writeFileSync(bin, release('v1'), { mode: 0o700 });
+  chownSync(bin, 65534, 65534);
+  writeFileSync(join(dir, 'app.conf'), `[program:app]\ncommand = ${bin}\nuser = nobody\nfetch = file://${releases}\nfetch_interval = 0.1\n`);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.waitOut(/app \| v1 65534\n/, 20_000);
+  writeFileSync(`${releases}.tmp`, release('v2'));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:app\] fetch: installed release .*: upgrade done/, 20_000);
+  await d.waitOut(/app \| v2 65534\n/);
+  const st = statSync(bin);
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [65534, 65534, 0o700]);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('--config fetch=: a release that failed its upgrade is not fetched or installed again after a driver reload (the memory is in the reload snapshot)', async () => {
+  const dir = newDir();
+  const app = join(dir, 'app');
+  const out = join(dir, 'out');
+  const release = (v: string, crash = false) => Buffer.from(`#!/bin/sh\necho "${v} $$" >> "${out}"\n${crash ? 'exit 1' : 'exec sleep 600'}\n`);
+  writeFileSync(app, release('v1'), { mode: 0o755 });
+  const { st, url } = await releaseServer(release('v2', true));
+  writeFileSync(join(dir, 'app.conf'), `[program:app]\ncommand = ${app}\nfetch = ${url}\nfetch_interval = 0.1\nstartretries = 1\n`);
+  const d = startDriver(['start', '--config', 'app.conf'], { dir });
+  await d.waitLog(/\[program:app\] fetch: release sha256 [0-9a-f]{12} failed its upgrade \(.*\); \S+app is the previous release again/, 30_000);
+  assert.deepEqual(readFileSync(app), release('v1'));
+  const before = await until('app RUNNING again', async () => {
+    const s = await d.state();
+    return upAll(s, { app: 1 }) && s.retiring.length === 0 ? s : null;
+  }, 30_000);
+  const installs = () => (d.stderr.match(/\[program:app\] fetch: installed release [^\n]*; upgrading\n/g) ?? []).length;
+  assert.equal(installs(), 1);
+  for (let i = 1; i <= 2; i++) {
+    const replies = await d.ctl('reload');
+    assert.match(replies.at(-1)!.message, new RegExp(`^Reload done: .*\\(reload ${i}\\), 1 process adopted$`), JSON.stringify(replies));
+    const gets = st.gets;
+    const heads = st.heads;
+    await until('polls of the new image', () => st.heads >= heads + 5, 20_000);
+    assert.equal(st.gets, gets, `reload ${i}: the failed release is not downloaded again`);
+  }
+  assert.equal(installs(), 1, 'the failed release is not installed again');
+  assert.deepEqual(readFileSync(app), release('v1'));
+  assert.deepEqual(pids(await d.state(), 'app'), pids(before, 'app'), 'the v1 process kept running');
+  // A good release after the reloads: installed and run.
+  st.body = release('v3');
+  await until('the v3 process', () => readFileSync(out, 'utf8').trim().split('\n').at(-1)!.startsWith('v3 '), 30_000);
+  assert.equal(installs(), 2);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });

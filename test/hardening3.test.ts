@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ROOT, cleanupAll, runCli, sleep, startMaster, tempDir, until } from './harness.js';
 import { newDir, runDyno, startDriver, writeRelease, type DriverProc } from './dyno-harness.js';
 import { statusKb } from './proc.js';
+import { serializedCore } from './reload-states.js';
 import { decodeReply } from '@einhyrningsins/protocol';
 
 afterEach(async () => {
@@ -421,21 +422,7 @@ function baseState(dir: string): Record<string, unknown> {
     lockfile: null,
     pidfile: null,
     verbosity: 1,
-    core: {
-      format: 1,
-      cfg: { number: 1, ackMode: { kind: 'timer', ms: 1000 }, retries: -1, maxUnacked: -1, maxUpgradeAdditional: -1 },
-      workers: [],
-      nextId: 1,
-      generation: 0,
-      streak: 0,
-      lastFailureAge: 0,
-      gaveUp: false,
-      shuttingDown: null,
-      started: true,
-      upgrade: null,
-      lastUpgrade: null,
-      respawnAge: null,
-    },
+    core: serializedCore(),
   };
 }
 

@@ -189,7 +189,11 @@ test('ctl: extra arguments are refused, a typo gets the nearest commands, not th
   r = await ctlOf(m, 'set_workers');
   assert.equal(r.code, 1);
   assert.match(r.stdout, /^Invalid count: ''/);
+  // Names after status are the server's (a dyno --config's processes); the master takes none.
   r = await ctlOf(m, 'status', 'extra');
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "status takes no arguments (got 'extra'); usage: status\n");
+  r = await ctlOf(m, 'status', '--json', 'extra');
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^einhyrningsinsctl: status: unknown argument 'extra'; usage: status \[--json\]/);
   r = await ctlOf(m, 'stauts');

@@ -3,26 +3,18 @@
  * workers by predicate). The decisions (decide.ts), the event handlers (events.ts)
  * and the public face (supervisor.ts) build on it, one concern per file.
  */
-import type { CoreConfig, CoreSnapshot, Effect, LogLevel, ReplyTo, UpgradeMode, WorkerState } from './types.js';
+import type { CoreConfig, CoreSnapshot, Effect, LogLevel, ReplyTo, UpgradeMode, WorkerView } from './types.js';
 import { DEFAULT_CONFIG } from './config.js';
 
-export interface Worker {
-  id: number;
-  pid: number | null;
-  slot: number;
-  generation: number;
-  state: WorkerState;
-  spawnedAt: number;
-  ackedAt: number | null;
-  /** Up for minReadyMs: counts towards an upgrade. */
-  ready: boolean;
-  signaledAt: number | null;
+/**
+ * The engine's own record of a worker: the fields of the view it hands out (types.ts's
+ * WorkerView, declared once there), its signals as a list it appends to, and what only the
+ * engine needs.
+ */
+export interface Worker extends Omit<WorkerView, 'signals'> {
   signals: string[];
-  stopReason: string | null;
   /** Already counted as a failed start (missed its ack deadline). */
   counted: boolean;
-  pingedAt: number | null;
-  pingRequestId: string | number | null;
 }
 
 export interface Upgrade {

@@ -62,7 +62,20 @@ export abstract class Decisions extends CoreState {
       this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
     }
 
-    // 2. Retire what is too much.
+    // 2. Retire what is too much: a slot no longer wanted first.
+    const wantedSlots = this.cfg.wantedSlots;
+    if (wantedSlots) {
+      const unwanted = this.list((w) => live(w) && !wantedSlots.includes(w.slot));
+      for (const w of unwanted) this.retire(w, 'its slot is no longer wanted', this.cfg.drainSignal);
+      if (unwanted.length) this.progress(`Sending ${this.cfg.drainSignal} to [${unwanted.map((w) => w.pid).filter((p) => p !== null).join(', ')}] (slots no longer wanted)`);
+    }
+    // supervisord's restart: every old worker stopped before a new one starts.
+    const stopFirst = this.upgrade !== null && this.cfg.stopFirst === true;
+    if (stopFirst) {
+      const old = this.list((w) => !isCur(w) && live(w));
+      for (const w of old) this.retire(w, 'restart: stopped before the new ones start', this.cfg.drainSignal);
+      if (old.length) this.progress(`Restart: stopping ${old.length} old worker${old.length === 1 ? '' : 's'} first: [${old.map((w) => w.pid).filter((p) => p !== null).join(', ')}]`);
+    }
     if (this.upgrade) {
       let curLive = 0;
       let oldLive = 0;
@@ -87,8 +100,9 @@ export abstract class Decisions extends CoreState {
       if (n > target) this.retireSome(this.list(live), n - target, 'too many workers');
     }
 
-    // 3. Start what is missing.
+    // 3. Start what is missing (after a stop-first restart's old workers are all gone).
     if (this.gaveUp) return;
+    if (stopFirst && this.count((w) => !isCur(w)) > 0) return;
     let curLive = 0;
     let allLive = 0;
     let starting = 0;
@@ -140,7 +154,9 @@ export abstract class Decisions extends CoreState {
   /** A new worker in the lowest slot not in `used` (which then holds it too). */
   protected spawn(used: Set<number>): void {
     let slot = 0;
-    while (used.has(slot)) slot += 1;
+    const wanted = this.cfg.wantedSlots?.find((s) => !used.has(s));
+    if (wanted !== undefined) slot = wanted;
+    else while (used.has(slot)) slot += 1;
     used.add(slot);
     const w: Worker = {
       id: this.nextId++,

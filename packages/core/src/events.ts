@@ -41,12 +41,19 @@ export abstract class EventHandlers extends Decisions {
           return this.reply(ev.replyTo, `Invalid count: '${ev.count}'. Must be an integer in [0,${MAX_WORKERS}].`, false);
         }
         return this.setTarget(ev.count, ev.replyTo, 'set');
+      case 'setSlots':
+        return this.setSlots(ev.slots, ev.replyTo);
       case 'upgrade':
         return this.onUpgrade(ev.mode, ev.replyTo);
       case 'signal':
-        return this.onSignal(ev.signals, ev.replyTo);
+        return this.onSignal(ev.signals, ev.slots, ev.replyTo);
       case 'shutdown':
         return this.onShutdown(ev.signal, ev.replyTo);
+      case 'reconfigure': {
+        const { number: _n, wantedSlots: _w, ...rest } = ev.config;
+        Object.assign(this.cfg, rest);
+        return;
+      }
       case 'configure': {
         Object.assign(this.cfg, ev.changes);
         const what = Object.entries(ev.changes)
@@ -99,7 +106,7 @@ export abstract class EventHandlers extends Decisions {
     }
     if (!this.cfg.respawn) {
       // One-shot: a worker that ends is not replaced.
-      this.cfg.number = Math.max(0, this.cfg.number - 1);
+      this.unwant(w.slot);
       this.progress(`===> Worker ${pid} ended (${how}); not replaced (one-shot), ${this.cfg.number} left`, w);
       return;
     }
@@ -115,7 +122,7 @@ export abstract class EventHandlers extends Decisions {
       this.recordFailure(w, `${pid} (index ${w.slot}) exited ${Math.round(upFor)} ms after its ack (${how})`);
     } else if (this.keepsExited(code, signal)) {
       // supervisord's autorestart=false, or unexpected with an expected status: EXITED, not replaced.
-      this.cfg.number = Math.max(0, this.cfg.number - 1);
+      this.unwant(w.slot);
       this.progress(`===> Worker ${pid} exited (${how}); not restarted (autorestart=${this.cfg.autorestart}), ${this.cfg.number} wanted`, w);
     } else {
       this.log('warn', `Worker ${pid} exited unexpectedly (${how}); replacing it`, w);
@@ -177,12 +184,35 @@ export abstract class EventHandlers extends Decisions {
     }
   }
 
+  /** A worker that ended is not replaced: one fewer wanted (its own slot, when slots are named one by one). */
+  private unwant(slot: number): void {
+    this.cfg.number = Math.max(0, this.cfg.number - 1);
+    if (this.cfg.wantedSlots) this.cfg.wantedSlots = this.cfg.wantedSlots.filter((s) => s !== slot);
+  }
+
+  /** Exactly these slots wanted: the others' workers are stopped, the missing ones started. */
+  protected setSlots(slots: readonly number[], replyTo: ReplyTo | undefined): void {
+    if (slots.some((s) => !Number.isInteger(s) || s < 0 || s >= MAX_WORKERS)) {
+      return this.reply(replyTo, `Invalid slots: ${slots.join(', ')}. Each must be an integer in [0,${MAX_WORKERS - 1}].`, false);
+    }
+    const wanted = [...new Set(slots)].sort((a, b) => a - b);
+    this.cfg.wantedSlots = wanted;
+    this.cfg.number = wanted.length;
+    this.gaveUp = false;
+    this.streak = 0;
+    this.respawnAt = null;
+    const msg = `Wanted slots: ${wanted.length ? wanted.join(', ') : 'none'}`;
+    this.log('info', msg);
+    this.reply(replyTo, msg, true);
+  }
+
   protected setTarget(n: number, replyTo: ReplyTo | undefined, how: 'inc' | 'dec' | 'set'): void {
     const old = this.cfg.number;
     if (n > MAX_WORKERS) {
       return this.reply(replyTo, `Can't increase number of workers beyond ${MAX_WORKERS}.`, false);
     }
     this.cfg.number = n;
+    delete this.cfg.wantedSlots;
     this.gaveUp = false;
     this.streak = 0;
     this.respawnAt = null;
@@ -206,7 +236,7 @@ export abstract class EventHandlers extends Decisions {
     this.streak = 0;
     this.gaveUp = false;
     this.respawnAt = null;
-    const as = mode === 'smooth' ? 'smoothly' : 'fleet';
+    const as = this.cfg.stopFirst ? 'stopping the old workers first' : mode === 'smooth' ? 'smoothly' : 'fleet';
     if (this.upgrade) {
       const acked = this.count((w) => w.generation === from && w.state === 'up');
       const up = this.upgrade;
@@ -227,12 +257,12 @@ export abstract class EventHandlers extends Decisions {
       failures: 0,
       waiters: replyTo === undefined ? [] : [replyTo],
     };
-    this.reply(replyTo, `Upgrading ${as}, as commanded`, true, true);
+    this.reply(replyTo, this.cfg.stopFirst ? 'Restarting, the old workers stopped first, as commanded' : `Upgrading ${as}, as commanded`, true, true);
     this.progress(`Starting ${mode} upgrade from generation ${from} to ${this.generation}...`);
   }
 
-  protected onSignal(signals: string[], replyTo: ReplyTo | undefined): void {
-    const pids = this.pids((w) => w.pid !== null);
+  protected onSignal(signals: string[], slots: readonly number[] | undefined, replyTo: ReplyTo | undefined): void {
+    const pids = this.pids((w) => w.pid !== null && (slots === undefined || slots.includes(w.slot)));
     for (const sig of signals) for (const pid of pids) this.effect({ type: 'kill', pid, signal: sig });
     const msg = `Sent ${signals.join(', ')} to ${pids.length} worker${pids.length === 1 ? '' : 's'}`;
     this.log('info', pids.length ? `${msg}: [${pids.join(', ')}]` : msg);

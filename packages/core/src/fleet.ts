@@ -36,8 +36,9 @@ export type GroupRequest =
   | { type: 'inc' }
   | { type: 'dec' }
   | { type: 'setWorkers'; count: number }
+  | { type: 'setSlots'; slots: readonly number[] }
   | { type: 'upgrade'; mode: UpgradeMode }
-  | { type: 'signal'; signals: string[] }
+  | { type: 'signal'; signals: string[]; slots?: readonly number[] }
   | { type: 'configure'; changes: ConfigChanges };
 
 /** Which groups a request goes to: the wanted ones, every one (the draining ones too), or these names. */
@@ -262,6 +263,9 @@ export class Fleet<L = unknown> {
       if (quantity) this.feed(g, { type: 'setWorkers', count: spec.quantity });
       if (roll?.groups.includes(spec.name)) rolled.push(spec.name);
       else if (relaunch) this.feed(g, { type: 'upgrade', mode: 'smooth' });
+      // Its new settings (stop signal and timeout, retries, restart order ...) from now on:
+      // the old workers were asked under the old ones.
+      if (relaunch) this.feed(g, { type: 'reconfigure', config: spec.config });
     }
     for (const g of [...this.active.values()]) {
       if (wanted.has(g.name)) continue;

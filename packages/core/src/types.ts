@@ -68,6 +68,18 @@ export interface CoreConfig {
   autorestart?: 'true' | 'false' | 'unexpected';
   /** The expected exit statuses for autorestart 'unexpected' (default [0]). */
   exitcodes?: readonly number[];
+  /**
+   * supervisord's restart: an upgrade stops every old worker first and starts the new ones
+   * once the old are gone (a program that holds a lock or a port cannot run twice). Default
+   * (false): the new before the old (smooth or fleet), for programs sharing a socket.
+   */
+  stopFirst?: boolean;
+  /**
+   * Exactly these slots are wanted (named slots: supervisord's processes of a program, each
+   * started and stopped on its own); `number` is their count. Absent: slots 0..number-1.
+   * `inc`, `dec` and `setWorkers` drop it.
+   */
+  wantedSlots?: readonly number[];
 }
 
 export type WorkerState = 'starting' | 'up' | 'stopping' | 'killed';
@@ -105,10 +117,14 @@ export type Event =
   | { type: 'inc'; replyTo?: ReplyTo }
   | { type: 'dec'; replyTo?: ReplyTo }
   | { type: 'setWorkers'; count: number; replyTo?: ReplyTo }
+  | { type: 'setSlots'; slots: readonly number[]; replyTo?: ReplyTo }
   | { type: 'upgrade'; mode: UpgradeMode; replyTo?: ReplyTo }
-  | { type: 'signal'; signals: string[]; replyTo?: ReplyTo }
+  /** `slots`: only the workers in these slots (default every worker). */
+  | { type: 'signal'; signals: string[]; slots?: readonly number[]; replyTo?: ReplyTo }
   | { type: 'shutdown'; signal: string; replyTo?: ReplyTo }
-  | { type: 'configure'; changes: ConfigChanges; replyTo?: ReplyTo };
+  | { type: 'configure'; changes: ConfigChanges; replyTo?: ReplyTo }
+  /** A changed group's settings (the Fleet, when a release changes its launch); `number` and `wantedSlots` stay the quantity's. */
+  | { type: 'reconfigure'; config: Partial<CoreConfig> };
 
 /** Settings that may change at run time (the `config` command). */
 export type ConfigChanges = Partial<

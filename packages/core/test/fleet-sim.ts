@@ -5,6 +5,7 @@
  */
 import { Fleet, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec } from '../src/fleet.js';
 import type { CoreConfig } from '../src/types.js';
+import { FakeClock, fakeSignal } from './fake-clock.js';
 
 export interface FakeProc {
   pid: number;
@@ -37,10 +38,13 @@ export function spec(name: string, quantity: number, launch = 'v1', config: Part
   return { name, quantity, launchKey: launch, launch, config };
 }
 
+/** A group's timer on the one clock: `GID/KEY`. */
+const timerKey = (gid: number, key: string) => `${gid}/${key}`;
+
 export class FleetSim {
-  now = 0;
+  /** Timers are `GID/KEY`; an exit carries its status. */
+  readonly clock = new FakeClock<{ code: number | null; signal: string | null }>();
   fleet: Fleet<string>;
-  readonly timers = new Map<string, { gid: number; key: string; at: number }>();
   readonly procs = new Map<number, FakeProc>();
   readonly effects: Array<FleetEffect<string>> = [];
   readonly replies: Reply[] = [];
@@ -56,10 +60,18 @@ export class FleetSim {
   crashLaunch: { launch: string; afterMs: number } | null = null;
   private nextPid = 1000;
   private readonly queue: Array<FleetEvent<string>> = [];
-  private readonly pendingExits = new Map<number, { at: number; code: number | null; signal: string | null }>();
 
   constructor(opts: FleetOptions = { noun: 'process type' }) {
     this.fleet = new Fleet<string>(opts);
+  }
+
+  get now(): number {
+    return this.clock.now;
+  }
+
+  /** Every group's timers (`GID/KEY`): when each is due. */
+  get timers(): Map<string, number> {
+    return this.clock.timers;
   }
 
   feed(ev: FleetEvent<string>): void {
@@ -73,31 +85,18 @@ export class FleetSim {
   }
 
   advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      let next: { at: number; timer?: string; pid?: number } = { at: Infinity };
-      for (const [k, t] of this.timers) if (t.at < next.at) next = { at: t.at, timer: k };
-      for (const [pid, x] of this.pendingExits) if (x.at < next.at) next = { at: x.at, pid };
-      if (next.at > end) break;
-      this.now = next.at;
-      if (next.pid !== undefined) {
-        const x = this.pendingExits.get(next.pid) as { code: number | null; signal: string | null };
-        this.pendingExits.delete(next.pid);
-        this.exit(next.pid, x.code, x.signal);
-      } else {
-        const t = this.timers.get(next.timer as string) as { gid: number; key: string };
-        this.timers.delete(next.timer as string);
-        this.feed({ type: 'timer', gid: t.gid, key: t.key });
-      }
-    }
-    this.now = end;
+    this.clock.advance(ms, (due) => {
+      if ('pid' in due) return this.exit(due.pid, due.exit.code, due.exit.signal);
+      const slash = due.timer.indexOf('/');
+      this.feed({ type: 'timer', gid: Number(due.timer.slice(0, slash)), key: due.timer.slice(slash + 1) });
+    });
   }
 
   exit(pid: number, code: number | null, signal: string | null): void {
     const p = this.procs.get(pid);
     if (!p || !p.alive) return;
     p.alive = false;
-    this.pendingExits.delete(pid);
+    this.clock.exits.delete(pid);
     this.feed({ type: 'exited', pid, code, signal });
   }
 
@@ -122,7 +121,7 @@ export class FleetSim {
         this.launches.set(e.gid, { name: e.name, launch: e.spec.launch });
         return;
       case 'removed':
-        for (const [k, t] of this.timers) if (t.gid === e.gid) this.timers.delete(k);
+        for (const k of this.clock.timers.keys()) if (k.startsWith(timerKey(e.gid, ''))) this.clock.timers.delete(k);
         this.launches.delete(e.gid);
         return;
       case 'reply':
@@ -151,29 +150,28 @@ export class FleetSim {
         this.procs.set(pid, { pid, gid, group: name, id: e.id, slot: e.slot, generation: e.generation, launch, alive: true, signals: [] });
         this.queue.push({ type: 'spawned', gid, id: e.id, pid });
         if (this.crashLaunch && this.crashLaunch.launch === launch) {
-          this.pendingExits.set(pid, { at: this.now + this.crashLaunch.afterMs, code: 1, signal: null });
+          this.clock.scheduleExit(pid, this.crashLaunch.afterMs, { code: 1, signal: null });
         }
         return;
       }
       case 'kill': {
         const p = this.procs.get(e.pid);
-        if (!p || !p.alive) return;
-        p.signals.push(e.signal);
-        if (e.signal === 'SIGKILL') {
-          p.alive = false;
-          this.pendingExits.delete(p.pid);
-          this.queue.push({ type: 'exited', pid: p.pid, code: null, signal: 'SIGKILL' });
-        } else if (this.drainExitMs !== null && ['SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT'].includes(e.signal)) {
-          const x = this.pendingExits.get(p.pid);
-          if (!x || x.code === 1) this.pendingExits.set(p.pid, { at: this.now + this.drainExitMs, code: 0, signal: null });
+        const got = p ? fakeSignal(p, e.signal, this.drainExitMs) : null;
+        if (got === 'killed') {
+          this.clock.exits.delete(e.pid);
+          this.queue.push({ type: 'exited', pid: e.pid, code: null, signal: 'SIGKILL' });
+        } else if (got === 'drains') {
+          // A stop signal wins over a crash scheduled for later.
+          const x = this.clock.exits.get(e.pid);
+          if (!x || x.exit.code === 1) this.clock.scheduleExit(e.pid, this.drainExitMs as number, { code: 0, signal: null });
         }
         return;
       }
       case 'setTimer':
-        this.timers.set(`${gid}/${e.key}`, { gid, key: e.key, at: this.now + e.ms });
+        this.clock.setTimer(timerKey(gid, e.key), e.ms);
         return;
       case 'clearTimer':
-        this.timers.delete(`${gid}/${e.key}`);
+        this.clock.timers.delete(timerKey(gid, e.key));
         return;
       case 'log':
         this.logs.push(name ? `[${name}] ${e.message}` : e.message);

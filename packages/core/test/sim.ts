@@ -5,6 +5,7 @@
  */
 import { Supervisor } from '../src/supervisor.js';
 import type { CoreConfig, Effect, Event } from '../src/types.js';
+import { FakeClock, fakeSignal } from './fake-clock.js';
 
 export interface FakeProc {
   pid: number;
@@ -18,9 +19,8 @@ export interface FakeProc {
 export type SpawnOutcome = 'ok' | { fail: string };
 
 export class Sim {
-  now = 0;
+  readonly clock = new FakeClock();
   readonly sup: Supervisor;
-  readonly timers = new Map<string, number>();
   readonly procs = new Map<number, FakeProc>();
   readonly effects: Effect[] = [];
   readonly replies: Array<{ to: number; message: string; wait: boolean; ok: boolean }> = [];
@@ -34,10 +34,18 @@ export class Sim {
   check: (() => void) | null = null;
   private nextPid = 1000;
   private readonly queue: Event[] = [];
-  private readonly pendingExits = new Map<number, number>();
 
   constructor(config: Partial<CoreConfig>) {
     this.sup = new Supervisor(config);
+  }
+
+  get now(): number {
+    return this.clock.now;
+  }
+
+  /** Timers by key: when each is due. */
+  get timers(): Map<string, number> {
+    return this.clock.timers;
   }
 
   feed(ev: Event): void {
@@ -57,31 +65,14 @@ export class Sim {
 
   /** Advance the fake clock by `ms`, firing timers and scheduled exits in order. */
   advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      let nextKey: string | null = null;
-      let nextAt = Infinity;
-      for (const [k, at] of this.timers) if (at < nextAt) [nextKey, nextAt] = [k, at];
-      let exitPid: number | null = null;
-      for (const [pid, at] of this.pendingExits) if (at < nextAt) [exitPid, nextAt, nextKey] = [pid, at, null];
-      if (nextAt > end) break;
-      this.now = nextAt;
-      if (exitPid !== null) {
-        this.pendingExits.delete(exitPid);
-        this.exit(exitPid, 0, null);
-      } else if (nextKey !== null) {
-        this.timers.delete(nextKey);
-        this.feed({ type: 'timer', key: nextKey });
-      }
-    }
-    this.now = end;
+    this.clock.advance(ms, (due) => ('timer' in due ? this.feed({ type: 'timer', key: due.timer }) : this.exit(due.pid, 0, null)));
   }
 
   exit(pid: number, code: number | null, signal: string | null): void {
     const p = this.procs.get(pid);
     if (!p || !p.alive) return;
     p.alive = false;
-    this.pendingExits.delete(pid);
+    this.clock.exits.delete(pid);
     this.feed({ type: 'exited', pid, code, signal });
   }
 
@@ -118,22 +109,20 @@ export class Sim {
       }
       case 'kill': {
         const p = this.procs.get(e.pid);
-        if (!p || !p.alive) return;
-        p.signals.push(e.signal);
-        if (e.signal === 'SIGKILL') {
-          p.alive = false;
-          this.pendingExits.delete(p.pid);
-          this.queue.push({ type: 'exited', pid: p.pid, code: null, signal: 'SIGKILL' });
-        } else if (this.drainExitMs !== null && ['SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT'].includes(e.signal)) {
-          if (!this.pendingExits.has(p.pid)) this.pendingExits.set(p.pid, this.now + this.drainExitMs);
+        const got = p ? fakeSignal(p, e.signal, this.drainExitMs) : null;
+        if (got === 'killed') {
+          this.clock.exits.delete(e.pid);
+          this.queue.push({ type: 'exited', pid: e.pid, code: null, signal: 'SIGKILL' });
+        } else if (got === 'drains' && !this.clock.exits.has(e.pid)) {
+          this.clock.scheduleExit(e.pid, this.drainExitMs as number, undefined);
         }
         return;
       }
       case 'setTimer':
-        this.timers.set(e.key, this.now + e.ms);
+        this.clock.setTimer(e.key, e.ms);
         return;
       case 'clearTimer':
-        this.timers.delete(e.key);
+        this.clock.timers.delete(e.key);
         return;
       case 'reply':
         this.replies.push({ to: e.to, message: e.message, wait: e.wait, ok: e.ok });

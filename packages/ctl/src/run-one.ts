@@ -11,6 +11,8 @@ import { nearest, wrapText } from './ui.js';
 export const COMMAND_NAMES = [
   'config', 'dec', 'die', 'ehlo', 'help', 'inc', 'louder', 'quieter', 'reload', 'set_workers',
   'signal', 'state', 'status', 'top', 'upgrade', 'upgrade_fleet', 'version', 'wait-ready', 'quit', 'exit',
+  // einhyrningsins-dyno --config's (supervisorctl's)
+  'start', 'stop', 'restart', 'add', 'remove', 'reread', 'update', 'reopen', 'tail',
 ];
 
 /** Did this final reply report a failure? (einhyrningsins sets `error`; einhorn's texts are matched.) */
@@ -101,8 +103,10 @@ export async function runOne(
     }
     args = rest;
   }
-  if ((command === 'status' || command === 'top') && args.length) {
-    say(`${command}: unknown argument '${args[0]}'; usage: ${command === 'top' ? 'top [--interval SECONDS]' : 'status [--json] [--watch [--interval SECONDS]]'}`);
+  // status NAME... (a dyno --config's processes, supervisorctl's) goes to the driver; not with the client-side flags.
+  const flagged = json || watch;
+  if ((command === 'top' || (command === 'status' && flagged)) && args.length) {
+    say(`${command}: unknown argument '${args[0]}'; usage: ${command === 'top' ? 'top [--interval SECONDS]' : 'status [--json] [--watch [--interval SECONDS]] | status NAME...'}`);
     return 'usage';
   }
   const abort = () => client.close();

@@ -20,7 +20,7 @@ test('wrapText: at word boundaries, continuation under the text after "name: "',
 });
 
 test('complete: command names, then signal names after signal and die', () => {
-  assert.deepEqual(complete('sta', COMMAND_NAMES), [['state', 'status'], 'sta']);
+  assert.deepEqual(complete('sta', COMMAND_NAMES), [['state', 'status', 'start'], 'sta']);
   assert.deepEqual(complete('signal US', COMMAND_NAMES), [['USR1', 'USR2'], 'US']);
   assert.deepEqual(complete('signal sigter', COMMAND_NAMES)[0], ['TERM']);
   assert.deepEqual(complete('die K', COMMAND_NAMES)[0], ['KILL']);

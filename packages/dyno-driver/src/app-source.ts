@@ -3,34 +3,15 @@
  * control directory. Reading only: renaming control files is the driver's.
  */
 import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LOADED_FILE, MAX_CONTROL_FILE_BYTES, NEW_FILE, parseRelease, ReleaseError } from './control-dir.js';
 import { parseDotenv } from './dotenv.js';
 import { AppError, UsageError } from './errors.js';
 import { parseProcfile, type ProcfileEntry } from './procfile.js';
 import { RELEASE_TYPE, releaseFromProcfile, type Release } from './release.js';
+import type { AppSource } from './app-location.js';
 
-export type AppSource =
-  | {
-      kind: 'procfile';
-      /** Absolute path of the Procfile. */
-      procfile: string;
-      /** The .env to read: explicit (must exist) or the default (read when it exists). */
-      envFile: string;
-      envExplicit: boolean;
-      formation: ReadonlyMap<string, number>;
-    }
-  | {
-      kind: 'control-dir';
-      dir: string;
-      /** Only when --env was given. */
-      envFile: string | null;
-    }
-  | {
-      /** --config: a supervisord-style config file (config-source.ts). */
-      kind: 'config';
-      file: string;
-    };
+export type { AppSource } from './app-location.js';
 
 function readText(path: string, what: string): string {
   let st;
@@ -139,8 +120,4 @@ export function peekControlDir(dir: string): { release: Release; file: string } 
     }
   }
   return { release: null, problems };
-}
-
-export function defaultStateDir(src: AppSource, cwd: string): string {
-  return src.kind === 'control-dir' ? join(src.dir, '.state') : src.kind === 'config' ? join(dirname(src.file), '.einhyrningsins-dyno') : resolve(cwd, '.einhyrningsins-dyno');
 }

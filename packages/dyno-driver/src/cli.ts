@@ -1,11 +1,11 @@
 /** `einhyrningsins-dyno start|run`: options to configuration, failures to one line and an exit status. */
 import { resolve } from 'node:path';
-import { defaultStateDir, type AppSource } from './app-source.js';
+import { defaultStateDir, type AppSource } from './app-location.js';
 import { UsageError } from './errors.js';
-import { dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
+import { driverSettings, dynoHelpText, parseDynoArgs, type DynoOptions } from './options.js';
 import type { RunError } from './run.js';
 import { VERSION } from './version.js';
-import { defaultDynoSocketPath } from '@einhyrningsins/protocol';
+import { defaultDynoSocketPath } from '@einhyrningsins/protocol/socket-path';
 
 const PROG = 'einhyrningsins-dyno';
 /** The option that carries a reload's snapshot fd (the master's STATE_FD_OPTION; not imported: start-up stays light). */
@@ -80,34 +80,26 @@ export async function main(argvIn: readonly string[]): Promise<void> {
       return;
     }
     const { Driver } = await import('./driver.js');
+    // Only --config reads a config file: a Procfile start loads none of it.
+    const kit = source.kind === 'config' ? (await import('./config-kit.js')).configKit : null;
     if (upgradeCheck) {
       // What reload runs before it re-executes: everything loads, the options hold.
       (await import('native-reuseport')).ensureNative();
       process.stdout.write(`${PROG} ${VERSION}: upgrade check passed\n`);
       return;
     }
-    await new Driver({
+    const cfg = {
+      ...driverSettings(o),
       source,
-      types: o.types,
       stateDir,
-      bind: o.bind,
       socketPath: resolve(cwd, o.socketPath ?? defaultDynoSocketPath()),
-      http: o.http,
       httpTokenFile: o.httpTokenFile === null ? null : resolve(cwd, o.httpTokenFile),
-      ackMode: o.ackMode,
-      ackTimeoutSec: o.ackTimeoutSec,
-      signalTimeoutSec: o.signalTimeoutSec,
-      killChildrenOnExit: o.killChildrenOnExit,
-      stopSignal: o.stopSignal,
-      oneshot: o.oneshot,
-      startNumber: o.startNumber,
-      quantities: o.quantities,
-      verbosity: o.verbosity,
       cwd,
       env: process.env,
       argv,
       stateFd,
-    }).start();
+    };
+    await new Driver(cfg, kit).start();
   } catch (err) {
     const e = err as Error;
     if (e.name === 'RunError') return fail(`run: ${e.message}`, (e as RunError).status);

@@ -5,34 +5,25 @@
  * process's state is read from its group's engine (core/): a worker starting is
  * STARTING, up is RUNNING, asked to stop STOPPING; an empty slot the engine still
  * wants is BACKOFF after a failed start (else STARTING), FATAL once the engine gave up
- * (startretries), STOPPED when the program is stopped. `start` and `stop` answer once
- * every named process is RUNNING (or FATAL) or gone; `restart` of a program rolls it
- * (a new process up before an old one is stopped).
+ * (startretries), STOPPED when the program is stopped. `start`, `stop` and `restart`
+ * (process-commands.ts) act on programs or single processes (GROUP:PROCESS); `add` and
+ * `remove` (program-set.ts) change the running config by process group.
  */
 import type { CoreSnapshot } from '@einhyrningsins/core';
-import type { ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
+import type { Cleanup, ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
-import type { ConfigSource } from './config-source.js';
+import { ConfigSource, type ConfigSnapshot } from './config-source.js';
 import { diff, type ConfigModel, type ProgramConfig } from './config/index.js';
 import type { PreparedRelease } from './release.js';
 import { processName } from './program-launch.js';
 import { resolveNames } from './program-names.js';
-import { ProgramLogs } from './program-logs.js';
+import { ProgramLogs, type ProcessPipes } from './program-logs.js';
 import { ProgramReleases } from './program-releases.js';
+import { addGroups, removeGroups, type SetChange } from './program-set.js';
+import { ProcessCommands, fullName, type CommandResult, type ProcessStatus, type SupervisorState, type Target } from './process-commands.js';
+
+export { fullName, type ProcessStatus, type SupervisorState } from './process-commands.js';
 import type { TypeLaunch } from './release-applier.js';
-
-export type SupervisorState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
-
-export interface ProcessStatus {
-  name: string;
-  group: string;
-  state: SupervisorState;
-  pid: number | null;
-  /** Milliseconds since it was spawned (RUNNING). */
-  uptimeMs: number | null;
-  /** EXITED: how (`exit 0`, `SIGTERM`). */
-  lastExit?: string;
-}
 
 /**
  * Each process of a program as supervisord would call it now. `exitedOnItsOwn`: the
@@ -40,10 +31,11 @@ export interface ProcessStatus {
  */
 export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: number, exitedOnItsOwn: ReadonlySet<number> = new Set()): ProcessStatus[] {
   const live = snap ? snap.workers.filter((w) => w.state === 'starting' || w.state === 'up').length : 0;
-  // The engine fills the lowest free slots first: that many empty slots are still wanted.
+  // Without a list of wanted slots the engine fills the lowest free ones first: that many empty slots are still wanted.
   let wantedEmpty = snap && !snap.shuttingDown ? Math.max(0, snap.config.number - live) : 0;
+  const wantedSlots = snap?.config.wantedSlots;
   return p.processes.map((x, slot) => {
-    const base = { name: x.name, group: x.group, pid: null, uptimeMs: null };
+    const base = { name: x.name, group: x.group, program: p.name, slot, pid: null, uptimeMs: null };
     if (!snap) return { ...base, state: 'STOPPED' };
     const ws = snap.workers.filter((w) => w.slot === slot);
     const w = ws.find((v) => v.state === 'up') ?? ws.find((v) => v.state === 'starting') ?? ws[0];
@@ -51,8 +43,9 @@ export function programStatus(p: ProgramConfig, snap: CoreSnapshot | null, now: 
       const state: SupervisorState = w.state === 'up' ? 'RUNNING' : w.state === 'starting' ? 'STARTING' : 'STOPPING';
       return { ...base, state, pid: w.pid, uptimeMs: state === 'RUNNING' ? Math.max(0, now - w.spawnedAt) : null };
     }
-    if (wantedEmpty > 0) {
-      wantedEmpty -= 1;
+    const wanted = wantedSlots ? !snap.shuttingDown && wantedSlots.includes(slot) : wantedEmpty > 0;
+    if (wanted) {
+      if (!wantedSlots) wantedEmpty -= 1;
       if (snap.gaveUp) return { ...base, state: 'FATAL' };
       return { ...base, state: snap.streak > 0 ? 'BACKOFF' : 'STARTING' };
     }
@@ -73,8 +66,8 @@ function uptime(ms: number): string {
  * description, laid out as supervisorctl 4.2.5's `_show_statuses` does: the name padded to
  * 3 more than the longest (at least 30), the state to 10, the description right after.
  */
-export function statusLines(list: readonly ProcessStatus[]): string {
-  const label = (s: ProcessStatus) => (s.group === s.name ? s.name : `${s.group}:${s.name}`);
+export function statusLines(list: ReadonlyArray<Omit<ProcessStatus, 'program' | 'slot'>>): string {
+  const label = fullName;
   const width = Math.max(30, ...list.map((s) => label(s).length)) + 3;
   return (
     list
@@ -98,6 +91,13 @@ export function statusLines(list: readonly ProcessStatus[]): string {
   );
 }
 
+/** What a reload carries of the config's programs. */
+export interface ConfigControlSnapshot {
+  source: ConfigSnapshot;
+  pipes: ProcessPipes[];
+  exits: Record<string, Record<string, string>>;
+}
+
 /** minisv's started/finished of a task: its last process's start, the last exit (wall clock, ms). */
 export interface ProgramRun {
   startedAt: number | null;
@@ -105,15 +105,8 @@ export interface ProgramRun {
   exit?: { code: number | null; signal: string | null };
 }
 
-interface Waiter {
-  names: string[];
-  done: (statuses: ProcessStatus[]) => string | null;
-  conn: ControlConnection;
-  req: Request;
-}
-
 export class ConfigControl {
-  private readonly waiters = new Set<Waiter>();
+  private readonly commands: ProcessCommands;
   /** Per program, the slots whose last process exited unasked, and how. */
   private readonly exits = new Map<string, Map<number, string>>();
   /** Per program, when its last process started and when the last one ended, and how (wall clock, ms): minisv's status. */
@@ -135,13 +128,16 @@ export class ConfigControl {
     private readonly runtime: Runtime<TypeLaunch>,
     private readonly now: () => number,
     private readonly log: Logger,
-    private readonly route: (conn: ControlConnection, req: Request) => number,
     /** Apply a config read again (the release applier, in its serial queue). */
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
   ) {
     this.logs = new ProgramLogs(log);
     this.releases = new ProgramReleases(runtime, log, source.env, now);
     source.onClose(() => this.releases.stop());
+    // A one-time program may end before it is seen RUNNING: a run that ended since `since` counts as started.
+    const ran = (program: string, since: number) =>
+      (this.programs().find((x) => x.name === program)?.processes[0]?.oneTime ?? false) && (this.runs.get(program)?.finishedAt ?? 0) >= since;
+    this.commands = new ProcessCommands(runtime, (programs) => this.statuses(programs), ran);
   }
 
   readonly logs: ProgramLogs;
@@ -160,12 +156,39 @@ export class ConfigControl {
     return this.logs.close();
   }
 
-  /** Why a reload cannot carry the config's programs over yet, or null. */
+  /** Why a reload must wait (a fetched release being installed), or null. */
   reloadProblem(): string | null {
-    const installing = this.releases.busy();
-    if (installing) return installing;
-    // Their sockets, log files and output pipes are not in the snapshot yet.
-    return 'not supported yet with --config (the programs\' sockets and log files are not in the snapshot); use restart';
+    return this.releases.busy();
+  }
+
+  /** Before a reload's exec: the pipes paused, the log files written (undone by reloadFailed). */
+  prepareReload(): Promise<void> {
+    return this.logs.prepareReload();
+  }
+
+  reloadFailed(): void {
+    this.logs.resume();
+  }
+
+  /** What the next image needs: the running config, its sockets, every process's pipes, the EXITED slots. */
+  snapshot(live: (pid: number) => boolean): ConfigControlSnapshot {
+    const exits: Record<string, Record<string, string>> = {};
+    for (const [program, m] of this.exits) exits[program] = Object.fromEntries([...m].map(([slot, how]) => [String(slot), how]));
+    return { source: this.source.snapshot(), pipes: this.logs.snapshot(live), exits };
+  }
+
+  static fds(snap: ConfigControlSnapshot): number[] {
+    return [...ConfigSource.fds(snap.source), ...ProgramLogs.fds(snap.pipes)];
+  }
+
+  /** The new image: the config and its sockets first (the groups' shells hand them out), then the pipes after the groups. */
+  adoptSource(snap: ConfigControlSnapshot, cleanup: Cleanup): void {
+    this.source.adopt(snap.source, cleanup);
+    for (const [program, m] of Object.entries(snap.exits)) this.exits.set(program, new Map(Object.entries(m).map(([slot, how]) => [Number(slot), how])));
+  }
+
+  adoptPipes(snap: ConfigControlSnapshot): void {
+    this.logs.adopt(snap.pipes, this.programs());
   }
 
   /** `reread`: what the file now says, against what runs (supervisorctl's words); nothing changes. */
@@ -205,6 +228,64 @@ export class ConfigControl {
       ];
       conn.send({ message: lines.length ? lines.join('\n') : 'No config updates to processes' }, req.id);
     });
+  }
+
+  /**
+   * `add NAME...`: the process groups named, as the file says now, join the running
+   * config and start (their part of reread's diff only; the rest waits for `update`).
+   */
+  add(words: readonly string[], conn: ControlConnection, req: Request): void {
+    let file: ConfigModel;
+    try {
+      file = this.source.peek();
+    } catch (err) {
+      return conn.send({ message: `ERROR: ${(err as Error).message}; the running programs are untouched`, error: true }, req.id);
+    }
+    void this.addGroups(file, words, 'add').then((r) => conn.send({ message: r.lines.join('\n'), ...(r.ok ? {} : { error: true }) }, req.id));
+  }
+
+  /** `remove NAME...`: the process groups named, stopped first, leave the running config; their sockets close. */
+  remove(words: readonly string[], conn: ControlConnection, req: Request): void {
+    void this.removeGroups(words, 'remove').then((r) => conn.send({ message: r.lines.join('\n'), ...(r.ok ? {} : { error: true }) }, req.id));
+  }
+
+  /**
+   * The add primitive (also for programs given another way, e.g. as JSON: a ConfigModel
+   * of one): the groups named in `from` join the running config and start, in the
+   * applier's serial queue. A socket that cannot be bound changes nothing.
+   */
+  addGroups(from: ConfigModel, names: readonly string[], origin: string): Promise<SetChange> {
+    return this.change(origin, (running) => addGroups(running, from, names));
+  }
+
+  /** The remove primitive: groups none of whose processes runs leave the running config. */
+  removeGroups(names: readonly string[], origin: string): Promise<SetChange> {
+    return this.change(origin, (running) => removeGroups(running, names, (program) => this.isRunning(program)));
+  }
+
+  private change(origin: string, decide: (running: ConfigModel) => SetChange): Promise<SetChange> {
+    return new Promise((resolve) => {
+      this.applier.enqueue(async () => {
+        const running = this.source.model ?? { files: [], programs: [], groups: [], warnings: [] };
+        if (this.runtime.shuttingDown) return resolve({ model: running, lines: ['ERROR: shutting down'], ok: false, done: [] });
+        const r = decide(running);
+        if (r.done.length > 0) {
+          try {
+            const next = await this.source.install(r.model, this.applier.current());
+            this.log.info(`${origin} ${r.done.join(', ')}`);
+            this.applier.applyRelease(next, null, origin);
+          } catch (err) {
+            return resolve({ model: running, lines: [`ERROR: ${(err as Error).message}; the running programs are untouched`], ok: false, done: [] });
+          }
+        }
+        resolve(r);
+      });
+    });
+  }
+
+  /** Whether a process of the program is not yet STOPPED, EXITED or FATAL. */
+  private isRunning(program: string): boolean {
+    return this.statuses([program]).some((s) => s.state !== 'STOPPED' && s.state !== 'EXITED' && s.state !== 'FATAL') || this.runtime.groups().some((g) => g.name === program && g.retiring);
   }
 
   reopen(conn: ControlConnection, req: Request): void {
@@ -278,80 +359,73 @@ export class ConfigControl {
       });
   }
 
+  /** `status NAME...`: the processes named, each once, in the config's order. */
+  statusOf(words: readonly string[]): { text: string } | { error: string } {
+    const model = this.source.model;
+    if (!model) return { error: 'No config is loaded' };
+    // Stopped programs count too: status names what is configured, not only what runs.
+    const r = resolveNames(model, words, model.programs.map((p) => p.name));
+    if ('error' in r) return r;
+    return { text: statusLines(this.statuses(r.names).filter((s) => !r.slots[s.program] || r.slots[s.program]?.includes(s.slot))) };
+  }
+
   statusText(): string {
     return statusLines(this.statuses());
   }
 
-  resolveNames(words: readonly string[]): { names: string[] } | { error: string } {
+  resolveNames(words: readonly string[]): { names: string[]; slots: Record<string, number[]> } | { error: string } {
     const model = this.source.model;
     return model ? resolveNames(model, words, this.runtime.names()) : { error: 'No config is loaded' };
   }
 
-  private resolve(words: readonly string[], conn: ControlConnection, req: Request): string[] | null {
-    const model = this.source.model;
-    if (!model) return (conn.send({ message: 'No config is loaded', error: true }, req.id), null);
-    const r = resolveNames(model, words, this.runtime.names());
+  /** The programs and processes named (NAME, GROUP:*, GROUP:PROCESS, all), or an error reply. */
+  private targets(words: readonly string[], conn: ControlConnection, req: Request): Target[] | null {
+    const r = this.resolveNames(words);
     if ('error' in r) return (conn.send({ message: r.error, error: true }, req.id), null);
-    return r.names;
-  }
-
-  restart(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const names = this.resolve(words, conn, req);
-    if (!names) return;
-    this.log.info(`Asked to restart ${names.join(', ')}`);
-    this.runtime.feed({ type: 'request', targets: names, request: { type: 'upgrade', mode: 'smooth' }, replyTo: this.route(conn, req) });
-  }
-
-  /** `start`: every process of the named programs wanted; the answer once each is RUNNING or FATAL. */
-  start(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const names = this.resolve(words, conn, req);
-    if (!names) return;
-    this.log.info(`Asked to start ${names.join(', ')}`);
-    for (const n of names) {
-      const p = this.programs().find((x) => x.name === n) as ProgramConfig;
-      this.runtime.feed({ type: 'request', targets: [n], request: { type: 'setWorkers', count: p.processes.length } });
-    }
-    // A one-time program may end before it is seen RUNNING: a run that ended since counts as done.
-    const asked = Date.now();
-    const ran = (name: string) => (this.programs().find((x) => x.name === name)?.processes[0]?.oneTime ?? false) && (this.runs.get(name)?.finishedAt ?? 0) >= asked;
-    this.wait({
-      names,
-      conn,
-      req,
-      done: () => {
-        const per = names.map((n) => ({ n, list: this.statuses([n]), ran: ran(n) }));
-        if (!per.every((x) => x.ran || x.list.every((s) => s.state === 'RUNNING' || s.state === 'FATAL'))) return null;
-        return per
-          .flatMap((x) =>
-            x.list.map((s) => `${s.name}: ${x.ran && s.state !== 'RUNNING' ? 'ran to its end (one-time)' : s.state === 'RUNNING' ? 'started' : 'ERROR (spawn error or exited too quickly: FATAL)'}`),
-          )
-          .join('\n');
-      },
+    return r.names.map((n) => {
+      const program = this.programs().find((p) => p.name === n) as ProgramConfig;
+      const slots = r.slots[n];
+      return { program, slots: slots ?? program.processes.map((_, i) => i), whole: slots === undefined };
     });
   }
 
-  /** `stop`: no process of the named programs wanted; the answer once each is gone. */
+  private run(what: 'start' | 'stop' | 'restart', words: readonly string[], conn: ControlConnection, req: Request): void {
+    const targets = this.targets(words, conn, req);
+    if (!targets) return;
+    this.log.info(`Asked to ${what} ${words.join(' ')}`);
+    void this.commands[what](targets).then((r: CommandResult) => conn.send({ message: r.lines.join('\n'), ...(r.ok ? {} : { error: true }) }, req.id));
+  }
+
+  /** `restart`: stop-then-start (supervisorctl's), or rolling for a whole program with socket=. */
+  restart(words: readonly string[], conn: ControlConnection, req: Request): void {
+    this.run('restart', words, conn, req);
+  }
+
+  /** `start`: the named processes wanted; the answer once each is RUNNING or FATAL. */
+  start(words: readonly string[], conn: ControlConnection, req: Request): void {
+    this.run('start', words, conn, req);
+  }
+
+  /** `stop`: the named processes no longer wanted (each program's stopsignal); the answer once each is gone. */
   stop(words: readonly string[], conn: ControlConnection, req: Request): void {
-    const names = this.resolve(words, conn, req);
-    if (!names) return;
-    this.log.info(`Asked to stop ${names.join(', ')}`);
-    this.runtime.feed({ type: 'request', targets: names, request: { type: 'setWorkers', count: 0 } });
-    this.wait({ names, conn, req, done: (list) => (list.every((s) => s.state === 'STOPPED' || s.state === 'EXITED' || s.state === 'FATAL') ? list.map((s) => `${s.name}: stopped`).join('\n') : null) });
+    this.run('stop', words, conn, req);
   }
 
-  private wait(w: Waiter): void {
-    this.waiters.add(w);
-    this.check();
+  /** A removed or changed program's socket closes once no process of it is left (and no program wants it). */
+  private closeUnusedSockets(): void {
+    const used = new Set<string>();
+    for (const p of this.programs()) if (p.processes[0]?.socket) used.add(p.processes[0].socket.text);
+    for (const g of this.runtime.groups()) {
+      const text = g.spec.launch.process.program?.processes[0]?.socket?.text;
+      if (text) used.add(text);
+    }
+    for (const text of this.source.closeUnused(used)) this.log.info(`Closed socket ${text}: no program uses it any more`);
   }
 
-  /** After every batch of events: answer the waiters whose processes got there. */
+  /** After every batch of events: what waits for processes goes on; the sockets no program uses close. */
   check(): void {
     this.releases.changed(this.applier.current());
-    for (const w of [...this.waiters]) {
-      const answer = w.done(this.statuses(w.names));
-      if (answer === null) continue;
-      this.waiters.delete(w);
-      w.conn.send({ message: answer }, w.req.id);
-    }
+    this.closeUnusedSockets();
+    this.commands.check();
   }
 }

@@ -7,6 +7,7 @@
  * with the master's -b code, once per distinct socket, and shared by the program's
  * processes (what makes a rolling restart lose no connection).
  */
+import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as native from 'native-reuseport';
 import {
@@ -16,6 +17,7 @@ import {
   listenOn,
   listenUnixBind,
   parseBindSpec,
+  releaser,
   resolveBind,
   type Cleanup,
   type HandedSocket,
@@ -31,6 +33,12 @@ import { programQuantity } from './program-launch.js';
 import { isMinisvConfig, readMinisvConfig, type MinisvConfig } from './minisv/json-config.js';
 
 const BACKLOG = 511;
+
+/** What a reload carries of a config source. */
+export interface ConfigSnapshot {
+  model: ConfigModel | null;
+  sockets: Array<{ text: string; listener: SharedListener; ino: number | null }>;
+}
 
 /** The config as a release: one process type per program, in the config's start order (priority, name). */
 export function releaseFromConfig(model: ConfigModel, version: number, file: string): PreparedRelease {
@@ -51,8 +59,8 @@ export class ConfigSource implements ReleaseSource {
   rejected: Rejection | null = null;
   /** The model last read (warnings are said once start-up succeeded). */
   model: ConfigModel | null = null;
-  /** Bound sockets by their socket= text. */
-  private readonly sockets = new Map<string, SharedListener>();
+  /** Bound sockets by their socket= text, each with what closes it (once) and, for a unix one, its file's inode. */
+  private readonly sockets = new Map<string, { listener: SharedListener; release: () => void; ino: number | null }>();
   private cleanup: Cleanup | null = null;
 
   constructor(
@@ -195,8 +203,7 @@ export class ConfigSource implements ReleaseSource {
     for (const p of model.programs) {
       const spec = p.processes[0]?.socket ?? null;
       if (!spec) continue;
-      const listener = this.sockets.get(spec.text) ?? (await this.bind(p, spec, cleanup));
-      this.sockets.set(spec.text, listener);
+      const listener = this.sockets.get(spec.text)?.listener ?? (await this.bind(p, spec, cleanup));
       try {
         checkHandoff(p.processes[0]?.handoff ?? [], this.handed([listener]));
       } catch (err) {
@@ -214,8 +221,13 @@ export class ConfigSource implements ReleaseSource {
       } catch (err) {
         throw new StartupError(`${what}: ${(err as Error).message}`);
       }
-      cleanup.add(bound.release);
-      return { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text };
+      let ino: number | null = null;
+      try {
+        ino = lstatSync(spec.path).ino;
+      } catch {
+        /* checked by listenUnixBind just now */
+      }
+      return this.keep(spec.text, { fd: bound.fd, family: 'unix', address: spec.path, port: 0, text: spec.text }, bound.release, cleanup, ino);
     }
     let bind;
     try {
@@ -224,8 +236,36 @@ export class ConfigSource implements ReleaseSource {
       throw new StartupError(`${what}: ${(err as Error).message}`);
     }
     const fd = listenOn(bind, { backlog: BACKLOG, v6Only: null, what });
-    cleanup.add(() => native.close(fd));
-    return { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port, text: `${bind.address}:${bind.port}` };
+    return this.keep(spec.text, { fd, family: bind.family, address: bind.address, port: native.getsockname(fd).port, text: `${bind.address}:${bind.port}` }, () => native.close(fd), cleanup);
+  }
+
+  /** A socket bound: kept by its socket= text; closed once, by closeUnused or at exit, whichever comes first. */
+  private keep(text: string, listener: SharedListener, release: () => void, cleanup: Cleanup, ino: number | null = null): SharedListener {
+    this.sockets.set(text, { listener, release, ino });
+    cleanup.add(() => this.closeSocket(text));
+    return listener;
+  }
+
+  private closeSocket(text: string): boolean {
+    const s = this.sockets.get(text);
+    if (!s) return false;
+    this.sockets.delete(text);
+    s.release();
+    return true;
+  }
+
+  /**
+   * Close every socket no program uses any more (`used`: the socket= texts of the running
+   * config's programs and of every group still running processes): a removed or changed
+   * program's socket goes once its last process is gone, its unix socket file with it.
+   */
+  closeUnused(used: ReadonlySet<string>): string[] {
+    const closed: string[] = [];
+    for (const text of [...this.sockets.keys()]) {
+      if (used.has(text)) continue;
+      if (this.closeSocket(text)) closed.push(text);
+    }
+    return closed;
   }
 
   private handed(listeners: readonly SharedListener[]): HandedSocket[] {
@@ -235,7 +275,7 @@ export class ConfigSource implements ReleaseSource {
   /** The sockets a program's processes get (fd 3). */
   listenersFor(p: ProgramConfig | undefined): SharedListener[] {
     const spec = p?.processes[0]?.socket;
-    const l = spec ? this.sockets.get(spec.text) : undefined;
+    const l = spec ? this.sockets.get(spec.text)?.listener : undefined;
     return l ? [l] : [];
   }
 
@@ -245,12 +285,50 @@ export class ConfigSource implements ReleaseSource {
 
   async readAgain(current: PreparedRelease | null, _running: boolean, warn: Warn): Promise<PreparedRelease> {
     const model = this.read();
+    const next = await this.install(model, current);
+    for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
+    return next;
+  }
+
+  /**
+   * `model` becomes the running config (update, add, remove): its users checked, its new
+   * sockets bound (a failure changes nothing), and the release that runs it.
+   */
+  async install(model: ConfigModel, current: PreparedRelease | null): Promise<PreparedRelease> {
     this.checkUsers(model);
     this.checkFetch(model);
     if (this.cleanup) await this.bindSockets(model, this.cleanup);
     this.model = model;
-    for (const w of model.warnings) warn(`${where(w.loc)}: ${w.message}`);
     return releaseFromConfig(model, (current?.version ?? 0) + 1, this.file);
+  }
+
+  /** The running config and its bound sockets, for the next image of a reload. */
+  snapshot(): ConfigSnapshot {
+    return {
+      model: this.model,
+      sockets: [...this.sockets].map(([text, s]) => ({ text, listener: s.listener, ino: s.ino })),
+    };
+  }
+
+  /** The fds a reload carries. */
+  static fds(snap: ConfigSnapshot): number[] {
+    return snap.sockets.map((s) => s.listener.fd);
+  }
+
+  /**
+   * The new image: the old one's running config and sockets (each checked to be a listening
+   * socket still), closed at exit (a unix socket's file only if it is still ours).
+   */
+  adopt(snap: ConfigSnapshot, cleanup: Cleanup): void {
+    this.cleanup = cleanup;
+    this.model = snap.model;
+    for (const s of snap.sockets) {
+      const fd = s.listener.fd;
+      if (!native.fdInfo(fd).listening) throw new StartupError(`reload: fd ${fd} (socket ${s.text}) is not a listening socket any more`);
+      native.setCloexec(fd, true);
+      const release = s.listener.family === 'unix' && s.ino !== null ? releaser(fd, s.listener.address ?? '', s.ino) : () => native.close(fd);
+      this.keep(s.text, s.listener, release, cleanup, s.ino);
+    }
   }
 
   watch(): void {

@@ -39,8 +39,7 @@ import { ReleasePhase } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { selectedBy, type ReleaseSource, type SourceConfig } from './releases.js';
 import { releaseSource } from './sources.js';
-import { ConfigSource } from './config-source.js';
-import { ConfigControl } from './config-control.js';
+import type { ConfigControl, ConfigKit, ConfigSource } from './config-kit.js';
 import { groupShellOptions, processWideDuties } from './driver-shells.js';
 import { VERSION } from './version.js';
 import { parseScale } from './formation.js';
@@ -89,35 +88,25 @@ export class Driver implements CommandHost {
   private readonly front: HttpFront;
   private readonly tasks: DriverTasks;
 
-  constructor(readonly cfg: DriverConfig) {
+  /** `kit`: with --config (and only then) the config file's modules (config-kit.ts), loaded by the command line. */
+  constructor(readonly cfg: DriverConfig, kit: ConfigKit | null = null) {
     this.logger = new Logger(cfg.verbosity, process.pid, (l) => process.stderr.write(l), 'DYNO-DRIVER');
     this.routes = new ReplyRoutes('final');
     this.selected = selectedBy(cfg.types);
     this.web = new WebSocketBinding(cfg.bind, cfg.env, cfg.startNumber, this.logger);
     const sourceCfg: SourceConfig = { source: cfg.source, types: cfg.types, stateDir: cfg.stateDir, cwd: cfg.cwd, quantities: cfg.quantities };
-    this.source = releaseSource(sourceCfg, this.logger, cfg.env);
-    this.config = this.source instanceof ConfigSource ? this.source : null;
+    this.source = releaseSource(sourceCfg, this.logger, cfg.env, kit);
+    this.config = kit && this.source instanceof kit.ConfigSource ? this.source : null;
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
-    this.control = this.config
-      ? new ConfigControl(this.config, this.runtime, () => this.now(), this.logger, (c, r) => this.route(c, r), {
-          enqueue: (step) => this.apply.enqueue(step),
-          applyRelease: (next, roll, origin) => this.apply.applyRelease(next, roll, origin),
-          current: () => this.apply.release,
-        })
-      : null;
+    const applier = { enqueue: (step: () => Promise<void>) => this.apply.enqueue(step), applyRelease: (next: PreparedRelease, roll: null, origin: string) => this.apply.applyRelease(next, roll, origin), current: () => this.apply.release };
+    this.control = this.config && kit ? new kit.ConfigControl(this.config, this.runtime, () => this.now(), this.logger, applier) : null;
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );
     this.front = new HttpFront(cfg, this.logger);
-    this.tasks = new DriverTasks({
-      runtime: this.runtime,
-      config: this.config && this.control ? { source: this.config, control: this.control } : null,
-      applier: this.apply,
-      log: this.logger,
-      now: () => this.now(),
-      stopping: () => this.shutdowns > 0 || this.exiting,
-    });
+    const config = this.config && this.control ? { source: this.config, control: this.control } : null;
+    this.tasks = new DriverTasks({ runtime: this.runtime, config, applier: this.apply, log: this.logger, now: () => this.now(), stopping: () => this.shutdowns > 0 || this.exiting });
     this.reloader = new Reloader({
       log: this.logger,
       what: 'einhyrningsins-dyno driver',
@@ -126,12 +115,13 @@ export class Driver implements CommandHost {
       cwd: cfg.cwd,
       server: () => this.server,
       busy: () => this.reloadBusy(),
+      prepare: () => this.control?.prepareReload() ?? Promise.resolve(),
       snapshot: (connections) => {
         const state = this.reloadState(connections);
-        return { state, fds: stateFds(state) };
+        return { state, fds: [...stateFds(state), ...(state.config && kit ? kit.ConfigControl.fds(state.config) : [])] };
       },
       reloadingNotice: () => this.notifier?.reloading(`reloading the driver (reload ${this.reloads + 1})`),
-      reloadFailed: () => this.logger.info('The driver keeps running as it was'),
+      reloadFailed: () => (this.control?.reloadFailed(), this.logger.info('The driver keeps running as it was')),
     });
   }
 
@@ -419,7 +409,8 @@ export class Driver implements CommandHost {
 
   private reloadBusy(): string | null {
     if (this.exiting || this.shutdowns > 0) return 'stopping: the driver is stopping';
-    if (this.control?.reloadProblem()) return this.control.reloadProblem();
+    const installing = this.control?.reloadProblem();
+    if (installing) return installing;
     const rolling = this.runtime.groups().filter((g) => g.snapshot.upgrade !== null);
     if (rolling.length) return `an upgrade is in progress (${rolling.map((g) => g.name).join(', ')}); reload when it is done`;
     if (this.apply.serialBusy > 0 || this.phase.child) return 'a release is being read or applied; reload when it is done';
@@ -438,6 +429,7 @@ export class Driver implements CommandHost {
       releasePhase: this.phase.last,
       verbosity: this.logger.verbosity,
       output: this.output.snapshot((pid) => this.runtime.hasPid(pid)),
+      config: this.control ? this.control.snapshot((pid) => this.runtime.hasPid(pid)) : null,
       fetch: this.control?.releases.memories() ?? {},
       http: this.front.server ? { fd: this.front.server.fd } : null,
     });
@@ -468,6 +460,8 @@ export class Driver implements CommandHost {
     this.apply.release = state.release;
     this.control?.releases.carry(state.fetch);
     this.phase.last = state.releasePhase;
+    // A config's running programs and their sockets before the groups (their shells hand the sockets out).
+    if (state.config && this.control) this.control.adoptSource(state.config, this.cleanup);
     if (state.http) await this.front.open(this.http, this.cleanup, state.http.fd);
     this.processWide();
     this.output.adopt(state.output);
@@ -489,6 +483,7 @@ export class Driver implements CommandHost {
       const slots = state.groups[String(g.gid)]?.slots;
       if (slots) g.shell.history = SlotHistory.from(slots);
     }
+    if (state.config && this.control) this.control.adoptPipes(state.config);
     this.source.rejected = state.rejected;
     this.watchSource();
     const n = [...this.runtime.pids()].length;

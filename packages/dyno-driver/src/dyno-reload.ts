@@ -6,40 +6,18 @@
  */
 import * as native from 'native-reuseport';
 import { monotonicMs, type Runtime } from '@einhyrningsins/master';
-import { ControlServer, StartupError, checkFetchMemory, readSnapshot, type FetchMemory, type Cleanup, type ConnectionSnapshot, type Logger, type RequestHandler, type SlotRecord } from '@einhyrningsins/master';
-import type { SerializedFleet } from '@einhyrningsins/core';
+import { ControlServer, StartupError, readSnapshot, type Cleanup, type ConnectionSnapshot, type FetchMemory, type Logger, type RequestHandler } from '@einhyrningsins/master';
 import type { OutputPipes } from './dyno-output.js';
+import type { ConfigControlSnapshot } from './config-control.js';
 import type { PhaseResult } from './release-phase.js';
-import type { PreparedRelease, ProcessDef } from './release.js';
+import type { PreparedRelease } from './release.js';
+import { DYNO_STATE_FORMAT, type DynoReloadState } from './dyno-reload-state.js';
 import type { Listener } from './web-socket.js';
 import type { TypeLaunch } from './release-applier.js';
 import { VERSION } from './version.js';
+import { checkDynoState, checkDynoStateFds } from './dyno-state-check.js';
 
-export const DYNO_STATE_FORMAT = 'dyno-1';
-
-export interface DynoReloadState {
-  format: typeof DYNO_STATE_FORMAT;
-  version: string;
-  /** Date.now() and CLOCK_MONOTONIC (ms) when the snapshot was taken: the exec's duration is added to every age (execGapMs). */
-  wall: number;
-  monotonic: number;
-  reloads: number;
-  control: { fd: number; path: string; ino: number };
-  connections: ConnectionSnapshot[];
-  listener: Listener | null;
-  release: PreparedRelease | null;
-  rejected: { file: string; reason: string; at: string } | null;
-  releasePhase: PhaseResult | null;
-  verbosity: number;
-  fleet: SerializedFleet;
-  /** Per group (by gid): what it runs, and its slots' history. */
-  groups: Record<string, { process: ProcessDef; releaseVersion: number; slots: Record<string, SlotRecord> }>;
-  output: OutputPipes[];
-  /** Per program with fetch=: what its fetcher knew (refused releases); absent from older images. */
-  fetch?: Record<string, FetchMemory>;
-  /** The --http listener (absent from an older image's snapshot). */
-  http?: { fd: number } | null;
-}
+export { DYNO_STATE_FORMAT, type DynoReloadState };
 
 /** The driver's snapshot for the next image. */
 export function dynoReloadState(d: {
@@ -53,6 +31,7 @@ export function dynoReloadState(d: {
   releasePhase: PhaseResult | null;
   verbosity: number;
   output: OutputPipes[];
+  config: ConfigControlSnapshot | null;
   fetch: Record<string, FetchMemory>;
   http: { fd: number } | null;
 }): DynoReloadState {
@@ -76,6 +55,7 @@ export function dynoReloadState(d: {
     fleet: d.runtime.serialize(),
     groups,
     output: d.output,
+    config: d.config,
     fetch: d.fetch,
     http: d.http,
   };
@@ -101,26 +81,16 @@ export async function takeOverDyno(
 ): Promise<DynoTakenOver> {
   let state: DynoReloadState;
   try {
+    // The whole snapshot and every fd in it are checked before anything is taken over.
     state = readSnapshot(fd, (value) => {
-      const v = value as Partial<DynoReloadState> | null;
-      if (typeof v !== 'object' || v === null || v.format !== DYNO_STATE_FORMAT) {
-        throw new Error(`unknown reload state format ${JSON.stringify(v && typeof v === 'object' ? v.format : v)}`);
-      }
-      const fetch = (v as { fetch?: unknown }).fetch;
-      if (fetch !== undefined) {
-        if (typeof fetch !== 'object' || fetch === null || Array.isArray(fetch)) throw new Error('state.fetch is not an object');
-        for (const [name, m] of Object.entries(fetch)) checkFetchMemory(m, `state.fetch.${name}`);
-      }
-      return v as DynoReloadState;
+      const s = checkDynoState(value);
+      checkDynoStateFds(s);
+      return s;
     });
   } catch (err) {
     throw new StartupError(`cannot read the reload state on fd ${fd}: ${(err as Error).message}`);
   }
-  const l = state.listener;
-  if (l) {
-    if (!native.fdInfo(l.fd).listening) throw new StartupError(`reload: fd ${l.fd} (the web socket) is not a listening socket any more`);
-    native.setCloexec(l.fd, true);
-  }
+  if (state.listener) native.setCloexec(state.listener.fd, true);
   native.setCloexec(state.control.fd, true);
   const server = await ControlServer.fromFd(state.control.fd, state.control.path, state.control.ino, 0o600, log, onRequest, http ? { http } : {});
   cleanup.add(() => server.close());

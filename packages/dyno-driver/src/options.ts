@@ -102,7 +102,7 @@ export interface DynoOptions {
   envFile: string | null;
   formation: Map<string, number> | null;
   formationText: string | null;
-  /** start TYPE=N with -c: quantities that override the release's. */
+  /** hsup's `start TYPE=N` with a control dir: these quantities instead of the release's. */
   quantities: Map<string, number>;
   controlDir: string | null;
   /** --config FILE: a supervisord-style config. */
@@ -112,20 +112,46 @@ export interface DynoOptions {
   /** --http-token-file FILE */
   httpTokenFile: string | null;
   stateDir: string | null;
+  /** -b as written; null: 0.0.0.0:$PORT when PORT is set. */
   bind: string | null;
   socketPath: string | null;
   ackMode: { kind: 'manual' } | { kind: 'timer'; seconds: number };
   ackTimeoutSec: number;
   signalTimeoutSec: number;
   killChildrenOnExit: boolean;
+  /** Asks a process (its whole process group) to stop: SIGTERM, as Heroku. */
   stopSignal: string;
+  /** hsup's --oneshot: processes are not restarted; the driver exits when all have, with the highest status. */
   oneshot: boolean;
+  /** hsup's --start-number: the first dyno number (web.1). */
   startNumber: number;
   verbosity: number;
   /** start: the process types to run (empty: all). */
   types: string[];
   /** run: the command and its arguments. */
   argv: string[];
+}
+
+/** The options `start` hands to the driver as they are (driver-config.ts's DriverConfig has them under these names). */
+const DRIVER_SETTINGS = [
+  'types',
+  'bind',
+  'http',
+  'ackMode',
+  'ackTimeoutSec',
+  'signalTimeoutSec',
+  'killChildrenOnExit',
+  'stopSignal',
+  'oneshot',
+  'startNumber',
+  'quantities',
+  'verbosity',
+] as const;
+
+export type DriverSettings = Pick<DynoOptions, (typeof DRIVER_SETTINGS)[number]>;
+
+export function driverSettings(o: DynoOptions): DriverSettings {
+  return Object.fromEntries(DRIVER_SETTINGS.map((k) => [k, o[k]])) as unknown as DriverSettings;
 }
 
 function seconds(name: string, v: string, allowZero: boolean): number {
@@ -393,7 +419,8 @@ export function dynoHelpText(): string {
     ...DYNO_OPTIONS.map((s) => `  ${label(s).padEnd(width)}  ${s.help}${s.for.length === 1 ? ` (${s.for[0]})` : ''}`),
     '',
     'Control: einhyrningsinsctl -d PATH state|status|upgrade [TYPE...]|scale TYPE=N...|inc TYPE|dec TYPE|signal SIG [TYPE...]|reload|die',
-    '  with --config also: start|stop|restart NAME|GROUP:*|all, reread, update, reopen, tail NAME [stdout|stderr]',
+    '  with --config also: status [NAME...], start|stop|restart NAME|GROUP:*|GROUP:PROCESS|all, add|remove NAME,',
+    '  reread, update, reopen, tail [-f] NAME [stdout|stderr], signal SIG NAME...',
     "HTTP on the control socket (and on --http with a token): minisv's GET /, GET /NAME/stop|restart|term|hup|kill|run|rotate|status,",
     "  POST /NAME (a JSON task; --config), DELETE /NAME (--config); hsup's GET /health, GET /status, POST /control/stop.",
     '--config FILE.json reads minisv\'s JSON config (tasks, logdir, logfileprefix, logsuffixdate, logdate, logreopen).',

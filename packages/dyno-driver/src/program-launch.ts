@@ -20,7 +20,7 @@ export function programLaunchKey(p: ProgramConfig): string {
       x.argv,
       x.directory,
       x.umask,
-      x.user?.uid ?? null,
+      x.user ? [x.user.uid, x.user.gid, x.user.groups ?? []] : null,
       Object.entries(x.environment).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
       x.socket?.text ?? null,
       x.handoff,
@@ -79,6 +79,11 @@ export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean
     respawn: !oneshot,
     autorestart: x.autorestart,
     exitcodes: x.exitcodes,
+    // supervisord's restart stops the old processes before it starts new ones (a program may hold
+    // a lock or a port); a program with socket= rolls instead (the socket is shared: no request lost).
+    stopFirst: x.socket === null && !x.newFirst,
+    // Each process started and stopped on its own (supervisord's group:process names).
+    wantedSlots: Array.from({ length: quantity }, (_, i) => i),
   };
 }
 
@@ -95,7 +100,7 @@ export function programLaunch(p: ProgramConfig, driverEnv: NodeJS.ProcessEnv, co
     cwd: first.directory ?? configDir,
     umask: first.umask,
     // user=: only set when it is not the driver's own user (config-source.ts refuses it unless root).
-    user: first.user && first.user.uid !== (process.getuid?.() ?? 0) ? { uid: first.user.uid, gid: first.user.gid } : null,
+    user: first.user && first.user.uid !== (process.getuid?.() ?? 0) ? { uid: first.user.uid, gid: first.user.gid, groups: first.user.groups ?? [] } : null,
     perSlot: (slot) => {
       const x = at(slot);
       return { program: x.argv[0] as string, args: x.argv.slice(1), cwd: x.directory ?? configDir };

@@ -5,9 +5,19 @@
  * the process name in front (as a Procfile's types); NONE is discarded. `reopen`
  * (and SIGUSR2, as supervisord's) reopens every file after an outside rotation;
  * `tail NAME [stdout|stderr]` reads a file's end.
+ *
+ * Across a reload every process's pipes are carried (their read ends' fds): the streams
+ * are paused first (the kernel holds what the processes write meanwhile), what Node
+ * had read is passed on, partial lines go to their files, the files' queues are written
+ * (`prepareReload`, then `snapshot`), and the new image reads on (`adopt`). No line is
+ * lost, and no process meets a closed pipe.
  */
 import type { ChildProcess } from 'node:child_process';
-import { LineSource, LogWriter, follow, pipeStreamLines, tailBytes, type Follower, type Logger } from '@einhyrningsins/master';
+import { Socket } from 'node:net';
+import * as native from 'native-reuseport';
+import { pipeStreamLines, type LinePipe, type Logger } from '@einhyrningsins/master';
+// Not through the package's index: the per-program log files are read only with --config.
+import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
 import { formatGo, localParts } from './minisv/go-time.js';
 
@@ -24,11 +34,40 @@ export function datedLines(layout: string, writer: { write(b: Buffer): unknown }
   };
 }
 
+/** A process's output pipes across a reload. */
+export interface ProcessPipes {
+  pid: number;
+  program: string;
+  /** The process name (process_name expanded). */
+  process: string;
+  /** The read ends (stdout, stderr) in the driver; null when closed. */
+  fds: [number | null, number | null];
+  /** AUTO streams: the start of a line read but not yet written (base64), carried to the next image (absent from older images). */
+  partial?: [string | null, string | null];
+}
+
+interface Tracked {
+  pipes: ProcessPipes;
+  streams: NodeJS.ReadableStream[];
+  lines: LineSource[];
+  /** The AUTO streams (stdout, stderr), passed on line by line to the driver's own. */
+  auto: [LinePipe | null, LinePipe | null];
+}
+
+/** The fd of a pipe stream Node opened (libuv's handle). */
+function fdOf(stream: NodeJS.ReadableStream | null): number | null {
+  const fd = (stream as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
 /** How long an exit waits for the log files to take what is queued. */
 export const FLUSH_AT_EXIT_MS = 5000;
 
 export class ProgramLogs {
   private readonly writers = new Map<string, LogWriter>();
+  private readonly tracked = new Map<number, Tracked>();
+  /** A reload is being prepared: new streams start paused too. */
+  private paused = false;
 
   constructor(private readonly log: Logger) {}
 
@@ -50,25 +89,89 @@ export class ProgramLogs {
     return w;
   }
 
-  /** Whether any program writes a file (a reload cannot carry them yet). */
-  get hasFiles(): boolean {
-    return this.writers.size > 0;
-  }
-
   /** Where a just-spawned process's streams go. */
   route(x: ProcessConfig, child: ChildProcess): void {
+    if (child.pid !== undefined) this.attach(x, child.pid, child.stdout, child.stderr);
+  }
+
+  private attach(x: ProcessConfig, pid: number, out: NodeJS.ReadableStream | null, err: NodeJS.ReadableStream | null, carried?: ProcessPipes['partial']): void {
     const label = `${x.name} | `;
-    const one = (stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
+    const t: Tracked = { pipes: { pid, program: x.program, process: x.name, fds: [fdOf(out), fdOf(err)] }, streams: [], lines: [], auto: [null, null] };
+    const one = (i: 0 | 1, stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
       if (!stream) return;
-      if (c.target.kind === 'none') return void stream.resume();
-      if (c.target.kind === 'auto') return pipeStreamLines(stream, dest, () => label);
-      const w = this.writer(c as LogConfig & { target: { kind: 'file'; path: string } });
-      const lines = new LineSource(c.linePrefix ? datedLines(c.linePrefix, w) : w);
-      stream.on('data', (d: Buffer) => lines.write(d));
-      stream.once('end', () => lines.end());
+      t.streams.push(stream);
+      stream.once('close', () => {
+        t.pipes.fds[i] = null;
+        if (t.pipes.fds.every((fd) => fd === null)) this.tracked.delete(pid);
+      });
+      if (c.target.kind === 'none') stream.on('data', () => undefined);
+      else if (c.target.kind === 'auto') {
+        const start = carried?.[i];
+        t.auto[i] = pipeStreamLines(stream, dest, () => label, start ? Buffer.from(start, 'base64') : undefined);
+      }
+      else {
+        const w = this.writer(c as LogConfig & { target: { kind: 'file'; path: string } });
+        const lines = new LineSource(c.linePrefix ? datedLines(c.linePrefix, w) : w);
+        t.lines.push(lines);
+        stream.on('data', (d: Buffer) => lines.write(d));
+        stream.once('end', () => lines.end());
+      }
+      if (this.paused) stream.pause();
     };
-    one(child.stdout, x.stdout, process.stdout);
-    one(child.stderr, x.redirectStderr ? x.stdout : x.stderr, x.redirectStderr ? process.stdout : process.stderr);
+    one(0, out, x.stdout, process.stdout);
+    one(1, err, x.redirectStderr ? x.stdout : x.stderr, x.redirectStderr ? process.stdout : process.stderr);
+    this.tracked.set(pid, t);
+  }
+
+  /**
+   * Before a reload: stop reading every process's pipes (what they write waits in the
+   * kernel), then let the log files take what is queued. Undone by `resume`.
+   */
+  async prepareReload(): Promise<void> {
+    this.paused = true;
+    for (const t of this.tracked.values()) for (const s of t.streams) s.pause();
+    await Promise.all([...this.writers.values()].map((w) => w.flush()));
+  }
+
+  /** The reload did not happen: read on. */
+  resume(): void {
+    this.paused = false;
+    for (const t of this.tracked.values()) for (const s of t.streams) s.resume();
+  }
+
+  /**
+   * The pipes for the next image, synchronously just before the exec: what Node had read
+   * passed on, partial lines written to their files, every file's queue written.
+   */
+  snapshot(live: (pid: number) => boolean): ProcessPipes[] {
+    for (const t of this.tracked.values()) {
+      for (const s of t.streams) while ((s as NodeJS.ReadableStream & { read(): unknown }).read() !== null);
+      for (const l of t.lines) l.flushPartial();
+    }
+    for (const w of this.writers.values()) w.drainSync();
+    const partial = (l: LinePipe | null): string | null => (l && l.partial().length > 0 ? l.partial().toString('base64') : null);
+    return [...this.tracked.values()]
+      .filter((t) => live(t.pipes.pid) || t.pipes.fds.some((fd) => fd !== null))
+      .map((t) => ({ ...t.pipes, fds: [...t.pipes.fds], partial: [partial(t.auto[0]), partial(t.auto[1])] }));
+  }
+
+  /** The new image reads on from the old one's pipes (each process found by its program and name). */
+  adopt(all: readonly ProcessPipes[], programs: readonly ProgramConfig[]): void {
+    for (const p of all) {
+      const x = programs.find((q) => q.name === p.program)?.processes.find((y) => y.name === p.process);
+      const streams = p.fds.map((fd) => {
+        if (fd === null) return null;
+        native.setCloexec(fd, true);
+        return new Socket({ fd, readable: true, writable: false });
+      });
+      if (x) this.attach(x, p.pid, streams[0] ?? null, streams[1] ?? null, p.partial);
+      else for (const s of streams) s?.resume();
+    }
+  }
+
+  /** The fds of every pipe carried (the exec must not close them). */
+  static fds(all: readonly ProcessPipes[]): number[] {
+    return all.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null));
   }
 
   /** Reopen every log file (after it was renamed by logrotate). */

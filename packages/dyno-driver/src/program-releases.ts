@@ -57,11 +57,17 @@ export class ProgramReleases {
       const x = p.processes[0];
       const cur = this.running.get(name);
       if (!x || (x.fetch === null && x.watch.length === 0)) {
-        if (cur) this.drop(name, cur);
+        if (cur?.releases.busy()) pending = true;
+        else if (cur) this.drop(name, cur);
         continue;
       }
       const key = releasesKey(x, release.cwd);
       if (cur?.key === key) continue;
+      // A release between its install and its upgrade's outcome is seen through first (its put-back needs this fetcher).
+      if (cur?.releases.busy()) {
+        pending = true;
+        continue;
+      }
       // Its group is made by the apply that follows the release: try again after the next batch.
       if (!this.runtime.group(name)) {
         pending = true;
@@ -97,7 +103,7 @@ export class ProgramReleases {
         now: this.now,
         env: { ...this.env, ...x.environment },
         cwd: x.directory ?? cwd,
-        labels: { fetch: `[program:${name}] fetch`, watch: `[program:${name}] watch` },
+        labels: { fetch: `[program:${name}] fetch`, watch: `[program:${name}] watch`, size: 'fetch_max_size=' },
         memory,
         afterPutBack: () => this.startAgain(name),
       },

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LineSource, LogWriter, type HttpRequest } from '@einhyrningsins/master';
+import type { HttpRequest } from '@einhyrningsins/master';
+import { LineSource, LogWriter } from '@einhyrningsins/master/logfile';
 import { formatGo, nextAligned, parseGoDuration, type TimeParts } from '../src/minisv/go-time.js';
 import { JsonSyntaxError, parseJsonLoc } from '../src/minisv/json-loc.js';
 import { NO_LOG_FILES, TaskError, readTask, taskLog } from '../src/minisv/task.js';
@@ -323,7 +324,7 @@ test("router: minisv's paths, methods and statuses; nothing is called for a refu
 });
 
 test("status words: minisv's from supervisord's states and the last run", () => {
-  const s = (state: string) => [{ name: 'a', group: 'a', state, pid: null, uptimeMs: null }] as Parameters<typeof statusWord>[1];
+  const s = (state: string) => [{ name: 'a', group: 'a', program: 'a', slot: 0, state, pid: null, uptimeMs: null }] as Parameters<typeof statusWord>[1];
   assert.equal(finishedWord({ code: 0, signal: null }), 'finished');
   assert.equal(finishedWord({ code: 3, signal: null }), 'finished with error: exit status 3');
   assert.equal(finishedWord({ code: null, signal: 'SIGKILL' }), 'finished with error: signal: killed');

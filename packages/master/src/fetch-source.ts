@@ -52,7 +52,7 @@ function reason(err: unknown): string {
 }
 
 function tooLarge(size: number, maxBytes: number, key: string | null): FetchError {
-  return new FetchError(`too large: ${size} bytes, more than the limit of ${maxBytes} (--fetch-max-size)`, 'refused', key);
+  return new FetchError(`too large: ${size} bytes, more than the limit of ${maxBytes}`, 'refused', key);
 }
 
 /** The validators of an HTTP answer, one string; null when it has none. */

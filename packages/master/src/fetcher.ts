@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readdirSync, unlinkSync } from 'node:fs';
-import { chmod, link, open, rename, stat, unlink, copyFile } from 'node:fs/promises';
+import { chmod, chown, link, open, rename, stat, unlink, copyFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { executableProblem, HEADER_BYTES } from './executable.js';
@@ -29,6 +29,8 @@ export interface FetcherOptions {
   label?: string;
   /** What the fetcher of the image before a reload knew (refused releases, the content last seen). */
   memory?: FetchMemory | null;
+  /** How messages name the size limit: the master's `--fetch-max-size`, a config's `fetch_max_size=`. */
+  sizeLabel?: string;
 }
 
 /** The part of the Logger a fetcher writes to (a config's program prefixes its lines). */
@@ -185,7 +187,8 @@ export class Fetcher {
       const err = caught instanceof FetchError ? caught : new FetchError((caught as Error).message, 'transient');
       if (err.kind === 'refused') {
         this.policy.refuse(err.key, null);
-        log.warn(`${this.label} ${url}: not installing it: ${err.message}; waiting for the next release`);
+        // (the only content refused before it is downloaded whole: too large)
+        log.warn(`${this.label} ${url}: not installing it: ${err.message} (${this.o.sizeLabel ?? '--fetch-max-size'}); waiting for the next release`);
         delay = this.policy.nextDelay();
       } else {
         delay = this.policy.failed();
@@ -230,9 +233,11 @@ export class Fetcher {
       log.warn(`${this.label} ${url}: not installing release sha256 ${short} (${got.bytes} bytes): it is ${problem}; waiting for the next release`);
       return;
     }
-    // Executable as the program is (its permission bits, at least u+x).
-    const mode = await stat(program).then((st) => st.mode & 0o7777, () => 0o755);
-    await chmod(this.tmp, mode | 0o100);
+    // Owned and executable as the program is (its owner when root: a program run as its
+    // user= may not be allowed to run root's file; chown first, it clears set-id bits).
+    const was = await stat(program).catch(() => null);
+    if (was && process.getuid?.() === 0 && (was.uid !== 0 || was.gid !== 0)) await chown(this.tmp, was.uid, was.gid);
+    await chmod(this.tmp, ((was?.mode ?? 0o755) & 0o7777) | 0o100);
     const previous = previousPath(program);
     this.installing = true;
     try {

@@ -228,7 +228,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       'Poll URL (http://, https:// or file:///PATH) for new releases of PROGRAM (overseer\'s fetcher): a changed ETag, ' +
       'Last-Modified or size (HEAD; a file\'s inode, size and mtime) is downloaded next to PROGRAM, checked (complete, ' +
       'an executable for this machine, --fetch-max-size), installed in its place (the old one kept as PROGRAM.previous) ' +
-      'and rolled out; if that upgrade fails the previous program is put back and that release is not tried again.',
+      'and rolled out; if that upgrade fails the previous program is put back and that release is not tried again (not after a reload either).',
   },
   {
     long: 'fetch-interval',

@@ -22,27 +22,47 @@ export function pipeLines(child: ChildProcess, prefix: () => string): void {
   if (child.stderr) pipeStreamLines(child.stderr, process.stderr, prefix);
 }
 
-/** One stream's lines to `dest`, each with `prefix()` in front; a partial last line is flushed at its end. */
-export function pipeStreamLines(stream: NodeJS.ReadableStream, dest: NodeJS.WritableStream, prefix: () => string): void {
-  let buf = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (d: string) => {
-    buf += d;
-    let out = '';
+/** A stream being passed on line by line: what it holds of a line not finished yet. */
+export interface LinePipe {
+  /** The bytes of the current line read so far (not yet written): a reload carries them to the next image. */
+  partial(): Buffer;
+}
+
+/** Longest line passed on whole; a longer one is cut (a newline added) at this many bytes. */
+export const MAX_PIPED_LINE = 64 * 1024;
+
+/**
+ * One stream's lines to `dest`, each with `prefix()` in front; a partial last line is
+ * flushed at its end. Bytes, not text: a line is passed on as the child wrote it (a UTF-8
+ * character split between two reads, or across a reload, stays whole). `carried`: the
+ * start of a line an earlier image of this program had read (a reload), written in front
+ * of the rest of that line.
+ */
+export function pipeStreamLines(stream: NodeJS.ReadableStream, dest: NodeJS.WritableStream, prefix: () => string, carried?: Buffer): LinePipe {
+  let buf: Buffer = carried && carried.length > 0 ? Buffer.from(carried) : Buffer.alloc(0);
+  stream.on('data', (d: Buffer | string) => {
+    const chunk = typeof d === 'string' ? Buffer.from(d) : d;
+    const all = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    const parts: Buffer[] = [];
+    let from = 0;
     let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      out += prefix() + buf.slice(0, nl + 1);
-      buf = buf.slice(nl + 1);
+    while ((nl = all.indexOf(10, from)) >= 0) {
+      parts.push(Buffer.from(prefix()), all.subarray(from, nl + 1));
+      from = nl + 1;
     }
-    if (buf.length > 64 * 1024) {
-      out += prefix() + buf + '\n';
-      buf = '';
+    buf = all.subarray(from);
+    if (buf.length > MAX_PIPED_LINE) {
+      parts.push(Buffer.from(prefix()), buf, Buffer.from('\n'));
+      buf = Buffer.alloc(0);
+    } else if (buf.length > 0 && from > 0) {
+      buf = Buffer.from(buf); // not a view into the chunk: let it go
     }
-    if (out) dest.write(out);
+    if (parts.length) dest.write(Buffer.concat(parts));
   });
   stream.on('end', () => {
-    if (buf) dest.write(prefix() + buf + '\n');
-    buf = '';
+    if (buf.length) dest.write(Buffer.concat([Buffer.from(prefix()), buf, Buffer.from('\n')]));
+    buf = Buffer.alloc(0);
   });
   stream.on('error', () => undefined);
+  return { partial: () => buf };
 }

@@ -65,7 +65,7 @@ export interface ReleaseHost {
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** How messages name the triggers: the master's `--fetch`/`--watch`, a program's `[program:x] fetch`/`... watch`. */
-  labels?: { fetch: string; watch: string };
+  labels?: { fetch: string; watch: string; size?: string };
   /** The fetcher's memory from the image before a reload. */
   memory?: FetchMemory | null;
   /**
@@ -87,7 +87,7 @@ export class Releases {
   private readonly watchers: PathWatcher[] = [];
   private fetcher: RunningFetcher | null = null;
   private stopped = false;
-  private readonly labels: { fetch: string; watch: string };
+  private readonly labels: { fetch: string; watch: string; size?: string };
 
   constructor(
     private readonly opts: ReleaseOptions,
@@ -135,6 +135,7 @@ export class Releases {
         maxBytes: this.opts.fetchMaxBytes,
         program,
         label: this.labels.fetch,
+        sizeLabel: this.labels.size ?? '--fetch-max-size',
         memory: this.host.memory ?? null,
       },
       {

@@ -2,90 +2,18 @@
  * The reload snapshot checked whole before the new image acts on any of it: a state that
  * is not what a master of ours wrote (`--with-state-fd` run by hand, a truncated memfd)
  * is refused with one line naming the first bad field, never a stack trace, and before
- * an fd is adopted or a file touched. Pure but for {@link checkStateFds}.
+ * an fd is adopted, a file touched or a worker adopted. Pure but for {@link checkStateFds}. The field checks
+ * and the shapes both programs share are shape-check.ts's.
  */
 import * as native from 'native-reuseport';
+import { statFields } from './proc-stat.js';
 import type { ReloadState } from './reload-state.js';
+import { StateError, connectionShape, controlShape, engineShape, fd, int, isObj, list, nullable, num, obj, oneOf, optional, pattern, slotsShape, str, type Check } from './shape-check.js';
 
-export type Check = (v: unknown, at: string) => void;
+export { StateError };
+export type { Check } from './shape-check.js';
 
-export class StateError extends Error {
-  override name = 'StateError';
-}
-
-const fail = (at: string, want: string, v: unknown): never => {
-  const got = v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : JSON.stringify(v)?.slice(0, 40) ?? typeof v;
-  throw new StateError(`${at} is ${got}, expected ${want}`);
-};
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-const num: Check = (v, at) => void (typeof v === 'number' && Number.isFinite(v) ? 0 : fail(at, 'a number', v));
-const int: Check = (v, at) => void (Number.isSafeInteger(v) ? 0 : fail(at, 'an integer', v));
-const fd: Check = (v, at) => void (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1 << 20 ? 0 : fail(at, 'a file descriptor number', v));
-const str: Check = (v, at) => void (typeof v === 'string' ? 0 : fail(at, 'a string', v));
-const bool: Check = (v, at) => void (typeof v === 'boolean' ? 0 : fail(at, 'true or false', v));
-const nullable =
-  (c: Check): Check =>
-  (v, at) =>
-    v === null ? undefined : c(v, at);
-const optional =
-  (c: Check): Check =>
-  (v, at) =>
-    v === undefined ? undefined : c(v, at);
-const oneOf =
-  (...vals: unknown[]): Check =>
-  (v, at) =>
-    void (vals.includes(v) ? 0 : fail(at, `one of ${vals.map((x) => JSON.stringify(x)).join(', ')}`, v));
-const list =
-  (c: Check): Check =>
-  (v, at) => {
-    if (!Array.isArray(v)) fail(at, 'a list', v);
-    (v as unknown[]).forEach((x, i) => c(x, `${at}[${i}]`));
-  };
-const obj =
-  (fields: Record<string, Check>): Check =>
-  (v, at) => {
-    if (!isObj(v)) fail(at, 'an object', v);
-    for (const [k, c] of Object.entries(fields)) c((v as Record<string, unknown>)[k], `${at}.${k}`);
-  };
-const anyObj: Check = (v, at) => void (isObj(v) ? 0 : fail(at, 'an object', v));
-const strOrNum: Check = (v, at) => void (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) ? 0 : fail(at, 'a string or a number', v));
-
-const worker = obj({
-  id: int,
-  pid: nullable(int),
-  slot: int,
-  generation: int,
-  state: str,
-  spawnedAt: num,
-  ackedAt: nullable(num),
-  ready: bool,
-  signaledAt: nullable(num),
-  signals: list(str),
-  stopReason: nullable(str),
-  counted: bool,
-  pingedAt: nullable(num),
-  pingRequestId: nullable(strOrNum),
-});
-
-const core = obj({
-  format: oneOf(1),
-  cfg: obj({ number: int, ackMode: obj({ kind: str }), retries: num, maxUnacked: num, maxUpgradeAdditional: num }),
-  workers: list(worker),
-  nextId: int,
-  generation: int,
-  streak: int,
-  lastFailureAge: num,
-  lastProbeAckAge: optional(num),
-  gaveUp: bool,
-  shuttingDown: nullable(str),
-  started: bool,
-  upgrade: nullable(obj({ startedAt: num, generation: int })),
-  lastUpgrade: nullable(obj({ finishedAt: num })),
-  respawnAge: nullable(num),
-});
-
-const sha256: Check = (v, at) => void (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? 0 : fail(at, 'a SHA-256 (64 hex digits)', v));
+const sha256 = pattern(/^[0-9a-f]{64}$/, 'a SHA-256 (64 hex digits)');
 
 /** The fetcher's memory (fetch-policy.ts FetchMemory): also in the dyno driver's snapshot, per program. */
 export const fetchMemory: Check = obj({ url: str, seenKey: nullable(str), refused: list(sha256) });
@@ -109,15 +37,13 @@ const state = obj({
       unixFile: nullable(obj({ path: str, ino: num })),
     }),
   ),
-  control: obj({ fd, path: str, ino: num }),
-  connections: list(
-    obj({ fd, boundPid: nullable(int), unparsed: optional(str), requester: bool, requestId: nullable(strOrNum), streaming: bool }),
-  ),
+  control: controlShape,
+  connections: list(connectionShape),
   lockfile: nullable(obj({ fd, path: str })),
   pidfile: nullable(str),
   verbosity: num,
-  core,
-  slots: optional(anyObj),
+  core: engineShape,
+  slots: optional(slotsShape),
   fetch: optional(fetchMemory),
   then: optional(oneOf('upgrade')),
 });
@@ -131,19 +57,46 @@ export function checkState(value: unknown): ReloadState {
   return value as unknown as ReloadState;
 }
 
-/** Every fd the snapshot names is open and what it should be (listening sockets listen). */
+/** Every fd the snapshot names is open and what it should be (listening sockets listen); every worker is our child. */
 export function checkStateFds(s: ReloadState): void {
-  const info = (n: number, what: string) => {
-    try {
-      return native.fdInfo(n);
-    } catch {
-      throw new StateError(`fd ${n} (${what}) is not open`);
-    }
-  };
+  const info = openFd;
   for (const x of s.sockets) {
     if (!info(x.fd, x.text).listening) throw new StateError(`fd ${x.fd} (${x.text}) is not a listening socket`);
   }
   if (!info(s.control.fd, 'the control socket').listening) throw new StateError(`fd ${s.control.fd} (the control socket) is not a listening socket`);
   for (const c of s.connections) info(c.fd, 'a control connection');
   if (s.lockfile) info(s.lockfile.fd, `the lockfile ${s.lockfile.path}`);
+  checkOwnChildren(workerPids(s.core, 'state.core'));
+}
+
+/** What fd `n` of the snapshot (`what`) is; a StateError when it is not open. */
+export function openFd(n: number, what: string): native.FdInfo {
+  try {
+    return native.fdInfo(n);
+  } catch {
+    throw new StateError(`fd ${n} (${what}) is not open`);
+  }
+}
+
+/** Every worker pid an engine of the snapshot names, with where. */
+export function workerPids(engine: ReloadState['core'], at: string): Array<[number, string]> {
+  const groups = engine.format === 'fleet-1' ? engine.groups.map((g, i) => [g.core, `${at}.groups[${i}].core`] as const) : [[engine, at] as const];
+  return groups.flatMap(([core, where]) => core.workers.flatMap((w, i): Array<[number, string]> => (w.pid === null ? [] : [[w.pid, `${where}.workers[${i}].pid`]])));
+}
+
+/**
+ * Every worker the snapshot names is a child of this process, as a real reload's are (the
+ * same process: the exec keeps them; one that died meanwhile is a zombie child until it is
+ * reaped), or gone (reaped during the exec by a `--reexec-as` wrapper such as `sh -c`: the
+ * new image sees it as exited). A live process that is not our child is refused before
+ * anything is adopted, and so are pid 1, 0, negative pids and our own: the runtime signals a
+ * worker's process group when it stops it, so a hand-made snapshot naming pid 1 (kill(-1):
+ * every process) or another process must never be taken for a worker.
+ */
+export function checkOwnChildren(pids: ReadonlyArray<readonly [number, string]>): void {
+  for (const [pid, at] of pids) {
+    if (pid <= 1 || pid === process.pid) throw new StateError(`${at} is ${pid}, which cannot be a worker`);
+    const f = statFields(pid);
+    if (f && Number(f[1]) !== process.pid) throw new StateError(`${at} is ${pid}, which is not a child of this process`);
+  }
 }

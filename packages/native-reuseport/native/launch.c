@@ -9,8 +9,10 @@
  *   --nice N      setpriority(PRIO_PROCESS, 0, N) (einhorn's --nice ...:WORKER).
  *   --close-from  close every fd >= FD first, so the child gets exactly stdio and
  *                 the sockets it is given, whatever its parent leaked to us.
- *   --uid U --gid G  setgroups([G]), setgid(G), setuid(U) (a config's user=, when the
- *                 master is root), before pdeathsig: a credential change clears it.
+ *   --uid U --gid G [--groups G1,G2,...]  setgroups([G, G1, G2, ...]) (the user's
+ *                 supplementary groups, as supervisord's drop_privileges and initgroups),
+ *                 setgid(G), setuid(U) (a config's user=, when the master is root),
+ *                 before pdeathsig: a credential change clears it.
  *   --pdeathsig   prctl(PR_SET_PDEATHSIG, SIGNUM); then, if getppid() != PID,
  *                 the master already died: refuse to exec (einhorn's -k).
  *   EINHYRNINGSINS_LISTEN_PID=1 in the environment (--handoff systemd): it is
@@ -23,7 +25,7 @@
  *   126  PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY)
  *   127  any other exec failure (ENOENT, ENOTDIR, ELOOP, ...)
  *
- * It allocates nothing but the LISTEN_PID variable (execv reuses our own NULL-terminated argv tail) and
+ * It allocates nothing but the LISTEN_PID variable (the group list is static) (execv reuses our own NULL-terminated argv tail) and
  * touches no fd below --close-from except writing diagnostics to fd 2 on
  * failure, so the listening sockets (fds 3, 4, ...) and their flags pass
  * through untouched.
@@ -45,7 +47,7 @@
 
 #define PROG "einhyrningsins-launch: "
 #define USAGE "usage: einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD]" \
-              " [--uid UID --gid GID] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
+              " [--uid UID --gid GID [--groups GID,...]] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
 
 /* write(2) "einhyrningsins-launch: " a b c d "\n" in one go, best effort. */
 static void say(const char *a, const char *b, const char *c, const char *d) {
@@ -73,6 +75,27 @@ static long number(const char *s, long min, long max) {
   return v;
 }
 
+/* The primary group, then up to NGROUPS_MAX supplementary ones (the kernel's limit). */
+#define MAX_GROUPS 65536
+static gid_t groups[MAX_GROUPS + 1];
+
+/* "G1,G2,..." (decimal gids) appended to groups[]; -1 when malformed or too many. */
+static int parse_groups(const char *s, size_t *n) {
+  char one[16];
+  while (*s) {
+    size_t len = strcspn(s, ",");
+    if (len == 0 || len >= sizeof one || *n > MAX_GROUPS) return -1;
+    memcpy(one, s, len);
+    one[len] = 0;
+    long g = number(one, 0, INT_MAX);
+    if (g < 0) return -1;
+    groups[(*n)++] = (gid_t)g;
+    s += len;
+    if (*s == ',' && *++s == 0) return -1;
+  }
+  return 0;
+}
+
 /* Close every fd >= from: close_range(2) where the kernel has it, else /proc/self/fd. */
 static int close_from(int from) {
 #ifdef SYS_close_range
@@ -97,6 +120,7 @@ int main(int argc, char **argv) {
   int do_nice = 0;
   long sig = 0, ppid = 0;
   long uid = -1, gid = -1;
+  const char *grouplist = NULL;
 
   for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
     if (strcmp(argv[i], "--setpgid") == 0) {
@@ -116,6 +140,8 @@ int main(int argc, char **argv) {
       if ((uid = number(argv[++i], 0, INT_MAX)) < 0) usage("bad --uid: ", argv[i]);
     } else if (strcmp(argv[i], "--gid") == 0 && i + 1 < argc) {
       if ((gid = number(argv[++i], 0, INT_MAX)) < 0) usage("bad --gid: ", argv[i]);
+    } else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc) {
+      grouplist = argv[++i];
     } else if (strcmp(argv[i], "--ppid") == 0 && i + 1 < argc) {
       if ((ppid = number(argv[++i], 1, INT_MAX)) < 0) usage("bad --ppid: ", argv[i]);
     } else {
@@ -126,6 +152,12 @@ int main(int argc, char **argv) {
   if (argc - i < 3) usage("missing PATH or ARG0 after '--'", "");
   if ((sig == 0) != (ppid == 0)) usage("--pdeathsig and --ppid go together", "");
   if ((uid < 0) != (gid < 0)) usage("--uid and --gid go together", "");
+  if (grouplist && uid < 0) usage("--groups needs --uid and --gid", "");
+  size_t ngroups = 0;
+  if (uid >= 0) {
+    groups[ngroups++] = (gid_t)gid;
+    if (grouplist && parse_groups(grouplist, &ngroups) < 0) usage("bad --groups: ", grouplist);
+  }
   const char *path = argv[i + 1];
 
   if (closefrom >= 0 && close_from((int)closefrom) < 0) {
@@ -142,8 +174,7 @@ int main(int argc, char **argv) {
     _exit(1);
   }
   if (uid >= 0) {
-    gid_t g = (gid_t)gid;
-    if (setgroups(1, &g) < 0 || setgid(g) < 0 || setuid((uid_t)uid) < 0) {
+    if (setgroups(ngroups, groups) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0) {
       say("cannot run as the program's user: ", strerror(errno), "", "");
       _exit(1);
     }

@@ -87,6 +87,11 @@ export interface ProcessConfig {
   oneTime?: boolean;
   /** A rolling restart's new process must be up this long before an old one is stopped (minisv's startTime). */
   minReadySecs?: number;
+  /**
+   * Restarts start the new process before they stop the old one (minisv's restart) even
+   * without `socket=`; otherwise a program without one restarts stop-then-start, as supervisord's.
+   */
+  newFirst?: boolean;
   /** The first wait after a failed start, doubling (minisv's restartPause); default 1 s. */
   respawnDelaySecs?: number;
 }

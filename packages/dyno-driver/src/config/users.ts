@@ -13,6 +13,12 @@ export interface UserEntry {
   /** The primary group, what the process runs as after setgid (supervisord's drop_privileges). */
   gid: number;
   home: string;
+  /**
+   * Its supplementary groups, set with setgroups() before setgid/setuid as supervisord's
+   * drop_privileges does (every group listing the user as a member) and initgroups() (NSS's
+   * getgrouplist): `id -G NAME`, /etc/group's members when `id` is missing. Absent: none.
+   */
+  groups?: number[];
 }
 
 export interface UserDb {
@@ -44,6 +50,29 @@ function fromPasswdFile(key: string): UserEntry | null {
   return null;
 }
 
+/** The user's groups other than its primary one: getgrouplist through `id -G`, else /etc/group's member lists. */
+function supplementaryGroups(e: UserEntry): number[] {
+  let all: number[] | null = null;
+  const r = spawnSync('id', ['-G', '--', e.name], { encoding: 'utf8', timeout: 10_000 });
+  if (!r.error && r.status === 0) {
+    const ids = r.stdout.trim().split(/\s+/).map(Number);
+    if (ids.every((n) => Number.isSafeInteger(n) && n >= 0)) all = ids;
+  }
+  if (all === null) {
+    all = [];
+    try {
+      for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+        const f = line.split(':');
+        const gid = Number(f[2]);
+        if (f.length >= 4 && Number.isSafeInteger(gid) && (f[3] as string).split(',').includes(e.name)) all.push(gid);
+      }
+    } catch {
+      /* no group file: no supplementary groups */
+    }
+  }
+  return [...new Set(all)].filter((g) => g !== e.gid).sort((a, b) => a - b);
+}
+
 /** The system's users, each answer cached for the life of the object (one config read). */
 export function systemUsers(): UserDb {
   const cache = new Map<string, UserEntry | null>();
@@ -56,6 +85,7 @@ export function systemUsers(): UserDb {
       let entry: UserEntry | null;
       if (r.error) entry = fromPasswdFile(key);
       else entry = r.status === 0 ? parsePasswdLine(r.stdout.split('\n')[0] ?? '') : null;
+      if (entry) entry.groups = supplementaryGroups(entry);
       cache.set(key, entry);
       return entry;
     },

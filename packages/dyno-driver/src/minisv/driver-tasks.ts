@@ -179,6 +179,12 @@ export class DriverTasks implements MinisvTasks {
           this.feed(name, { type: 'setWorkers', count: wanted });
           return this.ok(name, verb, 'starting');
         }
+        // The program's own order: new-first for a minisv task or a socket= program, stop-first otherwise (as restart).
+        if (snap?.config.stopFirst) {
+          this.d.log.info(`[${name}] restart (HTTP): the old process is stopped first, then a new one starts`);
+          this.feed(name, { type: 'upgrade', mode: 'smooth' });
+          return this.ok(name, verb, 'restarting: the old process is stopped, then a new one starts');
+        }
         this.d.log.info(`[${name}] restart (HTTP): new process first, then the old one is stopped`);
         this.feed(name, { type: 'upgrade', mode: 'smooth' });
         return this.ok(name, verb, 'restarting: a new process starts, then the old one is stopped');

@@ -181,6 +181,8 @@ export function readTask(name: string, node: JsonNode, opts: TaskOptions): Progr
     autostart: !oneTime,
     // minisv restarts a task whatever its exit; a one-time task never.
     autorestart: oneTime ? 'false' : 'true',
+    // minisv's restart: the new process first, the old one stopped once it has lived startTime.
+    newFirst: true,
     exitcodes: [0],
     startsecs: oneTime ? 0 : startTime,
     startretries: oneTime ? 0 : FOREVER,

@@ -65,6 +65,20 @@ function programCommand(name: 'start' | 'stop' | 'restart', help: string, usage:
   };
 }
 
+/** supervisorctl's add/remove: process group names ([group:x], or a program's own). */
+function groupCommand(name: 'add' | 'remove', help: string, usage: string): CommandEntry {
+  return {
+    programs: ['dyno'],
+    help: { dyno: `${help} (args: NAME ...)` },
+    arity: [0, Infinity, usage],
+    run(h, conn, req) {
+      if (!h.programs) return refuse(conn, req, `${name} is for programs of a --config file`);
+      if (req.args.length === 0) return refuse(conn, req, `${name}: missing argument; usage: ${usage}`);
+      h.programs[name](req.args, conn, req);
+    },
+  };
+}
+
 const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   'worker:ack': { programs: BOTH, arity: [0, Infinity, ''], run: (h, conn, req) => ackOrPing(h, conn, req) },
   'worker:ping': { programs: BOTH, arity: [0, Infinity, ''], run: (h, conn, req) => ackOrPing(h, conn, req) },
@@ -82,8 +96,14 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
   status: {
     programs: BOTH,
     help: { master: 'Summary of the workers and settings', dyno: 'Summary of every process type and its processes' },
-    arity: [0, 0, 'status'],
+    arity: { master: [0, 0, 'status'], dyno: [0, Infinity, 'status [NAME|GROUP:*|GROUP:PROCESS ...]'] },
     run(h, conn, req) {
+      if (req.args.length > 0) {
+        // supervisorctl's status NAME...: only those processes (a config file's).
+        if (!h.programs) return refuse(conn, req, 'status takes names only for programs of a --config file');
+        const r = h.programs.statusOf(req.args);
+        return 'error' in r ? refuse(conn, req, r.error) : say(conn, req, r.text);
+      }
       const { text, state } = h.status();
       say(conn, req, text, { state });
     },
@@ -195,6 +215,8 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
       h.programs.update(conn, req);
     },
   },
+  add: groupCommand('add', 'Start process groups of the --config file that are not running yet (what reread calls available), nothing else', 'add NAME ...'),
+  remove: groupCommand('remove', 'Take stopped process groups out of the running config (their sockets close); stop them first', 'remove NAME ...'),
   tail: {
     programs: ['dyno'],
     help: { dyno: "The end of a --config process's log file; -f: and every line written later (args: [-f] NAME [stdout|stderr])" },
@@ -231,7 +253,10 @@ const ENTRIES: Readonly<Record<string, CommandEntry>> = {
       if (h.programs && groups.length) {
         const r = h.programs.resolveNames(groups);
         if ('error' in r) return refuse(conn, req, r.error);
-        groups = r.names;
+        // GROUP:PROCESS: only that process of its program.
+        const slots = r.slots;
+        const request = (g: string): GroupRequest => ({ type: 'signal', signals, ...(slots[g] ? { slots: slots[g] } : {}) });
+        return h.feed({ type: 'request', targets: r.names, request, replyTo: h.route(conn, req) });
       }
       ask(h, conn, req, groups, 'every', { type: 'signal', signals }, { message: 'No processes are running.', ok: true });
     },

@@ -51,8 +51,13 @@ export interface ProgramCommands {
   tail(args: readonly string[], conn: ControlConnection, req: Request): void;
   reread(conn: ControlConnection, req: Request): void;
   /** The programs NAME|GROUP:*|all name (for `signal`), or why not. */
-  resolveNames(words: readonly string[]): { names: string[] } | { error: string };
+  resolveNames(words: readonly string[]): { names: string[]; slots: Record<string, readonly number[]> } | { error: string };
   update(conn: ControlConnection, req: Request): void;
+  /** `status NAME...`: those processes' lines, or why not. */
+  statusOf(words: readonly string[]): { text: string } | { error: string };
+  /** supervisorctl's `add NAME...` and `remove NAME...` (process groups). */
+  add(words: readonly string[], conn: ControlConnection, req: Request): void;
+  remove(words: readonly string[], conn: ControlConnection, req: Request): void;
 }
 
 /** How a command's trailing words name groups, where groups have names. */

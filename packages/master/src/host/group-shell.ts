@@ -47,8 +47,8 @@ export interface LaunchSpec {
   perSlot?: (slot: number) => { program: string; args: readonly string[]; cwd: string };
   /** The children's umask (a config's umask=); none: the runtime's. */
   umask?: number | null;
-  /** Run as this user and primary group (a config's user=; the runtime is root): the launcher's --uid/--gid. */
-  user?: { uid: number; gid: number } | null;
+  /** Run as this user, primary group and supplementary groups (a config's user=; the runtime is root): the launcher's --uid/--gid/--groups. */
+  user?: { uid: number; gid: number; groups?: readonly number[] } | null;
 }
 
 /** A listening socket handed to every child of the group (at fd 3, 4, ... in its order). */
@@ -410,7 +410,10 @@ export class GroupShell {
       const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
       launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
     }
-    if (spec.user) launch.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
+    if (spec.user) {
+      launch.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
+      if (spec.user.groups?.length) launch.push('--groups', spec.user.groups.join(','));
+    }
     launch.push('--', path, spec.program, ...spec.args);
     if (this.opts.log.enabled('debug')) {
       const base = spec.env;

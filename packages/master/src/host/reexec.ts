@@ -30,6 +30,12 @@ export interface ReloadHost {
   server(): ControlServer | null;
   /** Why not now (stopping, an upgrade running), or null. */
   busy(): string | null;
+  /**
+   * Right before the snapshot, after every check: what must settle first (log files written,
+   * pipes paused). The snapshot follows in the same turn of the event loop; a failure after
+   * it calls reloadFailed.
+   */
+  prepare?(): Promise<void>;
   /** The program's snapshot and the fds (besides stdio, the memfd and the connections) the new image takes over. */
   snapshot(connections: ConnectionSnapshot[]): { state: { format: unknown }; fds: number[] };
   /** sd_notify RELOADING before the exec; READY owed again when it fails. */
@@ -90,6 +96,13 @@ export class Reloader {
     progress(`Upgrade check passed; re-executing the ${this.host.what.split(' ').at(-1)}`);
     await this.flushConnections();
     let stateFd = -1;
+    try {
+      await this.host.prepare?.();
+    } catch (err) {
+      this.reloading = false;
+      this.host.reloadFailed();
+      return refuse(`could not prepare: ${(err as Error).message}`);
+    }
     const inherited: number[] = [];
     try {
       const server = this.host.server() as ControlServer;

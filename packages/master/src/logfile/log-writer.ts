@@ -11,7 +11,7 @@
  * path and limits needs carrying across a re-exec: the file is opened in
  * append mode and its size and last byte are read back at open.
  */
-import { constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { planAppend, rotationRenames, type FileShape } from './rotation.js';
 
@@ -185,6 +185,28 @@ export class LogWriter {
     const h = this.handle;
     this.handle = null;
     if (h) await h.close().catch(() => undefined);
+  }
+
+  /**
+   * Before a re-exec, with no write in flight (the streams paused, flush() awaited):
+   * whatever is queued is appended now, synchronously, so that nothing queued is lost
+   * in the exec. Throws when a write is in flight (the caller then does not exec).
+   */
+  drainSync(): void {
+    if (this.pumping) throw new Error(`a write to ${this.path} is in flight`);
+    if (this.queued === 0) return;
+    const data = Buffer.concat(this.queue.slice(this.head));
+    this.queue = [];
+    this.head = 0;
+    this.stats.queuedBytes = 0;
+    const fd = openSync(this.path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o644);
+    try {
+      let off = 0;
+      while (off < data.length) off += writeSync(fd, data, off);
+      this.stats.writtenBytes += data.length;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** What a re-exec'd process needs to carry on this file: it reopens in append mode. */
