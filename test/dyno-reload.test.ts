@@ -134,6 +134,7 @@ const cases: Array<[string, Change | null, RegExp]> = [
   ['a closed output fd', (s) => (s.output = [{ pid: strangerPid(), name: 'worker.1', fds: [987, null] }]), /fd 987 \(worker\.1's stdout\) is not open/],
   ['an output fd that is not a pipe', (s) => (s.output = [{ pid: strangerPid(), name: 'worker.1', fds: [4, null] }]), /fd 4 \(worker\.1's stdout\) is not a pipe/],
   ['a closed control connection', (s) => (s.connections = [{ fd: 986, boundPid: null, requester: true, requestId: null, streaming: false }]), /fd 986 \(a control connection\) is not open/],
+  ['a fetch memory with a bad hash', (s) => (s.fetch = { web: { url: 'http://127.0.0.1:1/web', seenKey: null, refused: ['nothex'] } }), /state\.fetch\["web"\]\.refused\[0\] is "nothex", expected a SHA-256 \(64 hex digits\)/],
   ['a web socket that is not listening', (s) => (s.listener = { fd: 0, family: 4, address: '127.0.0.1', port: 5000 }), /fd 0 \(the web socket\) is not (open|a listening socket)/],
 ];
 

@@ -399,8 +399,10 @@ function listensOn(pid: number, port: number): boolean {
 
 test('SIGUSR1: the master passes it to the workers and opens no inspector', async () => {
   const dir = tempDir();
-  const m = startMaster(['-m', '0', '--', 'sh', '-c', 'trap "echo x > \\"$0/usr1\\"" USR1; trap "exit 0" USR2; while :; do sleep 0.05; done', dir], { dir });
+  const m = startMaster(['-m', '0', '--', 'sh', '-c', 'trap "echo x > \\"$0/usr1\\"" USR1; trap "exit 0" USR2; : > "$0/trapped"; while :; do sleep 0.05; done', dir], { dir });
   await m.ready(1);
+  // ACKed at once (-m 0): wait until the shell has set its traps, or USR1 would kill it
+  await until('the worker set its traps', () => existsSync(join(dir, 'trapped')));
   process.kill(m.pid, 'SIGUSR1');
   await until('the worker got SIGUSR1', () => existsSync(join(dir, 'usr1')));
   assert.doesNotMatch(m.stderr, /Debugger listening/);

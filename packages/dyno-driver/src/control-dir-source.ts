@@ -8,7 +8,7 @@ import { existsSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isoTime, type Logger } from '@einhyrningsins/master';
 import { readControlFile, type Warn } from './app-source.js';
-import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE, setAside, writeLastError } from './control-dir.js';
+import { ControlDirWatcher, LAST_ERROR_FILE, LOADED_FILE, NEW_FILE, REJECTED_FILE, rejectRelease } from './control-dir.js';
 import type { PreparedRelease, Release } from './release.js';
 import { describeSource, firstLook, prepareRelease, readAgain, type FirstLook, type ReleaseSink, type ReleaseSource, type Rejection, type SourceConfig } from './releases.js';
 
@@ -151,18 +151,8 @@ export class ControlDirSource implements ReleaseSource {
 
   /** hsup's way: DIR/new becomes DIR/rejected and the reason is written to DIR/last_error. */
   private reject(file: string, id: string, reason: string): void {
-    let where = `moved to ${REJECTED_FILE}, reason in ${LAST_ERROR_FILE}`;
-    try {
-      setAside(file, join(this.dir, REJECTED_FILE));
-    } catch (err) {
-      this.stuckNew = id;
-      where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}; reason in ${LAST_ERROR_FILE}`;
-    }
-    try {
-      writeLastError(join(this.dir, LAST_ERROR_FILE), reason);
-    } catch (err) {
-      where += ` (cannot write ${LAST_ERROR_FILE}: ${(err as Error).message})`;
-    }
+    const { where, stuck } = rejectRelease(this.dir, file, reason);
+    if (stuck) this.stuckNew = id;
     this.rejected = { file, reason, at: isoTime() };
     const current = this.out.current();
     const running = current ? `still running release ${current.version}` : 'nothing is running';

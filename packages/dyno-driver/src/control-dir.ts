@@ -191,12 +191,57 @@ export function setAside(file: string, rejected: string): void {
   renameSync(file, rejected);
 }
 
-/** DIR/last_error: the reason, replacing the one before (read-only, as hsup writes it). */
+/**
+ * DIR/last_error: the reason, replacing the one before (read-only, as hsup writes it).
+ * Written aside and renamed over, so a reader never finds it missing or half written.
+ */
 export function writeLastError(path: string, reason: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    unlinkSync(path);
+    unlinkSync(tmp);
   } catch {
-    /* none yet */
+    /* none left over */
   }
-  writeFileSync(path, `${reason}\n`, { mode: 0o400, flag: 'wx' });
+  writeFileSync(tmp, `${reason}\n`, { mode: 0o400, flag: 'wx' });
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* gone */
+    }
+    throw err;
+  }
+}
+
+/** The file operations of a rejection (a test seam). */
+export interface RejectOps {
+  writeLastError(path: string, reason: string): void;
+  setAside(file: string, rejected: string): void;
+}
+
+/**
+ * Reject DIR/new hsup's way: the reason goes to DIR/last_error FIRST, then the file is
+ * moved to DIR/rejected, so whoever sees `rejected` appear reads this rejection's reason
+ * (a deploy script waits for `rejected`, then reads `last_error`). Returns where things
+ * went, for the log line, and whether `new` could not be moved (it is then skipped
+ * until it changes).
+ */
+export function rejectRelease(dir: string, file: string, reason: string, ops: RejectOps = { writeLastError, setAside }): { where: string; stuck: boolean } {
+  let where = `moved to ${REJECTED_FILE}, reason in ${LAST_ERROR_FILE}`;
+  let stuck = false;
+  let lastError = '';
+  try {
+    ops.writeLastError(join(dir, LAST_ERROR_FILE), reason);
+  } catch (err) {
+    lastError = ` (cannot write ${LAST_ERROR_FILE}: ${(err as Error).message})`;
+  }
+  try {
+    ops.setAside(file, join(dir, REJECTED_FILE));
+  } catch (err) {
+    stuck = true;
+    where = `could not be moved to ${REJECTED_FILE}: ${(err as Error).message}; reason in ${LAST_ERROR_FILE}`;
+  }
+  return { where: where + lastError, stuck };
 }

@@ -223,3 +223,39 @@ test('a Procfile app as a release: sh -c exec, formation quantities, default 1',
   ]);
   assert.deepEqual(r.env, { X: 'y' });
 });
+
+test('control dir rejection: last_error holds the new reason before rejected appears (a deploy script waits for rejected, then reads last_error)', async () => {
+  const { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, statSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { rejectRelease, writeLastError, setAside } = await import('../src/control-dir.js');
+  const dir = mkdtempSync(join(tmpdir(), 'ehs-reject-'));
+  try {
+    writeLastError(join(dir, 'last_error'), 'the reason of an older rejection');
+    writeFileSync(join(dir, 'new'), '{}');
+    const seen: string[] = [];
+    const r = rejectRelease(dir, join(dir, 'new'), 'release phase failed (exit status 1)', {
+      writeLastError: (p, reason) => {
+        seen.push(`write:${existsSync(join(dir, 'rejected'))}`);
+        writeLastError(p, reason);
+      },
+      setAside: (f, to) => {
+        seen.push(`move:${readFileSync(join(dir, 'last_error'), 'utf8').trim()}`);
+        setAside(f, to);
+      },
+    });
+    assert.deepEqual(seen, ['write:false', 'move:release phase failed (exit status 1)']);
+    assert.deepEqual(r, { where: 'moved to rejected, reason in last_error', stuck: false });
+    assert.equal(statSync(join(dir, 'last_error')).mode & 0o777, 0o400);
+    assert.equal(existsSync(join(dir, 'new')), false);
+    // new cannot be moved (gone): stuck, the reason still written, no temporary file left
+    const s = rejectRelease(dir, join(dir, 'new'), 'second');
+    assert.equal(s.stuck, true);
+    assert.match(s.where, /^could not be moved to rejected: ENOENT/);
+    assert.equal(readFileSync(join(dir, 'last_error'), 'utf8'), 'second\n');
+    const { readdirSync } = await import('node:fs');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

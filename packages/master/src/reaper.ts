@@ -13,12 +13,14 @@ import type { Logger } from './log.js';
 const SCAN_EVERY_MS = 1000;
 
 /**
- * Scans on SIGCHLD are at least this far apart: each reads every thread's children list,
- * which at 1,000 workers lists them all, and an upgrade of 1,000 brings 1,000 exits (one
- * scan per turn of the event loop cost the master ~0.35 s of CPU per upgrade; 100 ms apart still ~0.45 s over a 30 s run of spawns and upgrades on a loaded machine). An orphan's
- * zombie waits at most this long.
+ * Scans on SIGCHLD are apart by this much per child of the master seen at the last scan, at
+ * most SCAN_GAP_MAX_MS: each reads every thread's children list, which at 1,000 workers lists
+ * them all, and an upgrade of 1,000 brings 1,000 SIGCHLDs (one scan per turn of the event loop
+ * cost the master ~0.35 s of CPU per upgrade). A master of a few children still looks at once
+ * (no zombie waits for it: the PID 1 tests count them), one of 1,000 every 250 ms.
  */
-const SCAN_GAP_MS = 250;
+const SCAN_GAP_PER_CHILD_MS = 0.25;
+const SCAN_GAP_MAX_MS = 250;
 
 export interface ReaperOptions {
   /** A child Node spawned (a worker): never waited for here, or its exit would be lost to Node. */
@@ -87,6 +89,8 @@ export class Reaper {
   private scheduled = false;
   private pending: NodeJS.Timeout | null = null;
   private lastScan = -Infinity;
+  /** How many children the last scan listed. */
+  private lastChildren = 0;
   private stopped = false;
   private readonly onChld = () => this.schedule();
 
@@ -131,7 +135,8 @@ export class Reaper {
       this.pending = null;
       this.scan();
     };
-    const wait = this.lastScan + SCAN_GAP_MS - monotonicMs();
+    const gap = Math.min(SCAN_GAP_MAX_MS, this.lastChildren * SCAN_GAP_PER_CHILD_MS);
+    const wait = this.lastScan + gap - monotonicMs();
     if (wait <= 0) setImmediate(run);
     else this.pending = setTimeout(run, wait);
   }
@@ -142,7 +147,9 @@ export class Reaper {
     this.lastScan = now;
     let live: Set<number> | null = null;
     const seen = new Set<number>();
-    for (const pid of ourChildren()) {
+    const children = ourChildren();
+    this.lastChildren = children.length;
+    for (const pid of children) {
       if (this.opts.isWorker(pid)) continue;
       const st = stat(pid);
       if (!st) continue;

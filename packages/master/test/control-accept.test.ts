@@ -14,7 +14,7 @@ const turn = () => new Promise<void>((r) => setImmediate(r));
 // each: up to 3 s at 1,000 workers. The control server now takes the rest of a burst at each
 // accept. Checked by event order, not by time: connections queued while the loop is held are
 // all served within three turns of it.
-test('a burst of connections queued while the loop is busy is served within three turns', async () => {
+test('a burst of connections queued while the loop is busy is served within a few turns (not one per turn)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ein-accept-'));
   const path = join(dir, 'c.sock');
   const lines: string[] = [];
@@ -36,9 +36,15 @@ test('a burst of connections queued while the loop is busy is served within thre
     const held = spawnSync(process.execPath, ['-e', script], { timeout: 60_000, stdio: ['ignore', 'ignore', 'pipe'] });
     assert.equal(held.status, 0, `the helper connected ${k} times: ${String(held.stderr)}`);
     // The first turn may end before the loop polls (this code runs before the poll phase);
-    // the second accepts, the third reads. One per turn would have served 1 by then.
-    for (let i = 0; i < 3; i++) await turn();
-    assert.equal(seen.length, k, `requests served within three turns of the loop: ${seen.length} of ${k}`);
+    // the second accepts, the third reads: three turns on a quiet machine. Allowed up to
+    // ten (a loaded machine may split a poll's readiness over turns); one accept per turn
+    // would have served at most ten of the forty by then.
+    let turns = 0;
+    while (seen.length < k && turns < 10) {
+      await turn();
+      turns++;
+    }
+    assert.equal(seen.length, k, `requests served within ${turns} turns of the loop: ${seen.length} of ${k}`);
   } finally {
     server.close();
     rmSync(dir, { recursive: true, force: true });
