@@ -6,23 +6,16 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { load, until } from './harness.js';
+import { freePort, load, until } from './harness.js';
 import { WEB, cleanupDrivers, get, newDir, startDriver, type DriverProc } from './dyno-harness.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupDrivers(), []);
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** connect() to a unix path or a loopback port: 'ok' or the error code. */
 async function tryConnect(to: string | number): Promise<string> {

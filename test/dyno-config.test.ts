@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { createConnection, createServer } from 'node:net';
 import { LineSplitter, decodeReply, encodeRequest } from '@einhyrningsins/protocol';
 import { join } from 'node:path';
-import { load, sleep, until } from './harness.js';
+import { freePort, load, sleep, until } from './harness.js';
 import { alive } from './proc.js';
 import { spawn } from 'node:child_process';
 import { DYNO_BIN, WEB, cleanupDrivers, get, newDir, runDyno, startDriver, type DynoState } from './dyno-harness.js';
@@ -17,14 +17,6 @@ afterEach(async () => {
   assert.deepEqual(await cleanupDrivers(), []);
 });
 
-/** A loopback port free right now (a config's socket= names its port). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const upAll = (st: DynoState, want: Record<string, number>) =>
   Object.entries(want).every(([t, n]) => st.types[t]?.workers.length === n && st.types[t]!.workers.every((w) => w.state === 'up') && !st.types[t]!.upgrading);

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { load, until } from './harness.js';
+import { freePort, load, until } from './harness.js';
 import { WEB, cleanupDrivers, get, newDir, runDyno, startDriver, type DynoState } from './dyno-harness.js';
 
 const servers = new Set<http.Server>();
@@ -22,13 +22,6 @@ afterEach(async () => {
   assert.deepEqual(await cleanupDrivers(), []);
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A release of the web program: the test's web server with RELEASE_MARKER=VERSION; `crash`: exits at once. */
 function webRelease(version: string, crash = false): Buffer {

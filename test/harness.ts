@@ -437,3 +437,16 @@ export function load(port: number, conns: number, opts: LoadOptions = {}): { res
     },
   };
 }
+
+/** A loopback TCP port free right now (for configs and servers that name their port). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}

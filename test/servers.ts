@@ -7,9 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { alive, fixture, httpGet, load, startMaster, tempDir, until, type LoadResult, type MasterProc } from './harness.js';
+import { alive, fixture, freePort, httpGet, load, startMaster, tempDir, until, type LoadResult, type MasterProc } from './harness.js';
 
 const SERVERS = fixture('servers');
 
@@ -136,17 +135,7 @@ export const RECIPES: readonly Recipe[] = [
   },
 ];
 
-/** A loopback port free right now (for servers whose config names it). */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Phase {
   ok: number;

@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { BIN, SupervisorProc, cleanupAll, fixture, startMaster, tempDir, track, until } from './harness.js';
+import { BIN, SupervisorProc, cleanupAll, fixture, freePort, startMaster, tempDir, track, until } from './harness.js';
 import { notifyReceiver, stopNotifyReceivers } from './notify.js';
 
 afterEach(async () => {
@@ -87,13 +86,6 @@ test('the children see neither NOTIFY_SOCKET, WATCHDOG_* nor LISTEN_*', async ()
   await m.stop();
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const haveActivate = spawnSync('systemd-socket-activate', ['--help'], { stdio: 'ignore' }).status === 0;
 

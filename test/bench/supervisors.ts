@@ -19,10 +19,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ctl, ROOT } from '../harness.js';
+import { ctl, freePort, ROOT } from '../harness.js';
 import { statusKb } from '../proc.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -46,13 +45,6 @@ async function until<T>(what: string, fn: () => Promise<T | null> | T | null, ti
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function run(cmd: string, args: string[]): Promise<{ out: string; ms: number; code: number }> {
   const t0 = performance.now();
