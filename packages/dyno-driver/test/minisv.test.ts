@@ -100,7 +100,7 @@ test("task: minisv's fields as a program; keys matched case-insensitively as Go'
   assert.equal(x.autorestart, 'true');
   assert.equal(x.oneTime, undefined);
   assert.equal(x.redirectStderr, true);
-  const core = programCore(p, 1, false);
+  const core = programCore(p, 1, false, 30);
   assert.equal(core.respawnDelayMs, 2000);
   assert.equal(core.minReadyMs, 10_000);
   assert.equal(core.signalTimeoutMs, 60_000);
@@ -109,14 +109,21 @@ test("task: minisv's fields as a program; keys matched case-insensitively as Go'
   const d = task('{"command": "x"}').processes[0];
   assert.equal(d?.stopwaitsecs, 10);
   assert.equal(d?.directory, null);
-  assert.equal(programCore(task('{"command": "x", "restartPause": 0}'), 1, false).respawnDelayMs, 100);
+  assert.equal(programCore(task('{"command": "x", "restartPause": 0}'), 1, false, 30).respawnDelayMs, 100);
+});
+
+test("task: ack as the INI key: manual:SECONDS is the task's own ACK deadline, manual the driver's --ack-timeout", () => {
+  assert.deepEqual(task('{"command": "x", "ack": "manual:1.5"}').processes[0]?.ack, { kind: 'manual', deadlineSec: 1.5 });
+  assert.deepEqual(programCore(task('{"command": "x", "ACK": "manual:1.5"}'), 1, false, 30).ackMode, { kind: 'manual', deadlineMs: 1500 });
+  assert.deepEqual(programCore(task('{"command": "x", "ack": "manual"}'), 1, false, 12).ackMode, { kind: 'manual', deadlineMs: 12_000 });
+  assert.deepEqual(programCore(task('{"command": "x"}'), 1, false, 12).ackMode, { kind: 'timer', ms: 1000 });
 });
 
 test('task: oneTime runs only when asked, is never restarted, and a failed spawn is not retried', () => {
   const p = task('{"command": "/usr/bin/git", "args": ["pull"], "oneTime": true}');
   assert.equal(p.processes[0]?.oneTime, true);
   assert.equal(programQuantity(p), 0);
-  const c = programCore(p, 1, false);
+  const c = programCore(p, 1, false, 30);
   assert.equal(c.respawn, false);
   assert.equal(c.retries, 0);
   assert.deepEqual(c.ackMode, { kind: 'timer', ms: 0 });
@@ -155,6 +162,8 @@ test('task: every bad field is refused with its line and a message naming it', (
   bad('{"command": "x", "handoff": "systemd"}', /field "handoff": needs a "socket"/);
   bad('{"command": "x", "oneTime": true, "socket": "tcp://127.0.0.1:9"}', /a one-time task cannot have a socket/);
   bad('{"command": "a\\u0000b"}', /contains NUL/);
+  bad('{"command": "x",\n"ack": "manual:0"}', /^task t: field "ack": ack=manual:SECONDS expects an ACK deadline of more than 0 and at most 86400 seconds, got "manual:0"$/, 2);
+  bad('{"command": "x", "ack": "later"}', /field "ack": ack expects 'manual', 'manual:SECONDS'/);
   // In a config file an unknown key is a warning, once, naming it.
   const warned: string[] = [];
   task('{"command": "x", "graylog": 1}', 'warn', (l, m) => warned.push(`${l}: ${m}`));
