@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HttpRequest } from '@einhyrningsins/master';
@@ -119,6 +119,42 @@ test("task: ack as the INI key: manual:SECONDS is the task's own ACK deadline, m
   assert.deepEqual(programCore(task('{"command": "x"}'), 1, false, 12).ackMode, { kind: 'timer', ms: 1000 });
 });
 
+test('task: fetch, fetchInterval, fetchMaxSize and watch as the INI keys fetch=, fetch_interval=, fetch_max_size=, watch=; each bad one refused at its line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'minisv-fetch-'));
+  try {
+    mkdirSync(join(dir, 'deploy'));
+    const t2 = (json: string) => readTask('t', parseJsonLoc(json), { cwd: dir, logs: NO_LOG_FILES, unknown: 'error', warn: () => undefined });
+    const x = t2('{"command": "/srv/app/bin", "fetch": "https://releases.example/app", "fetchInterval": 0.5, "fetchMaxSize": "64MB", "watch": ["deploy/current", "/etc/app.env"]}').processes[0]!;
+    assert.deepEqual(x.fetch, { url: 'https://releases.example/app', intervalSec: 0.5, maxBytes: 64 * 1024 * 1024 });
+    assert.deepEqual(x.watch, [join(dir, 'deploy/current'), '/etc/app.env']);
+    // The INI defaults; a number of bytes; one path as a string; keys in any case.
+    const y = t2('{"command": "/srv/app/bin", "FETCH": "file:///srv/releases/app", "fetchmaxsize": 1024, "Watch": "VERSION"}');
+    assert.deepEqual(y.processes[0]!.fetch, { url: 'file:///srv/releases/app', intervalSec: 60, maxBytes: 1024 });
+    assert.deepEqual(y.processes[0]!.watch, [join(dir, 'VERSION')]);
+    assert.equal(y.fetchLoc?.line, 1);
+    assert.equal(t2('{"command": "x"}').fetchLoc, null);
+    assert.deepEqual(t2('{"command": "x", "watch": null, "fetch": null}').processes[0]!.watch, []);
+    const bad = (json: string, message: string, line: number) => {
+      assert.throws(() => t2(json), (err: unknown) => err instanceof TaskError && err.message === message && err.line === line, json);
+    };
+    bad('{"command": "x",\n"fetch": "ftp://h/a"}', `task t: field "fetch": ftp://h/a: unsupported scheme 'ftp' (http, https or file)`, 2);
+    bad('{"command": "x",\n"fetch": 5}', 'task t: field "fetch": expected a string, got a number', 2);
+    bad('{"command": "x",\n"fetchInterval": 5}', 'task t: field "fetchInterval": only means something with "fetch"', 2);
+    bad('{"command": "x", "fetch": "http://h/a",\n"fetchInterval": 0}', 'task t: field "fetchInterval": expects a number of seconds greater than 0, got "0"', 2);
+    bad('{"command": "x", "fetch": "http://h/a",\n"fetchInterval": true}', 'task t: field "fetchInterval": expected a number or a string, got a boolean', 2);
+    bad('{"command": "x", "fetch": "http://h/a",\n"fetchMaxSize": "lots"}', 'task t: field "fetchMaxSize": expects a size in bytes (or with a K, M or G suffix, e.g. 64M or 64MB), got "lots"', 2);
+    bad('{"command": "x",\n"watch": "/no/such/dir/file"}', 'task t: field "watch": /no/such/dir/file: directory /no/such/dir does not exist', 2);
+    bad('{"command": "x",\n"watch": ["a", 1]}', 'task t: field "watch": expected a path or an array of paths, one is a number', 2);
+    bad('{"command": "x",\n"watch": []}', 'task t: field "watch": expected a path or an array of paths, got an empty array', 2);
+    bad('{"command": "x",\n"watch": [""]}', 'task t: field "watch": a path is empty', 2);
+    // In minisv.json, the fetch's line is the file's (messages about the executable point there).
+    const c = parseMinisvConfig('{"tasks": {\n"a": {"command": "/srv/a",\n"fetch": "http://h/a"}}}', 'm.json', dir);
+    assert.deepEqual(c.model.programs[0]?.fetchLoc, { file: 'm.json', line: 3 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('task: oneTime runs only when asked, is never restarted, and a failed spawn is not retried', () => {
   const p = task('{"command": "/usr/bin/git", "args": ["pull"], "oneTime": true}');
   assert.equal(p.processes[0]?.oneTime, true);
@@ -167,7 +203,7 @@ test('task: every bad field is refused with its line and a message naming it', (
   // In a config file an unknown key is a warning, once, naming it.
   const warned: string[] = [];
   task('{"command": "x", "graylog": 1}', 'warn', (l, m) => warned.push(`${l}: ${m}`));
-  assert.deepEqual(warned, ['1: task t: unknown field "graylog" (known: command, args, workdir, wait, restartPause, startTime, oneTime, env, socket, handoff, ack); ignored']);
+  assert.deepEqual(warned, ['1: task t: unknown field "graylog" (known: command, args, workdir, wait, restartPause, startTime, oneTime, env, socket, handoff, ack, fetch, fetchInterval, fetchMaxSize, watch); ignored']);
 });
 
 const README_EXAMPLE = `{

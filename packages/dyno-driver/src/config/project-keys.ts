@@ -125,6 +125,11 @@ export function parseFetchMaxSize(text: string): number {
 export function parseWatch(text: string, cwd: string): string[] {
   const paths = text.split(',').map((p) => p.trim());
   if (paths.some((p) => p === '')) throw new ValueError(`expects PATH[,PATH...], got ${JSON.stringify(text)}`);
+  return watchPaths(paths, cwd);
+}
+
+/** Watched paths (a minisv task's "watch" array), each resolved against `cwd`; the directory of each must exist. */
+export function watchPaths(paths: readonly string[], cwd: string): string[] {
   return paths.map((p) => {
     const abs = resolve(cwd, p);
     const problem = watchPathProblem(abs);
