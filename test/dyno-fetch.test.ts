@@ -427,3 +427,44 @@ test('--config fetch= with ack=manual:SECONDS: a release whose processes never A
   assert.deepEqual(tempFiles(dir), []);
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });
+
+test('minisv.json fetch/watch: a task fetches its releases and a watched path restarts its task, as the INI keys; the other task untouched', async () => {
+  const dir = newDir();
+  const bin = join(dir, 'worker');
+  const releases = join(dir, 'releases');
+  const out = join(dir, 'out');
+  const worker = (v: string) => Buffer.from(`#!/bin/sh\necho "${v} $$" >> "${out}"\nexec sleep 600\n`);
+  writeFileSync(bin, worker('v1'), { mode: 0o755 });
+  writeFileSync(join(dir, 'deploy.txt'), 'one\n');
+  writeFileSync(
+    join(dir, 'minisv.json'),
+    JSON.stringify({
+      tasks: {
+        fetched: { command: bin, fetch: `file://${releases}`, fetchInterval: 0.1, fetchMaxSize: '1K' },
+        watched: { command: 'sleep', args: ['1001'], watch: ['deploy.txt'] },
+        plain: { command: 'sleep', args: ['1002'] },
+      },
+    }),
+  );
+  const d = startDriver(['start', '--config', 'minisv.json'], { dir });
+  const first = await until('every task up', async () => {
+    const s = await d.state();
+    return upAll(s, { fetched: 1, watched: 1, plain: 1 }) ? s : null;
+  }, 30_000);
+  writeFileSync(`${releases}.tmp`, worker('v2'));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:fetched\] fetch: installed release sha256 [0-9a-f]{12} \(\d+ bytes\) from file:\S+releases as \S+worker .*: upgrade done/, 20_000);
+  await until('the v2 process', () => readFileSync(out, 'utf8').trim().split('\n').at(-1)!.startsWith('v2 '), 20_000);
+  assert.equal(readFileSync(bin, 'utf8'), worker('v2').toString());
+  writeFileSync(join(dir, 'deploy.txt.new'), 'two\n');
+  renameSync(join(dir, 'deploy.txt.new'), join(dir, 'deploy.txt'));
+  await d.waitLog(/\[program:watched\] watch: \S+deploy\.txt changed \(.*\): upgrade done/, 20_000);
+  const second = await until('rolled', async () => {
+    const s = await d.state();
+    return upAll(s, { fetched: 1, watched: 1, plain: 1 }) && s.retiring.length === 0 ? s : null;
+  });
+  assert.notDeepEqual(pids(second, 'fetched'), pids(first, 'fetched'));
+  assert.notDeepEqual(pids(second, 'watched'), pids(first, 'watched'));
+  assert.deepEqual(pids(second, 'plain'), pids(first, 'plain'));
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
