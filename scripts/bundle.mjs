@@ -21,6 +21,7 @@
 //
 // Usage: node scripts/bundle.mjs [--metafile]
 import { build, transform } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -62,6 +63,10 @@ const programs = await build({
   outdir: dist,
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
+  // import() of a Node module (node:https for --fetch, ...) as require(): the master's bundle is
+  // run through vm.Script for its code cache (bin/code-cache.js), where a real import() needs a
+  // flag (--experimental-vm-modules) or an experimental loader constant that warns.
+  supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__einh_import_meta_url' },
   banner: { js: metaUrl },
   metafile: wantMeta,
@@ -121,3 +126,6 @@ writeFileSync(join(dist, 'worker.d.ts'), dts);
 writeFileSync(join(dist, 'worker.d.cts'), dts);
 writeFileSync(join(dist, 'VERSION'), `${pkg.version}\n`);
 if (wantMeta) writeFileSync(join(dist, 'meta.json'), JSON.stringify({ inputs: { ...programs.metafile.inputs, ...dynoMeta.inputs }, outputs: { ...programs.metafile.outputs, ...dynoMeta.outputs } }));
+// The master's V8 code cache (bin/code-cache.js): what its start-up compiles, made by running
+// one small master (scripts/code-cache.cjs).
+execFileSync(process.execPath, [join(root, 'scripts', 'code-cache.cjs'), join(dist, 'einhyrningsins.cjs')], { stdio: ['ignore', 'inherit', 'ignore'] });

@@ -109,6 +109,7 @@ test('the tarball is one self-contained package: programs, man pages, prebuilt b
     assert.ok(files.includes(`dist/${p}.cjs`), `dist/${p}.cjs`);
     assert.ok(files.includes(`man/${p}.1`), `man/${p}.1`);
   }
+  assert.ok(files.some((f) => new RegExp(`^dist/einhyrningsins\\.cjs\\.${process.arch}-v[\\d.]+-\\d+\\.cache$`).test(f)) && files.includes('bin/code-cache.js'), 'the master\'s V8 code cache (for the Node that packed it) and its loader');
   for (const f of ['dist/worker.js', 'dist/worker.cjs', 'dist/worker.d.ts', 'dist/worker.d.cts', 'LICENSE', 'README.md']) {
     assert.ok(files.includes(f), f);
   }

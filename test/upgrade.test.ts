@@ -13,10 +13,18 @@ afterEach(async () => {
 });
 
 test('upgrades under load drop no request and switch to the new release', async () => {
+  await upgradesUnderLoad([]);
+});
+
+test('with the handover paced (--handover after-boot --handover-gap 0.2) upgrades under load drop no request either', async () => {
+  await upgradesUnderLoad(['--handover', 'after-boot', '--handover-gap', '0.2']);
+});
+
+async function upgradesUnderLoad(extra: string[]): Promise<void> {
   const dir = tempDir();
   const releaseFile = join(dir, 'release');
   writeFileSync(releaseFile, 'r0');
-  const m = startMaster(['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', '--', process.execPath, fixture('drain-child.mjs')], {
+  const m = startMaster(['-n', '2', '-b', '127.0.0.1:0,r', '-m', 'manual', ...extra, '--', process.execPath, fixture('drain-child.mjs')], {
     env: { FIXTURE_RELEASE_FILE: releaseFile },
     dir,
   });
@@ -40,7 +48,7 @@ test('upgrades under load drop no request and switch to the new release', async 
   assert.ok(releases.has('r0') && releases.has('r5'), `served the old and the new releases: ${[...releases]}`);
   for (const p of seenPids) m.seenChildren.add(p);
   await m.stop();
-});
+}
 
 test('an upgrade whose new workers crash is abandoned; the old ones keep serving', async () => {
   const dir = tempDir();

@@ -32,6 +32,11 @@ export interface LoadOptions {
    */
   reconnectEvery?: number;
   path?: string;
+  /**
+   * Keep every 2xx request's start (ms since the mark) and latency (ms), for latency
+   * around an event (the upgrade-window phase). Off by default: it costs memory.
+   */
+  record?: boolean;
 }
 
 export interface LoadCounts {
@@ -58,6 +63,11 @@ export interface LoadResult extends LoadCounts {
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   /** 2xx responses per 100 ms bucket since the mark. */
   buckets: number[];
+  /** With `record`: the mark as an epoch time in ms (performance.timeOrigin + now, comparable across threads). */
+  markEpochMs?: number;
+  /** With `record`: per 2xx request, its start (ms since the mark) and latency (ms), in completion order. */
+  starts?: Float64Array;
+  latencies?: Float32Array;
 }
 
 const BUCKET_MS = 100;
@@ -89,12 +99,19 @@ class Generator {
   private readonly reconnectEvery: number;
   private readonly conns = new Set<Conn>();
   private readonly sweeper: NodeJS.Timeout;
+  private starts: Float64Array | null = null;
+  private latencies: Float32Array | null = null;
+  private recorded = 0;
 
   constructor(readonly opts: LoadOptions) {
     const head = `GET ${opts.path ?? '/'} HTTP/1.1\r\nHost: ${opts.host}:${opts.port}\r\n`;
     this.request = Buffer.from(`${head}\r\n`, 'latin1');
     this.lastRequest = Buffer.from(`${head}Connection: close\r\n\r\n`, 'latin1');
     this.reconnectEvery = opts.reconnectEvery ?? 0;
+    if (opts.record) {
+      this.starts = new Float64Array(1 << 16);
+      this.latencies = new Float32Array(1 << 16);
+    }
     for (let i = 0; i < opts.connections; i++) this.open();
     this.sweeper = setInterval(() => this.sweep(), 50);
   }
@@ -105,6 +122,7 @@ class Generator {
     this.hist.fill(0);
     this.maxLatency = 0;
     this.buckets = [];
+    this.recorded = 0;
     this.t0 = performance.now();
   }
 
@@ -127,7 +145,29 @@ class Generator {
         max: this.maxLatency,
       },
       buckets: Array.from(this.buckets, (v) => v ?? 0),
+      ...(this.starts && this.latencies
+        ? {
+            markEpochMs: performance.timeOrigin + this.t0,
+            starts: this.starts.slice(0, this.recorded),
+            latencies: this.latencies.slice(0, this.recorded),
+          }
+        : {}),
     };
+  }
+
+  private record(start: number, lat: number): void {
+    if (!this.starts || !this.latencies) return;
+    if (this.recorded === this.starts.length) {
+      const s = new Float64Array(this.starts.length * 2);
+      s.set(this.starts);
+      this.starts = s;
+      const l = new Float32Array(this.latencies.length * 2);
+      l.set(this.latencies);
+      this.latencies = l;
+    }
+    this.starts[this.recorded] = start;
+    this.latencies[this.recorded] = lat;
+    this.recorded++;
   }
 
   private quantile(q: number): number {
@@ -167,12 +207,14 @@ class Generator {
 
   answered(conn: Conn, status: number): void {
     const now = performance.now();
-    const lat = now - conn.sentAt;
+    const sentAt = conn.sentAt;
+    const lat = now - sentAt;
     conn.sentAt = -1;
     if (status >= 200 && status < 300) {
       this.counts.ok++;
       const b = Math.floor((now - this.t0) / BUCKET_MS);
       if (b >= 0) this.buckets[b] = (this.buckets[b] ?? 0) + 1;
+      if (sentAt >= this.t0) this.record(sentAt - this.t0, lat);
     } else {
       this.counts.non2xx++;
     }

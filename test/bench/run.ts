@@ -25,8 +25,11 @@
  *
  * Options (or the BENCH_* variables): --n 2,4  --conns 50  --warmup 2  --slice 2
  * --rounds 8  --idle-upgrades 5  --zd 20  --zd-upgrades 15  --timeout-ms 2000  --reconnect 1000
- * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale  --out FILE
- * --scale-n 128,256,1000  --scale-idle 10  --scale-upgrades 10  --scale-upgrade-s 90
+ * --baseline-drain 0|1  --startup-runs 20  --cold-rounds 7  --only startup|logfile|scale|window  --out FILE
+ * --scale-n 128,256,1000  --scale-idle 10  --scale-upgrades 10  --scale-upgrade-s 90  --window-rounds 3
+ * Then the upgrade-window phase (test/bench/window.ts): latency and capacity lost around each
+ * upgrade under load, ours against the baseline restarting its children the way Server::Starter
+ * does, as ratios (--window-rounds).
  * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
  * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
  * (`npm run bench -- --help`)
@@ -41,6 +44,7 @@ import { Baseline, HOST, Ours, live, median, sleep, type System } from './system
 import { logfileBench, type LogfileCheck } from './logfile.js';
 import { killScale, scaleBench, scaleTable, type ScaleResult } from './scale.js';
 import { killStartup, startupBench, startupTable, type StartupCheck, type StartupResult } from './startup.js';
+import { WINDOW_DEFAULTS, killWindow, windowBench, windowTable, type WindowResult } from './window.js';
 
 // ---- configuration -------------------------------------------------------------
 
@@ -64,6 +68,7 @@ interface Config {
   scaleIdleS: number;
   scaleUpgrades: number;
   scaleUpgradeS: number;
+  windowRounds: number;
 }
 
 const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
@@ -84,11 +89,16 @@ const OPTIONS: Record<string, { env: string; def: string; help: string }> = {
   },
   'startup-runs': { env: 'BENCH_STARTUP_RUNS', def: '20', help: 'start-up phase: --version runs per program (0: skip the start-up phase)' },
   'cold-rounds': { env: 'BENCH_COLD_ROUNDS', def: '7', help: 'start-up phase: cold-start pairs (bare launcher, ours), interleaved' },
-  only: { env: 'BENCH_ONLY', def: '', help: '"startup", "logfile" or "scale": run only that phase' },
+  only: { env: 'BENCH_ONLY', def: '', help: '"startup", "logfile", "scale" or "window": run only that phase' },
   'scale-n': { env: 'BENCH_SCALE_N', def: '128,256,1000', help: 'scale phase: worker counts (0: skip the scale phase)' },
   'scale-idle': { env: 'BENCH_SCALE_IDLE_S', def: '10', help: 'scale phase: seconds of idle master CPU measured once all are up (0: skip)' },
   'scale-upgrades': { env: 'BENCH_SCALE_UPGRADES', def: '10', help: 'scale phase: upgrades of each N, back to back (RSS per worker after the first and the last)' },
   'scale-upgrade-s': { env: 'BENCH_SCALE_UPGRADE_S', def: '90', help: 'scale phase: ... or fewer, once they have taken this many seconds' },
+  'window-rounds': {
+    env: 'BENCH_WINDOW_ROUNDS',
+    def: '3',
+    help: 'upgrade-window phase: rounds of (baseline, ours) x 20 s of load with 5 upgrades each (0: skip)',
+  },
   out: { env: 'BENCH_OUT', def: '', help: 'JSON results file (default: under os.tmpdir())' },
 };
 
@@ -121,7 +131,9 @@ function parseConfig(argv: string[]): Config {
     .split(',')
     .map((s) => Number(s.trim()));
   if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error(`--n: expected worker counts 1..64, got "${get('n')}"`);
-  if (!['', 'startup', 'logfile', 'scale'].includes(get('only'))) throw new Error(`--only: expected "startup", "logfile" or "scale", got "${get('only')}"`);
+  if (!['', 'startup', 'logfile', 'scale', 'window'].includes(get('only'))) {
+    throw new Error(`--only: expected "startup", "logfile", "scale" or "window", got "${get('only')}"`);
+  }
   if (get('scale-n') !== '0' && get('scale-n').split(',').some((x) => !Number.isInteger(Number(x.trim())) || Number(x) < 1 || Number(x) > 5000)) {
     throw new Error(`--scale-n: expected worker counts 1..5000 (or 0), got "${get('scale-n')}"`);
   }
@@ -145,6 +157,7 @@ function parseConfig(argv: string[]): Config {
     scaleIdleS: num('scale-idle', 0),
     scaleUpgrades: Math.max(1, Math.round(num('scale-upgrades', 1))),
     scaleUpgradeS: num('scale-upgrade-s', 0),
+    windowRounds: Math.round(num('window-rounds', 0)),
     out: get('out') || join(tmpdir(), `einhyrningsins-bench-${stamp}.json`),
   };
 }
@@ -540,6 +553,11 @@ function table(res: NResult, cfg: Config, checks: Check[]): string {
   ].join('\n');
 }
 
+/** The window phase without its per-request arrays (already reduced to figures). */
+function windowSummary(r: WindowResult | null): unknown {
+  return r && { lost: r.lost, p99: r.p99, runs: r.runs };
+}
+
 function note(msg: string): void {
   process.stderr.write(`bench: ${msg}\n`);
 }
@@ -549,6 +567,7 @@ function note(msg: string): void {
 function killEverything(): void {
   killStartup();
   killScale();
+  killWindow();
   for (const l of loads) l.kill();
   loads.clear();
   for (const s of [...live]) {
@@ -593,7 +612,8 @@ async function main(): Promise<number> {
   // Hard bound on the whole run: a hung phase must not hang the bench.
   const perN = 12 + 2 * cfg.warmupS + cfg.rounds * 2 * (cfg.sliceS + 5) + cfg.idleUpgrades * 20 + cfg.zdS * 3 + 90;
   const scaleS = cfg.scaleNs.length * (cfg.scaleIdleS + cfg.scaleUpgradeS + 400) + 60;
-  const boundS = perN * cfg.ns.length + scaleS;
+  const windowS = cfg.windowRounds * 2 * (WINDOW_DEFAULTS.seconds + WINDOW_DEFAULTS.warmupS + 40);
+  const boundS = perN * cfg.ns.length + scaleS + windowS;
   const watchdog = setTimeout(() => {
     note(`watchdog: still running after ${boundS} s; killing everything`);
     killEverything();
@@ -605,7 +625,7 @@ async function main(): Promise<number> {
   const startupChecks: StartupCheck[] = [];
   let startup: StartupResult | null = null;
   let startupText = '';
-  if (cfg.startupRuns > 0 && cfg.only !== 'logfile' && cfg.only !== 'scale') {
+  if (cfg.startupRuns > 0 && (cfg.only === '' || cfg.only === 'startup')) {
     try {
       startup = await startupBench({ versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number });
       startupText = startupTable(startup, { versionRuns: cfg.startupRuns, coldRounds: cfg.coldRounds, n: cfg.ns[0] as number }, startupChecks);
@@ -652,6 +672,20 @@ async function main(): Promise<number> {
       await stopEverything();
     }
   }
+  let windowRes: WindowResult | null = null;
+  const windowChecks: Check[] = [];
+  if (cfg.windowRounds > 0 && (cfg.only === '' || cfg.only === 'window')) {
+    note(`upgrade window: ${cfg.windowRounds} rounds of baseline and ours, ${WINDOW_DEFAULTS.seconds} s of load with ${WINDOW_DEFAULTS.upgrades} upgrades each`);
+    const n = cfg.ns[0] as number;
+    try {
+      windowRes = await windowBench({ n, rounds: cfg.windowRounds, conns: cfg.conns, timeoutMs: cfg.timeoutMs, ...WINDOW_DEFAULTS }, note);
+    } catch (err) {
+      note(`upgrade-window phase failed: ${(err as Error).stack ?? String(err)}`);
+      killWindow();
+      await stopEverything();
+      windowChecks.push({ metric: 'upgrade-window phase ran to the end', ok: false });
+    }
+  }
   let scale: ScaleResult | null = null;
   if (cfg.scaleNs.length > 0 && (cfg.only === '' || cfg.only === 'scale')) {
     try {
@@ -664,8 +698,9 @@ async function main(): Promise<number> {
   }
   clearTimeout(watchdog);
 
-  const checks: Check[] = [...startupChecks, ...logfileChecks];
+  const checks: Check[] = [...startupChecks, ...logfileChecks, ...windowChecks];
   const tables = results.map((r) => table(r, cfg, checks));
+  if (windowRes) tables.push(windowTable(windowRes, { n: cfg.ns[0] as number, rounds: cfg.windowRounds, conns: cfg.conns, timeoutMs: cfg.timeoutMs, ...WINDOW_DEFAULTS }, checks));
   if (scale) tables.push(scaleTable(scale, checks));
   if (logfileText) tables.unshift(logfileText);
   if (startupText) tables.unshift(`Start-up (N=${cfg.ns[0]}, same run):\n${startupText}`);
@@ -675,7 +710,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\neinhyrningsins bench (node ${process.version}, ${HOST}, ${seconds.toFixed(0)} s)\n\n${tables.join('\n\n')}\n\n`);
   writeFileSync(
     cfg.out,
-    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, scale, checks }, null, 2) + '\n',
+    JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, seconds, startup, results, window: windowSummary(windowRes), scale, checks }, null, 2) + '\n',
   );
   process.stdout.write(`results: ${cfg.out}\n`);
   if (missed.length) {

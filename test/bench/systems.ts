@@ -5,7 +5,7 @@
  * Both track every process they start and can always be stopped or killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -76,6 +76,7 @@ export class Baseline implements System {
   readonly masterPid = null;
   private readonly children: Array<{ proc: ChildProcess; t: Tracked | null; exited: Promise<void> }> = [];
   private fd: number | null;
+  private env: NodeJS.ProcessEnv = {};
   readyMs = 0;
   readonly port: number;
 
@@ -98,28 +99,59 @@ export class Baseline implements System {
     const t0 = performance.now();
     const b = new Baseline(mkdtempSync(join(tmpdir(), 'ein-bench-base-')));
     live.add(b);
-    const env = { ...cleanEnv(), EINHORN_FD_COUNT: '1', EINHORN_FD_0: '3', BENCH_READY_DIR: b.dir, BENCH_GRACEFUL: graceful ? '1' : '0' };
-    for (let i = 0; i < n; i++) {
-      const proc = spawn(process.execPath, [CHILD], { stdio: ['ignore', 'inherit', 'inherit', b.fd as number], env, cwd: b.dir });
-      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-      b.children.push({ proc, t: proc.pid !== undefined ? new Tracked(proc.pid) : null, exited });
-    }
-    await until(
-      `${n} baseline children listening`,
-      () => {
-        const dead = b.children.find((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
-        if (dead) throw new Error(`baseline child ${dead.proc.pid} exited (${dead.proc.exitCode ?? dead.proc.signalCode})`);
-        return readdirSync(b.dir).length >= n;
-      },
-      15_000,
-      10,
-    );
+    b.env = { ...cleanEnv(), EINHORN_FD_COUNT: '1', EINHORN_FD_0: '3', BENCH_READY_DIR: b.dir, BENCH_GRACEFUL: graceful ? '1' : '0' };
+    const first = b.spawnSome(n);
+    await b.untilListening(first, n);
     b.readyMs = performance.now() - t0;
     return b;
   }
 
+  private spawnSome(n: number): Set<number> {
+    const pids = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const proc = spawn(process.execPath, [CHILD], { stdio: ['ignore', 'inherit', 'inherit', this.fd as number], env: this.env, cwd: this.dir });
+      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+      this.children.push({ proc, t: proc.pid !== undefined ? new Tracked(proc.pid) : null, exited });
+      if (proc.pid !== undefined) pids.add(proc.pid);
+    }
+    return pids;
+  }
+
+  /** Until every child of `pids` has written its ready file (it listens). */
+  private async untilListening(pids: Set<number>, n: number): Promise<void> {
+    await until(
+      `${n} baseline children listening`,
+      () => {
+        const dead = this.children.find((c) => pids.has(c.proc.pid as number) && (c.proc.exitCode !== null || c.proc.signalCode !== null));
+        if (dead) throw new Error(`baseline child ${dead.proc.pid} exited (${dead.proc.exitCode ?? dead.proc.signalCode})`);
+        return pids.size >= n && readdirSync(this.dir).filter((f) => pids.has(Number(f))).length >= n;
+      },
+      15_000,
+      5,
+    );
+  }
+
+  /**
+   * A restart done the way Server::Starter does one (its default --interval 1): start a
+   * new set of N children; once every one listens, wait `intervalMs`; then ask the old
+   * ones to drain (SIGUSR2: the worker library's gracefulDrain) and wait until they have
+   * exited. `ms`: from the start to the old ones gone (the new ones were ready before).
+   * The upgrade-window phase's reference, next to which ours is measured.
+   */
+  async restart(intervalMs: number, timeoutMs = 20_000): Promise<{ ms: number }> {
+    const t0 = performance.now();
+    const old = this.children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+    const n = old.length;
+    const fresh = this.spawnSome(n);
+    await this.untilListening(fresh, n);
+    await sleep(intervalMs);
+    for (const c of old) c.t?.kill('SIGUSR2');
+    await within('old baseline children to drain and exit', Promise.all(old.map((c) => c.exited)), timeoutMs);
+    return { ms: performance.now() - t0 };
+  }
+
   async workerPids(): Promise<number[]> {
-    return this.children.map((c) => c.proc.pid as number);
+    return this.children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null).map((c) => c.proc.pid as number);
   }
 
   async stop(): Promise<StopReport> {
@@ -177,9 +209,12 @@ export class Ours implements System {
   ) {
     this.master = proc.pid !== undefined ? new Tracked(proc.pid) : null;
     this.exited = new Promise((r) => proc.once('exit', () => r()));
-    proc.stdout!.on('data', (d: Buffer) => this.tail(d));
-    proc.stderr!.on('data', (d: Buffer) => this.tail(d));
+    proc.stdout?.on('data', (d: Buffer) => this.tail(d));
+    proc.stderr?.on('data', (d: Buffer) => this.tail(d));
   }
+
+  /** With `logToFile`: the master's (and its workers') output goes to this file. */
+  private logFile: string | null = null;
 
   get sockPath(): string {
     return join(this.dir, 'b.sock');
@@ -191,6 +226,13 @@ export class Ours implements System {
 
   /** The last lines the master (and its workers) printed, for error messages. */
   get log(): string {
+    if (this.logFile) {
+      try {
+        return readFileSync(this.logFile, 'utf8').slice(-8000);
+      } catch {
+        return '';
+      }
+    }
     return this.stderrTail;
   }
 
@@ -198,14 +240,27 @@ export class Ours implements System {
     this.stderrTail = (this.stderrTail + d.toString()).slice(-8000);
   }
 
-  static async start(n: number): Promise<Ours> {
+  /**
+   * `logToFile`: the master writes its log into a file, as under a journal, instead of a pipe
+   * to the bench (the upgrade-window phase: on a loaded machine a pipe the bench reads late
+   * blocks the master's synchronous log writes in the very window being measured).
+   */
+  static async start(n: number, opts: { logToFile?: boolean } = {}): Promise<Ours> {
     const t0 = performance.now();
     const dir = mkdtempSync(join(tmpdir(), 'ein-bench-'));
     // BENCH_OURS_ARGS: extra master options, for A/B runs (e.g. "--upgrade-nice 0").
     const extra = (process.env.BENCH_OURS_ARGS ?? '').split(/\s+/).filter(Boolean);
     const args = [BIN, '-n', String(n), '-b', `${HOST}:0,r`, '-m', 'manual', '-d', join(dir, 'b.sock'), ...extra, '--', process.execPath, CHILD];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: dir });
+    const logFile = opts.logToFile ? join(dir, 'master.log') : null;
+    const logFd = logFile ? openSync(logFile, 'a') : null;
+    let proc: ChildProcess;
+    try {
+      proc = spawn(process.execPath, args, { stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'], env: cleanEnv(), cwd: dir });
+    } finally {
+      if (logFd !== null) closeSync(logFd);
+    }
     const o = new Ours(n, dir, proc);
+    o.logFile = logFile;
     live.add(o);
     const failed = () => {
       if (proc.exitCode !== null || proc.signalCode !== null) {
@@ -216,7 +271,7 @@ export class Ours implements System {
       'the master to log "listening on"',
       () => {
         failed();
-        return /listening on 127\.0\.0\.1:(\d+)/.exec(o.stderrTail);
+        return /listening on 127\.0\.0\.1:(\d+)/.exec(o.log);
       },
       10_000,
       10,
@@ -285,6 +340,28 @@ export class Ours implements System {
     );
     await within('the final reply to upgrade', reply, timeoutMs);
     return { ms, replyMs, message, ok: message === 'Upgrade done' };
+  }
+
+  /**
+   * One rolling upgrade without asking the master anything while it runs (`upgrade`'s
+   * status polls cost the master CPU in the very window being measured): done once the
+   * final reply has come (the new workers are up) and every worker live before has exited
+   * (/proc, every 5 ms).
+   */
+  async upgradeUnpolled(timeoutMs = 20_000): Promise<{ ms: number; ok: boolean }> {
+    const old = (await this.workers()).map((w) => new Tracked(w.pid));
+    const t0 = performance.now();
+    let message = '';
+    await within(
+      'the final reply to upgrade',
+      (async () => {
+        for await (const r of (this.ctlUpgrade as ControlClient).request('upgrade')) message = r.message;
+      })(),
+      timeoutMs,
+    );
+    if (message !== 'Upgrade done') throw new Error(`upgrade: ${message}`);
+    const ms = await until(`upgrade: old workers gone`, () => (old.some((t) => t.alive) ? null : performance.now() - t0), timeoutMs, 5);
+    return { ms, ok: true };
   }
 
   /** SIGTERM (graceful: workers drain), wait; then SIGKILL whatever is left. */

@@ -42,6 +42,10 @@ export abstract class CoreState {
   protected upgrade: Upgrade | null = null;
   protected lastUpgrade: CoreSnapshot['lastUpgrade'] = null;
   protected respawnAt: number | null = null;
+  /** During an upgrade: when the last old worker was asked to drain (handover pacing). */
+  protected lastHandoverAt = -Infinity;
+  /** The `handover` timer is set for this time. */
+  protected handoverAt: number | null = null;
   /** The how-to-ACK explanation goes with the first missed deadline only. */
   protected ackHelpShown = false;
   protected now = 0;

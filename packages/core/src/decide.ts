@@ -57,10 +57,11 @@ export abstract class Decisions extends CoreState {
     const ready = (w: Worker) => w.state === 'up' && w.ready;
     // Each step counts in one pass over the workers and builds a list only when it acts:
     // this runs after every event, and 1,000 workers make thousands of events.
-    // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs).
-    if (this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target) {
-      this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
-    }
+    // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs)
+    // and, when the handover is paced, every old worker has been asked to drain.
+    const oldLeft = () => (this.cfg.handover && this.upgrade?.mode === 'smooth' ? this.count((w) => !isCur(w) && live(w)) : 0);
+    const upgraded = () => this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target && oldLeft() === 0;
+    if (upgraded()) this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
 
     // 2. Retire what is too much: a slot no longer wanted first.
     const wantedSlots = this.cfg.wantedSlots;
@@ -89,10 +90,11 @@ export abstract class Decisions extends CoreState {
       }
       if (curLive > target) this.retireSome(this.list((w) => isCur(w) && live(w)), curLive - target, 'too many workers');
       if (this.upgrade.mode === 'smooth') {
-        const excess = oldLive + curUp - target;
+        const excess = this.paceHandover(oldLive + curUp - target, () => this.count((w) => isCur(w) && w.state === 'starting') > 0);
         if (excess > 0) {
           this.progress(`Smooth upgrade: killing off ${Math.min(excess, oldLive)} old workers.`);
           this.retireSome(this.list((w) => !isCur(w) && live(w)), excess, 'replaced by a new generation');
+          if (upgraded()) this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
         }
       }
     } else {
@@ -139,6 +141,28 @@ export abstract class Decisions extends CoreState {
     // The slots in use, once for the whole burst (per spawn, 1,000 spawns cost O(n^2)).
     const used = this.usedSlots();
     for (let i = 0; i < n; i++) this.spawn(used);
+  }
+
+  /**
+   * How many of `excess` old workers to ask to drain now, under the `handover` pacing:
+   * none while a new worker boots (afterBoot), at most one per gapMs (a `handover` timer
+   * for the next one).
+   */
+  private paceHandover(excess: number, booting: () => boolean): number {
+    const h = this.cfg.handover;
+    if (excess <= 0 || !h) return excess;
+    if (h.afterBoot && booting()) return 0;
+    if (h.gapMs <= 0) return excess;
+    const at = this.lastHandoverAt + h.gapMs;
+    if (this.now < at) {
+      if (this.handoverAt !== at) {
+        this.handoverAt = at;
+        this.effect({ type: 'setTimer', key: 'handover', ms: at - this.now });
+      }
+      return 0;
+    }
+    this.lastHandoverAt = this.now;
+    return 1;
   }
 
   /** Slots a new worker may not take: every worker's (unique), or the current generation's live ones (named). */

@@ -157,6 +157,10 @@ export abstract class EventHandlers extends Decisions {
       this.respawnAt = null;
       return;
     }
+    if (kind === 'handover') {
+      this.handoverAt = null;
+      return;
+    }
     const w = this.workers.get(Number(key.slice(sep + 1)));
     if (!w) return;
     if (kind === 'ack' && w.state === 'starting') {
@@ -250,6 +254,7 @@ export abstract class EventHandlers extends Decisions {
       );
       return;
     }
+    this.lastHandoverAt = -Infinity;
     this.upgrade = {
       mode,
       generation: this.generation,

@@ -51,6 +51,15 @@ export interface CoreConfig {
   /** During an upgrade, at most this many processes beyond `number` at once; Infinity: all at once. */
   maxUpgradeAdditional: number;
   /**
+   * How a smooth upgrade hands the load over from the old workers to the new ones.
+   * `afterBoot`: no old worker is asked to drain while a worker of the new generation is
+   * still starting (booting competes for the CPU with the new workers taking over the
+   * connections). `gapMs`: at most one old worker asked to drain per gapMs, so that the
+   * new ones warm up on part of the load before they carry all of it. Defaults: false, 0
+   * (einhorn's: one old worker per new one up, at once).
+   */
+  handover?: { afterBoot: boolean; gapMs: number };
+  /**
    * How slots (EINHORN_CHILD_INDEX) are given. `unique` (einhorn): the lowest
    * one no living worker has, so a roll's new workers take free numbers.
    * `named` (Heroku's dyno names): the lowest one no starting or up worker of

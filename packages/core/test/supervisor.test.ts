@@ -535,6 +535,51 @@ test('minReady: an upgrade retires an old worker only once a new one has been up
   assert.equal(sim.repliesTo(4).at(-1), 'Upgrade done');
 });
 
+test('handover afterBoot: no old worker is asked to drain while a new one is still starting', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, handover: { afterBoot: true, gapMs: 0 } });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 4 });
+  const fresh = sim.alive((p) => p.generation === 1);
+  sim.ack(fresh[0]!.pid);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 2, 'the second new worker still boots');
+  sim.advance(1000);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 2);
+  sim.ack(fresh[1]!.pid);
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 0, 'both at once once every new one is up');
+  assert.equal(sim.repliesTo(4).at(-1), 'Upgrade done');
+});
+
+test('handover gapMs: one old worker per gap; the upgrade is done only once the last old one was asked to drain', () => {
+  const sim = new Sim({ number: 3, ackMode: manual, handover: { afterBoot: false, gapMs: 300 } });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 4 });
+  for (const p of sim.alive((q) => q.generation === 1)) sim.ack(p.pid);
+  const undrained = () => sim.alive((p) => p.generation === 0 && p.signals.length === 0).length;
+  assert.equal(undrained(), 2, 'one at once');
+  assert.notEqual(sim.repliesTo(4).at(-1), 'Upgrade done');
+  sim.advance(299);
+  assert.equal(undrained(), 2);
+  sim.advance(1);
+  assert.equal(undrained(), 1, 'the next one a gap later');
+  assert.notEqual(sim.repliesTo(4).at(-1), 'Upgrade done');
+  sim.advance(300);
+  assert.equal(undrained(), 0);
+  assert.equal(sim.repliesTo(4).at(-1), 'Upgrade done', 'done once every old worker was asked to drain');
+  assert.equal(sim.sup.snapshot().upgrade, null);
+});
+
+test('handover pacing leaves a fleet upgrade and the old workers of a failed upgrade alone', () => {
+  const sim = new Sim({ number: 2, ackMode: manual, handover: { afterBoot: true, gapMs: 300 } });
+  sim.start();
+  for (const p of sim.alive()) sim.ack(p.pid);
+  sim.feed({ type: 'upgrade', mode: 'fleet', replyTo: 4 });
+  for (const p of sim.alive((q) => q.generation === 1)) sim.ack(p.pid);
+  assert.equal(sim.repliesTo(4).at(-1), 'Upgrade done');
+  assert.equal(sim.alive((p) => p.generation === 0 && p.signals.length === 0).length, 0, 'a fleet upgrade retires the old fleet at once');
+});
+
 test('an upgrade to a release that exits right after its ack is abandoned; the old workers keep serving', () => {
   const sim = new Sim({ number: 2, ackMode: manual, retries: 2, upgradeRetries: 2, respawnDelayMs: 1000, minReadyMs: 1000 });
   sim.start();

@@ -17,6 +17,7 @@ export function coreConfig(o: Options): Partial<CoreConfig> {
         ? { kind: 'manual', deadlineMs: o.ackTimeoutSec * 1000 }
         : { kind: 'timer', ms: o.ackMode.seconds * 1000 },
     minReadyMs: o.minReadySec * 1000,
+    ...(o.handoverAfterBoot || o.handoverGapSec > 0 ? { handover: { afterBoot: o.handoverAfterBoot, gapMs: o.handoverGapSec * 1000 } } : {}),
     retries: o.retries ?? Infinity,
     upgradeRetries: o.retries ?? 3,
     respawnDelayMs: o.seconds * 1000,

@@ -64,6 +64,21 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       'as einhorn; e.g. 2 for a release that might crash right after its ack).',
   },
   {
+    long: 'handover',
+    arg: 'at-ack|after-boot',
+    help:
+      'When a smooth upgrade asks the old children to drain: at-ack, one per new child up (einhorn\'s); after-boot, ' +
+      'only once no new child is still starting, so that booting does not compete for the CPU with the new ' +
+      'children taking over the connections (default at-ack).',
+  },
+  {
+    long: 'handover-gap',
+    arg: 'SECONDS',
+    help:
+      'During a smooth upgrade, ask at most one old child to drain per SECONDS, so that the new children warm up ' +
+      'on part of the load before they carry all of it (default 0: one old child per new one up, at once).',
+  },
+  {
     short: 'r',
     long: 'retries',
     arg: 'COUNT',

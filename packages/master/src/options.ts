@@ -36,6 +36,9 @@ export interface Options {
   ackMode: AckModeOption;
   ackTimeoutSec: number;
   minReadySec: number;
+  /** --handover / --handover-gap: the pacing of a smooth upgrade's handover. */
+  handoverAfterBoot: boolean;
+  handoverGapSec: number;
   retries: number | null;
   socketPath: string | null;
   socketMode: number;
@@ -99,6 +102,8 @@ export function defaultOptions(): Options {
     ackMode: { kind: 'timer', seconds: 1 },
     ackTimeoutSec: 30,
     minReadySec: 0,
+    handoverAfterBoot: false,
+    handoverGapSec: 0,
     retries: null,
     socketPath: null,
     socketMode: 0o600,
@@ -200,6 +205,13 @@ function apply(o: Options, spec: OptionSpec, name: string, value: string | undef
     }
     case 'min-ready':
       o.minReadySec = seconds(name, v);
+      return;
+    case 'handover':
+      if (v !== 'at-ack' && v !== 'after-boot') throw new UsageError(`${name} expects at-ack or after-boot, got '${v}'`);
+      o.handoverAfterBoot = v === 'after-boot';
+      return;
+    case 'handover-gap':
+      o.handoverGapSec = seconds(name, v);
       return;
     case 'control-idle-timeout':
       o.controlIdleTimeoutSec = seconds(name, v);

@@ -7,6 +7,7 @@ import { parseBindSpec, BindError } from '../src/bind-spec.js';
 import { childEnv } from '../src/child-env.js';
 import { normalizeSignal } from '../src/signals.js';
 import { VERSION } from '../src/version.js';
+import { coreConfig } from '../src/master-group.js';
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -173,4 +174,13 @@ test('--help, the man page and the option table agree', () => {
 test('VERSION matches package.json', () => {
   const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'));
   assert.equal(VERSION, pkg.version);
+});
+
+test('--handover and --handover-gap set the engine\'s handover pacing; without them there is none (einhorn\'s)', () => {
+  assert.equal(coreConfig(parseArgs(['--', 'prog'])).handover, undefined);
+  assert.deepEqual(coreConfig(parseArgs(['--handover', 'after-boot', '--', 'prog'])).handover, { afterBoot: true, gapMs: 0 });
+  assert.equal(coreConfig(parseArgs(['--handover', 'at-ack', '--', 'prog'])).handover, undefined);
+  assert.deepEqual(coreConfig(parseArgs(['--handover-gap', '0.25', '--', 'prog'])).handover, { afterBoot: false, gapMs: 250 });
+  assert.throws(() => parseArgs(['--handover-gap', 'soon', '--', 'prog']), (e: Error) => e instanceof UsageError && /--handover-gap expects a number of seconds, got 'soon'/.test(e.message));
+  assert.throws(() => parseArgs(['--handover', 'later', '--', 'prog']), (e: Error) => e instanceof UsageError && /--handover expects at-ack or after-boot, got 'later'/.test(e.message));
 });

@@ -1,0 +1,203 @@
+/**
+ * The upgrade-window phase of `npm run bench`: latency and lost capacity around each
+ * upgrade under load, ours against the bare baseline restarting the same children the way
+ * Server::Starter does (a new set started, its default 1 s interval once they listen, then
+ * the old ones drained), in the same run, rounds interleaved (A B B A ...).
+ *
+ * As the shared bench's upgrade_window.py: 50 keep-alive connections (no planned
+ * reconnects), every request kept; 20 s of load with an upgrade at 2.5 s, 5.5 s, ... each
+ * waited for (old workers gone and N new ready); per upgrade the p99 of the requests
+ * started in [trigger - 0.25 s, done + 0.5 s] and the capacity lost in that window
+ * (window-stats.ts). The load client is the bench's own (load.ts, bounded by the phase's
+ * duration): no wrk, nothing from outside the repository.
+ *
+ * Targets (issue 24, against Server::Starter): capacity lost per upgrade <= 0.8x and window
+ * p99 <= 1.1x the baseline's.
+ */
+import { performance } from 'node:perf_hooks';
+import { Load } from './load.js';
+import { ForeignLoad, cpuTicks } from '../proc.js';
+import { Baseline, HOST, Ours, sleep } from './systems.js';
+import { analyseWindows, medianOf, type WindowAnalysis } from './window-stats.js';
+
+export interface WindowConfig {
+  n: number;
+  rounds: number;
+  /** Seconds of load per run, upgrades at firstS + k * spacingS. */
+  seconds: number;
+  upgrades: number;
+  firstS: number;
+  spacingS: number;
+  conns: number;
+  timeoutMs: number;
+  /** The baseline's wait between its new children listening and the old ones drained (Server::Starter's --interval). */
+  intervalMs: number;
+  warmupS: number;
+}
+
+export const WINDOW_DEFAULTS = { seconds: 20, upgrades: 5, firstS: 2.5, spacingS: 3, intervalMs: 1000, warmupS: 2 } as const;
+
+export interface WindowRun {
+  kind: 'baseline' | 'ours';
+  round: number;
+  analysis: WindowAnalysis;
+  upgradeMs: number[];
+  errors: number;
+  rps: number;
+  foreignShare: number;
+}
+
+export interface WindowResult {
+  runs: WindowRun[];
+  lost: { baseline: number; ours: number; ratio: number };
+  p99: { baseline: number; ours: number; ratio: number };
+}
+
+export interface WindowCheck {
+  metric: string;
+  ok: boolean;
+}
+
+const loads = new Set<Load>();
+
+/** Stop every load generator this phase started (on failure or a signal). */
+export function killWindow(): void {
+  for (const l of loads) l.kill();
+  loads.clear();
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfig): Promise<WindowRun> {
+  const sys = kind === 'baseline' ? await Baseline.start(cfg.n, true) : await Ours.start(cfg.n, { logToFile: true });
+  try {
+    const opts = { host: HOST, port: sys.port, connections: cfg.conns, timeoutMs: cfg.timeoutMs, reconnectEvery: 0 };
+    if (cfg.warmupS > 0) {
+      const warm = await Load.start(opts);
+      loads.add(warm);
+      await sleep(cfg.warmupS * 1000);
+      await warm.stop();
+      loads.delete(warm);
+    }
+    const load = await Load.start({ ...opts, record: true });
+    loads.add(load);
+    const ups: Array<{ trigger: number; done: number }> = [];
+    let result;
+    const foreign = new ForeignLoad(() => (sys.masterPid !== null ? (cpuTicks(sys.masterPid) ?? 0) : 0));
+    try {
+      await load.mark();
+      const t0 = epochNow();
+      for (let k = 0; k < cfg.upgrades; k++) {
+        const at = t0 + (cfg.firstS + k * cfg.spacingS) * 1000;
+        if (at > t0 + cfg.seconds * 1000 - 1500) break;
+        await sleep(Math.max(0, at - epochNow()));
+        const trigger = epochNow();
+        const ms = sys instanceof Baseline ? (await sys.restart(cfg.intervalMs)).ms : (await (sys as Ours).upgradeUnpolled()).ms;
+        ups.push({ trigger, done: trigger + ms });
+      }
+      await sleep(Math.max(0, t0 + cfg.seconds * 1000 - epochNow()));
+    } finally {
+      result = await load.stop();
+      loads.delete(load);
+    }
+    const mark = result.markEpochMs as number;
+    const analysis = analyseWindows(
+      result.starts ?? [],
+      result.latencies ?? [],
+      result.buckets,
+      result.elapsedMs,
+      ups.map((u) => ({ triggerMs: u.trigger - mark, doneMs: u.done - mark })),
+    );
+    return { kind, round, analysis, upgradeMs: ups.map((u) => u.done - u.trigger), errors: result.errors, rps: result.rps, foreignShare: foreign.share() };
+  } finally {
+    await sys.stop();
+  }
+}
+
+export async function windowBench(cfg: WindowConfig, note: (msg: string) => void): Promise<WindowResult> {
+  const runs: WindowRun[] = [];
+  for (let round = 0; round < cfg.rounds; round++) {
+    const order: Array<'baseline' | 'ours'> = round % 2 === 0 ? ['baseline', 'ours'] : ['ours', 'baseline'];
+    for (const kind of order) {
+      const r = await oneRun(kind, round, cfg);
+      runs.push(r);
+      const lost = medianOf(r.analysis.upgrades.map((u) => u.lostMs));
+      note(
+        `  window round ${round + 1} ${kind}: p99 ${r.analysis.pooledP99Ms.toFixed(2)} ms, lost ${lost.toFixed(0)} ms / upgrade, ` +
+          `upgrade ${medianOf(r.upgradeMs).toFixed(0)} ms, ${r.errors} errors (other processes: ${Math.round(r.foreignShare * 100)} % CPU)`,
+      );
+    }
+  }
+  const of = (kind: string) => runs.filter((r) => r.kind === kind);
+  // As upgrade_window.py's summary: lost = median over every upgrade, p99 = median over the runs of the pooled p99.
+  const lostOf = (kind: string) => medianOf(of(kind).flatMap((r) => r.analysis.upgrades.map((u) => u.lostMs)));
+  const p99Of = (kind: string) => medianOf(of(kind).map((r) => r.analysis.pooledP99Ms));
+  const lb = lostOf('baseline');
+  const lo = lostOf('ours');
+  const pb = p99Of('baseline');
+  const po = p99Of('ours');
+  return { runs, lost: { baseline: lb, ours: lo, ratio: lo / lb }, p99: { baseline: pb, ours: po, ratio: po / pb } };
+}
+
+export function windowTable(r: WindowResult, cfg: WindowConfig, checks: WindowCheck[]): string {
+  const rows: string[][] = [];
+  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const B = r.runs.filter((x) => x.kind === 'baseline');
+  const O = r.runs.filter((x) => x.kind === 'ours');
+  const ups = (xs: WindowRun[]) => xs.flatMap((x) => x.analysis.upgrades);
+  const spread = (xs: number[], d = 0) => (xs.length ? `${f(Math.min(...xs), d)}..${f(Math.max(...xs), d)}` : 'n/a');
+  const lostOk = r.lost.ratio <= 0.8;
+  const p99Ok = r.p99.ratio <= 1.1;
+  checks.push({ metric: 'upgrade window: capacity lost per upgrade <= 0.8x the Server::Starter-style restart', ok: lostOk });
+  checks.push({ metric: 'upgrade window: p99 <= 1.1x the Server::Starter-style restart', ok: p99Ok });
+  rows.push([
+    'window p99 ms (median of runs; runs min..max)',
+    `${f(r.p99.baseline, 2)} (${spread(B.map((x) => x.analysis.pooledP99Ms), 1)})`,
+    `${f(r.p99.ours, 2)} (${spread(O.map((x) => x.analysis.pooledP99Ms), 1)})`,
+    f(r.p99.ratio, 2),
+    `<= 1.10 ${p99Ok ? 'ok' : 'MISSED'}`,
+  ]);
+  rows.push([
+    'capacity lost ms / upgrade (median of upgrades; runs\' medians)',
+    `${f(r.lost.baseline, 0)} (${B.map((x) => f(medianOf(x.analysis.upgrades.map((u) => u.lostMs)), 0)).join(' ')})`,
+    `${f(r.lost.ours, 0)} (${O.map((x) => f(medianOf(x.analysis.upgrades.map((u) => u.lostMs)), 0)).join(' ')})`,
+    f(r.lost.ratio, 2),
+    `<= 0.80 ${lostOk ? 'ok' : 'MISSED'}`,
+  ]);
+  rows.push([
+    'noise floor ms (a window as long, no upgrade)',
+    f(medianOf(ups(B).map((u) => u.floorMs)), 0),
+    f(medianOf(ups(O).map((u) => u.floorMs)), 0),
+    '',
+    'info',
+  ]);
+  rows.push([
+    'upgrade ms (median) / window s',
+    `${f(medianOf(B.flatMap((x) => x.upgradeMs)), 0)} / ${f(medianOf(ups(B).map((u) => u.windowMs / 1000)), 2)}`,
+    `${f(medianOf(O.flatMap((x) => x.upgradeMs)), 0)} / ${f(medianOf(ups(O).map((u) => u.windowMs / 1000)), 2)}`,
+    '',
+    'info',
+  ]);
+  rows.push([
+    'p99 ms outside the windows / req/s',
+    `${f(medianOf(B.map((x) => x.analysis.outsideP99Ms)), 2)} / ${f(medianOf(B.map((x) => x.rps)), 0)}`,
+    `${f(medianOf(O.map((x) => x.analysis.outsideP99Ms)), 2)} / ${f(medianOf(O.map((x) => x.rps)), 0)}`,
+    '',
+    'info',
+  ]);
+  const errs = (xs: WindowRun[]) => xs.reduce((a, x) => a + x.errors, 0);
+  const errOk = errs(B) + errs(O) === 0;
+  checks.push({ metric: 'upgrade window: 0 failed requests', ok: errOk });
+  rows.push(['failed requests', String(errs(B)), String(errs(O)), '', `0 ${errOk ? 'ok' : 'MISSED'}`]);
+  const busy = Math.max(...r.runs.map((x) => x.foreignShare));
+  const head = ['upgrade window', 'baseline (Server::Starter-style)', 'ours', 'ratio', 'target'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+  const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(w[i] as number)).join(' | ')} |`;
+  return [
+    `Upgrade window (N=${cfg.n}, ${cfg.conns} keep-alive connections, ${cfg.rounds} rounds x ${cfg.seconds} s, upgrades every ${cfg.spacingS} s; ` +
+      `baseline: new children, ${cfg.intervalMs} ms once they listen, old ones drained${busy > 0.1 ? `; WARNING: busy machine, other processes up to ${Math.round(busy * 100)} % CPU` : ''}):`,
+    line(head),
+    `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`,
+    ...rows.map(line),
+  ].join('\n');
+}
