@@ -225,6 +225,8 @@ test('--config fetch=/watch= bad input: one line FILE:LINE and exit 2 at start, 
     ['fetch = http://127.0.0.1:1/x\nfetch_max_size = lots', /app\.conf:4: fetch_max_size: expects a size in bytes .*got "lots"$/],
     ['watch = /no/such/dir/file', /app\.conf:3: watch: \/no\/such\/dir\/file: directory \/no\/such\/dir does not exist$/],
     ['watch = a,,b', /app\.conf:3: watch: expects PATH\[,PATH\.\.\.\]/],
+    ['ack = manual:0', /app\.conf:3: ack: ack=manual:SECONDS expects an ACK deadline of more than 0 and at most 86400 seconds, got "manual:0"$/],
+    ['ack = manual:soon', /app\.conf:3: ack: ack=manual:SECONDS expects an ACK deadline .*got "manual:soon"$/],
   ];
   for (const [line, want] of cases) {
     writeFileSync(join(dir, 'app.conf'), `[program:a]\ncommand = ${join(dir, 'app.sh')}\n${line}\n`);
@@ -261,6 +263,12 @@ test('--config fetch=/watch= bad input: one line FILE:LINE and exit 2 at start, 
     const reply = (await d.ctl(c)).at(-1)!;
     assert.equal(reply.error, true);
     assert.match(reply.message, /^ERROR: .*app\.conf:3: fetch: gopher:\/\/x\/y: unsupported scheme 'gopher'.*; the running programs are untouched$/);
+  }
+  writeFileSync(join(dir, 'app.conf'), `[program:a]\ncommand = ${join(dir, 'app.sh')}\n\nack = manual:-5\n`);
+  for (const c of ['reread', 'update']) {
+    const reply = (await d.ctl(c)).at(-1)!;
+    assert.equal(reply.error, true);
+    assert.match(reply.message, /^ERROR: .*app\.conf:4: ack: ack=manual:SECONDS expects an ACK deadline .*got "manual:-5"; the running programs are untouched$/);
   }
   writeFileSync(join(dir, 'app.conf'), `[program:a]\ncommand = ${process.execPath} -e 0\nfetch = http://127.0.0.1:1/node\n`);
   const reply = (await d.ctl('update')).at(-1)!;
@@ -322,5 +330,134 @@ test('--config fetch=: a release that failed its upgrade is not fetched or insta
   st.body = release('v3');
   await until('the v3 process', () => readFileSync(out, 'utf8').trim().split('\n').at(-1)!.startsWith('v3 '), 30_000);
   assert.equal(installs(), 2);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('--config fetch= with ack=manual:SECONDS: a release whose processes never ACK is put back after the deadline, the old processes serving throughout; it is not fetched again; a later good release is applied', async (t) => {
+  const dir = newDir();
+  const port = await freePort();
+  const app = join(dir, 'web-app');
+  const started = join(dir, 'started');
+  // A release that starts and hangs: it never listens nor ACKs (each start leaves a line).
+  const hung = Buffer.from(`#!/bin/sh\necho "hung $$" >> "${started}"\nexec sleep 600\n`);
+  writeFileSync(app, webRelease('v1'), { mode: 0o755 });
+  const { st, url } = await releaseServer(webRelease('v1'));
+  writeFileSync(
+    join(dir, 'app.conf'),
+    [
+      '[program:web]',
+      `command = ${app}`,
+      `socket = tcp://127.0.0.1:${port}`,
+      'numprocs = 2',
+      'process_name = %(program_name)s_%(process_num)d',
+      'ack = manual:1',
+      `fetch = ${url}`,
+      'fetch_interval = 0.1',
+      'startretries = 1',
+      '',
+    ].join('\n'),
+  );
+  // The driver's own deadline is far longer: the program's ack=manual:1 is the one that counts.
+  const d = startDriver(['start', '--config', 'app.conf', '--ack-timeout', '600'], { dir });
+  const first = await until('web up', async () => {
+    const s = await d.state();
+    return upAll(s, { web: 2 }) ? s : null;
+  }, 30_000);
+  await until('first poll', () => st.heads >= 2);
+  const installs = () => (d.stderr.match(/\[program:web\] fetch: installed release [^\n]*; upgrading\n/g) ?? []).length;
+
+  const traffic = load(port, 4, { fresh: true, maxMs: 60_000 });
+  try {
+    await until('some traffic', () => traffic.result.ok > 30, 10_000);
+    st.body = hung;
+    await d.waitLog(/did not ACK within 1s; stopping it/, 20_000);
+    await d.waitLog(/\[program:web\] fetch: release sha256 [0-9a-f]{12} failed its upgrade \([^\n]*did not ack within 1s[^\n]*\); \S+web-app is the previous release again/, 40_000);
+    assert.deepEqual(readFileSync(app), webRelease('v1'), 'the previous executable is back on disk');
+    const seen = traffic.result.ok;
+    await until('traffic after the put-back', () => traffic.result.ok > seen + 30, 10_000);
+  } finally {
+    await traffic.stop();
+  }
+  assert.equal(traffic.result.failed, 0, `failed requests: ${traffic.result.errors.join(', ')}`);
+  t.diagnostic(`a never-ACKing release put back under load: ${traffic.result.ok} requests, ${traffic.result.failed} failed`);
+  const hungPids = readFileSync(started, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[1]));
+  assert.ok(hungPids.length >= 1, 'the hung release was started');
+  await until('every hung process gone', () => hungPids.every((p) => {
+    try {
+      process.kill(p, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }), 20_000);
+  const second = await until('web settled', async () => {
+    const s = await d.state();
+    return upAll(s, { web: 2 }) && s.retiring.length === 0 ? s : null;
+  }, 20_000);
+  assert.deepEqual(pids(second, 'web'), pids(first, 'web'), 'the v1 processes kept serving');
+  assert.match(await get(port), / v1 /);
+  // Not downloaded nor installed again while the URL serves the same content.
+  const gets = st.gets;
+  const heads = st.heads;
+  await until('more polls', () => st.heads >= heads + 5, 20_000);
+  assert.equal(st.gets, gets, 'the refused release is not downloaded again');
+  assert.equal(installs(), 1, 'the refused release is not installed again');
+  assert.equal(readFileSync(started, 'utf8').trim().split('\n').length, hungPids.length, 'the hung release is not started again');
+  assert.match((await d.ctl('status')).at(-1)!.message, /web:web_0\s+RUNNING/);
+
+  // A good release afterwards: installed and rolled out.
+  st.body = webRelease('v3');
+  await d.waitLog(/\[program:web\] fetch: installed release sha256 [0-9a-f]{12} [^\n]*: upgrade done/, 30_000);
+  assert.equal(installs(), 2);
+  assert.deepEqual(readFileSync(app), webRelease('v3'));
+  assert.deepEqual(readFileSync(`${app}.previous`), webRelease('v1'));
+  await until('v3 serving', async () => / v3 /.test(await get(port)), 20_000);
+  const third = await until('rolled', async () => {
+    const s = await d.state();
+    return upAll(s, { web: 2 }) && s.retiring.length === 0 ? s : null;
+  });
+  assert.ok(pids(third, 'web').every((p) => !pids(first, 'web').includes(p)), 'every web process replaced');
+  assert.deepEqual(tempFiles(dir), []);
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+});
+
+test('minisv.json fetch/watch: a task fetches its releases and a watched path restarts its task, as the INI keys; the other task untouched', async () => {
+  const dir = newDir();
+  const bin = join(dir, 'worker');
+  const releases = join(dir, 'releases');
+  const out = join(dir, 'out');
+  const worker = (v: string) => Buffer.from(`#!/bin/sh\necho "${v} $$" >> "${out}"\nexec sleep 600\n`);
+  writeFileSync(bin, worker('v1'), { mode: 0o755 });
+  writeFileSync(join(dir, 'deploy.txt'), 'one\n');
+  writeFileSync(
+    join(dir, 'minisv.json'),
+    JSON.stringify({
+      tasks: {
+        fetched: { command: bin, fetch: `file://${releases}`, fetchInterval: 0.1, fetchMaxSize: '1K' },
+        watched: { command: 'sleep', args: ['1001'], watch: ['deploy.txt'] },
+        plain: { command: 'sleep', args: ['1002'] },
+      },
+    }),
+  );
+  const d = startDriver(['start', '--config', 'minisv.json'], { dir });
+  const first = await until('every task up', async () => {
+    const s = await d.state();
+    return upAll(s, { fetched: 1, watched: 1, plain: 1 }) ? s : null;
+  }, 30_000);
+  writeFileSync(`${releases}.tmp`, worker('v2'));
+  renameSync(`${releases}.tmp`, releases);
+  await d.waitLog(/\[program:fetched\] fetch: installed release sha256 [0-9a-f]{12} \(\d+ bytes\) from file:\S+releases as \S+worker .*: upgrade done/, 20_000);
+  await until('the v2 process', () => readFileSync(out, 'utf8').trim().split('\n').at(-1)!.startsWith('v2 '), 20_000);
+  assert.equal(readFileSync(bin, 'utf8'), worker('v2').toString());
+  writeFileSync(join(dir, 'deploy.txt.new'), 'two\n');
+  renameSync(join(dir, 'deploy.txt.new'), join(dir, 'deploy.txt'));
+  await d.waitLog(/\[program:watched\] watch: \S+deploy\.txt changed \(.*\): upgrade done/, 20_000);
+  const second = await until('rolled', async () => {
+    const s = await d.state();
+    return upAll(s, { fetched: 1, watched: 1, plain: 1 }) && s.retiring.length === 0 ? s : null;
+  });
+  assert.notDeepEqual(pids(second, 'fetched'), pids(first, 'fetched'));
+  assert.notDeepEqual(pids(second, 'watched'), pids(first, 'watched'));
+  assert.deepEqual(pids(second, 'plain'), pids(first, 'plain'));
   assert.deepEqual(await d.stop(), { code: 0, signal: null });
 });

@@ -376,6 +376,7 @@ test("minisv.json's http: refused without --http-token-file, naming FILE:LINE an
   await refuse('{\n"tasks": {\n"a": {"args": []}}}', /^einhyrningsins-dyno: m\.json:3: task a: "command" is required/);
   await refuse('{"tasks": {"a": {"command": "/bin/true"}}', /^einhyrningsins-dyno: m\.json:1: not valid JSON: expected ',' or '}'/);
   await refuse('{"logreopen": "hourly"}', /^einhyrningsins-dyno: m\.json:1: logreopen: invalid duration "hourly"/);
+  await refuse('{"tasks": {\n"a": {"command": "/bin/true",\n  "ack": "manual:0"}}}', /^einhyrningsins-dyno: m\.json:3: task a: field "ack": ack=manual:SECONDS expects an ACK deadline of more than 0 and at most 86400 seconds, got "manual:0"$/m);
   // With the token file, the config's address is served (port 0: any free one here).
   writeFileSync(join(dir, 'm.json'), JSON.stringify({ tasks: { a: sleeper('a') }, http: { address: '127.0.0.1', port: 0 } }));
   tokenFile(dir);

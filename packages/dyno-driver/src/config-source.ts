@@ -119,6 +119,8 @@ export class ConfigSource implements ReleaseSource {
       programs: [...model.programs, p],
       groups: [...model.groups, { name: p.name, priority: p.priority, programs: [p.name], explicit: false, loc: p.loc }],
     };
+    // A task's fetch: its executable, checked as a config file's (not another fetching program's).
+    this.checkFetch(next);
     if (this.cleanup) await this.bindSockets({ ...next, programs: [p] }, this.cleanup);
     this.online.set(p.name, p);
     this.model = next;

@@ -46,7 +46,7 @@ export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
     for: START,
     help:
       "Run the [program:x] sections of a supervisord-style config FILE instead of a Procfile (one process type per program; " +
-      'besides supervisord\'s keys: socket=, handoff=, ack=, fetch=URL with fetch_interval= and fetch_max_size=, watch=PATH[,PATH]).',
+      'besides supervisord\'s keys: socket=, handoff=, ack=manual[:SECONDS]|SECONDS, fetch=URL with fetch_interval= and fetch_max_size=, watch=PATH[,PATH]).',
   },
   {
     long: 'http',
@@ -76,7 +76,12 @@ export const DYNO_OPTIONS: readonly DynoOptionSpec[] = [
     for: START,
     help: 'manual: a process is up once it sends worker:ack; SECONDS: once it has run that long or acked (default 1).',
   },
-  { long: 'ack-timeout', arg: 'SECONDS', for: START, help: 'In manual mode, a process that has not acked after SECONDS is a failed start (default 30).' },
+  {
+    long: 'ack-timeout',
+    arg: 'SECONDS',
+    for: START,
+    help: 'In manual mode, a process that has not acked after SECONDS is a failed start (default 30; with --config, for ack=manual programs without their own ack=manual:SECONDS).',
+  },
   { short: 't', long: 'signal-timeout', arg: 'SECONDS', for: START, help: 'SIGKILL a process still alive SECONDS after it was asked to stop (default 30; 0: never).' },
   {
     long: 'stop-signal',

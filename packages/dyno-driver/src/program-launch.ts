@@ -9,9 +9,6 @@ import type { CoreConfig } from '@einhyrningsins/core';
 import { SYSTEMD_VARS, type LaunchSpec } from '@einhyrningsins/master';
 import type { ProgramConfig, ProcessConfig } from './config/index.js';
 
-/** How long a manual-ack program's process may take to ack (as the driver's --ack-timeout default). */
-const MANUAL_ACK_DEADLINE_MS = 30_000;
-
 /** What, when it changes, means the program's processes must be replaced (a rolling restart). */
 export function programLaunchKey(p: ProgramConfig): string {
   return JSON.stringify(
@@ -42,7 +39,11 @@ export function programQuantity(p: ProgramConfig): number {
   return first && first.autostart && !first.oneTime ? p.processes.length : 0;
 }
 
-export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean): Partial<CoreConfig> {
+/**
+ * `ackTimeoutSec`: the driver's --ack-timeout, the ACK deadline of an `ack=manual` program
+ * that does not give its own (`ack=manual:SECONDS`).
+ */
+export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean, ackTimeoutSec: number): Partial<CoreConfig> {
   const x = p.processes[0] as ProcessConfig;
   if (x.oneTime) {
     // A one-time task: each run ends by itself and is not replaced; a failed spawn is not retried.
@@ -66,7 +67,10 @@ export function programCore(p: ProgramConfig, quantity: number, oneshot: boolean
     retries: x.startretries,
     // supervisord's startsecs, counted from the start: a process must live that long (the ack included) to have started.
     stableAfterMs: Math.max(0, x.startsecs - ackSeconds) * 1000,
-    ackMode: x.ack.kind === 'manual' ? { kind: 'manual', deadlineMs: MANUAL_ACK_DEADLINE_MS } : { kind: 'timer', ms: x.ack.seconds * 1000 },
+    ackMode:
+      x.ack.kind === 'manual'
+        ? { kind: 'manual', deadlineMs: (x.ack.deadlineSec ?? ackTimeoutSec) * 1000 }
+        : { kind: 'timer', ms: x.ack.seconds * 1000 },
     upgradeRetries: 3,
     // minisv's restartPause (at least 0.1 s: a crash loop must not spin); supervisord's 1 s.
     respawnDelayMs: x.respawnDelaySecs !== undefined ? Math.max(100, x.respawnDelaySecs * 1000) : 1000,

@@ -130,7 +130,7 @@ export class ReleaseApplier {
         quantity: p.quantity,
         launchKey: programLaunchKey(p.program),
         launch: { process: p, releaseVersion: rel.version, web: false, launch: programLaunch(p.program, this.cfg.env, rel.cwd) },
-        config: programCore(p.program, p.quantity, this.cfg.oneshot),
+        config: programCore(p.program, p.quantity, this.cfg.oneshot, this.cfg.ackTimeoutSec),
       };
     }
     const env = Object.entries(rel.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -97,7 +97,8 @@ test('program: bad values are one line at their key', () => {
     ['directory=%(nope)s', "main.conf:3: directory: format string \"%(nope)s\" for 'program:a.directory' contains names ('nope') which cannot be expanded."],
     ['socket=tcp://localhost', 'main.conf:3: socket: socket "tcp://localhost": expected tcp://HOST:PORT[,OPT...], e.g. tcp://127.0.0.1:8080'],
     ['handoff=einhorn', 'main.conf:3: handoff: needs a socket= to hand off'],
-    ['ack=soon', `main.conf:3: ack: ack expects 'manual' or a number of seconds, got "soon"`],
+    ['ack=soon', `main.conf:3: ack: ack expects 'manual', 'manual:SECONDS' (with its ACK deadline) or a number of seconds, got "soon"`],
+    ['ack=manual:0', 'main.conf:3: ack: ack=manual:SECONDS expects an ACK deadline of more than 0 and at most 86400 seconds, got "manual:0"'],
     ['stopasgroup=true\nkillasgroup=false', 'main.conf:4: cannot set stopasgroup=true and killasgroup=false'],
   ];
   for (const [line, want] of cases) {
@@ -223,4 +224,25 @@ test('program: fetch=, fetch_interval=, fetch_max_size=, watch= as the master\'s
     errorOf('[program:a]\ncommand=/bin/a%(process_num)d\nnumprocs=2\nprocess_name=a%(process_num)d\nfetch=http://h/a\n'),
     'main.conf:5: fetch: the processes of [program:a] run different executables (/bin/a0, /bin/a1); fetch replaces one',
   );
+});
+
+test("program: ack=manual:SECONDS is the program's own ACK deadline; ack=manual takes the driver's --ack-timeout; a changed deadline is a change at reread", async () => {
+  const { programCore } = await import('../src/program-launch.js');
+  const { diff } = await import('../src/config/index.js');
+  const m = parse('[program:a]\ncommand=/bin/a\nack=manual:2.5\n[program:b]\ncommand=/bin/b\nack=manual\n[program:c]\ncommand=/bin/c\nack=3\n[program:d]\ncommand=/bin/d\n');
+  assert.deepEqual(proc(m, 'a').ack, { kind: 'manual', deadlineSec: 2.5 });
+  assert.deepEqual(proc(m, 'b').ack, { kind: 'manual' });
+  const core = (name: string, driverAckTimeout: number) => programCore(m.programs.find((p) => p.name === name)!, 1, false, driverAckTimeout).ackMode;
+  assert.deepEqual(core('a', 30), { kind: 'manual', deadlineMs: 2500 });
+  assert.deepEqual(core('a', 7), { kind: 'manual', deadlineMs: 2500 }, 'its own deadline, whatever --ack-timeout');
+  assert.deepEqual(core('b', 30), { kind: 'manual', deadlineMs: 30_000 });
+  assert.deepEqual(core('b', 7), { kind: 'manual', deadlineMs: 7000 }, 'the driver\'s --ack-timeout');
+  assert.deepEqual(core('c', 30), { kind: 'timer', ms: 3000 });
+  assert.deepEqual(core('d', 30), { kind: 'timer', ms: 1000 });
+  // update: the deadline is part of ack=, so a program whose deadline changed is changed (and restarted).
+  const n = parse('[program:a]\ncommand=/bin/a\nack=manual:4\n[program:b]\ncommand=/bin/b\nack=manual:30\n[program:c]\ncommand=/bin/c\nack=3\n[program:d]\ncommand=/bin/d\n');
+  const d = diff(m, n);
+  assert.deepEqual(d.changed, ['a', 'b']);
+  assert.deepEqual(d.changes, { a: ['ack'], b: ['ack'] });
+  assert.deepEqual(diff(m, parse('[program:a]\ncommand=/bin/a\nack=manual:2.50\n[program:b]\ncommand=/bin/b\nack=manual\n[program:c]\ncommand=/bin/c\nack=3\n[program:d]\ncommand=/bin/d\n')).changed, [], '2.50 is 2.5');
 });

@@ -117,5 +117,14 @@ test('project keys: socket=, handoff=, ack= as the master\'s -b and -m', () => {
   assert.deepEqual(parseAck('manual'), { kind: 'manual' });
   assert.deepEqual(parseAck('2.5'), { kind: 'timer', seconds: 2.5 });
   assert.deepEqual(parseAck('.5'), { kind: 'timer', seconds: 0.5 });
-  for (const bad of ['Manual', '-1', '1s', '']) assert.throws(() => parseAck(bad), /ack expects 'manual' or a number of seconds/);
+  for (const bad of ['Manual', '-1', '1s', '', 'manuel:5']) {
+    assert.throws(() => parseAck(bad), { message: `ack expects 'manual', 'manual:SECONDS' (with its ACK deadline) or a number of seconds, got ${JSON.stringify(bad)}` });
+  }
+  // manual:SECONDS: manual with its own ACK deadline, as the driver's --ack-timeout (more than 0, at most a day)
+  assert.deepEqual(parseAck('manual:5'), { kind: 'manual', deadlineSec: 5 });
+  assert.deepEqual(parseAck('manual:0.25'), { kind: 'manual', deadlineSec: 0.25 });
+  assert.deepEqual(parseAck('manual:86400'), { kind: 'manual', deadlineSec: 86_400 });
+  for (const bad of ['manual:', 'manual:0', 'manual:-1', 'manual:5s', 'manual:86401', 'manual:1e3', 'manual: 5']) {
+    assert.throws(() => parseAck(bad), { message: `ack=manual:SECONDS expects an ACK deadline of more than 0 and at most 86400 seconds, got ${JSON.stringify(bad)}` }, bad);
+  }
 });

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HttpRequest } from '@einhyrningsins/master';
@@ -100,7 +100,7 @@ test("task: minisv's fields as a program; keys matched case-insensitively as Go'
   assert.equal(x.autorestart, 'true');
   assert.equal(x.oneTime, undefined);
   assert.equal(x.redirectStderr, true);
-  const core = programCore(p, 1, false);
+  const core = programCore(p, 1, false, 30);
   assert.equal(core.respawnDelayMs, 2000);
   assert.equal(core.minReadyMs, 10_000);
   assert.equal(core.signalTimeoutMs, 60_000);
@@ -109,14 +109,57 @@ test("task: minisv's fields as a program; keys matched case-insensitively as Go'
   const d = task('{"command": "x"}').processes[0];
   assert.equal(d?.stopwaitsecs, 10);
   assert.equal(d?.directory, null);
-  assert.equal(programCore(task('{"command": "x", "restartPause": 0}'), 1, false).respawnDelayMs, 100);
+  assert.equal(programCore(task('{"command": "x", "restartPause": 0}'), 1, false, 30).respawnDelayMs, 100);
+});
+
+test("task: ack as the INI key: manual:SECONDS is the task's own ACK deadline, manual the driver's --ack-timeout", () => {
+  assert.deepEqual(task('{"command": "x", "ack": "manual:1.5"}').processes[0]?.ack, { kind: 'manual', deadlineSec: 1.5 });
+  assert.deepEqual(programCore(task('{"command": "x", "ACK": "manual:1.5"}'), 1, false, 30).ackMode, { kind: 'manual', deadlineMs: 1500 });
+  assert.deepEqual(programCore(task('{"command": "x", "ack": "manual"}'), 1, false, 12).ackMode, { kind: 'manual', deadlineMs: 12_000 });
+  assert.deepEqual(programCore(task('{"command": "x"}'), 1, false, 12).ackMode, { kind: 'timer', ms: 1000 });
+});
+
+test('task: fetch, fetchInterval, fetchMaxSize and watch as the INI keys fetch=, fetch_interval=, fetch_max_size=, watch=; each bad one refused at its line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'minisv-fetch-'));
+  try {
+    mkdirSync(join(dir, 'deploy'));
+    const t2 = (json: string) => readTask('t', parseJsonLoc(json), { cwd: dir, logs: NO_LOG_FILES, unknown: 'error', warn: () => undefined });
+    const x = t2('{"command": "/srv/app/bin", "fetch": "https://releases.example/app", "fetchInterval": 0.5, "fetchMaxSize": "64MB", "watch": ["deploy/current", "/etc/app.env"]}').processes[0]!;
+    assert.deepEqual(x.fetch, { url: 'https://releases.example/app', intervalSec: 0.5, maxBytes: 64 * 1024 * 1024 });
+    assert.deepEqual(x.watch, [join(dir, 'deploy/current'), '/etc/app.env']);
+    // The INI defaults; a number of bytes; one path as a string; keys in any case.
+    const y = t2('{"command": "/srv/app/bin", "FETCH": "file:///srv/releases/app", "fetchmaxsize": 1024, "Watch": "VERSION"}');
+    assert.deepEqual(y.processes[0]!.fetch, { url: 'file:///srv/releases/app', intervalSec: 60, maxBytes: 1024 });
+    assert.deepEqual(y.processes[0]!.watch, [join(dir, 'VERSION')]);
+    assert.equal(y.fetchLoc?.line, 1);
+    assert.equal(t2('{"command": "x"}').fetchLoc, null);
+    assert.deepEqual(t2('{"command": "x", "watch": null, "fetch": null}').processes[0]!.watch, []);
+    const bad = (json: string, message: string, line: number) => {
+      assert.throws(() => t2(json), (err: unknown) => err instanceof TaskError && err.message === message && err.line === line, json);
+    };
+    bad('{"command": "x",\n"fetch": "ftp://h/a"}', `task t: field "fetch": ftp://h/a: unsupported scheme 'ftp' (http, https or file)`, 2);
+    bad('{"command": "x",\n"fetch": 5}', 'task t: field "fetch": expected a string, got a number', 2);
+    bad('{"command": "x",\n"fetchInterval": 5}', 'task t: field "fetchInterval": only means something with "fetch"', 2);
+    bad('{"command": "x", "fetch": "http://h/a",\n"fetchInterval": 0}', 'task t: field "fetchInterval": expects a number of seconds greater than 0, got "0"', 2);
+    bad('{"command": "x", "fetch": "http://h/a",\n"fetchInterval": true}', 'task t: field "fetchInterval": expected a number or a string, got a boolean', 2);
+    bad('{"command": "x", "fetch": "http://h/a",\n"fetchMaxSize": "lots"}', 'task t: field "fetchMaxSize": expects a size in bytes (or with a K, M or G suffix, e.g. 64M or 64MB), got "lots"', 2);
+    bad('{"command": "x",\n"watch": "/no/such/dir/file"}', 'task t: field "watch": /no/such/dir/file: directory /no/such/dir does not exist', 2);
+    bad('{"command": "x",\n"watch": ["a", 1]}', 'task t: field "watch": expected a path or an array of paths, one is a number', 2);
+    bad('{"command": "x",\n"watch": []}', 'task t: field "watch": expected a path or an array of paths, got an empty array', 2);
+    bad('{"command": "x",\n"watch": [""]}', 'task t: field "watch": a path is empty', 2);
+    // In minisv.json, the fetch's line is the file's (messages about the executable point there).
+    const c = parseMinisvConfig('{"tasks": {\n"a": {"command": "/srv/a",\n"fetch": "http://h/a"}}}', 'm.json', dir);
+    assert.deepEqual(c.model.programs[0]?.fetchLoc, { file: 'm.json', line: 3 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('task: oneTime runs only when asked, is never restarted, and a failed spawn is not retried', () => {
   const p = task('{"command": "/usr/bin/git", "args": ["pull"], "oneTime": true}');
   assert.equal(p.processes[0]?.oneTime, true);
   assert.equal(programQuantity(p), 0);
-  const c = programCore(p, 1, false);
+  const c = programCore(p, 1, false, 30);
   assert.equal(c.respawn, false);
   assert.equal(c.retries, 0);
   assert.deepEqual(c.ackMode, { kind: 'timer', ms: 0 });
@@ -155,10 +198,12 @@ test('task: every bad field is refused with its line and a message naming it', (
   bad('{"command": "x", "handoff": "systemd"}', /field "handoff": needs a "socket"/);
   bad('{"command": "x", "oneTime": true, "socket": "tcp://127.0.0.1:9"}', /a one-time task cannot have a socket/);
   bad('{"command": "a\\u0000b"}', /contains NUL/);
+  bad('{"command": "x",\n"ack": "manual:0"}', /^task t: field "ack": ack=manual:SECONDS expects an ACK deadline of more than 0 and at most 86400 seconds, got "manual:0"$/, 2);
+  bad('{"command": "x", "ack": "later"}', /field "ack": ack expects 'manual', 'manual:SECONDS'/);
   // In a config file an unknown key is a warning, once, naming it.
   const warned: string[] = [];
   task('{"command": "x", "graylog": 1}', 'warn', (l, m) => warned.push(`${l}: ${m}`));
-  assert.deepEqual(warned, ['1: task t: unknown field "graylog" (known: command, args, workdir, wait, restartPause, startTime, oneTime, env, socket, handoff, ack); ignored']);
+  assert.deepEqual(warned, ['1: task t: unknown field "graylog" (known: command, args, workdir, wait, restartPause, startTime, oneTime, env, socket, handoff, ack, fetch, fetchInterval, fetchMaxSize, watch); ignored']);
 });
 
 const README_EXAMPLE = `{

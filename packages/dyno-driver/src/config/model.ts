@@ -33,8 +33,12 @@ export type SocketSpec =
 /** How the processes learn about their socket (`handoff=`): the master's --handoff names. */
 export type Handoff = HandoffName;
 
-/** `ack=`: as the master's -m: manual (worker:ack on the control socket) or a timer. */
-export type AckMode = { kind: 'manual' } | { kind: 'timer'; seconds: number };
+/**
+ * `ack=`: as the master's -m: manual (worker:ack on the control socket) or a timer.
+ * `deadlineSec` (`ack=manual:SECONDS`): how long a process may take to ACK before it is a
+ * failed start; absent: the driver's --ack-timeout.
+ */
+export type AckMode = { kind: 'manual'; deadlineSec?: number } | { kind: 'timer'; seconds: number };
 
 /** `fetch=` with `fetch_interval=` and `fetch_max_size=`: the master's --fetch, for this program's executable. */
 export interface FetchConfig {

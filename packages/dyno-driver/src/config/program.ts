@@ -39,8 +39,8 @@ export interface ProgramContext {
 }
 
 /** The master's --fetch-interval and --fetch-max-size defaults. */
-const FETCH_INTERVAL_SEC = 60;
-const FETCH_MAX_BYTES = 256 * 1024 * 1024;
+export const FETCH_INTERVAL_SEC = 60;
+export const FETCH_MAX_BYTES = 256 * 1024 * 1024;
 
 /** As a Procfile quantity (supervisord has no bound: numprocs=10**9 would exhaust memory here). */
 export const MAX_NUMPROCS = 10_000;

@@ -2,12 +2,13 @@
  * This project's own per-program keys, beside supervisord's:
  *   socket = tcp://HOST:PORT[,r][,n][,p] | unix:PATH[,mode=OCTAL][,n]
  *   handoff = einhorn, systemd, server-starter, port
- *   ack = manual | SECONDS
+ *   ack = manual[:DEADLINE] | SECONDS
  *   fetch = URL, fetch_interval = SECONDS, fetch_max_size = SIZE
  *   watch = PATH[,PATH...]
  * The socket is written as the master's -b (same options), the hand-off as its
  * --handoff (same names and rules), the ACK mode as its -m (`manual`, or a
- * timer of SECONDS; default: timer, 1 second); `fetch=` and its two keys are
+ * timer of SECONDS; default: timer, 1 second); `manual:DEADLINE` is manual with
+ * its own ACK deadline in seconds (otherwise the driver's --ack-timeout); `fetch=` and its two keys are
  * --fetch, --fetch-interval and --fetch-max-size (a size may also be written as
  * supervisord's byte sizes, 50MB), `watch=` is --watch (comma-separated paths,
  * relative to the working directory as the other paths of the file).
@@ -81,10 +82,21 @@ export function parseHandoff(text: string): Handoff[] {
   }
 }
 
+/** The longest ACK deadline `ack=manual:SECONDS` takes (as the driver's --ack-timeout: a day). */
+export const MAX_ACK_DEADLINE_SEC = 86_400;
+
+/** `ack=`: manual, manual:DEADLINE (seconds to ACK, greater than 0), or a timer of SECONDS. */
 export function parseAck(text: string): AckMode {
   if (text === 'manual') return { kind: 'manual' };
+  if (text.startsWith('manual:')) {
+    const d = seconds(text.slice('manual:'.length));
+    if (d === null || d <= 0 || d > MAX_ACK_DEADLINE_SEC) {
+      throw new ValueError(`ack=manual:SECONDS expects an ACK deadline of more than 0 and at most ${MAX_ACK_DEADLINE_SEC} seconds, got ${JSON.stringify(text)}`);
+    }
+    return { kind: 'manual', deadlineSec: d };
+  }
   const s = seconds(text);
-  if (s === null) throw new ValueError(`ack expects 'manual' or a number of seconds, got ${JSON.stringify(text)}`);
+  if (s === null) throw new ValueError(`ack expects 'manual', 'manual:SECONDS' (with its ACK deadline) or a number of seconds, got ${JSON.stringify(text)}`);
   return { kind: 'timer', seconds: s };
 }
 
@@ -113,6 +125,11 @@ export function parseFetchMaxSize(text: string): number {
 export function parseWatch(text: string, cwd: string): string[] {
   const paths = text.split(',').map((p) => p.trim());
   if (paths.some((p) => p === '')) throw new ValueError(`expects PATH[,PATH...], got ${JSON.stringify(text)}`);
+  return watchPaths(paths, cwd);
+}
+
+/** Watched paths (a minisv task's "watch" array), each resolved against `cwd`; the directory of each must exist. */
+export function watchPaths(paths: readonly string[], cwd: string): string[] {
   return paths.map((p) => {
     const abs = resolve(cwd, p);
     const problem = watchPathProblem(abs);

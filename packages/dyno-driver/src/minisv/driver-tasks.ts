@@ -245,7 +245,7 @@ export class DriverTasks implements MinisvTasks {
       if (err instanceof TaskError) return problem(400, err.message, { task: name });
       throw err;
     }
-    const program: ProgramConfig = { ...p, loc: { file: `POST /${name}`, line: 0 } };
+    const program: ProgramConfig = { ...p, loc: { file: `POST /${name}`, line: 0 }, fetchLoc: p.fetchLoc ? { file: `POST /${name}`, line: 0 } : null };
     return new Promise<Answer>((resolve) => {
       this.d.applier.enqueue(async () => {
         if (this.program(name)) return resolve(problem(409, `task ${JSON.stringify(name)} exists`, { task: name }));

@@ -114,7 +114,7 @@ export function parseMinisvConfig(text: string, shown: string, dir: string): Min
         if (err instanceof TaskError) throw new ConfigError(loc(err.line), err.message);
         throw err;
       }
-      programs.push({ ...p, loc: loc(e.keyLine) });
+      programs.push({ ...p, loc: loc(e.keyLine), fetchLoc: p.fetchLoc ? loc(p.fetchLoc.line) : null });
     }
   }
   programs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

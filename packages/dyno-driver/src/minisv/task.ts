@@ -11,12 +11,15 @@
  *   oneTime         run only when asked (`GET /NAME/run`), to its end, never restarted
  *
  * and this project's own: env (an object of strings over the driver's environment),
- * socket / handoff / ack (as the INI keys socket=, handoff=, ack=). Keys are matched
- * case-insensitively, as Go's encoding/json does.
+ * socket / handoff / ack (as the INI keys socket=, handoff=, ack=, so "manual:SECONDS" for
+ * an ACK deadline of its own), fetch / fetchInterval / fetchMaxSize (as fetch=,
+ * fetch_interval=, fetch_max_size=: a number or a string) and watch (a path or an array
+ * of paths, as watch=). Keys are matched case-insensitively, as Go's encoding/json does.
  */
 import { ValueError } from '../config/errors.js';
-import type { LogConfig, ProcessConfig, ProgramConfig } from '../config/model.js';
-import { DEFAULT_ACK, parseAck, parseHandoff, parseSocket } from '../config/project-keys.js';
+import type { FetchConfig, LogConfig, ProcessConfig, ProgramConfig } from '../config/model.js';
+import { FETCH_INTERVAL_SEC, FETCH_MAX_BYTES } from '../config/program.js';
+import { DEFAULT_ACK, parseAck, parseFetch, parseFetchInterval, parseFetchMaxSize, parseHandoff, parseSocket, watchPaths } from '../config/project-keys.js';
 import { processOrGroupName } from '../config/values.js';
 import { jsonKind, type JsonNode } from './json-loc.js';
 
@@ -44,7 +47,10 @@ export class TaskError extends Error {
   }
 }
 
-const KNOWN = ['command', 'args', 'workdir', 'wait', 'restartPause', 'startTime', 'oneTime', 'env', 'socket', 'handoff', 'ack'] as const;
+const KNOWN = [
+  'command', 'args', 'workdir', 'wait', 'restartPause', 'startTime', 'oneTime', 'env', 'socket', 'handoff', 'ack',
+  'fetch', 'fetchInterval', 'fetchMaxSize', 'watch',
+] as const;
 type Field = (typeof KNOWN)[number];
 
 /** Seconds as minisv's int fields: whole, not negative, at most a day (a typo of ms would wait for years). */
@@ -167,6 +173,43 @@ export function readTask(name: string, node: JsonNode, opts: TaskOptions): Progr
   const ack = project('ack', parseAck) ?? DEFAULT_ACK;
   if (oneTime && socket) bad('socket', 'a one-time task cannot have a socket (it is not a server)');
   const directory = workdir === null ? null : workdir.startsWith('/') ? workdir : `${opts.cwd.replace(/\/+$/, '')}/${workdir}`;
+  // fetch, fetchInterval, fetchMaxSize: as fetch=, fetch_interval=, fetch_max_size= (a JSON number is read as its text).
+  const numberOrString = <T>(f: Field, parse: (v: string) => T): T | null => {
+    const v = fields.get(f);
+    if (!v || v.kind === 'null') return null;
+    if (v.kind !== 'number' && v.kind !== 'string') return bad(f, `expected a number or a string, got ${jsonKind(v)}`);
+    try {
+      return parse(v.kind === 'number' ? v.text : v.value);
+    } catch (err) {
+      return bad(f, (err as Error).message);
+    }
+  };
+  const fetchUrl = project('fetch', parseFetch);
+  const fetchInterval = numberOrString('fetchInterval', parseFetchInterval);
+  const fetchMaxSize = numberOrString('fetchMaxSize', parseFetchMaxSize);
+  for (const [f, v] of [['fetchInterval', fetchInterval], ['fetchMaxSize', fetchMaxSize]] as const) {
+    if (v !== null && fetchUrl === null) bad(f, 'only means something with "fetch"');
+  }
+  const fetch: FetchConfig | null =
+    fetchUrl === null ? null : { url: fetchUrl, intervalSec: fetchInterval ?? FETCH_INTERVAL_SEC, maxBytes: fetchMaxSize ?? FETCH_MAX_BYTES };
+  // watch: a path or an array of paths; a relative one against the config file's directory (as workdir and a unix socket).
+  let watch: string[] = [];
+  const wn = fields.get('watch');
+  if (wn && wn.kind !== 'null') {
+    const items = wn.kind === 'array' ? wn.items : [wn];
+    const paths = items.map((item) => {
+      if (item.kind !== 'string') return bad('watch', `expected a path or an array of paths, ${wn.kind === 'array' ? 'one is' : 'got'} ${jsonKind(item)}`);
+      if (item.value === '') return bad('watch', 'a path is empty');
+      if (item.value.includes('\0')) return bad('watch', 'a path contains NUL');
+      return item.value;
+    });
+    if (paths.length === 0) bad('watch', 'expected a path or an array of paths, got an empty array');
+    try {
+      watch = watchPaths(paths, opts.cwd);
+    } catch (err) {
+      bad('watch', (err as Error).message);
+    }
+  }
   const stdout = taskLog(name, opts.logs);
   const x: ProcessConfig = {
     name,
@@ -199,12 +242,11 @@ export function readTask(name: string, node: JsonNode, opts: TaskOptions): Progr
     socket,
     handoff,
     ack: oneTime ? { kind: 'timer', seconds: 0 } : ack,
-    // This project's fetch= and watch= are INI keys only.
-    fetch: null,
-    watch: [],
+    fetch,
+    watch,
     ...(oneTime ? { oneTime: true } : {}),
     ...(startTime > 0 && !oneTime ? { minReadySecs: startTime } : {}),
     ...(restartPause !== null ? { respawnDelaySecs: restartPause } : {}),
   };
-  return { name, group: name, loc: { file: '', line: node.line }, priority: 999, fetchLoc: null, processes: [x] };
+  return { name, group: name, loc: { file: '', line: node.line }, priority: 999, fetchLoc: fetch ? { file: '', line: at('fetch') } : null, processes: [x] };
 }
