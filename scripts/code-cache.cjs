@@ -13,8 +13,10 @@ const vm = require('vm');
 const Module = require('module');
 const { cacheName } = require('../bin/code-cache.js');
 
-const file = process.argv[2];
+const file = path.resolve(process.argv[2]);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ein-code-cache-'));
+// Removed however this ends (a throw before the master runs left it behind).
+process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
 const acked = path.join(dir, 'acked');
 // The child ACKs and then says so in a file: asking the master (status) would compile, and so
 // cache, code that start-up does not run (more code deserialized at every start: RSS).
@@ -41,7 +43,6 @@ const mod = new Module(file, module);
 mod.filename = file;
 mod.paths = Module._nodeModulePaths(path.dirname(file));
 script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
-process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
 process.env.ACKED = acked;
 mod.exports.main(args).then(() => {
   const wait = () => {
