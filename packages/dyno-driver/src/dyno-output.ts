@@ -7,9 +7,8 @@
  * once, with its name.
  */
 import type { ChildProcess } from 'node:child_process';
-import { Socket } from 'node:net';
-import * as native from 'native-reuseport';
 import { pipeStreamLines, type LinePipe } from '@einhyrningsins/master';
+import { decodePartial, encodePartial, pipeFd, readPipe } from './carried-pipes.js';
 
 /** A dyno's output pipes across a reload. */
 export interface OutputPipes {
@@ -26,12 +25,6 @@ interface Tracked {
   lines: [LinePipe | null, LinePipe | null];
 }
 
-/** The fd of a pipe stream Node opened (libuv's handle). */
-function fdOf(stream: NodeJS.ReadableStream | null): number | null {
-  const fd = (stream as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : null;
-}
-
 export class DynoOutput {
   private readonly pipes = new Map<number, Tracked>();
 
@@ -42,19 +35,15 @@ export class DynoOutput {
     const err = child.stderr ? pipeStreamLines(child.stderr, process.stderr, () => label) : null;
     const pid = child.pid;
     if (pid === undefined) return;
-    this.pipes.set(pid, { pipes: { pid, name, fds: [fdOf(child.stdout), fdOf(child.stderr)] }, lines: [out, err] });
+    this.pipes.set(pid, { pipes: { pid, name, fds: [pipeFd(child.stdout), pipeFd(child.stderr)] }, lines: [out, err] });
     child.once('exit', () => this.pipes.delete(pid));
   }
 
   /** The pipes of the dynos still running, with what each holds of an unfinished line, for the next image. */
   snapshot(live: (pid: number) => boolean): OutputPipes[] {
-    const partial = (l: LinePipe | null): string | null => {
-      const b = l?.partial();
-      return b && b.length > 0 ? b.toString('base64') : null;
-    };
     return [...this.pipes.values()]
       .filter((t) => live(t.pipes.pid))
-      .map((t) => ({ ...t.pipes, fds: [...t.pipes.fds], partial: [partial(t.lines[0]), partial(t.lines[1])] }));
+      .map((t) => ({ ...t.pipes, fds: [...t.pipes.fds], partial: [encodePartial(t.lines[0]), encodePartial(t.lines[1])] }));
   }
 
   /** The new image reads on from the old one's pipes. */
@@ -65,10 +54,8 @@ export class DynoOutput {
       this.pipes.set(p.pid, t);
       p.fds.forEach((fd, i) => {
         if (fd === null) return;
-        native.setCloexec(fd, true);
-        const stream = new Socket({ fd, readable: true, writable: false });
-        const carried = p.partial?.[i];
-        t.lines[i] = pipeStreamLines(stream, i === 0 ? process.stdout : process.stderr, () => label, carried ? Buffer.from(carried, 'base64') : undefined);
+        const stream = readPipe(fd);
+        t.lines[i] = pipeStreamLines(stream, i === 0 ? process.stdout : process.stderr, () => label, decodePartial(p.partial?.[i]));
         stream.once('close', () => {
           const cur = this.pipes.get(p.pid);
           if (cur) cur.pipes.fds[i] = null;

@@ -12,6 +12,7 @@ import type { ConfigControlSnapshot } from './config-control.js';
 import type { PhaseResult } from './release-phase.js';
 import type { PreparedRelease } from './release.js';
 import { DYNO_STATE_FORMAT, type DynoReloadState } from './dyno-reload-state.js';
+import { openFds } from './carried-pipes.js';
 import type { Listener } from './web-socket.js';
 import type { TypeLaunch } from './release-applier.js';
 import { VERSION } from './version.js';
@@ -63,7 +64,7 @@ export function dynoReloadState(d: {
 
 /** The fds the new image takes over, besides the control socket and its connections. */
 export function stateFds(state: DynoReloadState): number[] {
-  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...state.output.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null))];
+  return [...(state.listener ? [state.listener.fd] : []), ...(state.http ? [state.http.fd] : []), ...openFds(state.output)];
 }
 
 export interface DynoTakenOver {

@@ -13,13 +13,12 @@
  * lost, and no process meets a closed pipe.
  */
 import type { ChildProcess } from 'node:child_process';
-import { Socket } from 'node:net';
-import * as native from 'native-reuseport';
 import { pipeStreamLines, type LinePipe, type Logger } from '@einhyrningsins/master';
 // Not through the package's index: the per-program log files are read only with --config.
 import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
 import { formatGo, localParts } from './minisv/go-time.js';
+import { decodePartial, encodePartial, openFds, pipeFd, readPipe } from './carried-pipes.js';
 
 /** minisv's logdate: every line with the time in front (`TIME: line`). */
 export function datedLines(layout: string, writer: { write(b: Buffer): unknown }, now: () => Date = () => new Date()): { write(b: Buffer): void } {
@@ -52,12 +51,6 @@ interface Tracked {
   lines: LineSource[];
   /** The AUTO streams (stdout, stderr), passed on line by line to the driver's own. */
   auto: [LinePipe | null, LinePipe | null];
-}
-
-/** The fd of a pipe stream Node opened (libuv's handle). */
-function fdOf(stream: NodeJS.ReadableStream | null): number | null {
-  const fd = (stream as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : null;
 }
 
 /** How long an exit waits for the log files to take what is queued. */
@@ -96,7 +89,7 @@ export class ProgramLogs {
 
   private attach(x: ProcessConfig, pid: number, out: NodeJS.ReadableStream | null, err: NodeJS.ReadableStream | null, carried?: ProcessPipes['partial']): void {
     const label = `${x.name} | `;
-    const t: Tracked = { pipes: { pid, program: x.program, process: x.name, fds: [fdOf(out), fdOf(err)] }, streams: [], lines: [], auto: [null, null] };
+    const t: Tracked = { pipes: { pid, program: x.program, process: x.name, fds: [pipeFd(out), pipeFd(err)] }, streams: [], lines: [], auto: [null, null] };
     const one = (i: 0 | 1, stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
       if (!stream) return;
       t.streams.push(stream);
@@ -106,8 +99,7 @@ export class ProgramLogs {
       });
       if (c.target.kind === 'none') stream.on('data', () => undefined);
       else if (c.target.kind === 'auto') {
-        const start = carried?.[i];
-        t.auto[i] = pipeStreamLines(stream, dest, () => label, start ? Buffer.from(start, 'base64') : undefined);
+        t.auto[i] = pipeStreamLines(stream, dest, () => label, decodePartial(carried?.[i]));
       }
       else {
         const w = this.writer(c as LogConfig & { target: { kind: 'file'; path: string } });
@@ -149,21 +141,16 @@ export class ProgramLogs {
       for (const l of t.lines) l.flushPartial();
     }
     for (const w of this.writers.values()) w.drainSync();
-    const partial = (l: LinePipe | null): string | null => (l && l.partial().length > 0 ? l.partial().toString('base64') : null);
     return [...this.tracked.values()]
       .filter((t) => live(t.pipes.pid) || t.pipes.fds.some((fd) => fd !== null))
-      .map((t) => ({ ...t.pipes, fds: [...t.pipes.fds], partial: [partial(t.auto[0]), partial(t.auto[1])] }));
+      .map((t) => ({ ...t.pipes, fds: [...t.pipes.fds], partial: [encodePartial(t.auto[0]), encodePartial(t.auto[1])] }));
   }
 
   /** The new image reads on from the old one's pipes (each process found by its program and name). */
   adopt(all: readonly ProcessPipes[], programs: readonly ProgramConfig[]): void {
     for (const p of all) {
       const x = programs.find((q) => q.name === p.program)?.processes.find((y) => y.name === p.process);
-      const streams = p.fds.map((fd) => {
-        if (fd === null) return null;
-        native.setCloexec(fd, true);
-        return new Socket({ fd, readable: true, writable: false });
-      });
+      const streams = p.fds.map((fd) => (fd === null ? null : readPipe(fd)));
       if (x) this.attach(x, p.pid, streams[0] ?? null, streams[1] ?? null, p.partial);
       else for (const s of streams) s?.resume();
     }
@@ -171,7 +158,7 @@ export class ProgramLogs {
 
   /** The fds of every pipe carried (the exec must not close them). */
   static fds(all: readonly ProcessPipes[]): number[] {
-    return all.flatMap((p) => p.fds.filter((fd): fd is number => fd !== null));
+    return openFds(all);
   }
 
   /** Reopen every log file (after it was renamed by logrotate). */
