@@ -130,8 +130,10 @@ export class ConfigControl {
     private readonly log: Logger,
     /** Apply a config read again (the release applier, in its serial queue). */
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
+    /** How much of the programs' output was read (the memory keeper's). */
+    onOutput?: (bytes: number) => void,
   ) {
-    this.logs = new ProgramLogs(log);
+    this.logs = new ProgramLogs(log, onOutput);
     this.releases = new ProgramReleases(runtime, log, source.env, now);
     source.onClose(() => this.releases.stop());
     // A one-time program may end before it is seen RUNNING: a run that ended since `since` counts as started.

@@ -76,7 +76,7 @@ export function processWideDuties(
   log: Logger,
   signalTimeoutSec: number,
   unlinkSocket: () => void,
-): { memory: { poke(): void }; reaper: Reaper | null } {
+): { memory: { poke(): void; output(bytes: number): void }; reaper: Reaper | null } {
   // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const memory = startMemoryKeeper(cleanup);

@@ -62,7 +62,11 @@ export class ProgramLogs {
   /** A reload is being prepared: new streams start paused too. */
   private paused = false;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** How much of the programs' output was read (the memory keeper compacts after each MiB). */
+    private readonly onBytes: (bytes: number) => void = () => undefined,
+  ) {}
 
   private writer(c: LogConfig & { target: { kind: 'file'; path: string } }): LogWriter {
     let w = this.writers.get(c.target.path);
@@ -93,6 +97,7 @@ export class ProgramLogs {
     const one = (i: 0 | 1, stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
       if (!stream) return;
       t.streams.push(stream);
+      stream.on('data', (d: Buffer | string) => this.onBytes(d.length));
       stream.once('close', () => {
         t.pipes.fds[i] = null;
         if (t.pipes.fds.every((fd) => fd === null)) this.tracked.delete(pid);

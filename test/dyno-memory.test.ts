@@ -1,0 +1,34 @@
+/**
+ * The dyno driver's memory: it runs for months, so V8's optimising compiler is kept off
+ * (packages/dyno-driver/src/lean-v8.ts; measured: TurboFan's first compilation alone cost
+ * 3.7-6 MB of RSS, for no CPU the driver's work needed). The memory itself is measured by
+ * `npm run bench:supervisors`; here, what is deterministic: no function is optimised by
+ * TurboFan (`--trace-opt` says when one is) while the driver starts and passes on a burst of
+ * its processes' output, which made its line splitter hot enough before.
+ */
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SupervisorProc, cleanupAll, track, until } from './harness.js';
+import { DYNO_BIN, baseEnv, newDir, q } from './dyno-harness.js';
+
+afterEach(async () => {
+  assert.deepEqual(await cleanupAll(), []);
+});
+
+const LINES = 40_000;
+
+test('the driver compiles nothing with TurboFan while it starts and passes on 40,000 lines of output', async () => {
+  const dir = newDir();
+  const chatty = `let s='';for(let i=1;i<=${LINES};i++){s+='line '+i+' '+'x'.repeat(60)+'\\n';if(s.length>16384){process.stdout.write(s);s=''}}process.stdout.write(s);setInterval(()=>{},1e9)`;
+  writeFileSync(join(dir, 'Procfile'), `chatty: ${q(process.execPath)} -e ${q(chatty)}\n`);
+  const sock = join(dir, 'ctl.sock');
+  const d = new SupervisorProc(process.execPath, ['--trace-opt', DYNO_BIN], ['start', '-d', sock], dir, sock, baseEnv());
+  track(d, dir);
+  await until(`the ${LINES} lines passed on (stderr: ${d.stderr.slice(-2000)})`, () => d.stdout.includes(`chatty.1 | line ${LINES} `) || null, 60_000, 50);
+  assert.equal((d.stdout.match(/^chatty\.1 \| line \d+ x+$/gm) ?? []).length, LINES, 'every line, whole and labelled');
+  assert.deepEqual(await d.stop(), { code: 0, signal: null });
+  const optimised = d.stdout.split('\n').filter((l) => /TURBOFAN/i.test(l));
+  assert.deepEqual(optimised, [], 'functions TurboFan compiled');
+});
