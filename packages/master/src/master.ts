@@ -20,10 +20,10 @@ import { rubyOnlyWarning, type Options } from './options.js';
 import { setUpHandoff } from './handoff-setup.js';
 import { watchReusePort } from './reuseport-watch.js';
 import { stopSignalWarning } from './known-servers.js';
-import { ExitWithChild } from './exit-with-child.js';
-import { Releases } from './releases.js';
+import type { ExitWithChild } from './exit-with-child.js';
+import type { Releases } from './releases.js';
+import { releasesWanted } from './release-checks.js';
 import type { Reaper } from './reaper.js';
-import { prefixOutput } from './output-prefix.js';
 import { SlotHistory } from './slot-history.js';
 import { ProcStats } from './proc-stats.js';
 import { Cleanup } from './cleanup.js';
@@ -242,9 +242,16 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    // What start-up was not asked for is not even initialised (its modules' code and
+    // objects: start-up RSS; test/footprint.test.ts lists what a plain start initialises).
+    const [releasesKit, exitKit, prefixKit] = await Promise.all([
+      releasesWanted(this.opts) ? import('./releases.js') : null,
+      this.opts.exitWithChild ? import('./exit-with-child.js') : null,
+      this.opts.prefixOutput ? import('./output-prefix.js') : null,
+    ]);
     const memory = startMemoryKeeper(this.cleanup);
-    const exitWithChild = this.opts.exitWithChild
-      ? new ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
+    const exitWithChild: ExitWithChild | null = exitKit
+      ? new exitKit.ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
       : null;
     this.runtime = new Runtime<LaunchSpec>({
       log: this.log,
@@ -260,8 +267,8 @@ export class Master {
         niceWorker: this.opts.niceWorker,
         upgradeNice: this.opts.upgradeNice,
         log: this.log,
-        ...(this.opts.prefixOutput
-          ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
+        ...(prefixKit
+          ? { output: (child: ChildProcess, slot: number) => prefixKit.prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
           : {}),
         ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
         onWorkerSpawn: () => memory.spawned(),
@@ -283,8 +290,8 @@ export class Master {
       this.server?.unlink();
       this.cleanup.run();
     });
-    if (Releases.wanted(this.opts)) {
-      const releases = new Releases(this.opts, {
+    if (releasesKit) {
+      const releases: Releases = new releasesKit.Releases(this.opts, {
         group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
         log: this.log,
         now: () => this.now(),
