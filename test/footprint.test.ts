@@ -25,7 +25,7 @@ const NOT_AT_START: Record<string, string> = {
   crypto: 'the pidfile and socket names need no randomness from it',
   v8: 'the memory keeper loads it when a limit is set',
   // vm is not listed: bin/code-cache.js loads it to hand the bundle's V8 code cache to V8
-  // (measured: +0.15 MB of RSS, 6 ms less start-up CPU). What cost ~2 MB was the memory
+  // (measured: +64 KB of RSS, 7 ms less start-up CPU). What cost ~2 MB was the memory
   // keeper's context (vm.runInNewContext), and the keeper loads v8 before it: listed above.
   dns: 'numeric hosts need no resolver; names load it lazily',
   inspector: 'nothing of the master uses it',
