@@ -36,7 +36,7 @@ const NOT_AT_START: Record<string, string> = {
   worker_threads: 'nothing of the master uses it',
 };
 
-/** The bundle's modules (packages/master/dist/src/) a master started without these options must not initialise. */
+/** The bundle's modules (packages/master/dist/src/) a master started without these options (or not by a reload) must not initialise. */
 const NOT_INITIALISED: Record<string, string> = {
   'releases.js': '--watch / --fetch',
   'watch.js': '--watch',
@@ -46,6 +46,8 @@ const NOT_INITIALISED: Record<string, string> = {
   'exit-with-child.js': '--exit-with-child',
   'output-prefix.js': '--prefix-output',
   'syslog.js': '--syslog',
+  'reload-state-check.js': 'the snapshot checks: only in the image a reload starts',
+  'shape-check.js': 'the snapshot checks: only in the image a reload starts',
 };
 
 test('start-up, ACKs, help / state / status and shutdown call nothing that loads ICU date or locale code, and load no heavy module', async () => {
