@@ -268,7 +268,13 @@ export class Master {
         upgradeNice: this.opts.upgradeNice,
         log: this.log,
         ...(prefixKit
-          ? { output: (child: ChildProcess, slot: number) => prefixKit.prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
+          ? {
+              output: (child: ChildProcess, slot: number) => {
+                prefixKit.prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' });
+                // The children's output passes through this process: compacted after each MiB (as the driver's).
+                for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer | string) => memory.output(d.length));
+              },
+            }
           : {}),
         ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
         onWorkerSpawn: () => memory.spawned(),
