@@ -5,7 +5,6 @@
  */
 import { setPriority } from 'node:os';
 import { resolve } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins/core';
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
@@ -41,7 +40,7 @@ import { NotifyPolicy } from './host/notify-policy.js';
 import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
-import type { GroupShell, LaunchSpec } from './host/group-shell.js';
+import type { GroupShell, LaunchSpec, WorkerProcess } from './host/group-shell.js';
 import type { HandoffContext, HandoffName } from './handoff.js';
 
 function socketLabel(s: BoundSocket): string {
@@ -261,7 +260,7 @@ export class Master {
         upgradeNice: this.opts.upgradeNice,
         log: this.log,
         ...(this.opts.prefixOutput
-          ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
+          ? { output: (child: WorkerProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
           : {}),
         ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
         onWorkerSpawn: () => memory.spawned(),

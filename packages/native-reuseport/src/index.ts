@@ -17,16 +17,16 @@
  *
  * @module
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync as runSync } from 'node:child_process';
 import { accessSync, existsSync, realpathSync, constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { libcOfExecutable } from './elf.js';
 
-import type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, NativeBinding, ReapedChild, PeerCred } from './types.js';
+import type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, NativeBinding, ReapedChild, PeerCred, SpawnResult } from './types.js';
 
-export type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, ReapedChild, PeerCred } from './types.js';
+export type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, ReapedChild, PeerCred, SpawnResult } from './types.js';
 
 // ---- where the binaries are ----------------------------------------------------
 //
@@ -222,7 +222,7 @@ export function ensureNative(): void {
     throw new NativeMissingError(`${where}; cannot build it: ${sourceDir} is not writable (as its owner, run: ${rebuildCommand()})`);
   }
   process.stderr.write(`einhyrningsins: ${where}; building it from source in ${sourceDir} (once)\n`);
-  const r = spawnSync(process.execPath, [cli as string, 'run', '--silent', 'build:native'], {
+  const r = runSync(process.execPath, [cli as string, 'run', '--silent', 'build:native'], {
     cwd: sourceDir,
     stdio: ['ignore', 2, 2],
   });
@@ -435,4 +435,78 @@ export function mallocArenaMax(n: number): boolean {
 /** glibc malloc_trim(0): return free heap pages to the kernel; true if any were. */
 export function mallocTrim(): boolean {
   return native().mallocTrim();
+}
+
+// ---- spawning off the event loop (native/spawn.c) ----------------------------------
+
+/** The spawn functions, or an error naming the stale build that lacks them. */
+function spawner(): Required<Pick<NativeBinding, 'spawnInit' | 'spawnStart' | 'spawnSync' | 'spawnResults' | 'spawnWait' | 'reapSpawned' | 'spawnedAdopt' | 'isSpawned' | 'spawnsInFlight'>> {
+  const n = native();
+  if (typeof n.spawnStart !== 'function') {
+    throw new Error(`native-reuseport: ${addonPath} was built before spawnStart (rebuild it with: ${rebuildCommand()})`);
+  }
+  return n as ReturnType<typeof spawner>;
+}
+
+/**
+ * Once per process: `onResults` is called on this thread whenever spawns started with
+ * {@link spawnStart} have completed; take them with {@link spawnResults}.
+ */
+export function spawnInit(onResults: () => void): void {
+  spawner().spawnInit(onResults);
+}
+
+/**
+ * posix_spawn(path, argv, env) on one of the addon's own threads (never libuv's
+ * threadpool), the child's fd i being `fds[i]` (dup'ed before this returns: the caller
+ * may close its own at once); every signal at its default and none blocked in the child.
+ * @returns the spawn's id, which {@link spawnResults} reports with its pid or error.
+ */
+export function spawnStart(path: string, argv: string[], env: string[], fds: number[]): number {
+  return spawner().spawnStart(path, argv, env, fds);
+}
+
+/**
+ * The same spawn on this thread (the child's parent thread is then this one: what
+ * PR_SET_PDEATHSIG needs across an execve). Its pid is registered as spawnStart's are.
+ * @throws NativeSyscallError (`spawn PATH: ...`) when the launcher cannot be started.
+ */
+export function spawnSync(path: string, argv: string[], env: string[], fds: number[]): number {
+  return spawner().spawnSync(path, argv, env, fds);
+}
+
+/** The spawns completed since the last call, each once; their pids may be reaped from now on. */
+export function spawnResults(): SpawnResult[] {
+  return spawner().spawnResults();
+}
+
+/** Block until no spawn is in flight (before a reload's snapshot); then take {@link spawnResults}. */
+export function spawnWait(): void {
+  spawner().spawnWait();
+}
+
+/**
+ * waitpid(WNOHANG) of the children spawned here (and adopted): the ones that exited,
+ * forgotten (code and signal both null: no longer our child). Only pids already handed
+ * out by {@link spawnResults}.
+ */
+export function reapSpawned(): ReapedChild[] {
+  return spawner().reapSpawned();
+}
+
+/** A child this process had before a re-exec: reaped by {@link reapSpawned} from now on. */
+export function spawnedAdopt(pid: number): void {
+  spawner().spawnedAdopt(pid);
+}
+
+/** Was `pid` spawned (or adopted) here and not reaped yet? */
+export function isSpawned(pid: number): boolean {
+  const n = native();
+  return typeof n.isSpawned === 'function' ? n.isSpawned(pid) : false;
+}
+
+/** Spawns queued or running whose pid is not registered yet (see reaper.ts). */
+export function spawnsInFlight(): number {
+  const n = native();
+  return typeof n.spawnsInFlight === 'function' ? n.spawnsInFlight() : 0;
 }

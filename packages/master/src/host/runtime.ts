@@ -9,6 +9,7 @@
  */
 import { Fleet, type CoreConfig, type CoreSnapshot, type Event, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec, type SerializedCore, type SerializedFleet } from '@einhyrningsins/core';
 import type { Logger } from '../log.js';
+import { spawner } from './spawner.js';
 import { GroupShell, type GroupShellOptions } from './group-shell.js';
 
 export interface RuntimeOptions<L> {
@@ -105,11 +106,21 @@ export class Runtime<L> {
   }
 
   /**
-   * Run every spawn still waiting for its turn, now: a snapshot for a reload must not hold a
-   * starting worker without a pid (the next image would wait for a spawn nobody makes).
+   * Run every spawn still waiting for its turn, now, and wait (blocking) for every spawn in
+   * flight to come back with its pid: a snapshot for a reload must not hold a starting
+   * worker without a pid (the next image would wait for a spawn nobody makes). What the
+   * engines do with those pids may ask for more spawns (a worker that died at once is
+   * replaced): those too, a bounded number of rounds.
    */
   flushSpawns(): void {
-    for (const s of this.shells.values()) s.flushSpawns();
+    for (let round = 0; round < 100; round++) {
+      let started = false;
+      for (const s of this.shells.values()) started = s.startQueued() || started;
+      let pending = 0;
+      for (const s of this.shells.values()) pending += s.spawnsPending;
+      if (!started && pending === 0) return;
+      spawner.settle();
+    }
   }
 
   /** The one group's engine in the single-group snapshot format (what every master image reads). */
