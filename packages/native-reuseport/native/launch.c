@@ -23,7 +23,8 @@
  *   then execv(PATH, [ARG0, ARGS...]) -- no PATH search, no shell.
  *
  * Always: fds 0, 1 and 2 are put in blocking mode (O_NONBLOCK cleared), as libuv does
- * for the children Node spawns (a program must not get EAGAIN writing its stdout).
+ * for the children Node spawns (a program must not get EAGAIN writing its stdout), and
+ * signals 32-34 (the libc's own, which posix_spawn leaves ignored) get their default.
  *
  * Exit codes (only reached when nothing was exec'd):
  *     1  setup failed: setpgid/prctl error, or the parent died before pdeathsig
@@ -181,6 +182,13 @@ int main(int argc, char **argv) {
   if (closefrom >= 0 && close_from((int)closefrom) < 0) {
     say("cannot close inherited fds: ", strerror(errno), "", "");
     _exit(1);
+  }
+  /* posix_spawn (glibc, musl) sets the libc's own signals (32, 33, 34) to SIG_IGN in the
+     child, and an ignored signal stays ignored across exec: back to default, as a child of
+     fork gets them (libc's sigaction refuses these numbers: the system call itself). */
+  for (int s = 32; s <= 34 && s < _NSIG; s++) {
+    unsigned long dfl[4] = {0, 0, 0, 0}; /* SIG_DFL, no flags, no mask: every layout */
+    syscall(SYS_rt_sigaction, s, dfl, NULL, (size_t)8);
   }
   for (int fd = 0; fd <= 2; fd++) {
     int fl = fcntl(fd, F_GETFL);

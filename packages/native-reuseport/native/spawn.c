@@ -17,8 +17,9 @@
  *   spawnSync(path, argv, env, fds) -> pid   the same on the calling thread (see below)
  *   spawnResults()         -> [{ id, pid } | { id, error }]  the completed ones, once each
  *   spawnWait()            block until nothing is in flight (a reload's snapshot)
- *   reapSpawned()          -> [{ pid, code, signal }]  waitpid(WNOHANG) of the pids spawned
- *                          here (or adopted): the exited ones, forgotten
+ *   reapSpawned(all?)      -> [{ pid, code, signal }]  waitpid(WNOHANG) of the pids spawned
+ *                          here (or adopted): the exited ones, forgotten (all: ask for
+ *                          each, not only for the zombies the kernel lists)
  *   spawnedAdopt(pid)      a child this process had before a re-exec: reaped as ours
  *   isSpawned(pid), spawnsInFlight()   for the orphan reaper (see reaper.ts)
  *
@@ -414,13 +415,16 @@ static bool reap_registered(napi_env env, pid_t pid, napi_value arr, uint32_t *n
 }
 
 static napi_value ReapSpawned(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value arr;
+  napi_value arr, argv[1];
+  size_t argc = 1;
   uint32_t n = 0;
-  CHECK_NULL(env, napi_create_array(env, &arr));
-  /* Usually every zombie is one of ours: ask the kernel which (without reaping it). */
   bool scan = false;
-  for (;;) {
+  CHECK_NULL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc >= 1 && is_type(env, argv[0], napi_boolean)) CHECK_NULL(env, napi_get_value_bool(env, argv[0], &scan));
+  CHECK_NULL(env, napi_create_array(env, &arr));
+  /* Usually every zombie is one of ours: ask the kernel which (without reaping it). With
+     `all` (adopted pids, which may not be our children any more: ECHILD) each is asked. */
+  while (!scan) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) break;

@@ -487,11 +487,12 @@ export function spawnWait(): void {
 
 /**
  * waitpid(WNOHANG) of the children spawned here (and adopted): the ones that exited,
- * forgotten (code and signal both null: no longer our child). Only pids already handed
- * out by {@link spawnResults}.
+ * forgotten. Only pids already handed out by {@link spawnResults}. Usually only the
+ * zombies the kernel lists are looked at; `all`: every registered pid (after adopting:
+ * one that is no longer our child, ECHILD, is reported with code and signal null).
  */
-export function reapSpawned(): ReapedChild[] {
-  return spawner().reapSpawned();
+export function reapSpawned(all = false): ReapedChild[] {
+  return spawner().reapSpawned(all);
 }
 
 /** A child this process had before a re-exec: reaped by {@link reapSpawned} from now on. */

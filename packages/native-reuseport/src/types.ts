@@ -107,7 +107,7 @@ export interface NativeBinding {
   spawnSync?(path: string, argv: string[], env: string[], fds: number[]): number;
   spawnResults?(): SpawnResult[];
   spawnWait?(): void;
-  reapSpawned?(): ReapedChild[];
+  reapSpawned?(all?: boolean): ReapedChild[];
   spawnedAdopt?(pid: number): void;
   isSpawned?(pid: number): boolean;
   spawnsInFlight?(): number;

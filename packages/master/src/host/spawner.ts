@@ -36,7 +36,10 @@ class Spawner {
   private readonly pending = new Map<number, SpawnDone>();
   private readonly exits = new Map<number, ExitHandler>();
   private reapQueued = false;
+  private reapAllNext = false;
   private readonly onSigchld = () => this.scheduleReap();
+  /** Held (ref'd) while children are watched: a live child keeps the process up, as a ChildProcess does. */
+  private keepAlive: NodeJS.Timeout | null = null;
 
   private init(): void {
     if (this.initialized) return;
@@ -67,14 +70,27 @@ class Spawner {
   /** `pid`'s exit (code, signal name) goes to `handler`; it is reaped on SIGCHLD. */
   onExit(pid: number, handler: ExitHandler): void {
     this.exits.set(pid, handler);
+    this.hold();
+  }
+
+  private hold(): void {
+    if (this.exits.size === 0) {
+      this.keepAlive?.unref();
+      return;
+    }
+    this.keepAlive ??= setInterval(() => undefined, 2 ** 31 - 1);
+    this.keepAlive.ref();
   }
 
   /** A worker started by the image before a re-exec (our child still): reaped as the others. */
   adopt(pid: number, handler: ExitHandler): void {
     this.init();
     native.spawnedAdopt(pid);
-    this.exits.set(pid, handler);
-    this.scheduleReap(); // one may have died during the exec (its SIGCHLD went to the old image)
+    this.onExit(pid, handler);
+    // One may have died during the exec (its SIGCHLD went to the old image), or been
+    // reaped by a --reexec-as wrapper (then it is not our child any more): ask for each.
+    this.reapAllNext = true;
+    this.scheduleReap();
   }
 
   /** Spawns started and not yet reported. */
@@ -115,12 +131,15 @@ class Spawner {
   /** Every exited child of ours, to its handler (in the order the kernel gave them). */
   reap(): void {
     if (!this.initialized) return;
-    for (const r of native.reapSpawned()) {
+    const all = this.reapAllNext;
+    this.reapAllNext = false;
+    for (const r of native.reapSpawned(all)) {
       const handler = this.exits.get(r.pid);
       this.exits.delete(r.pid);
       const signal = r.signal === null ? null : (SIGNAL_NAMES.get(r.signal) ?? `SIG${r.signal}`);
       handler?.(r.code, signal);
     }
+    this.hold();
   }
 }
 
