@@ -35,6 +35,8 @@ class Spawner {
   private initialized = false;
   private readonly pending = new Map<number, SpawnDone>();
   private readonly exits = new Map<number, ExitHandler>();
+  /** Called once after the next batch of results is handed out. */
+  private afterResults: Array<() => void> = [];
   private reapQueued = false;
   private reapAllNext = false;
   private readonly onSigchld = () => this.scheduleReap();
@@ -108,6 +110,16 @@ class Spawner {
     this.takeResults();
   }
 
+  /** Once after the next batch of spawn results (a worker's early ACK waits for its pid). */
+  whenResults(fn: () => void): void {
+    this.afterResults.push(fn);
+  }
+
+  /** Hand out the spawns completed so far, now (without waiting for the addon's wake-up). */
+  poll(): void {
+    if (this.pending.size > 0) this.takeResults();
+  }
+
   private takeResults(): void {
     for (const r of native.spawnResults()) {
       const done = this.pending.get(r.id);
@@ -117,6 +129,11 @@ class Spawner {
     }
     // A child that exited before its pid was registered sent its SIGCHLD too early.
     this.reap();
+    if (this.afterResults.length > 0) {
+      const fns = this.afterResults;
+      this.afterResults = [];
+      for (const fn of fns) fn();
+    }
   }
 
   private scheduleReap(): void {
