@@ -80,3 +80,19 @@ test('a burst of workers that exit at once: every exit status reported, none tak
   assert.doesNotMatch(m.stderr, /that a worker left behind/, 'a worker taken for an orphan');
   assert.equal((await m.stop()).code, 0);
 });
+
+test('a reload right after start: the new image adopts every worker (the master\'s children are exactly its workers) and reaps them at stop', async () => {
+  // Spawns still queued or in flight on the spawner's threads at the snapshot are waited
+  // for (Runtime.flushSpawns); the adopted workers are registered with the addon and their
+  // exits reaped as the others' (the stop below waits for every one).
+  const n = 60;
+  const m = startMaster(['-n', String(n), '-m', '0', '--', 'sleep', '1000']);
+  await m.waitLog(/Master \d+ up/);
+  const replies = await m.ctl('reload');
+  assert.match(replies.at(-1)!.message, /Reload done/, JSON.stringify(replies));
+  const ws = await m.ready(n, 30_000);
+  const kids = [...parentThreads(m.pid).keys()];
+  assert.deepEqual(kids.sort((a, b) => a - b), ws.map((w) => w.pid).sort((a, b) => a - b), 'the master\'s children are exactly its workers');
+  assert.equal(new Set(ws.map((w) => w.pid)).size, n);
+  assert.equal((await m.stop()).code, 0);
+});

@@ -101,11 +101,13 @@ export let addonPath: string = artifactPath('native_reuseport.node');
  * Absolute path of the `einhyrningsins-launch` executable. Not checked at import
  * time; {@link assertLauncher} (or {@link ensureNative}) makes sure it exists.
  *
- * Usage: `einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]`.
- * It execv()s PATH without touching any fd. Exit codes when it cannot exec:
+ * Usage: `einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD] [--cwd DIR]
+ * [--umask OCTAL] [--uid U --gid G [--groups G,...]] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]`
+ * (native/launch.c's header says what each does). It execv()s PATH, touching no fd
+ * below --close-from but making 0-2 blocking. Exit codes when it cannot exec:
  * 1 setup failure (setpgid/prctl failed, or the parent died before pdeathsig
- * was armed), 2 bad usage, 126 PATH not executable (EACCES, EPERM, ENOEXEC,
- * ETXTBSY), 127 any other exec failure (ENOENT, ...).
+ * was armed), 2 bad usage (a bad --umask, a --cwd it cannot enter), 126 PATH not
+ * executable (EACCES, EPERM, ENOEXEC, ETXTBSY), 127 any other exec failure (ENOENT, ...).
  */
 export let launcherPath: string = artifactPath('einhyrningsins-launch');
 
@@ -126,7 +128,7 @@ export let bindShimPath: string = artifactPath('einhyrningsins-bind-shim.so');
 export const LAUNCH_EXIT = {
   /** setpgid/prctl failed, or the parent died before PR_SET_PDEATHSIG was armed. */
   SETUP_FAILED: 1,
-  /** Bad command line. */
+  /** Bad command line (a bad --umask, a --cwd it cannot enter). */
   USAGE: 2,
   /** PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY). */
   NOT_EXECUTABLE: 126,
