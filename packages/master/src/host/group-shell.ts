@@ -4,8 +4,6 @@
  * (a child's exit, a timer, a spawn's pid) into events for it. The engine itself lives
  * in the fleet (packages/core): the shell never decides, and never sees a reply.
  */
-import { EventEmitter } from 'node:events';
-import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { CoreConfig, CoreSnapshot, Event, GroupEffect, LogLevel, WorkerView } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
@@ -15,7 +13,11 @@ import type { Logger } from '../log.js';
 import { resolveProgram } from '../program.js';
 import { SlotHistory } from '../slot-history.js';
 import { BootPriority } from '../boot-priority.js';
+import { launcherArgs } from './launcher-args.js';
 import { spawner } from './spawner.js';
+import { PipedWorker, readEnd, type WorkerProcess } from './worker-process.js';
+
+export type { WorkerProcess };
 
 /** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
@@ -32,30 +34,6 @@ function handed(listeners: readonly SharedListener[]) {
   return listeners.map((s, i) => ({ childFd: 3 + i, family: s.family, address: s.address ?? '', port: s.port ?? 0, text: s.text ?? '' }));
 }
 
-/**
- * A worker whose output is piped (GroupShellOptions.output): what its readers use of a
- * ChildProcess. 'exit' (code, signal name) is emitted when it is reaped.
- */
-export interface WorkerProcess extends EventEmitter {
-  readonly pid: number;
-  readonly stdout: Socket | null;
-  readonly stderr: Socket | null;
-}
-
-class PipedWorker extends EventEmitter implements WorkerProcess {
-  constructor(
-    readonly pid: number,
-    readonly stdout: Socket | null,
-    readonly stderr: Socket | null,
-  ) {
-    super();
-  }
-}
-
-/** A read end of a worker's output (a socketpair's end, as libuv makes for 'pipe') as a stream. */
-function readEnd(fd: number): Socket {
-  return new Socket({ fd, readable: true, writable: false });
-}
 
 /** What to run for each worker of a group; may change between generations. */
 export interface LaunchSpec {
@@ -417,22 +395,17 @@ export class GroupShell {
       if (pair) for (const fd of pair) native.close(fd);
       pair = null;
     };
-    const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
     const bootNice = this.boot.forSpawn(generation, () => this.view.snapshot());
-    if (bootNice !== null) launch.push('--nice', String(bootNice));
-    else if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
-    if (this.opts.killChildrenOnExit) {
-      const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
-      launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
-    }
-    if (spec.user) {
-      launch.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
-      if (spec.user.groups?.length) launch.push('--groups', spec.user.groups.join(','));
-    }
-    // The spawn runs on another thread: cwd and umask (process-wide) are the launcher's to set.
-    launch.push('--cwd', spec.cwd);
-    if (spec.umask != null) launch.push('--umask', spec.umask.toString(8));
-    launch.push('--', path, spec.program, ...spec.args);
+    const launch = launcherArgs({
+      closeFrom: 3 + listeners.length + extraFds.length,
+      nice: bootNice ?? this.opts.niceWorker ?? null,
+      deathSignal: this.opts.killChildrenOnExit ? (osConstants.signals[(this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals] ?? osConstants.signals.SIGUSR2) : null,
+      user: spec.user ?? null,
+      cwd: spec.cwd,
+      umask: spec.umask ?? null,
+      path,
+      argv: [spec.program, ...spec.args],
+    });
     if (this.opts.log.enabled('debug')) {
       const base = spec.env;
       const set = Object.keys(env).filter((k) => base[k] !== env[k]);
