@@ -14,7 +14,7 @@ import { resolveProgram } from '../program.js';
 import { SlotHistory } from '../slot-history.js';
 import { BootPriority } from '../boot-priority.js';
 import { launcherArgs } from './launcher-args.js';
-import { spawner } from './spawner.js';
+import { processUmask, spawner } from './spawner.js';
 import { PipedWorker, readEnd, type WorkerProcess } from './worker-process.js';
 
 export type { WorkerProcess };
@@ -402,7 +402,7 @@ export class GroupShell {
       deathSignal: this.opts.killChildrenOnExit ? (osConstants.signals[(this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals] ?? osConstants.signals.SIGUSR2) : null,
       user: spec.user ?? null,
       cwd: spec.cwd,
-      umask: spec.umask ?? null,
+      umask: spec.umask ?? processUmask,
       path,
       argv: [spec.program, ...spec.args],
     });

@@ -10,6 +10,7 @@ export interface LauncherArgs {
   user: { uid: number; gid: number; groups?: readonly number[] } | null;
   /** The spawn runs on another thread: cwd and umask (process-wide) are the launcher's to set. */
   cwd: string;
+  /** null: the launcher's own (the shell always passes one: spawner.ts, processUmask). */
   umask: number | null;
   /** The resolved program and its argv (argv[0] first). */
   path: string;

@@ -11,6 +11,18 @@ import * as native from 'native-reuseport';
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
 
+/**
+ * This process's umask as it was when the program started. The master sets it for a moment
+ * around a unix socket's bind() (control-server.ts, unix-bind.ts); a spawn on another thread
+ * at that moment would give the child that one, so every child gets this one by name
+ * (the launcher's --umask) unless its program asks for its own.
+ */
+export const processUmask: number = (() => {
+  const m = process.umask(0o022);
+  process.umask(m);
+  return m;
+})();
+
 /** What to start: the launcher, its argv (argv[0] included), the environment, and the child's fds 0, 1, 2, 3, ... */
 export interface SpawnSpec {
   path: string;
