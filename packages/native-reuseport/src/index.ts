@@ -101,13 +101,8 @@ export let addonPath: string = artifactPath('native_reuseport.node');
  * Absolute path of the `einhyrningsins-launch` executable. Not checked at import
  * time; {@link assertLauncher} (or {@link ensureNative}) makes sure it exists.
  *
- * Usage: `einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD] [--cwd DIR]
- * [--umask OCTAL] [--uid U --gid G [--groups G,...]] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]`
- * (native/launch.c's header says what each does). It execv()s PATH, touching no fd
- * below --close-from but making 0-2 blocking. Exit codes when it cannot exec:
- * 1 setup failure (setpgid/prctl failed, or the parent died before pdeathsig
- * was armed), 2 bad usage (a bad --umask, a --cwd it cannot enter), 126 PATH not
- * executable (EACCES, EPERM, ENOEXEC, ETXTBSY), 127 any other exec failure (ENOENT, ...).
+ * Its usage and options: native/launch.c's header. It execv()s PATH. Exit codes when it
+ * cannot exec: {@link LAUNCH_EXIT}.
  */
 export let launcherPath: string = artifactPath('einhyrningsins-launch');
 
@@ -439,40 +434,32 @@ export function mallocTrim(): boolean {
   return native().mallocTrim();
 }
 
-// ---- spawning off the event loop (native/spawn.c) ----------------------------------
+// ---- spawning off the event loop (native/spawn.c: what each does) -----------------
+
+type Spawner = Required<Pick<NativeBinding, 'spawnInit' | 'spawnStart' | 'spawnSync' | 'spawnResults' | 'spawnWait' | 'reapSpawned' | 'spawnedAdopt'>>;
 
 /** The spawn functions, or an error naming the stale build that lacks them. */
-function spawner(): Required<Pick<NativeBinding, 'spawnInit' | 'spawnStart' | 'spawnSync' | 'spawnResults' | 'spawnWait' | 'reapSpawned' | 'spawnedAdopt' | 'isSpawned' | 'spawnsInFlight'>> {
+function spawner(): Spawner {
   const n = native();
-  if (typeof n.spawnStart !== 'function') {
-    throw new Error(`native-reuseport: ${addonPath} was built before spawnStart (rebuild it with: ${rebuildCommand()})`);
-  }
-  return n as ReturnType<typeof spawner>;
+  if (typeof n.spawnStart !== 'function') throw new Error(`native-reuseport: ${addonPath} was built before spawnStart (rebuild it with: ${rebuildCommand()})`);
+  return n as Spawner;
 }
 
-/**
- * Once per process: `onResults` is called on this thread whenever spawns started with
- * {@link spawnStart} have completed; take them with {@link spawnResults}.
- */
+/** Once per process: `onResults` is called on this thread when spawns have completed (take them with spawnResults). */
 export function spawnInit(onResults: () => void): void {
   spawner().spawnInit(onResults);
 }
 
 /**
- * posix_spawn(path, argv, env) on one of the addon's own threads (never libuv's
- * threadpool), the child's fd i being `fds[i]` (dup'ed before this returns: the caller
- * may close its own at once); every signal at its default and none blocked in the child.
- * @returns the spawn's id, which {@link spawnResults} reports with its pid or error.
+ * posix_spawn(path, argv, env) on the addon's own threads (not libuv's threadpool); the
+ * child's fd i is `fds[i]` (dup'ed before this returns: the caller may close its own), every
+ * signal at its default and none blocked. Returns the id spawnResults reports it under.
  */
 export function spawnStart(path: string, argv: string[], env: string[], fds: number[]): number {
   return spawner().spawnStart(path, argv, env, fds);
 }
 
-/**
- * The same spawn on this thread (the child's parent thread is then this one: what
- * PR_SET_PDEATHSIG needs across an execve). Its pid is registered as spawnStart's are.
- * @throws NativeSyscallError (`spawn PATH: ...`) when the launcher cannot be started.
- */
+/** The same on this thread (then the child's parent thread, which PR_SET_PDEATHSIG watches). @throws NativeSyscallError. */
 export function spawnSync(path: string, argv: string[], env: string[], fds: number[]): number {
   return spawner().spawnSync(path, argv, env, fds);
 }
@@ -482,34 +469,31 @@ export function spawnResults(): SpawnResult[] {
   return spawner().spawnResults();
 }
 
-/** Block until no spawn is in flight (before a reload's snapshot); then take {@link spawnResults}. */
+/** Block until no spawn is in flight (before a reload's snapshot); then take spawnResults. */
 export function spawnWait(): void {
   spawner().spawnWait();
 }
 
 /**
- * waitpid(WNOHANG) of the children spawned here (and adopted): the ones that exited,
- * forgotten. Only pids already handed out by {@link spawnResults}. Usually only the
- * zombies the kernel lists are looked at; `all`: every registered pid (after adopting:
- * one that is no longer our child, ECHILD, is reported with code and signal null).
+ * waitpid(WNOHANG) of the children spawned (or adopted) here and handed out by spawnResults:
+ * the exited ones, forgotten. Usually only the zombies the kernel lists are looked at; `all`:
+ * every registered pid (one no longer our child, ECHILD, comes back with code and signal null).
  */
 export function reapSpawned(all = false): ReapedChild[] {
   return spawner().reapSpawned(all);
 }
 
-/** A child this process had before a re-exec: reaped by {@link reapSpawned} from now on. */
+/** A child this process had before a re-exec: reaped by reapSpawned from now on. */
 export function spawnedAdopt(pid: number): void {
   spawner().spawnedAdopt(pid);
 }
 
 /** Was `pid` spawned (or adopted) here and not reaped yet? */
 export function isSpawned(pid: number): boolean {
-  const n = native();
-  return typeof n.isSpawned === 'function' ? n.isSpawned(pid) : false;
+  return native().isSpawned?.(pid) ?? false;
 }
 
 /** Spawns queued or running whose pid is not registered yet (see reaper.ts). */
 export function spawnsInFlight(): number {
-  const n = native();
-  return typeof n.spawnsInFlight === 'function' ? n.spawnsInFlight() : 0;
+  return native().spawnsInFlight?.() ?? 0;
 }
