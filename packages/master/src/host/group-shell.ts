@@ -34,7 +34,6 @@ function handed(listeners: readonly SharedListener[]) {
   return listeners.map((s, i) => ({ childFd: 3 + i, family: s.family, address: s.address ?? '', port: s.port ?? 0, text: s.text ?? '' }));
 }
 
-
 /** What to run for each worker of a group; may change between generations. */
 export interface LaunchSpec {
   /** The program word, resolved (PATH or path) again at every spawn. */
@@ -133,8 +132,8 @@ interface QueuedSpawn {
 
 export class GroupShell {
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** Live workers by pid (spawned here or adopted after a reload): their slot. */
-  private readonly children = new Map<number, number>();
+  /** Live workers by pid (spawned here or adopted after a reload): their slot (null: an adopted one the engine did not know). */
+  private readonly children = new Map<number, number | null>();
   /** Spawns handed to the spawner whose pid has not come back yet. */
   private spawning = 0;
   private launch: LaunchSpec;
@@ -194,7 +193,7 @@ export class GroupShell {
   adopt(pids: readonly number[]): void {
     for (const pid of pids) {
       const slot = this.view.worker({ pid })?.slot ?? null;
-      if (slot !== null) this.children.set(pid, slot);
+      this.children.set(pid, slot);
       spawner.adopt(pid, (code, signal) => this.exited(pid, slot, code, signal));
     }
   }
@@ -418,10 +417,10 @@ export class GroupShell {
       );
     }
     // Output pipes: socketpairs, as libuv makes for 'pipe' (our ends close-on-exec).
-    let outPairs: [number, number][] = [];
+    const outPairs: [number, number][] = [];
     if (this.opts.output) {
       try {
-        outPairs = [native.socketPair(), native.socketPair()];
+        for (let i = 0; i < 2; i++) outPairs.push(native.socketPair());
       } catch (err) {
         for (const p of outPairs) for (const fd of p) native.close(fd);
         closePair();
