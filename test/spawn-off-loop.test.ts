@@ -7,7 +7,7 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { alive, cleanupAll, startMaster, until } from './harness.js';
 
 afterEach(async () => {
@@ -94,5 +94,25 @@ test('a reload right after start: the new image adopts every worker (the master\
   const kids = [...parentThreads(m.pid).keys()];
   assert.deepEqual(kids.sort((a, b) => a - b), ws.map((w) => w.pid).sort((a, b) => a - b), 'the master\'s children are exactly its workers');
   assert.equal(new Set(ws.map((w) => w.pid)).size, n);
+  assert.equal((await m.stop()).code, 0);
+});
+
+test('a worker starts with no signal blocked or ignored (the master ignores SIGPIPE), its stdio blocking, in the -d directory\'s cwd given', async () => {
+  // What libuv's fork gave a child, now from posix_spawn + the launcher: SETSIGDEF/SETSIGMASK,
+  // and signals 32-34 (the libc's own, left ignored by posix_spawn) back to their default.
+  const m = startMaster(['-n', '1', '-m', '0', '--', 'sh', '-c', 'grep -E "^Sig(Blk|Ign):" /proc/self/status > sig.txt; grep flags /proc/self/fdinfo/2 >> sig.txt; pwd >> sig.txt; exec sleep 1000']);
+  await m.ready(1);
+  const file = `${m.dir}/sig.txt`;
+  const lines = await until('the worker\'s report', () => {
+    try {
+      const l = readFileSync(file, 'utf8').trim().split('\n');
+      return l.length === 4 ? l : null;
+    } catch {
+      return null;
+    }
+  });
+  assert.deepEqual(lines.slice(0, 2), ['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
+  assert.equal(Number.parseInt(lines[2]!.split(/\s+/)[1]!, 8) & 0o4000, 0, 'fd 2 is not O_NONBLOCK');
+  assert.equal(lines[3], realpathSync(m.dir), 'the worker runs in the master\'s cwd');
   assert.equal((await m.stop()).code, 0);
 });
