@@ -12,8 +12,7 @@
  * (`prepareReload`, then `snapshot`), and the new image reads on (`adopt`). No line is
  * lost, and no process meets a closed pipe.
  */
-import type { ChildProcess } from 'node:child_process';
-import { pipeStreamLines, type LinePipe, type Logger } from '@einhyrningsins/master';
+import { pipeStreamLines, type LinePipe, type Logger, type WorkerProcess } from '@einhyrningsins/master';
 // Not through the package's index: the per-program log files are read only with --config.
 import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
@@ -87,8 +86,8 @@ export class ProgramLogs {
   }
 
   /** Where a just-spawned process's streams go. */
-  route(x: ProcessConfig, child: ChildProcess): void {
-    if (child.pid !== undefined) this.attach(x, child.pid, child.stdout, child.stderr);
+  route(x: ProcessConfig, child: WorkerProcess): void {
+    this.attach(x, child.pid, child.stdout, child.stderr);
   }
 
   private attach(x: ProcessConfig, pid: number, out: NodeJS.ReadableStream | null, err: NodeJS.ReadableStream | null, carried?: ProcessPipes['partial']): void {

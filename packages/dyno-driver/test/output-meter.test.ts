@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
-import type { ChildProcess } from 'node:child_process';
+import type { WorkerProcess } from '@einhyrningsins/master';
 import { DynoOutput } from '../src/dyno-output.js';
 
 /** A spawned process as DynoOutput sees it: a pid and two pipes. */
-function fakeChild(pid: number): ChildProcess & { stdout: PassThrough; stderr: PassThrough } {
-  const c = new EventEmitter() as unknown as ChildProcess & { stdout: PassThrough; stderr: PassThrough };
+function fakeChild(pid: number): WorkerProcess & { stdout: PassThrough; stderr: PassThrough } {
+  const c = new EventEmitter() as unknown as WorkerProcess & { stdout: PassThrough; stderr: PassThrough };
   Object.assign(c, { pid, stdout: new PassThrough(), stderr: new PassThrough() });
   return c;
 }

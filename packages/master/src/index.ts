@@ -18,7 +18,7 @@ export { listenOn } from './listen.js';
 export { pipeLines, pipeStreamLines, prefixOutput, type LinePipe } from './output-prefix.js';
 export { isoTime, monotonicMs } from './clock.js';
 export { Runtime, type RuntimeGroup, type RuntimeOptions } from './host/runtime.js';
-export { GroupShell, type GroupShellOptions, type LaunchSpec, type SharedListener } from './host/group-shell.js';
+export { GroupShell, type GroupShellOptions, type LaunchSpec, type SharedListener, type WorkerProcess } from './host/group-shell.js';
 export { ReplyRoutes, type OneReply } from './host/routes.js';
 export { NotifyPolicy } from './host/notify-policy.js';
 export { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';

@@ -5,7 +5,6 @@
  */
 import { setPriority } from 'node:os';
 import { resolve } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins/core';
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
@@ -41,7 +40,7 @@ import { NotifyPolicy } from './host/notify-policy.js';
 import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
-import type { GroupShell, LaunchSpec } from './host/group-shell.js';
+import type { GroupShell, LaunchSpec, WorkerProcess } from './host/group-shell.js';
 import type { HandoffContext, HandoffName } from './handoff.js';
 
 function socketLabel(s: BoundSocket): string {
@@ -269,7 +268,7 @@ export class Master {
         log: this.log,
         ...(prefixKit
           ? {
-              output: (child: ChildProcess, slot: number) => {
+              output: (child: WorkerProcess, slot: number) => {
                 prefixKit.prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' });
                 // The children's output passes through this process: compacted after each MiB (as the driver's).
                 for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer | string) => memory.output(d.length));
