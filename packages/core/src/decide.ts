@@ -12,16 +12,16 @@ export abstract class Decisions extends CoreState {
    * and an upgrade counts it once it has been up for minReadyMs.
    */
   protected markUp(w: Worker, how: 'manual' | 'timer'): void {
-    w.state = 'up';
+    this.setState(w, 'up');
     w.ackedAt = this.now;
     this.clearTimers(w, ['ack', 'deadline']);
     if (this.cfg.minReadyMs > 0) this.effect({ type: 'setTimer', key: `ready:${w.id}`, ms: this.cfg.minReadyMs });
-    else w.ready = true;
+    else this.setReady(w);
     if (this.streak > 0) {
       this.lastProbeAckAt = this.now;
       this.effect({ type: 'setTimer', key: `stable:${w.id}`, ms: this.cfg.stableAfterMs });
     }
-    const upCount = this.count((x) => x.generation === this.generation && x.state === 'up');
+    const upCount = this.counted(this.generation).up;
     let msg = `Up to ${upCount} / ${this.cfg.number} ${how} ACKs`;
     if (this.streak > 0) msg += ` (after ${this.streak} failed start${this.streak === 1 ? '' : 's'}: on probation for ${this.cfg.stableAfterMs / 1000}s)`;
     this.progress(msg, w);
@@ -53,70 +53,54 @@ export abstract class Decisions extends CoreState {
     const gen = this.generation;
     const isCur = (w: Worker) => w.generation === gen;
     const live = (w: Worker) => w.state === 'starting' || w.state === 'up';
-
-    const ready = (w: Worker) => w.state === 'up' && w.ready;
-    // Each step counts in one pass over the workers and builds a list only when it acts:
-    // this runs after every event, and 1,000 workers make thousands of events.
+    // This runs after every event, and 1,000 workers make thousands of events: every count
+    // is kept as workers change (core-state.ts), and a list is built only to act on it.
+    const cur = () => this.counted(gen);
+    const oldLive = () => this.liveCount - cur().starting - cur().up;
     // 1. An upgrade is done once the new generation alone can carry the load (up for minReadyMs)
     // and, when the handover is paced, every old worker has been asked to drain.
-    const oldLeft = () => (this.cfg.handover && this.upgrade?.mode === 'smooth' ? this.count((w) => !isCur(w) && live(w)) : 0);
-    const upgraded = () => this.upgrade && this.count((w) => isCur(w) && ready(w)) >= target && oldLeft() === 0;
+    const oldLeft = () => (this.cfg.handover && this.upgrade?.mode === 'smooth' ? oldLive() : 0);
+    const upgraded = () => this.upgrade && cur().ready >= target && oldLeft() === 0;
     if (upgraded()) this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
 
-    // 2. Retire what is too much: a slot no longer wanted first.
+    // 2. Retire what is too much: a slot no longer wanted first (looked for only when the
+    // wanted slots changed or a worker took another).
     const wantedSlots = this.cfg.wantedSlots;
-    if (wantedSlots) {
-      const unwanted = this.list((w) => live(w) && !wantedSlots.includes(w.slot));
+    if (wantedSlots && this.slotsDirty) {
+      this.slotsDirty = false;
+      const wanted = new Set(wantedSlots);
+      const unwanted = this.list((w) => live(w) && !wanted.has(w.slot));
       for (const w of unwanted) this.retire(w, 'its slot is no longer wanted', this.cfg.drainSignal);
       if (unwanted.length) this.progress(`Sending ${this.cfg.drainSignal} to [${unwanted.map((w) => w.pid).filter((p) => p !== null).join(', ')}] (slots no longer wanted)`);
     }
     // supervisord's restart: every old worker stopped before a new one starts.
     const stopFirst = this.upgrade !== null && this.cfg.stopFirst === true;
-    if (stopFirst) {
+    if (stopFirst && oldLive() > 0) {
       const old = this.list((w) => !isCur(w) && live(w));
       for (const w of old) this.retire(w, 'restart: stopped before the new ones start', this.cfg.drainSignal);
       if (old.length) this.progress(`Restart: stopping ${old.length} old worker${old.length === 1 ? '' : 's'} first: [${old.map((w) => w.pid).filter((p) => p !== null).join(', ')}]`);
     }
     if (this.upgrade) {
-      let curLive = 0;
-      let oldLive = 0;
-      let curUp = 0;
-      for (const w of this.workers.values()) {
-        if (!live(w)) continue;
-        if (isCur(w)) {
-          curLive += 1;
-          if (ready(w)) curUp += 1;
-        } else oldLive += 1;
-      }
+      const curLive = cur().starting + cur().up;
       if (curLive > target) this.retireSome(this.list((w) => isCur(w) && live(w)), curLive - target, 'too many workers');
       if (this.upgrade.mode === 'smooth') {
-        const excess = this.paceHandover(oldLive + curUp - target, () => this.count((w) => isCur(w) && w.state === 'starting') > 0);
-        if (excess > 0) {
-          this.progress(`Smooth upgrade: killing off ${Math.min(excess, oldLive)} old workers.`);
-          this.retireSome(this.list((w) => !isCur(w) && live(w)), excess, 'replaced by a new generation');
+        const old = oldLive();
+        const excess = this.paceHandover(old + cur().ready - target, () => cur().starting > 0);
+        if (excess > 0 && old > 0) {
+          this.progress(`Smooth upgrade: killing off ${Math.min(excess, old)} old workers.`);
+          this.retireOld(excess, 'replaced by a new generation');
           if (upgraded()) this.finishUpgrade(true, `Upgraded successfully to generation ${gen}.`);
         }
       }
-    } else {
-      const n = this.count(live);
-      if (n > target) this.retireSome(this.list(live), n - target, 'too many workers');
+    } else if (this.liveCount > target) {
+      this.retireSome(this.list(live), this.liveCount - target, 'too many workers');
     }
 
     // 3. Start what is missing (after a stop-first restart's old workers are all gone).
     if (this.gaveUp) return;
-    if (stopFirst && this.count((w) => !isCur(w)) > 0) return;
-    let curLive = 0;
-    let allLive = 0;
-    let starting = 0;
-    for (const w of this.workers.values()) {
-      if (!live(w)) continue;
-      allLive += 1;
-      if (isCur(w)) {
-        curLive += 1;
-        if (w.state === 'starting') starting += 1;
-      }
-    }
-    const missing = this.upgrade ? target - curLive : target - allLive;
+    if (stopFirst && this.workers.size - cur().all > 0) return;
+    const starting = cur().starting;
+    const missing = this.upgrade ? target - (cur().starting + cur().up) : target - this.liveCount;
     if (missing <= 0) return;
     let n = Math.min(missing, this.cfg.maxUnacked - starting);
     if (this.upgrade) {
@@ -138,8 +122,9 @@ export abstract class Decisions extends CoreState {
       n = Math.min(n, 1);
     }
     if (n <= 0) return;
-    // The slots in use, once for the whole burst (per spawn, 1,000 spawns cost O(n^2)).
-    const used = this.usedSlots();
+    // Named slots: the current generation's live ones, once for the whole burst. Unique
+    // slots: every record's, kept as they come and go (slotUse).
+    const used = this.cfg.slots === 'named' ? this.namedSlotsInUse() : null;
     for (let i = 0; i < n; i++) this.spawn(used);
   }
 
@@ -165,23 +150,35 @@ export abstract class Decisions extends CoreState {
     return 1;
   }
 
-  /** Slots a new worker may not take: every worker's (unique), or the current generation's live ones (named). */
-  private usedSlots(): Set<number> {
+  /** With named slots, the slots a new worker may not take: the current generation's live ones. */
+  private namedSlotsInUse(): Set<number> {
     const used = new Set<number>();
-    const named = this.cfg.slots === 'named';
+    this.visited += this.workers.size;
     for (const w of this.workers.values()) {
-      if (!named || (w.generation === this.generation && (w.state === 'starting' || w.state === 'up'))) used.add(w.slot);
+      if (w.generation === this.generation && (w.state === 'starting' || w.state === 'up')) used.add(w.slot);
     }
     return used;
   }
 
-  /** A new worker in the lowest slot not in `used` (which then holds it too). */
-  protected spawn(used: Set<number>): void {
-    let slot = 0;
-    const wanted = this.cfg.wantedSlots?.find((s) => !used.has(s));
+  /**
+   * A new worker in the lowest slot not in use: with named slots not in `used` (which then
+   * holds it too), with unique slots held by no record (slotUse; the search starts at
+   * lowestFree, below which every slot is held, so a burst of n costs O(n), not O(n^2)).
+   */
+  protected spawn(used: Set<number> | null): void {
+    const taken = (s: number) => (used ? used.has(s) : this.slotUse.has(s));
+    let slot: number;
+    const wanted = this.cfg.wantedSlots?.find((s) => !taken(s));
     if (wanted !== undefined) slot = wanted;
-    else while (used.has(slot)) slot += 1;
-    used.add(slot);
+    else if (used) {
+      slot = 0;
+      while (used.has(slot)) slot += 1;
+    } else {
+      slot = this.lowestFree;
+      while (this.slotUse.has(slot)) slot += 1;
+      this.lowestFree = slot + 1;
+    }
+    used?.add(slot);
     const w: Worker = {
       id: this.nextId++,
       pid: null,
@@ -198,12 +195,47 @@ export abstract class Decisions extends CoreState {
       pingedAt: null,
       pingRequestId: null,
     };
-    this.workers.set(w.id, w);
+    this.addWorker(w);
     this.effect({ type: 'spawn', id: w.id, slot, generation: w.generation });
+  }
+
+  /**
+   * The old generations' live workers in the order they are retired (unique slots; see
+   * retireSome), sorted once per upgrade and taken from the front: a smooth upgrade retires
+   * one or a few per new worker up, and listing and ordering 1,000 old workers each time
+   * cost O(n) per event. Rebuilt when the generation changes, or when an old worker's
+   * place in the order moves (it ACKs).
+   */
+  private oldQueue: { generation: number; workers: Worker[]; head: number } | null = null;
+
+  /** Retire `n` of the old generations' live workers (the order of retireSome). */
+  private retireOld(n: number, reason: string): void {
+    const gen = this.generation;
+    const live = (w: Worker) => w.generation !== gen && (w.state === 'starting' || w.state === 'up') && this.workers.get(w.id) === w;
+    if (this.cfg.slots === 'named') return this.retireSome(this.list(live), n, reason);
+    let q = this.oldQueue;
+    if (!q || q.generation !== gen) {
+      q = { generation: gen, workers: this.list(live).sort(uniqueOrder), head: 0 };
+      this.oldQueue = q;
+    }
+    const victims: Worker[] = [];
+    while (victims.length < n && q.head < q.workers.length) {
+      const w = q.workers[q.head++] as Worker;
+      this.visited += 1;
+      if (live(w)) victims.push(w);
+    }
+    if (q.head >= q.workers.length) this.oldQueue = null;
+    this.retireThese(victims, reason);
+  }
+
+  protected override stateChanged(w: Worker, was: Worker['state']): void {
+    // An old worker that ACKs moves from the front of the order (unacked first) to its place among the up ones.
+    if (this.oldQueue && was === 'starting' && w.state === 'up' && w.generation !== this.generation) this.oldQueue = null;
   }
 
   /** Retire `n` of `pool`: unacked before acked, then older generations, then the youngest. */
   protected retireSome(pool: Worker[], n: number, reason: string): void {
+    this.visited += pool.length;
     let order: Worker[];
     if (this.cfg.slots === 'named') {
       // Older generations first; among them the ones whose name a new up worker
@@ -212,24 +244,19 @@ export abstract class Decisions extends CoreState {
       const replaced = (w: Worker) => Number(w.generation !== this.generation && taken.has(w.slot));
       order = firstN(pool, n, (a, b) => a.generation - b.generation || replaced(b) - replaced(a) || b.slot - a.slot || a.id - b.id);
     } else {
-      order = firstN(
-        pool,
-        n,
-        (a, b) =>
-          Number(a.state === 'up') - Number(b.state === 'up') ||
-          a.generation - b.generation ||
-          (a.state === 'up' && b.state === 'up' ? a.spawnedAt - b.spawnedAt : b.spawnedAt - a.spawnedAt) ||
-          a.id - b.id,
-      );
+      order = firstN(pool, n, uniqueOrder);
     }
-    const victims = order;
+    this.retireThese(order, reason);
+  }
+
+  private retireThese(victims: readonly Worker[], reason: string): void {
     for (const w of victims) this.retire(w, reason, this.cfg.drainSignal);
     const pids = victims.map((w) => w.pid).filter((p) => p !== null);
     if (pids.length) this.progress(`Sending ${this.cfg.drainSignal} to [${pids.join(', ')}]`);
   }
 
   protected retire(w: Worker, reason: string, signal: string): void {
-    w.state = 'stopping';
+    this.setState(w, 'stopping');
     w.stopReason = reason;
     w.signals.push(signal);
     w.signaledAt = this.now;
@@ -287,6 +314,16 @@ export abstract class Decisions extends CoreState {
     }
   }
 
+}
+
+/** Unique slots' order of retirement: unacked before acked, then older generations, then the youngest (unacked) or the oldest (up). */
+function uniqueOrder(a: Worker, b: Worker): number {
+  return (
+    Number(a.state === 'up') - Number(b.state === 'up') ||
+    a.generation - b.generation ||
+    (a.state === 'up' && b.state === 'up' ? a.spawnedAt - b.spawnedAt : b.spawnedAt - a.spawnedAt) ||
+    a.id - b.id
+  );
 }
 
 /**

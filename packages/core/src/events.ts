@@ -52,10 +52,12 @@ export abstract class EventHandlers extends Decisions {
       case 'reconfigure': {
         const { number: _n, wantedSlots: _w, ...rest } = ev.config;
         Object.assign(this.cfg, rest);
+        this.slotsDirty = true;
         return;
       }
       case 'configure': {
         Object.assign(this.cfg, ev.changes);
+        this.slotsDirty = true;
         const what = Object.entries(ev.changes)
           .map(([k, v]) => `${k}=${v}`)
           .join(', ');
@@ -85,7 +87,7 @@ export abstract class EventHandlers extends Decisions {
   protected onSpawnFailed(id: number, error: string): void {
     const w = this.workers.get(id);
     if (!w) return;
-    this.workers.delete(id);
+    this.dropWorker(w);
     this.log('error', `Could not start worker (index: ${w.slot}): ${error}`, w);
     this.recordFailure(w, `(index ${w.slot}) could not be started: ${error}`);
   }
@@ -97,7 +99,7 @@ export abstract class EventHandlers extends Decisions {
       return;
     }
     this.byPid.delete(pid);
-    this.workers.delete(w.id);
+    this.dropWorker(w);
     this.clearTimers(w);
     const how = signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`;
     if (w.state === 'stopping' || w.state === 'killed') {
@@ -166,7 +168,7 @@ export abstract class EventHandlers extends Decisions {
     if (kind === 'ack' && w.state === 'starting') {
       this.markUp(w, 'timer');
     } else if (kind === 'ready' && w.state === 'up') {
-      w.ready = true;
+      this.setReady(w);
     } else if (kind === 'stable') {
       this.onStable(w);
     } else if (kind === 'deadline' && w.state === 'starting') {
@@ -181,7 +183,7 @@ export abstract class EventHandlers extends Decisions {
       this.recordFailure(w, `${w.pid} (index ${w.slot}) did not ack within ${secs}s`);
     } else if (kind === 'kill' && (w.state === 'stopping' || w.state === 'killed') && w.pid !== null) {
       this.log('warn', `Child ${w.pid} is still active after ${(this.cfg.signalTimeoutMs ?? 0) / 1000}s. Sending SIGKILL.`, w);
-      w.state = 'killed';
+      this.setState(w, 'killed');
       w.signals.push('SIGKILL');
       w.signaledAt = this.now;
       this.effect({ type: 'kill', pid: w.pid, signal: 'SIGKILL' });
@@ -192,6 +194,7 @@ export abstract class EventHandlers extends Decisions {
   private unwant(slot: number): void {
     this.cfg.number = Math.max(0, this.cfg.number - 1);
     if (this.cfg.wantedSlots) this.cfg.wantedSlots = this.cfg.wantedSlots.filter((s) => s !== slot);
+    this.slotsDirty = true;
   }
 
   /** Exactly these slots wanted: the others' workers are stopped, the missing ones started. */
@@ -201,6 +204,7 @@ export abstract class EventHandlers extends Decisions {
     }
     const wanted = [...new Set(slots)].sort((a, b) => a - b);
     this.cfg.wantedSlots = wanted;
+    this.slotsDirty = true;
     this.cfg.number = wanted.length;
     this.gaveUp = false;
     this.streak = 0;
@@ -242,7 +246,7 @@ export abstract class EventHandlers extends Decisions {
     this.respawnAt = null;
     const as = this.cfg.stopFirst ? 'stopping the old workers first' : mode === 'smooth' ? 'smoothly' : 'fleet';
     if (this.upgrade) {
-      const acked = this.count((w) => w.generation === from && w.state === 'up');
+      const acked = this.counted(from).up;
       const up = this.upgrade;
       up.mode = mode;
       up.generation = this.generation;
@@ -280,7 +284,7 @@ export abstract class EventHandlers extends Decisions {
       const pids = this.pids((w) => w.pid !== null && w.state !== 'killed');
       for (const w of this.workers.values()) {
         if (w.pid === null || w.state === 'killed') continue;
-        w.state = 'killed';
+        this.setState(w, 'killed');
         w.signals.push('SIGKILL');
         this.effect({ type: 'kill', pid: w.pid, signal: 'SIGKILL' });
       }

@@ -37,6 +37,14 @@ export class Supervisor extends EventHandlers {
     return w ? view(w) : undefined;
   }
 
+  /**
+   * Worker records the engine's own passes have looked at so far: the work its decisions
+   * cost, counted rather than timed (a test holds it to a bound per event).
+   */
+  get workVisited(): number {
+    return this.visited;
+  }
+
   /** The shutdown signal while shutting down, else null. */
   get shutdownSignal(): string | null {
     return this.shuttingDown;
@@ -134,7 +142,7 @@ export class Supervisor extends EventHandlers {
         signaledAt: at(sw.signaledAt),
         pingedAt: at(sw.pingedAt),
       };
-      core.workers.set(w.id, w);
+      core.addWorker(w);
       if (w.pid !== null) core.byPid.set(w.pid, w);
       const left = (ms: number, since: number) => Math.max(0, ms - (now - since));
       const mode = core.cfg.ackMode;
