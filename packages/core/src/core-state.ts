@@ -50,6 +50,8 @@ export abstract class CoreState {
   private readonly tally = new Map<number, GenerationCount>();
   /** Starting and up workers of every generation. */
   protected liveCount = 0;
+  /** Starting workers of every generation. */
+  protected startingCount = 0;
   /** Records by slot (with unique slots a new worker takes the lowest slot no record holds). */
   protected readonly slotUse = new Map<number, number>();
   /** No slot below this is free of records. */
@@ -101,6 +103,7 @@ export abstract class CoreState {
     c.all += sign;
     if (w.state === 'starting') {
       c.starting += sign;
+      this.startingCount += sign;
       this.liveCount += sign;
     } else if (w.state === 'up') {
       c.up += sign;

@@ -229,6 +229,12 @@ export class Fleet<L = unknown> {
     return this.shutdowns > 0;
   }
 
+  /** Every group settled (no upgrade, no worker starting or stopping), none draining. */
+  get settled(): boolean {
+    for (const g of this.all.values()) if (g.retiring || !g.core.settled) return false;
+    return true;
+  }
+
   /** Open fan-outs (a leak shows here). */
   get pendingReplies(): number {
     return this.fans.size;

@@ -45,6 +45,11 @@ export class Supervisor extends EventHandlers {
     return this.visited;
   }
 
+  /** Nothing in motion: no upgrade, no worker starting or stopping (O(1): the shell asks often). */
+  get settled(): boolean {
+    return this.upgrade === null && this.startingCount === 0 && this.liveCount === this.workers.size;
+  }
+
   /** The shutdown signal while shutting down, else null. */
   get shutdownSignal(): string | null {
     return this.shuttingDown;

@@ -78,7 +78,8 @@ export function processWideDuties(
 ): { memory: { poke(): void; output(bytes: number): void }; reaper: Reaper | null } {
   // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
-  const memory = startMemoryKeeper(cleanup);
+  // Compacts once the processes are settled, not in the middle of a burst of them.
+  const memory = startMemoryKeeper(cleanup, () => runtime.settled);
   installLastResort(log, () => {
     runtime.stopTimers();
     unlinkSocket();

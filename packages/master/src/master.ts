@@ -248,7 +248,8 @@ export class Master {
       this.opts.exitWithChild ? import('./exit-with-child.js') : null,
       this.opts.prefixOutput ? import('./output-prefix.js') : null,
     ]);
-    const memory = startMemoryKeeper(this.cleanup);
+    // Compacts once the workers are settled, not in the middle of a burst of them.
+    const memory = startMemoryKeeper(this.cleanup, () => this.runtime?.settled ?? true);
     const exitWithChild: ExitWithChild | null = exitKit
       ? new exitKit.ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
       : null;

@@ -7,6 +7,10 @@ const load = createRequire(import.meta.url);
 
 /** At most one compaction this often, and always this soon after the last worker exit. */
 const COMPACT_AFTER_MS = 2000;
+/** While the workers are not settled, whether they are is looked at again this often ... */
+export const SETTLE_CHECK_MS = 500;
+/** ... for at most this long after the compaction was due: then it runs anyway. */
+export const MAX_DEFER_MS = 30_000;
 
 type Gc = () => void;
 /** Made at the first compaction (by any keeper): the context it lives in costs ~2 MB of start-up RSS. */
@@ -62,13 +66,25 @@ function gcFunction(): Gc | null {
  * reaches a limit that grows with it (RSS grew ~7 MiB from upgrade 50 to 350 and on), and
  * the young generation grows its semi-spaces under bursts. So: the young generation does
  * not grow past its initial size (from the first burst of 16 workers or the first compaction on),
- * and within 2 s of workers starting or exiting (at most once per 2 s)
- * a full GC runs that compacts the old generation, and glibc returns free pages (malloc_trim). The control server has one
+ * and 2 s after workers start or exit (at most once per 2 s), once the workers are settled
+ * (nothing spawning, starting or stopping: not in the middle of a burst), a full GC runs
+ * that compacts the old generation, and glibc returns free pages (malloc_trim). The control server has one
  * too: it compacts 2 s after the last client that had much output built or queued for it
  * (one that never read its replies) is gone.
  */
 export class MemoryKeeper {
   private timer: NodeJS.Timeout | null = null;
+  /** How long the due compaction has waited for the workers to settle. */
+  private deferredMs = 0;
+
+  /**
+   * `settled`: whether the workers are settled (nothing spawning, starting or stopping, no
+   * upgrade): a compaction due while they are not waits until they are (at most
+   * MAX_DEFER_MS). The compacting full GC holds the event loop for tens of ms (325 ms on a
+   * loaded machine at 1,000 workers), and 2 s after the first worker of a burst of 1,000 is
+   * in the middle of it: the ACKs and every operator's command waited behind it.
+   */
+  constructor(private readonly settled: () => boolean = () => true) {}
 
   /** Pokes since the last compaction. */
   private pokes = 0;
@@ -92,10 +108,20 @@ export class MemoryKeeper {
     // costs ~0.4 MB, for nothing in a master of a few workers.
     if (++this.pokes === BURST) keepYoungGenerationSmall();
     if (this.timer) return;
+    this.deferredMs = 0;
+    this.arm(COMPACT_AFTER_MS);
+  }
+
+  private arm(ms: number): void {
     this.timer = setTimeout(() => {
       this.timer = null;
+      if (this.deferredMs < MAX_DEFER_MS && !this.settled()) {
+        this.deferredMs += SETTLE_CHECK_MS;
+        this.arm(SETTLE_CHECK_MS);
+        return;
+      }
       this.compact();
-    }, COMPACT_AFTER_MS);
+    }, ms);
     this.timer.unref();
   }
 

@@ -34,8 +34,9 @@ export function startReaper(setup: ReaperSetup, cleanup: Cleanup): Reaper | null
   return reaper;
 }
 
-export function startMemoryKeeper(cleanup: Cleanup): MemoryKeeper {
-  const memory = new MemoryKeeper();
+/** `settled`: whether the workers are settled (a compaction waits for it, see MemoryKeeper). */
+export function startMemoryKeeper(cleanup: Cleanup, settled?: () => boolean): MemoryKeeper {
+  const memory = new MemoryKeeper(settled);
   cleanup.add(() => memory.stop());
   return memory;
 }

@@ -111,6 +111,12 @@ export class Runtime<L> {
     return this.fleet.shuttingDown;
   }
 
+  /** Nothing in motion: no spawn in flight, no event waiting, every group settled (a queued spawn's worker is starting). */
+  get settled(): boolean {
+    if (spawner.inFlight > 0 || this.queue.length > 0 || this.early > 0) return false;
+    return this.fleet.settled;
+  }
+
   hasPid(pid: number): boolean {
     for (const s of this.shells.values()) if (s.hasPid(pid)) return true;
     return false;
