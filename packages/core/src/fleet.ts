@@ -15,7 +15,7 @@
  * - exit once every group is gone after a shutdown.
  */
 import { Supervisor, type SerializedCore } from './supervisor.js';
-import type { ConfigChanges, CoreConfig, CoreSnapshot, Effect, Event, LogLevel, ReplyTo, UpgradeMode, WorkerView } from './types.js';
+import type { ConfigChanges, CoreConfig, CoreSnapshot, CoreSummary, Effect, Event, LogLevel, ReplyTo, UpgradeMode, WorkerView } from './types.js';
 import { FanOuts, type Finish } from './fanout.js';
 
 export interface GroupSpec<L = unknown> {
@@ -185,6 +185,11 @@ export class Fleet<L = unknown> {
     return order.map((g) => ({ gid: g.gid, name: g.name, retiring: g.retiring, spec: g.spec, snapshot: g.core.snapshot() }));
   }
 
+  /** Every group's counts, in the order of groups(), without copying any worker. */
+  summaries(): Array<{ gid: number; name: string; retiring: boolean; summary: CoreSummary }> {
+    return this.every().map((g) => ({ gid: g.gid, name: g.name, retiring: g.retiring, summary: g.core.summary() }));
+  }
+
   /** The wanted group of this name. */
   group(name: string): FleetGroupView<L> | undefined {
     return this.groups().find((g) => g.name === name && !g.retiring);
@@ -310,10 +315,8 @@ export class Fleet<L = unknown> {
     }
     this.feed(g, { type: 'exited', pid, code, signal });
     if (this.opts.oneshot && this.shutdowns === 0 && !this.exitSent) {
-      const left = [...this.all.values()].some((x) => {
-        const snap = x.core.snapshot();
-        return snap.config.number > 0 || snap.workers.length > 0;
-      });
+      // Counts, not snapshots: this runs at every exit.
+      const left = [...this.all.values()].some((x) => x.core.summary().wanted > 0 || x.core.size > 0);
       if (!left) {
         this.log('info', `--oneshot: every process has ended; exiting with status ${this.oneshotStatus}`);
         this.exit(this.oneshotStatus);

@@ -1,4 +1,4 @@
-import type { CoreConfig, CoreSnapshot, Effect, Event, ReplyTo, WorkerView } from './types.js';
+import type { CoreConfig, CoreSnapshot, CoreSummary, Effect, Event, ReplyTo, WorkerView } from './types.js';
 import type { Upgrade, Worker } from './core-state.js';
 import { EventHandlers } from './events.js';
 
@@ -58,6 +58,26 @@ export class Supervisor extends EventHandlers {
   /** The engine's configuration now (a copy). */
   config(): CoreConfig {
     return { ...this.cfg };
+  }
+
+  /**
+   * The counts sd_notify reports, in O(1): the shell asks after every batch of events, and a
+   * snapshot (a copy of every worker) there made a burst of 1,000 O(n^2) under systemd.
+   */
+  summary(): CoreSummary {
+    return {
+      generation: this.generation,
+      wanted: this.cfg.number,
+      up: this.counted(this.generation).up,
+      upgrading: this.upgrade !== null,
+      lastUpgrade: this.lastUpgrade,
+      shuttingDown: this.shuttingDown,
+    };
+  }
+
+  /** How many workers the engine knows (any state). */
+  get size(): number {
+    return this.workers.size;
   }
 
   snapshot(): CoreSnapshot {

@@ -161,6 +161,18 @@ export interface UpgradeView {
   failures: number;
 }
 
+/** What sd_notify says of a group, without a copy of every worker (CoreSnapshot has them). */
+export interface CoreSummary {
+  generation: number;
+  /** Workers wanted (config.number). */
+  wanted: number;
+  /** Workers of the current generation up. */
+  up: number;
+  upgrading: boolean;
+  lastUpgrade: CoreSnapshot['lastUpgrade'];
+  shuttingDown: string | null;
+}
+
 export interface CoreSnapshot {
   config: Readonly<CoreConfig>;
   generation: number;

@@ -85,15 +85,25 @@ for (const n of [100, 1000]) {
       assert.ok(events - e0 >= n, `${name}: ${events - e0} events`);
       assert.ok(per <= 8, `${name}: ${per.toFixed(1)} worker records looked at per event (${events - e0} events, ${n} workers)`);
     };
+    // The counts sd_notify reads after every batch of events (Supervisor.summary) agree with the workers.
+    const agree = (when: string) => {
+      const snap = sim.sup.snapshot();
+      const up = snap.workers.filter((w) => w.generation === snap.generation && w.state === 'up').length;
+      assert.deepEqual(sim.sup.summary(), { generation: snap.generation, wanted: n, up, upgrading: snap.upgrade !== null, lastUpgrade: snap.lastUpgrade, shuttingDown: null }, when);
+    };
     phase('spawning and acking', () => {
       sim.start();
+      agree('spawning');
       ackAll(sim);
     });
+    agree('all up');
     phase('a smooth upgrade', () => {
       sim.feed({ type: 'upgrade', mode: 'smooth', replyTo: 1 });
+      agree('upgrading');
       ackAll(sim);
       sim.advance(1);
     });
+    agree('upgraded');
     assert.equal(sim.repliesTo(1).at(-1), 'Upgrade done');
     assert.equal(sim.alive((p) => p.generation === 0).length, 0);
     assert.equal(sim.alive((p) => p.generation === 1).length, n);

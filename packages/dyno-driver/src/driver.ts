@@ -299,9 +299,9 @@ export class Driver implements CommandHost {
   private onChange(): void {
     this.control?.check();
     if (!this.notify?.enabled) return;
-    const groups = this.runtime.groups().filter((g) => !g.retiring);
+    const groups = this.runtime.summaries().filter((g) => !g.retiring);
     this.notify.update(
-      groups.map((g) => ({ name: g.name, snapshot: g.snapshot })),
+      groups.map((g) => ({ name: g.name, summary: g.summary })),
       this.shutdowns > 0 || this.exiting,
     );
   }

@@ -36,7 +36,7 @@ import { bindAll } from './master-binds.js';
 import { masterState, takeOver } from './master-reload.js';
 import { Reloader, resumeConnections } from './host/reexec.js';
 import { takeLock, writePidfile, type HeldLock } from './host/files.js';
-import { NotifyPolicy } from './host/notify-policy.js';
+import { NotifyPolicy, summaryOf } from './host/notify-policy.js';
 import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
@@ -406,8 +406,11 @@ export class Master {
   private onChange(): void {
     this.releases?.changed();
     if (!this.notify?.enabled || !this.runtime) return;
-    const snap = this.snapshot();
-    this.notify.update([{ name: '', snapshot: snap }], snap.shuttingDown !== null || this.exiting);
+    // The group's counts (a snapshot here, after every batch of events, copied every worker).
+    const g = this.runtime.summaries()[0];
+    if (!g && !this.lastSnapshot) return;
+    const summary = g ? g.summary : summaryOf(this.lastSnapshot as CoreSnapshot);
+    this.notify.update([{ name: '', summary }], summary.shuttingDown !== null || this.exiting);
   }
 
   private installSignals(): void {

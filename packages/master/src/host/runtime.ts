@@ -98,6 +98,11 @@ export class Runtime<L> {
     return this.fleet.groups().map((g) => ({ ...g, shell: this.shells.get(g.gid) as GroupShell }));
   }
 
+  /** Every group's counts (sd_notify), without a copy of any worker. */
+  summaries(): ReturnType<Fleet<L>['summaries']> {
+    return this.fleet.summaries();
+  }
+
   /** The wanted group of that name. */
   group(name: string): RuntimeGroup<L> | undefined {
     return this.groups().find((g) => g.name === name && !g.retiring);
