@@ -9,6 +9,16 @@ export interface Trips {
   max: number;
 }
 
+/** The master's main (event-loop) thread over a window, from /proc/PID/task/PID/schedstat. */
+export interface LoopTime {
+  /** Wall time of the window. */
+  wallMs: number;
+  /** On a CPU. */
+  runMs: number;
+  /** Runnable, waiting for a CPU (the machine's load, not the master's work). */
+  waitMs: number;
+}
+
 export interface ScaleRow {
   n: number;
   upMs: number;
@@ -30,6 +40,9 @@ export interface ScaleRow {
   /** Master CPU per worker upgraded over every upgrade after the first. */
   laterUpgradeCpuMsPerWorker: number;
   idleCpuMsPer10s: number | null;
+  /** The master's loop thread while spawning and during the first upgrade (null: no schedstat). */
+  spawnLoop?: LoopTime | null;
+  upgradeLoop?: LoopTime | null;
   killed: number;
   error?: string;
 }
@@ -100,6 +113,11 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
       x.idleCpuMsPer10s === null ? 'n/a' : f(x.idleCpuMsPer10s),
     ]),
   );
+  const lt = (x: LoopTime | null | undefined) => (x ? `${f(x.runMs)} / ${f(x.waitMs)} / ${f(x.wallMs)}` : 'n/a');
+  const loop = table(
+    ['N', 'loop thread spawning: on CPU / waiting for a CPU / wall ms', 'upgrading: on CPU / waiting / wall ms'],
+    r.rows.map((x) => [String(x.n), lt(x.spawnLoop), lt(x.upgradeLoop)]),
+  );
   return [
     `Scale: tiny C workers that ACK (test/bench/tiny-child.c); master RSS with 1 worker ${f(r.baseRssKb / 1024, 1)} MB; ` +
       'ehlo polled every ~10 ms on its own connection, each worker times its ACK (count in brackets, ms); ' +
@@ -108,5 +126,8 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
     latency,
     '',
     resources,
+    '',
+    "The master's event-loop thread over the same windows (/proc/PID/task/PID/schedstat): time on a CPU, time runnable but waiting for one (the machine's load), wall time",
+    loop,
   ].join('\n');
 }

@@ -37,7 +37,7 @@ import { launcherPath } from 'native-reuseport';
 import { BIN, ROOT, sleep } from '../harness.js';
 import { Tracked, childrenOf, clockTicks, cpuTicks, statusKb } from '../proc.js';
 import { cleanEnv, within } from './systems.js';
-import { trips, type ScaleResult, type ScaleRow, type Trips } from './scale-table.js';
+import { trips, type LoopTime, type ScaleResult, type ScaleRow, type Trips } from './scale-table.js';
 
 export { scaleTable, type ScaleCheck, type ScaleResult } from './scale-table.js';
 
@@ -52,6 +52,27 @@ export interface ScaleConfig {
 }
 
 const msPerTick = () => 1000 / clockTicks();
+
+/** The main thread's [ns on a CPU, ns waiting for one] so far, or null. */
+function schedstat(pid: number): [number, number] | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isFinite(run) && Number.isFinite(wait) ? [run as number, wait as number] : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A window of the master's loop thread: call at its start, the result at its end. */
+function loopWindow(pid: number): () => LoopTime | null {
+  const t0 = performance.now();
+  const s0 = schedstat(pid);
+  return () => {
+    const s1 = schedstat(pid);
+    if (!s0 || !s1) return null;
+    return { wallMs: performance.now() - t0, runMs: (s1[0] - s0[0]) / 1e6, waitMs: (s1[1] - s0[1]) / 1e6 };
+  };
+}
 
 /** Compile the tiny child once per run (null: no C compiler here). */
 function buildChild(dir: string): string | null {
@@ -352,9 +373,10 @@ async function bareSpawn(n: number, child: string): Promise<number> {
 const BARE_SPAWN = join(ROOT, 'test', 'bench', 'bare-spawn.mjs');
 
 /** One upgrade of every worker, to its end (the old all gone, N new up); [ms, CPU ms, reply]. */
-async function upgradeAll(m: ScaleMaster): Promise<{ ms: number; cpuMs: number; reply: string; from: number; to: number; old: Set<number> }> {
+async function upgradeAll(m: ScaleMaster): Promise<{ ms: number; cpuMs: number; reply: string; from: number; to: number; old: Set<number>; loop: LoopTime | null }> {
   const old = new Set((await m.workers()).map((w) => w.pid));
   const cpu0 = m.cpuMs();
+  const loopEnd = loopWindow(m.pid);
   const from = performance.now();
   const reply = await m.upgrade(120_000);
   const tu1 = performance.now();
@@ -364,7 +386,7 @@ async function upgradeAll(m: ScaleMaster): Promise<{ ms: number; cpuMs: number; 
   while (olds.some((t) => t.alive) && performance.now() < deadline) await sleep(20);
   const to = Math.max(tu1, performance.now());
   const cpuMs = m.cpuMs() - cpu0;
-  return { ms: to - from, cpuMs, reply, from, to, old };
+  return { ms: to - from, cpuMs, reply, from, to, old, loop: loopEnd() };
 }
 
 async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string) => void): Promise<ScaleRow> {
@@ -400,8 +422,10 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
   try {
     await m.connect();
     const cpu0 = m.cpuMs();
+    const loopEnd = loopWindow(m.pid);
     const tConnected = performance.now();
     const tUp = await m.allAcked(120_000);
+    row.spawnLoop = loopEnd();
     await m.allUp(10_000);
     row.upMs = tUp - m.t0;
     row.spawnCpuMsPerWorker = (m.cpuMs() - cpu0) / n;
@@ -426,6 +450,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.upgradeMs = u.ms;
     row.upgradeCpuMsPerWorker = u.cpuMs / n;
     row.upgradeTrips = m.tripsBetween(u.from, u.to);
+    row.upgradeLoop = u.loop;
     await m.allUp(10_000, u.old);
     row.upgradeAcks = trips([...m.acks()].filter(([pid]) => !firstAcks.has(pid)).map(([, ms]) => ms));
     row.upgradesDone = 1;
