@@ -89,6 +89,13 @@ export abstract class CoreState {
 
   // ---- the workers and their counts --------------------------------------------
 
+  /** Workers up in generations older than `generation` (one look per generation, not per worker). */
+  protected upOlderThan(generation: number): number {
+    let n = 0;
+    for (const [g, c] of this.tally) if (g < generation) n += c.up;
+    return n;
+  }
+
   /** A generation's counts (all zero for one with no worker). */
   protected counted(generation: number): Readonly<GenerationCount> {
     return this.tally.get(generation) ?? NONE;

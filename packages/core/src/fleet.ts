@@ -205,6 +205,11 @@ export class Fleet<L = unknown> {
     return this.all.get(gid)?.core.worker(ref);
   }
 
+  /** Whether one of a group's workers older than `generation` is up. */
+  olderUpOf(gid: number, generation: number): boolean {
+    return this.all.get(gid)?.core.olderUp(generation) ?? false;
+  }
+
   /** One group's engine configuration. */
   configOf(gid: number): CoreConfig | undefined {
     return this.all.get(gid)?.core.config();

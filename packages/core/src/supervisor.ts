@@ -75,6 +75,11 @@ export class Supervisor extends EventHandlers {
     };
   }
 
+  /** Whether a worker of a generation older than `generation` is up (O(generations)). */
+  olderUp(generation: number): boolean {
+    return this.upOlderThan(generation) > 0;
+  }
+
   /** How many workers the engine knows (any state). */
   get size(): number {
     return this.workers.size;

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
-import type { CoreSnapshot } from '@einhyrningsins/core';
+import type { WorkerState } from '@einhyrningsins/core';
 import type { Logger } from './log.js';
 
 /** RLIMIT_NICE's soft limit from /proc/self/limits (0 when unreadable: lowering nice needs privilege). */
@@ -59,11 +59,15 @@ export class BootPriority {
     }
   }
 
-  /** The niceness to start a worker of `generation` at, or null for the normal one. */
-  forSpawn(generation: number, snapshot: () => CoreSnapshot): number | null {
+  /**
+   * The niceness to start a worker at, or null for the normal one.
+   * `olderUp`: whether a worker of an older generation is up (counted by the engine: a
+   * snapshot of every worker here, at each of 1,000 spawns, was O(n^2)).
+   */
+  forSpawn(olderUp: () => boolean): number | null {
     if (!this.enabled) return null;
     // An upgrade spawn: older workers are serving while this one boots.
-    if (!snapshot().workers.some((w) => w.state === 'up' && w.generation < generation)) return null;
+    if (!olderUp()) return null;
     return Math.min(19, (this.niceWorker ?? getPriority()) + this.increment);
   }
 
@@ -75,12 +79,15 @@ export class BootPriority {
     return this.niced.size > 0;
   }
 
-  /** Give workers that are no longer starting (up, or on their way out) their priority back. */
-  settle(snap: CoreSnapshot): void {
+  /**
+   * Give workers that are no longer starting (up, or on their way out) their priority back.
+   * `stateOf`: a worker's state by pid (undefined: gone); looked up for the niced ones only,
+   * not a snapshot of every worker after each event.
+   */
+  settle(stateOf: (pid: number) => WorkerState | undefined): void {
     if (this.niced.size === 0) return;
-    const state = new Map(snap.workers.map((w) => [w.pid, w.state]));
     for (const [pid, base] of this.niced) {
-      const st = state.get(pid);
+      const st = stateOf(pid);
       if (st === 'starting') continue;
       this.niced.delete(pid);
       if (st === undefined) continue; // exited

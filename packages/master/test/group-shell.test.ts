@@ -8,7 +8,11 @@ import { Logger } from '../src/log.js';
 // At 1,000 workers a copy of every worker's state at each spawn (for the boot priority) and
 // at each exit (for the slot's history) made spawning and upgrading O(n^2) in copies and
 // garbage: the shell now asks for the one worker it needs. Counted, not timed.
-test('the shell spawns and notes exits without a snapshot of every worker', async () => {
+for (const upgradeNice of [0, 10]) {
+test(`the shell spawns and notes exits without a snapshot of every worker${upgradeNice ? ', booting workers niced during an upgrade (--upgrade-nice)' : ''}`, async (t) => {
+  // --upgrade-nice lowers a booting worker's priority only where it can raise it back (root here).
+  if (upgradeNice && process.getuid?.() !== 0) return t.skip('--upgrade-nice needs root to give the priority back');
+  const generation = upgradeNice ? 1 : 0;
   let snapshots = 0;
   const workers = new Map<number, WorkerView>();
   const view: GroupView = {
@@ -19,6 +23,8 @@ test('the shell spawns and notes exits without a snapshot of every worker', asyn
     worker: (ref) => ('pid' in ref ? [...workers.values()].find((w) => w.pid === ref.pid) : workers.get(ref.id)),
     config: () => ({ ...DEFAULT_CONFIG }) as CoreConfig,
     shuttingDown: () => null,
+    // An upgrade's spawns: generation 0 is up and serving.
+    olderUp: (g) => g > 0,
   };
   const n = 12;
   let exited = 0;
@@ -31,12 +37,14 @@ test('the shell spawns and notes exits without a snapshot of every worker', asyn
         listeners: [],
         socketPath: '/nonexistent/ein.sock',
         killChildrenOnExit: false,
+        upgradeNice,
         log: new Logger(0, process.pid, () => {}),
       },
       view,
       (ev: Event) => {
         if (ev.type === 'spawned') {
-          workers.set(ev.id, { id: ev.id, pid: ev.pid, slot: ev.id, generation: 0, state: 'up' } as WorkerView);
+          workers.set(ev.id, { id: ev.id, pid: ev.pid, slot: ev.id, generation, state: 'up' } as WorkerView);
+          shell.after(); // what the runtime does after every event (a niced worker up gets its priority back)
         } else if (ev.type === 'exited') {
           shell.before(ev); // what the runtime does before the engine hears of an exit
           if (++exited === n) resolve();
@@ -46,10 +54,11 @@ test('the shell spawns and notes exits without a snapshot of every worker', asyn
     );
     for (let id = 1; id <= n; id++) {
       // The engine knows a worker from its spawn effect on (its pid comes back in a later turn).
-      workers.set(id, { id, pid: null, slot: id, generation: 0, state: 'starting' } as unknown as WorkerView);
-      shell.apply({ type: 'spawn', id, slot: id, generation: 0 });
+      workers.set(id, { id, pid: null, slot: id, generation, state: 'starting' } as unknown as WorkerView);
+      shell.apply({ type: 'spawn', id, slot: id, generation });
     }
   });
   await done;
   assert.equal(snapshots, 0, `snapshots of every worker taken for ${n} spawns and exits`);
 });
+}

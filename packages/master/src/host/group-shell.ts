@@ -119,6 +119,8 @@ export interface GroupView {
   snapshot(): CoreSnapshot;
   /** One worker, by pid or id. */
   worker(ref: { pid: number } | { id: number }): WorkerView | undefined;
+  /** Whether a worker of a generation older than this one is up (counted, not a snapshot). */
+  olderUp(generation: number): boolean;
   config(): CoreConfig;
   /** The shutdown signal while shutting down, else null. */
   shuttingDown(): string | null;
@@ -222,7 +224,7 @@ export class GroupShell {
 
   /** After the engine handled an event, before its effects: a worker just up gets its priority back first. */
   after(): void {
-    if (this.boot.pending) this.boot.settle(this.view.snapshot());
+    if (this.boot.pending) this.boot.settle((pid) => this.view.worker({ pid })?.state);
   }
 
   /** Drop every pending timer (at exit). */
@@ -394,7 +396,7 @@ export class GroupShell {
       if (pair) for (const fd of pair) native.close(fd);
       pair = null;
     };
-    const bootNice = this.boot.forSpawn(generation, () => this.view.snapshot());
+    const bootNice = this.boot.forSpawn(() => this.view.olderUp(generation));
     const launch = launcherArgs({
       closeFrom: 3 + listeners.length + extraFds.length,
       nice: bootNice ?? this.opts.niceWorker ?? null,

@@ -228,6 +228,7 @@ export class Runtime<L> {
           {
             snapshot: () => this.fleet.snapshotOf(gid) as CoreSnapshot,
             worker: (ref) => this.fleet.workerOf(gid, ref),
+            olderUp: (generation) => this.fleet.olderUpOf(gid, generation),
             config: () => this.fleet.configOf(gid) as CoreConfig,
             shuttingDown: () => this.fleet.shuttingDownOf(gid) ?? null,
           },
