@@ -149,3 +149,13 @@ export class ForeignLoad {
     return elapsedTicks > 0 ? Math.max(0, foreign / elapsedTicks) : 0;
   }
 }
+
+/** A process's main thread: [ns on a CPU, ns runnable but waiting for one] so far (/proc/PID/task/PID/schedstat), or null. */
+export function schedstat(pid: number): [number, number] | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isFinite(run) && Number.isFinite(wait) ? [run as number, wait as number] : null;
+  } catch {
+    return null;
+  }
+}

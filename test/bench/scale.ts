@@ -12,6 +12,9 @@
  * while upgrading, whether the operator's `upgrade` got its final reply, and the master's
  * CPU over 10 s once all are up and nothing happens.
  *
+ * Over both windows, the master's event-loop thread: time on a CPU and time runnable but
+ * waiting for one (/proc/PID/task/PID/schedstat; on a loaded machine the round trips follow the wait).
+ *
  * Besides ehlo, every worker times its own ACK (connect to the master closing the
  * connection, BENCH_ACK_LOG): max and p99 while spawning and while upgrading.
  *
@@ -35,7 +38,7 @@ import { performance } from 'node:perf_hooks';
 import { ControlClient } from '@einhyrningsins/ctl';
 import { launcherPath } from 'native-reuseport';
 import { BIN, ROOT, sleep } from '../harness.js';
-import { Tracked, childrenOf, clockTicks, cpuTicks, statusKb } from '../proc.js';
+import { Tracked, childrenOf, clockTicks, cpuTicks, schedstat, statusKb } from '../proc.js';
 import { cleanEnv, within } from './systems.js';
 import { trips, type LoopTime, type ScaleResult, type ScaleRow, type Trips } from './scale-table.js';
 
@@ -52,16 +55,6 @@ export interface ScaleConfig {
 }
 
 const msPerTick = () => 1000 / clockTicks();
-
-/** The main thread's [ns on a CPU, ns waiting for one] so far, or null. */
-function schedstat(pid: number): [number, number] | null {
-  try {
-    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
-    return Number.isFinite(run) && Number.isFinite(wait) ? [run as number, wait as number] : null;
-  } catch {
-    return null;
-  }
-}
 
 /** A window of the master's loop thread: call at its start, the result at its end. */
 function loopWindow(pid: number): () => LoopTime | null {

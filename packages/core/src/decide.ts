@@ -300,6 +300,7 @@ export abstract class Decisions extends CoreState {
     const up = this.upgrade;
     if (!up) return;
     this.upgrade = null;
+    this.oldQueue = null; // no old worker's record kept past its upgrade
     this.lastUpgrade = { generation: up.generation, ok, message, finishedAt: this.now };
     this.log(ok ? 'info' : 'error', message);
     for (const to of up.waiters) {
