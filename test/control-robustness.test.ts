@@ -442,3 +442,38 @@ test(`more than ${MAX_CONNECTIONS} idle connections: the ones idle longest make 
   const r = await m.stop();
   assert.equal(r.code, 0);
 });
+
+for (const reloaded of [false, true]) {
+  test(`1,000 clients connecting while the master is busy wait in the backlog: none refused with EAGAIN (1,000 workers ACKing at once)${reloaded ? ', after a reload' : ''}`, { timeout: 120_000 }, async () => {
+    const m = startMaster(['-m', '0', '--', 'sleep', '1000']);
+    await m.ready(1);
+    if (reloaded) assert.match((await m.ctl('reload')).at(-1)!.message, /\(reload 1\)/);
+    const socks: Socket[] = [];
+    const refused: string[] = [];
+    // Stopped, the master accepts nothing: every connection waits in the listen backlog, as
+    // the ACKs of 1,000 workers do while the master is busy (a backlog of 511 refused the rest).
+    process.kill(m.pid, 'SIGSTOP');
+    try {
+      await Promise.all(
+        Array.from({ length: 1000 }, () =>
+          new Promise<void>((resolve) => {
+            const s = createConnection(m.sockPath);
+            socks.push(s);
+            s.once('connect', () => resolve());
+            s.once('error', (err: NodeJS.ErrnoException) => {
+              refused.push(err.code ?? err.message);
+              resolve();
+            });
+          }),
+        ),
+      );
+    } finally {
+      process.kill(m.pid, 'SIGCONT');
+      for (const s of socks) s.destroy();
+    }
+    assert.deepEqual(refused, [], `${refused.length} of 1,000 connections refused`);
+    const st = await until('state once the master runs again', async () => (await m.ctl('state'))[0]);
+    assert.equal(countWorkers(st.message), 1);
+    assert.equal((await m.stop()).code, 0);
+  });
+}

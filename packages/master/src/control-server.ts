@@ -14,6 +14,13 @@ import { MemoryKeeper } from './memory.js';
 
 /** Most control connections open at once; past it the one idle longest is closed, or (none idle) the new one refused. */
 export const MAX_CONNECTIONS = 512;
+/**
+ * The control socket's listen backlog (the kernel caps it at net.core.somaxconn, 4096 by
+ * default): 1,000 workers ACK within a second of each other, and a connection past the
+ * backlog is refused at once (EAGAIN on a unix socket), not queued: with 511, a busy
+ * master's workers lost half their ACKs.
+ */
+const CONTROL_BACKLOG = 4096;
 /** A connection that was sent more than this leaves enough behind to compact after it closes. */
 /**
  * Connections taken per accept event beyond the one the event loop took: libuv accepts one
@@ -133,7 +140,7 @@ async function listenAt(server: Server, path: string, mode: number): Promise<num
   const old = process.umask(~mode & 0o777);
   let fd: number;
   try {
-    fd = native.listenUnix({ path, backlog: 511, nonBlock: true });
+    fd = native.listenUnix({ path, backlog: CONTROL_BACKLOG, nonBlock: true });
   } finally {
     process.umask(old);
   }
@@ -144,7 +151,9 @@ async function listenAt(server: Server, path: string, mode: number): Promise<num
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(err);
       server.once('error', onError);
-      server.listen({ fd }, () => {
+      // Node listens again on the fd it is given, with its own 511 unless told (for an fd,
+      // only the positional backlog counts).
+      server.listen({ fd }, CONTROL_BACKLOG, () => {
         server.off('error', onError);
         resolve();
       });
@@ -234,7 +243,7 @@ export class ControlServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(new StartupError(`cannot take over the control socket ${path} (fd ${fd}): ${err.message}`));
       cs.server.once('error', onError);
-      cs.server.listen({ fd }, () => {
+      cs.server.listen({ fd }, CONTROL_BACKLOG, () => {
         cs.server.off('error', onError);
         resolve();
       });
