@@ -21,7 +21,6 @@ export const MAX_CONNECTIONS = 512;
  * master's workers lost half their ACKs.
  */
 const CONTROL_BACKLOG = 4096;
-/** A connection that was sent more than this leaves enough behind to compact after it closes. */
 /**
  * Connections taken per accept event beyond the one the event loop took: libuv accepts one
  * connection per turn of the loop, so while the loop is busy (spawning 1,000 workers, which
@@ -29,7 +28,7 @@ const CONTROL_BACKLOG = 4096;
  * trips at 1,000 workers: up to 3 s, now under the ehlo's). Bounded, so that one turn stays short.
  */
 const ACCEPT_BURST = 64;
-
+/** A connection that was sent more than this leaves enough behind to compact after it closes. */
 const HEAVY_CLIENT_BYTES = 1024 * 1024;
 /** ... and this long after the last of them closed, the memory they left is compacted. */
 const COMPACT_AFTER_HEAVY_MS = 2000;

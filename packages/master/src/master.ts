@@ -407,10 +407,8 @@ export class Master {
     this.releases?.changed();
     if (!this.notify?.enabled || !this.runtime) return;
     // The group's counts (a snapshot here, after every batch of events, copied every worker).
-    const g = this.runtime.summaries()[0];
-    if (!g && !this.lastSnapshot) return;
-    const summary = g ? g.summary : summaryOf(this.lastSnapshot as CoreSnapshot);
-    this.notify.update([{ name: '', summary }], summary.shuttingDown !== null || this.exiting);
+    const summary = this.runtime.summaries()[0]?.summary ?? (this.lastSnapshot ? summaryOf(this.lastSnapshot) : null);
+    if (summary) this.notify.update([{ name: '', summary }], summary.shuttingDown !== null || this.exiting);
   }
 
   private installSignals(): void {
