@@ -48,8 +48,12 @@ export function fitSlope(readings: readonly SoakReading[], upgrades: number): So
 export const GROWTH_LIMIT_KB = 6 * 1024;
 /** Issue 24: RSS per worker at 1,000 workers, and flat over 1,000 upgrades of them. */
 export const PER_WORKER_LIMIT_KB = 16;
-/** From this many workers on the per-worker limit applies (below, the master's own noise dominates the quotient). */
-export const PER_WORKER_FROM = 100;
+/**
+ * From this many workers on the per-worker limit applies, as the target is stated: RSS per
+ * worker is (RSS - RSS with one worker) / N, and the numerator holds ~8 MB that do not grow
+ * with N (code loaded at the first upgrade, the memory keeper's context): 40-50 KB at 200.
+ */
+export const PER_WORKER_FROM = 1000;
 
 export function soakVerdict(x: {
   n: number;

@@ -13,7 +13,7 @@
  * 100 upgrades and per worker, and where that slope puts RSS per worker at 1,000 upgrades.
  *
  * Not a test: it prints numbers. It fails on a leak of fds, zombies or children; when RSS
- * grows by more than 6 MiB over the trend's span (issue 11); and from 100 workers on, when
+ * grows by more than 6 MiB over the trend's span (issue 11); and from 1,000 workers on, when
  * RSS per worker is over 16 KB or the trend puts it over 16 KB at 1,000 upgrades (issue 24:
  * "<= 16 KB of RSS per worker at 1,000 workers, and flat over 1,000 upgrades of them").
  */
