@@ -61,3 +61,17 @@ test('fds, zombies and children are leaks whatever the memory does', () => {
   const v = soakVerdict({ n: 2, upgrades: 400, first: r[0] as SoakReading, readings: r, trend: fitSlope(r, 400) });
   assert.deepEqual(v.problems, ['open fds grew from 23 to 24', '2 zombie children at the end', '1 live children at the end, expected 2']);
 });
+
+test('a short run: noise that looks like a slope does not project into a failure at 1,000 upgrades', () => {
+  // 1,000 workers, readings every 2 upgrades, RSS moving ±300-500 KB (the keeper's sawtooth).
+  const noise = [0, -200, 100, 300, -500, 400];
+  const r: SoakReading[] = noise.map((d, i) => {
+    const rssKb = BASE_KB + 12_000 + d;
+    return { upgrade: 2 + 2 * i, rssKb, perWorkerKb: (rssKb - BASE_KB) / 1000, fds: 23, live: 1000, zombies: 0 };
+  });
+  const t = fitSlope(r, 12);
+  assert.ok(t.kbPer100 > 1000, `the raw slope is large: ${t.kbPer100}`);
+  const v = soakVerdict({ n: 1000, upgrades: 12, first: r[0] as SoakReading, readings: r, trend: t });
+  assert.equal(v.growthPer100, 0);
+  assert.deepEqual(v.problems, []);
+});

@@ -20,6 +20,8 @@ export interface SoakTrend {
   points: number;
   /** RSS growth in KB per 100 upgrades. */
   kbPer100: number;
+  /** The slope's standard error, same unit (0 with fewer than 3 readings). */
+  sePer100: number;
   /** The slope times the upgrades the fit spans. */
   spanGrowthKb: number;
 }
@@ -30,7 +32,7 @@ export function fitSlope(readings: readonly SoakReading[], upgrades: number): So
   let pts = readings.filter((r) => r.upgrade >= from && Number.isFinite(r.rssKb));
   if (pts.length < 3) pts = readings.filter((r) => r.upgrade >= 0 && Number.isFinite(r.rssKb));
   const n = pts.length;
-  if (n < 2) return { fromUpgrade: pts[0]?.upgrade ?? 0, points: n, kbPer100: 0, spanGrowthKb: 0 };
+  if (n < 2) return { fromUpgrade: pts[0]?.upgrade ?? 0, points: n, kbPer100: 0, sePer100: 0, spanGrowthKb: 0 };
   const mx = pts.reduce((a, r) => a + r.upgrade, 0) / n;
   const my = pts.reduce((a, r) => a + r.rssKb, 0) / n;
   let sxy = 0;
@@ -40,8 +42,11 @@ export function fitSlope(readings: readonly SoakReading[], upgrades: number): So
     sxx += (r.upgrade - mx) ** 2;
   }
   const slope = sxx > 0 ? sxy / sxx : 0;
+  let sse = 0;
+  for (const r of pts) sse += (r.rssKb - (my + slope * (r.upgrade - mx))) ** 2;
+  const se = n > 2 && sxx > 0 ? Math.sqrt(sse / (n - 2) / sxx) : 0;
   const span = (pts.at(-1) as SoakReading).upgrade - (pts[0] as SoakReading).upgrade;
-  return { fromUpgrade: (pts[0] as SoakReading).upgrade, points: n, kbPer100: slope * 100, spanGrowthKb: slope * span };
+  return { fromUpgrade: (pts[0] as SoakReading).upgrade, points: n, kbPer100: slope * 100, sePer100: se * 100, spanGrowthKb: slope * span };
 }
 
 /** RSS growth over the trend's span above which the soak fails whatever N (issue 11: 6 MiB from upgrade 50 to 350). */
@@ -61,7 +66,7 @@ export function soakVerdict(x: {
   first: SoakReading;
   readings: readonly SoakReading[];
   trend: SoakTrend;
-}): { problems: string[]; projectedPerWorkerKb: number } {
+}): { problems: string[]; projectedPerWorkerKb: number; growthPer100: number } {
   const problems: string[] = [];
   const last = x.readings.at(-1) as SoakReading;
   const start = x.readings[0] as SoakReading;
@@ -71,12 +76,15 @@ export function soakVerdict(x: {
   if (x.trend.spanGrowthKb > GROWTH_LIMIT_KB) {
     problems.push(`RSS grew by ${(x.trend.spanGrowthKb / 1024).toFixed(1)} MiB over upgrades ${x.trend.fromUpgrade}..${last.upgrade} (limit ${GROWTH_LIMIT_KB / 1024} MiB)`);
   }
-  const projectedPerWorkerKb = last.perWorkerKb + (Math.max(0, x.trend.kbPer100) * Math.max(0, 1000 - last.upgrade)) / 100 / x.n;
+  // Growth that the readings' noise does not explain (slope minus two standard errors): a
+  // short run's sawtooth alone must not project into a failure at 1,000 upgrades.
+  const growthPer100 = Math.max(0, x.trend.kbPer100 - 2 * x.trend.sePer100);
+  const projectedPerWorkerKb = last.perWorkerKb + (growthPer100 * Math.max(0, 1000 - last.upgrade)) / 100 / x.n;
   if (x.n >= PER_WORKER_FROM) {
     if (last.perWorkerKb > PER_WORKER_LIMIT_KB) problems.push(`RSS per worker ${last.perWorkerKb.toFixed(1)} KB after ${last.upgrade} upgrades (limit ${PER_WORKER_LIMIT_KB})`);
     else if (projectedPerWorkerKb > PER_WORKER_LIMIT_KB) {
-      problems.push(`RSS per worker ${last.perWorkerKb.toFixed(1)} KB, growing ${(x.trend.kbPer100 / x.n).toFixed(3)} KB per 100 upgrades: ${projectedPerWorkerKb.toFixed(1)} KB at 1,000 upgrades (limit ${PER_WORKER_LIMIT_KB})`);
+      problems.push(`RSS per worker ${last.perWorkerKb.toFixed(1)} KB, growing at least ${(growthPer100 / x.n).toFixed(3)} KB per 100 upgrades: ${projectedPerWorkerKb.toFixed(1)} KB at 1,000 upgrades (limit ${PER_WORKER_LIMIT_KB})`);
     }
   }
-  return { problems, projectedPerWorkerKb };
+  return { problems, projectedPerWorkerKb, growthPer100 };
 }
