@@ -98,6 +98,7 @@ async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfi
     loads.add(load);
     const ups: Array<{ trigger: number; done: number }> = [];
     let result;
+    let samples: ReturnType<CpuSampler['stop']> = [];
     // The baseline's spawner stands for Server::Starter's process (it forks the children).
     const supervisor = sys instanceof Baseline ? sys.spawnerPid : sys.masterPid;
     const foreign = new ForeignLoad(() => (supervisor !== null ? (cpuTicks(supervisor) ?? 0) : 0));
@@ -117,11 +118,12 @@ async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfi
     } finally {
       result = await load.stop();
       loads.delete(load);
+      if (sampler) samples = sampler.stop();
     }
+    const foreignShare = foreign.share();
     const mark = result.markEpochMs as number;
-    if (traceDir && sampler) {
-      const samples = sampler.stop();
-      await sys.stop(); // the old workers' exit events
+    if (traceDir) {
+      // Every upgrade waited for its old workers' exit: their events are all written.
       const acc = traces.get(kind) ?? emptyTrace();
       traces.set(kind, acc);
       addTrace(acc, { markEpochMs: mark, starts: result.starts ?? new Float64Array(), latencies: result.latencies ?? new Float32Array(), pids: result.pids ?? new Int32Array(), ups, events: readEvents(traceDir), samples });
@@ -133,7 +135,7 @@ async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfi
       result.elapsedMs,
       ups.map((u) => ({ triggerMs: u.trigger - mark, doneMs: u.done - mark })),
     );
-    return { kind, round, analysis, upgradeMs: ups.map((u) => u.done - u.trigger), errors: result.errors, rps: result.rps, foreignShare: foreign.share() };
+    return { kind, round, analysis, upgradeMs: ups.map((u) => u.done - u.trigger), errors: result.errors, rps: result.rps, foreignShare };
   } finally {
     await sys.stop();
     if (traceDir) rmSync(traceDir, { recursive: true, force: true });
