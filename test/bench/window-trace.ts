@@ -62,7 +62,7 @@ function schedstat(pid: number): [number, number] | null {
   }
 }
 
-interface Sample {
+export interface Sample {
   t: number;
   /** pid -> cpu ticks (the master as -1, the bench as -2, the machine as -3). */
   ticks: Map<number, number>;
