@@ -25,7 +25,7 @@ const NOT_AT_START: Record<string, string> = {
   crypto: 'the pidfile and socket names need no randomness from it',
   v8: 'the memory keeper loads it when a limit is set',
   // vm is not listed: bin/code-cache.js loads it to hand the bundle's V8 code cache to V8
-  // (measured: +0.15 MB of RSS, 6 ms less start-up CPU). What cost ~2 MB was the memory
+  // (measured: +64 KB of RSS, 7 ms less start-up CPU). What cost ~2 MB was the memory
   // keeper's context (vm.runInNewContext), and the keeper loads v8 before it: listed above.
   dns: 'numeric hosts need no resolver; names load it lazily',
   inspector: 'nothing of the master uses it',
@@ -34,6 +34,20 @@ const NOT_AT_START: Record<string, string> = {
   tls: 'nothing of the master uses it',
   zlib: 'nothing of the master uses it',
   worker_threads: 'nothing of the master uses it',
+};
+
+/** The bundle's modules (packages/master/dist/src/) a master started without these options (or not by a reload) must not initialise. */
+const NOT_INITIALISED: Record<string, string> = {
+  'releases.js': '--watch / --fetch',
+  'watch.js': '--watch',
+  'upgrade-tracker.js': '--watch / --fetch',
+  'fetcher.js': '--fetch',
+  'fetch-source.js': '--fetch',
+  'exit-with-child.js': '--exit-with-child',
+  'output-prefix.js': '--prefix-output',
+  'syslog.js': '--syslog',
+  'reload-state-check.js': 'the snapshot checks: only in the image a reload starts',
+  'shape-check.js': 'the snapshot checks: only in the image a reload starts',
 };
 
 test('start-up, ACKs, help / state / status and shutdown call nothing that loads ICU date or locale code, and load no heavy module', async () => {
@@ -52,7 +66,7 @@ test('start-up, ACKs, help / state / status and shutdown call nothing that loads
   }
   m.snapshotChildren();
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  const seen = JSON.parse(readFileSync(out, 'utf8')) as { calls: string[]; modules: string[] };
+  const seen = JSON.parse(readFileSync(out, 'utf8')) as { calls: string[]; modules: string[]; initialised: string[] };
   assert.deepEqual(seen.calls, [], 'calls that bring in ICU (see isoTime in packages/master/src/clock.ts)');
   const loaded = new Set(seen.modules.filter((s) => s.startsWith('NativeModule ')).map((s) => s.slice('NativeModule '.length)));
   const heavy = Object.keys(NOT_AT_START).filter((mod) => loaded.has(mod));
@@ -60,6 +74,12 @@ test('start-up, ACKs, help / state / status and shutdown call nothing that loads
   // The probe is live: the master did log timestamps, and did load what it needs.
   assert.match(m.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[MASTER \d+\] INFO: Master \d+ up/m);
   assert.ok(loaded.has('child_process') && loaded.has('net'), [...loaded].join(' '));
+  // The bundle's modules of options not given are not even initialised (their code and
+  // objects cost start-up RSS; measured with the bench's RSS row).
+  const initialised = new Set(seen.initialised.map((f) => f.replace(/^packages\/master\/dist\/src\//, '')));
+  assert.ok(initialised.has('master.js') && initialised.has('control-server.js'), [...initialised].join(' '));
+  const notAsked = Object.keys(NOT_INITIALISED).filter((f) => initialised.has(f));
+  assert.deepEqual(notAsked.map((f) => `${f}: ${NOT_INITIALISED[f]}`), []);
 });
 
 test('the master\'s bundle comes with a V8 code cache that this Node accepts (bin/code-cache.js hands it over)', () => {

@@ -79,6 +79,8 @@ export async function main(argvIn: readonly string[]): Promise<void> {
       process.exitCode = await runOneOff({ source, stateDir, cwd, env: process.env, argv: o.argv });
       return;
     }
+    // A driver that runs for months: V8 kept lean (lean-v8.ts) before its code loads and runs.
+    if (!upgradeCheck) await (await import('./lean-v8.js')).leanV8();
     const { Driver } = await import('./driver.js');
     // Only --config reads a config file: a Procfile start loads none of it.
     const kit = source.kind === 'config' ? (await import('./config-kit.js')).configKit : null;

@@ -10,7 +10,7 @@
  * `remove` (program-set.ts) change the running config by process group.
  */
 import type { CoreSnapshot } from '@einhyrningsins/core';
-import type { Cleanup, ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup } from '@einhyrningsins/master';
+import type { Cleanup, ControlConnection, GroupShellOptions, Logger, Runtime, RuntimeGroup, WorkerProcess } from '@einhyrningsins/master';
 import type { Request } from '@einhyrningsins/protocol';
 import { ConfigSource, type ConfigSnapshot } from './config-source.js';
 import { diff, type ConfigModel, type ProgramConfig } from './config/index.js';
@@ -130,8 +130,10 @@ export class ConfigControl {
     private readonly log: Logger,
     /** Apply a config read again (the release applier, in its serial queue). */
     private readonly applier: { enqueue(step: () => Promise<void>): void; applyRelease(next: PreparedRelease, roll: null, origin: string): void; current(): PreparedRelease | null },
+    /** How much of the programs' output was read (the memory keeper's). */
+    onOutput?: (bytes: number) => void,
   ) {
-    this.logs = new ProgramLogs(log);
+    this.logs = new ProgramLogs(log, onOutput);
     this.releases = new ProgramReleases(runtime, log, source.env, now);
     source.onClose(() => this.releases.stop());
     // A one-time program may end before it is seen RUNNING: a run that ended since `since` counts as started.
@@ -309,7 +311,7 @@ export class ConfigControl {
   shell(
     spec: { name: string; config: GroupShellOptions['core']; launch: TypeLaunch },
     program: ProgramConfig,
-    common: Pick<GroupShellOptions, 'socketPath' | 'killChildrenOnExit' | 'log' | 'onWorkerExit'> & { shimVerbose: boolean; output: (name: string, child: import('node:child_process').ChildProcess) => void },
+    common: Pick<GroupShellOptions, 'socketPath' | 'killChildrenOnExit' | 'log' | 'onWorkerExit'> & { shimVerbose: boolean; output: (name: string, child: WorkerProcess) => void },
   ): GroupShellOptions {
     const x = program.processes[0];
     const listeners = this.source.listenersFor(program);

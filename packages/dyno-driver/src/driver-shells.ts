@@ -3,9 +3,8 @@
  * of a Procfile or control-dir release (the web type with its socket and the bind
  * shim, output labelled `type.N`), or a config file's program (config-control.ts).
  */
-import type { ChildProcess } from 'node:child_process';
 import type { GroupSpec } from '@einhyrningsins/core';
-import { bindShimProblem, installLastResort, startMemoryKeeper, startReaper, type Cleanup, type GroupShellOptions, type Logger, type Reaper, type Runtime } from '@einhyrningsins/master';
+import { bindShimProblem, installLastResort, startMemoryKeeper, startReaper, type Cleanup, type GroupShellOptions, type Logger, type Reaper, type Runtime, type WorkerProcess } from '@einhyrningsins/master';
 import type { ConfigControl } from './config-control.js';
 import type { DriverConfig } from './driver-config.js';
 import type { DynoOutput } from './dyno-output.js';
@@ -43,7 +42,7 @@ export function groupShellOptions(spec: GroupSpec<TypeLaunch>, d: ShellDeps): Gr
       killChildrenOnExit: cfg.killChildrenOnExit,
       log,
       shimVerbose: cfg.verbosity === 0,
-      output: (name: string, child: ChildProcess) => output.track(name, child),
+      output: (name: string, child: WorkerProcess) => output.track(name, child),
       onWorkerExit: d.poke,
     });
   }
@@ -76,7 +75,7 @@ export function processWideDuties(
   log: Logger,
   signalTimeoutSec: number,
   unlinkSocket: () => void,
-): { memory: { poke(): void }; reaper: Reaper | null } {
+): { memory: { poke(): void; output(bytes: number): void }; reaper: Reaper | null } {
   // A log reader that goes away must not take the driver down (EPIPE on stdout/stderr).
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const memory = startMemoryKeeper(cleanup);

@@ -80,8 +80,10 @@ export class Driver implements CommandHost {
   private notify: NotifyPolicy | null = null;
   private notifier: Notifier | null = null;
   private reaper: Reaper | null = null;
-  private memory: { poke(): void } | null = null;
-  private readonly output = new DynoOutput();
+  private memory: { poke(): void; output(bytes: number): void } | null = null;
+  /** Output read from the processes: the memory keeper compacts after each MiB of it. */
+  private readonly outputRead = (bytes: number) => this.memory?.output(bytes);
+  private readonly output = new DynoOutput(this.outputRead);
   private readonly reloader: Reloader;
   private reloads = 0;
   /** The HTTP API on TCP (--http), and minisv's tasks behind the HTTP verbs. */
@@ -100,7 +102,7 @@ export class Driver implements CommandHost {
     this.phase = new ReleasePhase(cfg.env, this.source.versioned, this.logger);
     this.runtime = this.newRuntime();
     const applier = { enqueue: (step: () => Promise<void>) => this.apply.enqueue(step), applyRelease: (next: PreparedRelease, roll: null, origin: string) => this.apply.applyRelease(next, roll, origin), current: () => this.apply.release };
-    this.control = this.config && kit ? new kit.ConfigControl(this.config, this.runtime, () => this.now(), this.logger, applier) : null;
+    this.control = this.config && kit ? new kit.ConfigControl(this.config, this.runtime, () => this.now(), this.logger, applier, this.outputRead) : null;
     this.apply = new ReleaseApplier(cfg, this.source, this.runtime, this.phase, this.web, this.logger, this.selected, () => this.shutdowns > 0, (to, m, w, ok) =>
       this.routes.reply(to, m, w, ok),
     );

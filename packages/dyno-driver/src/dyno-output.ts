@@ -6,8 +6,7 @@
  * the new image writes it in front of the rest of the line, so the line comes out whole,
  * once, with its name.
  */
-import type { ChildProcess } from 'node:child_process';
-import { pipeStreamLines, type LinePipe } from '@einhyrningsins/master';
+import { pipeStreamLines, type LinePipe, type WorkerProcess } from '@einhyrningsins/master';
 import { decodePartial, encodePartial, pipeFd, readPipe } from './carried-pipes.js';
 
 /** A dyno's output pipes across a reload. */
@@ -28,13 +27,22 @@ interface Tracked {
 export class DynoOutput {
   private readonly pipes = new Map<number, Tracked>();
 
+  /** `onBytes`: how much of the dynos' output was read (the memory keeper compacts after each MiB). */
+  constructor(private readonly onBytes: (bytes: number) => void = () => undefined) {}
+
+  /** Counts what a pipe delivers (another 'data' listener beside the line splitter's). */
+  private meter(stream: NodeJS.ReadableStream | null): void {
+    stream?.on('data', (d: Buffer | string) => this.onBytes(d.length));
+  }
+
   /** A dyno just spawned: its output goes to ours, labelled with its name. */
-  track(name: string, child: ChildProcess): void {
+  track(name: string, child: WorkerProcess): void {
     const label = `${name} | `;
     const out = child.stdout ? pipeStreamLines(child.stdout, process.stdout, () => label) : null;
     const err = child.stderr ? pipeStreamLines(child.stderr, process.stderr, () => label) : null;
+    this.meter(child.stdout);
+    this.meter(child.stderr);
     const pid = child.pid;
-    if (pid === undefined) return;
     this.pipes.set(pid, { pipes: { pid, name, fds: [pipeFd(child.stdout), pipeFd(child.stderr)] }, lines: [out, err] });
     child.once('exit', () => this.pipes.delete(pid));
   }
@@ -56,6 +64,7 @@ export class DynoOutput {
         if (fd === null) return;
         const stream = readPipe(fd);
         t.lines[i] = pipeStreamLines(stream, i === 0 ? process.stdout : process.stderr, () => label, decodePartial(p.partial?.[i]));
+        this.meter(stream);
         stream.once('close', () => {
           const cur = this.pipes.get(p.pid);
           if (cur) cur.pipes.fds[i] = null;

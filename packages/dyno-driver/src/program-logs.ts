@@ -12,8 +12,7 @@
  * (`prepareReload`, then `snapshot`), and the new image reads on (`adopt`). No line is
  * lost, and no process meets a closed pipe.
  */
-import type { ChildProcess } from 'node:child_process';
-import { pipeStreamLines, type LinePipe, type Logger } from '@einhyrningsins/master';
+import { pipeStreamLines, type LinePipe, type Logger, type WorkerProcess } from '@einhyrningsins/master';
 // Not through the package's index: the per-program log files are read only with --config.
 import { LineSource, LogWriter, follow, tailBytes, type Follower } from '@einhyrningsins/master/logfile';
 import type { LogConfig, ProcessConfig, ProgramConfig } from './config/index.js';
@@ -62,7 +61,11 @@ export class ProgramLogs {
   /** A reload is being prepared: new streams start paused too. */
   private paused = false;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** How much of the programs' output was read (the memory keeper compacts after each MiB). */
+    private readonly onBytes: (bytes: number) => void = () => undefined,
+  ) {}
 
   private writer(c: LogConfig & { target: { kind: 'file'; path: string } }): LogWriter {
     let w = this.writers.get(c.target.path);
@@ -83,8 +86,8 @@ export class ProgramLogs {
   }
 
   /** Where a just-spawned process's streams go. */
-  route(x: ProcessConfig, child: ChildProcess): void {
-    if (child.pid !== undefined) this.attach(x, child.pid, child.stdout, child.stderr);
+  route(x: ProcessConfig, child: WorkerProcess): void {
+    this.attach(x, child.pid, child.stdout, child.stderr);
   }
 
   private attach(x: ProcessConfig, pid: number, out: NodeJS.ReadableStream | null, err: NodeJS.ReadableStream | null, carried?: ProcessPipes['partial']): void {
@@ -93,6 +96,7 @@ export class ProgramLogs {
     const one = (i: 0 | 1, stream: NodeJS.ReadableStream | null, c: LogConfig, dest: NodeJS.WritableStream) => {
       if (!stream) return;
       t.streams.push(stream);
+      stream.on('data', (d: Buffer | string) => this.onBytes(d.length));
       stream.once('close', () => {
         t.pipes.fds[i] = null;
         if (t.pipes.fds.every((fd) => fd === null)) this.tracked.delete(pid);

@@ -4,9 +4,8 @@
  * by the bind shim (a static executable cannot).
  */
 import { readlinkSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import * as native from 'native-reuseport';
-import { StartupError, listenOn, parseBindSpec, resolveBind, resolveProgram, staticExecutableWarning, type Cleanup, type Logger } from '@einhyrningsins/master';
+import { StartupError, listenOn, parseBindSpec, resolveBind, resolveProgram, staticExecutableWarning, type Cleanup, type Logger, type WorkerProcess } from '@einhyrningsins/master';
 import type { PreparedRelease, ProcessDef } from './release.js';
 
 /** The process type that gets the listening socket. */
@@ -121,9 +120,9 @@ export class WebSocketBinding {
   }
 
   /** A web process just spawned: look at what it runs once the shell has exec'd the program (and again later, for slow wrappers). */
-  watchSpawned(name: string, child: ChildProcess): void {
+  watchSpawned(name: string, child: WorkerProcess): void {
     const pid = child.pid;
-    if (!this.listener || pid === undefined) return;
+    if (!this.listener) return;
     for (const ms of [300, 1500]) {
       const t = setTimeout(() => {
         try {

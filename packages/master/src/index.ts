@@ -18,7 +18,7 @@ export { listenOn } from './listen.js';
 export { pipeLines, pipeStreamLines, prefixOutput, type LinePipe } from './output-prefix.js';
 export { isoTime, monotonicMs } from './clock.js';
 export { Runtime, type RuntimeGroup, type RuntimeOptions } from './host/runtime.js';
-export { GroupShell, type GroupShellOptions, type LaunchSpec, type SharedListener } from './host/group-shell.js';
+export { GroupShell, type GroupShellOptions, type LaunchSpec, type SharedListener, type WorkerProcess } from './host/group-shell.js';
 export { ReplyRoutes, type OneReply } from './host/routes.js';
 export { NotifyPolicy } from './host/notify-policy.js';
 export { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
@@ -36,8 +36,9 @@ export { handoffEnv, checkHandoff, parseHandoffs, HANDOFF_NAMES, HandoffError, t
 export { listenUnixBind, releaser, type UnixBindSpec } from './unix-bind.js';
 // Not the log files (logfile/): only --config uses them; import '@einhyrningsins/master/logfile'.
 export { parseFetchSize, parseFetchUrl } from './fetch-options.js';
-export { Releases, fetchTargetOf, type ReleaseOptions, type ReleaseHost } from './releases.js';
+export { Releases, type ReleaseHost } from './releases.js';
+export { fetchTargetOf, type ReleaseOptions } from './release-checks.js';
 export type { GroupHandle, UpgradeOutcome } from './upgrade-tracker.js';
 export type { FetchMemory } from './fetch-policy.js';
-export { watchPathProblem } from './watch.js';
+export { watchPathProblem } from './release-checks.js';
 export { fetchMemory as checkFetchMemory, type Check as StateCheck } from './reload-state-check.js';

@@ -3,7 +3,7 @@ import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
 import { UsageError, type Options } from './options.js';
 import { checkInterpreter, resolveProgram } from './program.js';
-import { fetchTarget } from './releases.js';
+import { fetchTarget } from './release-checks.js';
 
 export function checkMaster(opts: Options): void {
   native.ensureNative();

@@ -14,7 +14,7 @@ import { holdLock, removePidfileAtExit, type HeldLock } from './host/files.js';
 import type { ConnectionSnapshot } from './host/reexec.js';
 import type { Logger } from './log.js';
 import type { Options } from './options.js';
-import { readState, type BoundSocket, type ReloadState } from './reload.js';
+import type { BoundSocket, ReloadState } from './reload.js';
 import type { SlotRecord } from './slot-history.js';
 import type { FetchMemory } from './fetch-policy.js';
 import { releaser } from './unix-bind.js';
@@ -81,6 +81,8 @@ export async function takeOver(
   onRequest: RequestHandler,
 ): Promise<TakenOver> {
   let state: ReloadState;
+  // The snapshot's checks are loaded only here, by the image a reload starts (start-up RSS).
+  const { readState } = await import('./reload-state-check.js');
   try {
     state = readState(fd);
   } catch (err) {

@@ -5,7 +5,6 @@
  */
 import { setPriority } from 'node:os';
 import { resolve } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins/core';
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
@@ -20,10 +19,10 @@ import { rubyOnlyWarning, type Options } from './options.js';
 import { setUpHandoff } from './handoff-setup.js';
 import { watchReusePort } from './reuseport-watch.js';
 import { stopSignalWarning } from './known-servers.js';
-import { ExitWithChild } from './exit-with-child.js';
-import { Releases } from './releases.js';
+import type { ExitWithChild } from './exit-with-child.js';
+import type { Releases } from './releases.js';
+import { releasesWanted } from './release-checks.js';
 import type { Reaper } from './reaper.js';
-import { prefixOutput } from './output-prefix.js';
 import { SlotHistory } from './slot-history.js';
 import { ProcStats } from './proc-stats.js';
 import { Cleanup } from './cleanup.js';
@@ -41,7 +40,7 @@ import { NotifyPolicy } from './host/notify-policy.js';
 import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
-import type { GroupShell, LaunchSpec } from './host/group-shell.js';
+import type { GroupShell, LaunchSpec, WorkerProcess } from './host/group-shell.js';
 import type { HandoffContext, HandoffName } from './handoff.js';
 
 function socketLabel(s: BoundSocket): string {
@@ -242,9 +241,16 @@ export class Master {
       this.cleanup.run();
       throw err;
     }
+    // What start-up was not asked for is not even initialised (its modules' code and
+    // objects: start-up RSS; test/footprint.test.ts lists what a plain start initialises).
+    const [releasesKit, exitKit, prefixKit] = await Promise.all([
+      releasesWanted(this.opts) ? import('./releases.js') : null,
+      this.opts.exitWithChild ? import('./exit-with-child.js') : null,
+      this.opts.prefixOutput ? import('./output-prefix.js') : null,
+    ]);
     const memory = startMemoryKeeper(this.cleanup);
-    const exitWithChild = this.opts.exitWithChild
-      ? new ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
+    const exitWithChild: ExitWithChild | null = exitKit
+      ? new exitKit.ExitWithChild({ snapshot: () => this.snapshot(), feed: (ev) => this.feed(ev), stopSignal: this.opts.stopSignal, log: this.log })
       : null;
     this.runtime = new Runtime<LaunchSpec>({
       log: this.log,
@@ -260,8 +266,14 @@ export class Master {
         niceWorker: this.opts.niceWorker,
         upgradeNice: this.opts.upgradeNice,
         log: this.log,
-        ...(this.opts.prefixOutput
-          ? { output: (child: ChildProcess, slot: number) => prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' }) }
+        ...(prefixKit
+          ? {
+              output: (child: WorkerProcess, slot: number) => {
+                prefixKit.prefixOutput(child, slot, { name: this.opts.commandName, time: this.opts.prefixOutput === 'time' });
+                // The children's output passes through this process: compacted after each MiB (as the driver's).
+                for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer | string) => memory.output(d.length));
+              },
+            }
           : {}),
         ...(this.opts.commandSocketAsFd ? { adoptControlFd: (fd: number, pid: number) => this.server?.adopt(fd, pid) } : {}),
         onWorkerSpawn: () => memory.spawned(),
@@ -283,8 +295,8 @@ export class Master {
       this.server?.unlink();
       this.cleanup.run();
     });
-    if (Releases.wanted(this.opts)) {
-      const releases = new Releases(this.opts, {
+    if (releasesKit) {
+      const releases: Releases = new releasesKit.Releases(this.opts, {
         group: { feed: (ev) => this.feed(ev), snapshot: () => this.snapshot() },
         log: this.log,
         now: () => this.now(),

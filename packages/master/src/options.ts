@@ -11,7 +11,7 @@ import { OPTION_SPECS, parseSeconds, type OptionSpec } from './option-specs.js';
 
 export { OPTION_SPECS, helpText, optionLabel, parseSeconds, type OptionSpec } from './option-specs.js';
 import { parseHandoffs, type HandoffName } from './handoff-names.js';
-import { watchPathProblem } from './watch.js';
+import { watchPathProblem } from './release-checks.js';
 import { parseFetchSize, parseFetchUrl } from './fetch-options.js';
 
 // The module alone: --version and --help must not evaluate the whole protocol package.

@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import type { WorkerProcess } from './host/group-shell.js';
 import { isoTime } from './clock.js';
 
 /**
@@ -8,8 +8,8 @@ import { isoTime } from './clock.js';
  * (`--prefix-output-time`). A line is written whole, so two workers' lines never
  * interleave within a line; a partial last line is flushed when the stream ends.
  */
-export function prefixOutput(child: ChildProcess, slot: number, opts: { name: string | null; time: boolean }): void {
-  const label = `${opts.name ?? 'worker'}.${slot}[${child.pid ?? '?'}] | `;
+export function prefixOutput(child: WorkerProcess, slot: number, opts: { name: string | null; time: boolean }): void {
+  const label = `${opts.name ?? 'worker'}.${slot}[${child.pid}] | `;
   pipeLines(child, opts.time ? () => `${isoTime()} ${label}` : () => label);
 }
 
@@ -17,7 +17,7 @@ export function prefixOutput(child: ChildProcess, slot: number, opts: { name: st
  * A child's stdout and stderr to this process's, whole lines at a time with `prefix()`
  * in front of each (the master's --prefix-output, the dyno driver's `web.1 | `).
  */
-export function pipeLines(child: ChildProcess, prefix: () => string): void {
+export function pipeLines(child: { readonly stdout: NodeJS.ReadableStream | null; readonly stderr: NodeJS.ReadableStream | null }, prefix: () => string): void {
   if (child.stdout) pipeStreamLines(child.stdout, process.stdout, prefix);
   if (child.stderr) pipeStreamLines(child.stderr, process.stderr, prefix);
 }

@@ -21,9 +21,11 @@ const SCAN_EVERY_MS = 1000;
  */
 const SCAN_GAP_PER_CHILD_MS = 0.25;
 const SCAN_GAP_MAX_MS = 250;
+/** A child not known yet while spawns are in flight is looked at again this much later at least. */
+const IN_FLIGHT_RETRY_MS = 20;
 
 export interface ReaperOptions {
-  /** A child Node spawned (a worker): never waited for here, or its exit would be lost to Node. */
+  /** A worker (the runtime's): never waited for here, or its exit would be lost to its group. */
   isWorker(pid: number): boolean;
   /** The live workers' pids: an orphan in one's process group or session still belongs to it. */
   workers(): Iterable<number>;
@@ -92,6 +94,7 @@ export class Reaper {
   /** How many children the last scan listed. */
   private lastChildren = 0;
   private stopped = false;
+  private retry: NodeJS.Timeout | null = null;
   private readonly onChld = () => this.schedule();
 
   constructor(private readonly opts: ReaperOptions) {}
@@ -110,6 +113,8 @@ export class Reaper {
     this.timer = null;
     if (this.pending) clearTimeout(this.pending);
     this.pending = null;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
   }
 
   /** The backstop: another look in a second while orphans are known; none while there are none. */
@@ -141,6 +146,17 @@ export class Reaper {
     else this.pending = setTimeout(run, wait);
   }
 
+  /**
+   * Workers are spawned on the addon's threads (host/spawner.ts): a child can appear in the
+   * list before its pid is known here. The addon counts a spawn in flight until its pid is
+   * in its registry, so: the children list first, then the count, then the registry; with
+   * spawns in flight, a child known nowhere may be one of them and waits for a later scan.
+   */
+  private isOurs(pid: number, inFlight: number): 'worker' | 'unknown' | 'orphan' {
+    if (this.opts.isWorker(pid) || native.isSpawned(pid)) return 'worker';
+    return inFlight > 0 ? 'unknown' : 'orphan';
+  }
+
   /** One pass over our children that are not workers. */
   scan(): void {
     const now = monotonicMs();
@@ -148,9 +164,17 @@ export class Reaper {
     let live: Set<number> | null = null;
     const seen = new Set<number>();
     const children = ourChildren();
+    const inFlight = native.spawnsInFlight();
     this.lastChildren = children.length;
+    let deferred = false;
     for (const pid of children) {
-      if (this.opts.isWorker(pid)) continue;
+      const ours = this.isOurs(pid, inFlight);
+      if (ours === 'worker') continue;
+      if (ours === 'unknown') {
+        deferred = true;
+        if (this.orphans.has(pid)) seen.add(pid);
+        continue;
+      }
       const st = stat(pid);
       if (!st) continue;
       seen.add(pid);
@@ -183,6 +207,14 @@ export class Reaper {
     }
     for (const pid of this.orphans.keys()) if (!seen.has(pid)) this.orphans.delete(pid);
     this.backstop();
+    if (deferred && !this.retry && !this.stopped) {
+      const gap = Math.min(SCAN_GAP_MAX_MS, this.lastChildren * SCAN_GAP_PER_CHILD_MS);
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        this.scan();
+      }, Math.max(IN_FLIGHT_RETRY_MS, gap));
+      this.retry.unref();
+    }
   }
 
   /**
@@ -190,7 +222,7 @@ export class Reaper {
    * (SIGTERM, SIGKILL after `timeoutMs`) and reap it, so that nothing outlives the master.
    */
   async drain(timeoutMs: number): Promise<void> {
-    const others = () => ourChildren().filter((pid) => !this.opts.isWorker(pid));
+    const others = () => ourChildren().filter((pid) => !this.opts.isWorker(pid) && !native.isSpawned(pid));
     const end = monotonicMs() + timeoutMs;
     let killed = false;
     for (;;) {

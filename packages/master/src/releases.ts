@@ -4,57 +4,14 @@
  * group's program and upgrades to them. The master owns one; a supervisor of many programs
  * would own one per program (each with its own group handle, program path and options).
  */
-import { accessSync, constants, realpathSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { StartupError } from './errors.js';
 import type { FetchMemory } from './fetch-policy.js';
 import type { ReleaseLog } from './fetcher.js';
-import { resolveProgram } from './program.js';
+import { fetchTarget, releasesWanted, type ReleaseOptions } from './release-checks.js';
+
+export { fetchTarget, fetchTargetOf, type ReleaseOptions } from './release-checks.js';
 import { PathWatcher } from './watch.js';
 import { UpgradeTracker, type GroupHandle, type UpgradeOutcome } from './upgrade-tracker.js';
 
-export interface ReleaseOptions {
-  /** --watch paths. */
-  watch: readonly string[];
-  /** --fetch URL (checked by the option parser), --fetch-interval, --fetch-max-size. */
-  fetch: string | null;
-  fetchIntervalSec: number;
-  fetchMaxBytes: number;
-  /** The group's program word (resolved through PATH from `cwd`, as a spawn does). */
-  program: string | null;
-}
-
-/**
- * The file a fetcher replaces: the program's resolved executable, symlinks followed. It
- * must be in a directory this process may write (the download goes next to it, then a
- * rename), and must not be the Node that runs it. A problem is one phrase (no prefix).
- */
-export function fetchTargetOf(word: string, env: NodeJS.ProcessEnv, cwd: string): { target: string } | { problem: string } {
-  let real: string;
-  try {
-    real = realpathSync(resolveProgram(word, env.PATH, cwd));
-  } catch (err) {
-    return { problem: (err as Error).message };
-  }
-  if (real === realpathSync(process.execPath)) {
-    return { problem: `the program ${word} is the node executable itself; fetch releases of a program file, not of its interpreter` };
-  }
-  try {
-    accessSync(dirname(real), constants.W_OK);
-  } catch {
-    return { problem: `cannot write to ${dirname(real)}, where the program ${real} is replaced` };
-  }
-  return { target: real };
-}
-
-/** The master's --fetch target (a problem: a StartupError). */
-export function fetchTarget(opts: ReleaseOptions, env: NodeJS.ProcessEnv, cwd: string): string {
-  const word = opts.program as string;
-  const got = fetchTargetOf(word, env, cwd);
-  // (checkMaster resolved the program before: what is left are this check's own problems)
-  if ('problem' in got) throw new StartupError(`--fetch: ${got.problem}`);
-  return got.target;
-}
 
 export interface ReleaseHost {
   group: GroupHandle;
@@ -113,7 +70,7 @@ export class Releases {
 
   /** Whether there is anything to run (no watch, no fetch: the master needs no Releases). */
   static wanted(opts: ReleaseOptions): boolean {
-    return opts.watch.length > 0 || opts.fetch !== null;
+    return releasesWanted(opts);
   }
 
   start(): void {

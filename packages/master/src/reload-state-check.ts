@@ -8,6 +8,7 @@
 import * as native from 'native-reuseport';
 import { statFields } from './proc-stat.js';
 import type { ReloadState } from './reload-state.js';
+import { readSnapshot } from './reload.js';
 import { StateError, connectionShape, controlShape, engineShape, fd, int, isObj, list, nullable, num, obj, oneOf, optional, pattern, slotsShape, str, type Check } from './shape-check.js';
 
 export { StateError };
@@ -100,3 +101,11 @@ export function checkOwnChildren(pids: ReadonlyArray<readonly [number, string]>)
     if (f && Number(f[1]) !== process.pid) throw new StateError(`${at} is ${pid}, which is not a child of this process`);
   }
 }
+
+/** The master's snapshot, read from the fd the old image passed and checked whole before anything is adopted. */
+export const readState = (fd: number): ReloadState =>
+  readSnapshot(fd, (value) => {
+    const state = checkState(value);
+    checkStateFds(state);
+    return state;
+  });

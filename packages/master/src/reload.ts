@@ -12,7 +12,6 @@ import { spawn } from 'node:child_process';
 import { fstatSync, readSync, writeSync, closeSync } from 'node:fs';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
-import { checkState, checkStateFds } from './reload-state-check.js';
 import type { ReloadState } from './reload-state.js';
 
 
@@ -74,15 +73,8 @@ export function readSnapshot<T>(fd: number, check: (value: unknown) => T): T {
   return check(value);
 }
 
-/** The master's snapshot (format 1). */
+/** The master's snapshot (format 1); reload-state-check.ts reads it (loaded only by the image a reload starts). */
 export const writeState = (state: ReloadState): number => writeSnapshot(state);
-export const readState = (fd: number): ReloadState =>
-  readSnapshot(fd, (value) => {
-    // The whole snapshot is checked before anything is adopted.
-    const state = checkState(value);
-    checkStateFds(state);
-    return state;
-  });
 
 /**
  * einhorn's --upgrade-check: run the new code with the same options and

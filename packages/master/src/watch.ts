@@ -246,13 +246,4 @@ function safeRealpath(dir: string): string {
   }
 }
 
-/** The check --watch makes at start: the directory that holds PATH exists. Returns the reason if not. */
-export function watchPathProblem(path: string): string | null {
-  const dir = dirname(resolve(path));
-  try {
-    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
-  } catch {
-    return `directory ${dir} does not exist`;
-  }
-  return null;
-}
+export { watchPathProblem } from './release-checks.js';

@@ -44,7 +44,11 @@ test('the shell spawns and notes exits without a snapshot of every worker', asyn
       },
       () => 0,
     );
-    for (let id = 1; id <= n; id++) shell.apply({ type: 'spawn', id, slot: id, generation: 0 });
+    for (let id = 1; id <= n; id++) {
+      // The engine knows a worker from its spawn effect on (its pid comes back in a later turn).
+      workers.set(id, { id, pid: null, slot: id, generation: 0, state: 'starting' } as unknown as WorkerView);
+      shell.apply({ type: 'spawn', id, slot: id, generation: 0 });
+    }
   });
   await done;
   assert.equal(snapshots, 0, `snapshots of every worker taken for ${n} spawns and exits`);

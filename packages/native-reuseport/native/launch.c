@@ -1,14 +1,17 @@
 /*
  * einhyrningsins-launch: the exec launcher the master uses to start a child.
  *
- *   einhyrningsins-launch [--setpgid] [--close-from FD] [--pdeathsig SIGNUM --ppid PID]
- *                         -- PATH ARG0 [ARGS...]
+ *   einhyrningsins-launch [--setpgid] [--close-from FD] [--cwd DIR] [--umask OCTAL]
+ *                         [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]
  *
  *   --setpgid     setpgid(0, 0): become a process-group leader (einhorn's
  *                 setpgrp), so a terminal Ctrl-C reaches only the master.
  *   --nice N      setpriority(PRIO_PROCESS, 0, N) (einhorn's --nice ...:WORKER).
  *   --close-from  close every fd >= FD first, so the child gets exactly stdio and
  *                 the sockets it is given, whatever its parent leaked to us.
+ *   --cwd DIR     chdir(DIR) (before --uid/--gid, as libuv's spawn does its cwd): the
+ *                 master spawns from a thread, and a process's cwd is not per thread.
+ *   --umask OCTAL umask(OCTAL) (0 to 0777), for the same reason.
  *   --uid U --gid G [--groups G1,G2,...]  setgroups([G, G1, G2, ...]) (the user's
  *                 supplementary groups, as supervisord's drop_privileges and initgroups),
  *                 setgid(G), setuid(U) (a config's user=, when the master is root),
@@ -19,9 +22,13 @@
  *                 removed and LISTEN_PID set to our pid, the program's once exec'd.
  *   then execv(PATH, [ARG0, ARGS...]) -- no PATH search, no shell.
  *
+ * Always: fds 0, 1 and 2 are put in blocking mode (O_NONBLOCK cleared), as libuv does
+ * for the children Node spawns (a program must not get EAGAIN writing its stdout), and
+ * signals 32-34 (the libc's own, which posix_spawn leaves ignored) get their default.
+ *
  * Exit codes (only reached when nothing was exec'd):
  *     1  setup failed: setpgid/prctl error, or the parent died before pdeathsig
- *     2  bad usage
+ *     2  bad usage, a bad --umask, or a --cwd that cannot be entered
  *   126  PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY)
  *   127  any other exec failure (ENOENT, ENOTDIR, ELOOP, ...)
  *
@@ -41,12 +48,13 @@
 #include <grp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define PROG "einhyrningsins-launch: "
-#define USAGE "usage: einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD]" \
+#define USAGE "usage: einhyrningsins-launch [--setpgid] [--nice N] [--close-from FD] [--cwd DIR] [--umask OCTAL]" \
               " [--uid UID --gid GID [--groups GID,...]] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]\n"
 
 /* write(2) "einhyrningsins-launch: " a b c d "\n" in one go, best effort. */
@@ -121,6 +129,8 @@ int main(int argc, char **argv) {
   long sig = 0, ppid = 0;
   long uid = -1, gid = -1;
   const char *grouplist = NULL;
+  const char *cwd = NULL;
+  long mask = -1;
 
   for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
     if (strcmp(argv[i], "--setpgid") == 0) {
@@ -140,6 +150,15 @@ int main(int argc, char **argv) {
       if ((uid = number(argv[++i], 0, INT_MAX)) < 0) usage("bad --uid: ", argv[i]);
     } else if (strcmp(argv[i], "--gid") == 0 && i + 1 < argc) {
       if ((gid = number(argv[++i], 0, INT_MAX)) < 0) usage("bad --gid: ", argv[i]);
+    } else if (strcmp(argv[i], "--cwd") == 0 && i + 1 < argc) {
+      cwd = argv[++i];
+      if (*cwd == 0) usage("bad --cwd: empty", "");
+    } else if (strcmp(argv[i], "--umask") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      char *end;
+      errno = 0;
+      mask = strtol(v, &end, 8);
+      if (errno || end == v || *end || *v == '-' || *v == '+' || mask < 0 || mask > 0777) usage("bad --umask (octal, 0 to 0777): ", v);
     } else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc) {
       grouplist = argv[++i];
     } else if (strcmp(argv[i], "--ppid") == 0 && i + 1 < argc) {
@@ -163,6 +182,22 @@ int main(int argc, char **argv) {
   if (closefrom >= 0 && close_from((int)closefrom) < 0) {
     say("cannot close inherited fds: ", strerror(errno), "", "");
     _exit(1);
+  }
+  /* posix_spawn (glibc, musl) sets the libc's own signals (32, 33, 34) to SIG_IGN in the
+     child, and an ignored signal stays ignored across exec: back to default, as a child of
+     fork gets them (libc's sigaction refuses these numbers: the system call itself). */
+  for (int s = 32; s <= 34 && s < _NSIG; s++) {
+    unsigned long dfl[4] = {0, 0, 0, 0}; /* SIG_DFL, no flags, no mask: every layout */
+    syscall(SYS_rt_sigaction, s, dfl, NULL, (size_t)8);
+  }
+  for (int fd = 0; fd <= 2; fd++) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  if (mask >= 0) umask((mode_t)mask);
+  if (cwd && chdir(cwd) < 0) {
+    say("cannot change to directory ", cwd, ": ", strerror(errno));
+    _exit(2);
   }
   if (do_nice && setpriority(PRIO_PROCESS, 0, (int)nice_level) < 0) {
     say("setpriority: ", strerror(errno), "", "");

@@ -12,8 +12,10 @@
  *                             returns only by throwing
  *   memfdCreate(name)         an anonymous file (the reload's state snapshot)
  *   sendDatagram(path, msg)   one datagram to a unix socket (sd_notify, syslog)
+ *   spawnStart(...), reapSpawned(), ...  workers started off the event loop (spawn.c)
  *
- * Every function is synchronous and only performs non-blocking syscalls.
+ * Every function is synchronous and only performs non-blocking syscalls (but
+ * spawnWait, which waits for the spawns in flight, and spawnSync).
  * System-call failures throw an Error with `code` (errno name), `errno`
  * (positive Linux errno, like os.constants.errno) and `syscall`; misuse of the
  * arguments throws a TypeError.  No fd is ever leaked on an error path.
@@ -946,6 +948,9 @@ static napi_value SendDatagram(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Spawning off the event loop: spawnInit, spawnStart, spawnSync, reapSpawned, ... */
+#include "spawn.c"
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"listenTcp", NULL, ListenTcp, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -967,6 +972,15 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"acceptPending", NULL, AcceptPending, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocArenaMax", NULL, MallocArenaMax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, MallocTrim, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnInit", NULL, SpawnInit, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnStart", NULL, SpawnStart, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnSync", NULL, SpawnSync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnResults", NULL, SpawnResults, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnWait", NULL, SpawnWait, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reapSpawned", NULL, ReapSpawned, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnedAdopt", NULL, SpawnedAdopt, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"isSpawned", NULL, IsSpawned, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawnsInFlight", NULL, SpawnsInFlight, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

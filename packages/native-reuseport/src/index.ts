@@ -17,16 +17,16 @@
  *
  * @module
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync as runSync } from 'node:child_process';
 import { accessSync, existsSync, realpathSync, constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { libcOfExecutable } from './elf.js';
 
-import type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, NativeBinding, ReapedChild, PeerCred } from './types.js';
+import type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, NativeBinding, ReapedChild, PeerCred, SpawnResult } from './types.js';
 
-export type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, ReapedChild, PeerCred } from './types.js';
+export type { ListenTcpOptions, ListenUnixOptions, SockName, FdInfo, NativeSyscallError, ReapedChild, PeerCred, SpawnResult } from './types.js';
 
 // ---- where the binaries are ----------------------------------------------------
 //
@@ -101,11 +101,8 @@ export let addonPath: string = artifactPath('native_reuseport.node');
  * Absolute path of the `einhyrningsins-launch` executable. Not checked at import
  * time; {@link assertLauncher} (or {@link ensureNative}) makes sure it exists.
  *
- * Usage: `einhyrningsins-launch [--setpgid] [--pdeathsig SIGNUM --ppid PID] -- PATH ARG0 [ARGS...]`.
- * It execv()s PATH without touching any fd. Exit codes when it cannot exec:
- * 1 setup failure (setpgid/prctl failed, or the parent died before pdeathsig
- * was armed), 2 bad usage, 126 PATH not executable (EACCES, EPERM, ENOEXEC,
- * ETXTBSY), 127 any other exec failure (ENOENT, ...).
+ * Its usage and options: native/launch.c's header. It execv()s PATH. Exit codes when it
+ * cannot exec: {@link LAUNCH_EXIT}.
  */
 export let launcherPath: string = artifactPath('einhyrningsins-launch');
 
@@ -126,7 +123,7 @@ export let bindShimPath: string = artifactPath('einhyrningsins-bind-shim.so');
 export const LAUNCH_EXIT = {
   /** setpgid/prctl failed, or the parent died before PR_SET_PDEATHSIG was armed. */
   SETUP_FAILED: 1,
-  /** Bad command line. */
+  /** Bad command line (a bad --umask, a --cwd it cannot enter). */
   USAGE: 2,
   /** PATH exists but cannot be executed (EACCES, EPERM, ENOEXEC, ETXTBSY). */
   NOT_EXECUTABLE: 126,
@@ -222,7 +219,7 @@ export function ensureNative(): void {
     throw new NativeMissingError(`${where}; cannot build it: ${sourceDir} is not writable (as its owner, run: ${rebuildCommand()})`);
   }
   process.stderr.write(`einhyrningsins: ${where}; building it from source in ${sourceDir} (once)\n`);
-  const r = spawnSync(process.execPath, [cli as string, 'run', '--silent', 'build:native'], {
+  const r = runSync(process.execPath, [cli as string, 'run', '--silent', 'build:native'], {
     cwd: sourceDir,
     stdio: ['ignore', 2, 2],
   });
@@ -435,4 +432,68 @@ export function mallocArenaMax(n: number): boolean {
 /** glibc malloc_trim(0): return free heap pages to the kernel; true if any were. */
 export function mallocTrim(): boolean {
   return native().mallocTrim();
+}
+
+// ---- spawning off the event loop (native/spawn.c: what each does) -----------------
+
+type Spawner = Required<Pick<NativeBinding, 'spawnInit' | 'spawnStart' | 'spawnSync' | 'spawnResults' | 'spawnWait' | 'reapSpawned' | 'spawnedAdopt'>>;
+
+/** The spawn functions, or an error naming the stale build that lacks them. */
+function spawner(): Spawner {
+  const n = native();
+  if (typeof n.spawnStart !== 'function') throw new Error(`native-reuseport: ${addonPath} was built before spawnStart (rebuild it with: ${rebuildCommand()})`);
+  return n as Spawner;
+}
+
+/** Once per process: `onResults` is called on this thread when spawns have completed (take them with spawnResults). */
+export function spawnInit(onResults: () => void): void {
+  spawner().spawnInit(onResults);
+}
+
+/**
+ * posix_spawn(path, argv, env) on the addon's own threads (not libuv's threadpool); the
+ * child's fd i is `fds[i]` (dup'ed before this returns: the caller may close its own), every
+ * signal at its default and none blocked. Returns the id spawnResults reports it under.
+ */
+export function spawnStart(path: string, argv: string[], env: string[], fds: number[]): number {
+  return spawner().spawnStart(path, argv, env, fds);
+}
+
+/** The same on this thread (then the child's parent thread, which PR_SET_PDEATHSIG watches). @throws NativeSyscallError. */
+export function spawnSync(path: string, argv: string[], env: string[], fds: number[]): number {
+  return spawner().spawnSync(path, argv, env, fds);
+}
+
+/** The spawns completed since the last call, each once; their pids may be reaped from now on. */
+export function spawnResults(): SpawnResult[] {
+  return spawner().spawnResults();
+}
+
+/** Block until no spawn is in flight (before a reload's snapshot); then take spawnResults. */
+export function spawnWait(): void {
+  spawner().spawnWait();
+}
+
+/**
+ * waitpid(WNOHANG) of the children spawned (or adopted) here and handed out by spawnResults:
+ * the exited ones, forgotten. Usually only the zombies the kernel lists are looked at; `all`:
+ * every registered pid (one no longer our child, ECHILD, comes back with code and signal null).
+ */
+export function reapSpawned(all = false): ReapedChild[] {
+  return spawner().reapSpawned(all);
+}
+
+/** A child this process had before a re-exec: reaped by reapSpawned from now on. */
+export function spawnedAdopt(pid: number): void {
+  spawner().spawnedAdopt(pid);
+}
+
+/** Was `pid` spawned (or adopted) here and not reaped yet? */
+export function isSpawned(pid: number): boolean {
+  return native().isSpawned?.(pid) ?? false;
+}
+
+/** Spawns queued or running whose pid is not registered yet (see reaper.ts). */
+export function spawnsInFlight(): number {
+  return native().spawnsInFlight?.() ?? 0;
 }

@@ -101,7 +101,20 @@ export interface NativeBinding {
   acceptPending?(fd: number): number;
   mallocArenaMax(n: number): boolean;
   mallocTrim(): boolean;
+  /** Absent from an addon built before them (a stale local build): see index.ts. */
+  spawnInit?(onResults: () => void): void;
+  spawnStart?(path: string, argv: string[], env: string[], fds: number[]): number;
+  spawnSync?(path: string, argv: string[], env: string[], fds: number[]): number;
+  spawnResults?(): SpawnResult[];
+  spawnWait?(): void;
+  reapSpawned?(all?: boolean): ReapedChild[];
+  spawnedAdopt?(pid: number): void;
+  isSpawned?(pid: number): boolean;
+  spawnsInFlight?(): number;
 }
+
+/** A spawn started with spawnStart, completed: its pid, or why the launcher could not be started. */
+export type SpawnResult = { id: number; pid: number } | { id: number; error: string; code: string };
 
 /** Result of {@link reapPid}. */
 export interface ReapedChild {

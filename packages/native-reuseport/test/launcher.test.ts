@@ -292,3 +292,36 @@ test('without the flag LISTEN_PID is left alone; any other value of it only remo
   const other = launch(['--', '/bin/sh', 'sh', '-c', show], { env: { PATH: process.env.PATH, EINHYRNINGSINS_LISTEN_PID: '0' } });
   assert.equal(other.stdout.trim(), 'unset unset');
 });
+
+test('--cwd and --umask: the program runs in that directory with that umask', () =>
+  withTmpDir((dir) => {
+    const r = launch(['--cwd', dir, '--umask', '027', '--', '/bin/sh', 'sh', '-c', 'pwd; umask; touch f; stat -c %a f']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), [fs.realpathSync(dir), '0027', '640']);
+    // Without them: the launcher's own.
+    const plain = launch(['--', '/bin/sh', 'sh', '-c', 'pwd; umask'], { cwd: dir });
+    assert.equal(plain.stdout.trim().split('\n')[0], fs.realpathSync(dir));
+    assert.equal(launch(['--umask', '0', '--', '/bin/sh', 'sh', '-c', 'umask']).stdout.trim(), '0000');
+  }));
+
+test('--cwd and --umask: bad values exit 2 with one line naming the value, nothing run', () =>
+  withTmpDir((dir) => {
+    const marker = path.join(dir, 'ran');
+    const run = ['--', '/bin/sh', 'sh', '-c', `touch ${marker}`];
+    const cases: [string[], RegExp][] = [
+      [['--umask', '9'], /^einhyrningsins-launch: bad --umask \(octal, 0 to 0777\): 9\n/],
+      [['--umask', '1000'], /bad --umask .*: 1000\n/],
+      [['--umask', '-1'], /bad --umask .*: -1\n/],
+      [['--umask', ''], /bad --umask .*: \n/],
+      [['--umask', '0x7'], /bad --umask .*: 0x7\n/],
+      [['--cwd', ''], /^einhyrningsins-launch: bad --cwd: empty\n/],
+      [['--cwd', path.join(dir, 'missing')], new RegExp(`^einhyrningsins-launch: cannot change to directory ${dir}/missing: No such file or directory\\n$`)],
+      [['--cwd', '/etc/passwd'], /cannot change to directory \/etc\/passwd: Not a directory\n$/],
+    ];
+    for (const [opts, want] of cases) {
+      const r = launch([...opts, ...run]);
+      assert.equal(r.status, LAUNCH_EXIT.USAGE, JSON.stringify(opts));
+      assert.match(r.stderr, want, JSON.stringify(opts));
+      assert.equal(fs.existsSync(marker), false, `${JSON.stringify(opts)}: the program ran`);
+    }
+  }));

@@ -4,7 +4,6 @@
  * (a child's exit, a timer, a spawn's pid) into events for it. The engine itself lives
  * in the fleet (packages/core): the shell never decides, and never sees a reply.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { CoreConfig, CoreSnapshot, Event, GroupEffect, LogLevel, WorkerView } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
@@ -14,6 +13,11 @@ import type { Logger } from '../log.js';
 import { resolveProgram } from '../program.js';
 import { SlotHistory } from '../slot-history.js';
 import { BootPriority } from '../boot-priority.js';
+import { launcherArgs } from './launcher-args.js';
+import { processUmask, spawner } from './spawner.js';
+import { PipedWorker, readEnd, type WorkerProcess } from './worker-process.js';
+
+export type { WorkerProcess };
 
 /** Signal a worker's process group (its pgid is its pid: the launcher ran setpgid). True if anything was there. */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
@@ -29,8 +33,6 @@ function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
 function handed(listeners: readonly SharedListener[]) {
   return listeners.map((s, i) => ({ childFd: 3 + i, family: s.family, address: s.address ?? '', port: s.port ?? 0, text: s.text ?? '' }));
 }
-
-const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
 
 /** What to run for each worker of a group; may change between generations. */
 export interface LaunchSpec {
@@ -95,7 +97,7 @@ export interface GroupShellOptions {
    */
   adoptControlFd?: (fd: number, pid: number) => void;
   /** Children's stdout/stderr: inherited, or handed to this function (then piped). */
-  output?: (child: ChildProcess, slot: number) => void;
+  output?: (child: WorkerProcess, slot: number) => void;
   /** A worker process was started (the memory keeper compacts after a burst of them). */
   onWorkerSpawn?: (pid: number, slot: number) => void;
   /** A worker process exited (after its process group was signalled, before the engine hears of it). */
@@ -103,12 +105,11 @@ export interface GroupShellOptions {
 }
 
 /**
- * Spawns run in turns of at most this many, the event loop turning in between
- * (setImmediate): one `child_process.spawn` of the launcher costs the master 1-2 ms, so a
- * burst of 1,000 in one go held ACKs, operator commands and health checks for 1-2 s.
- * (Turns that also end once their spawns took 4 ms were tried: on a loaded machine, where
- * one spawn waits 10-700 ms for its child to be scheduled and exec, they made spawning 1,000
- * and upgrading them about twice as slow, with no lower round trips; see DESIGN.md.)
+ * Spawns are started in turns of at most this many, the event loop turning in between
+ * (setImmediate): what each costs on this thread (the program resolved, the environment
+ * built, the job handed to the spawner's threads) is small, but 1,000 in one go would
+ * still hold ACKs and operator commands. The spawn itself runs off the event loop
+ * (spawner.ts); the pid comes back in a later turn.
  */
 export const SPAWN_BATCH = 8;
 
@@ -130,12 +131,11 @@ interface QueuedSpawn {
 }
 
 export class GroupShell {
-  /** Workers started by an image before a reload: not libuv's children, reaped by waitpid. */
-  private readonly adopted = new Set<number>();
-  private reaper: NodeJS.Timeout | null = null;
-  private readonly onSigchld = () => this.reapAdopted();
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly children = new Map<number, ChildProcess>();
+  /** Live workers by pid (spawned here or adopted after a reload): their slot (null: an adopted one the engine did not know). */
+  private readonly children = new Map<number, number | null>();
+  /** Spawns handed to the spawner whose pid has not come back yet. */
+  private spawning = 0;
   private launch: LaunchSpec;
   private listeners: readonly SharedListener[];
   /** Restarts and last exit status per slot (what `status` shows). */
@@ -182,52 +182,33 @@ export class GroupShell {
   }
 
   hasPid(pid: number): boolean {
-    return this.children.has(pid) || this.adopted.has(pid);
+    return this.children.has(pid);
   }
 
   /**
    * Carry on with workers an image before a reload started: adopted by pid (they are
-   * still this process's children, not libuv's); one that died during the exec is
-   * reaped at once.
+   * still this process's children) and reaped as the ones spawned here; one that died
+   * during the exec is reaped at once.
    */
   adopt(pids: readonly number[]): void {
-    for (const pid of pids) this.adopted.add(pid);
-    if (this.adopted.size > 0 && !this.reaper) {
-      process.on('SIGCHLD', this.onSigchld);
-      // SIGCHLD can be coalesced with one libuv consumed first: look every second too.
-      this.reaper = setInterval(() => this.reapAdopted(), 1000);
-      this.reaper.unref();
-    }
-    setImmediate(() => this.reapAdopted());
-  }
-
-  private reapAdopted(): void {
-    for (const pid of [...this.adopted]) {
-      let r: { code: number | null; signal: number | null } | null;
-      try {
-        r = native.reapPid(pid);
-      } catch {
-        r = { code: null, signal: null }; // ECHILD: gone, and not ours to reap any more
-      }
-      if (r === null) continue;
-      this.adopted.delete(pid);
-      const signal = r.signal === null ? null : (SIGNAL_NAMES.get(r.signal) ?? `SIG${r.signal}`);
-      const slot = this.view.worker({ pid })?.slot;
-      if (slot !== undefined) this.opts.onWorkerExit?.(pid, slot, r.code, signal);
-      if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
-      this.emit({ type: 'exited', pid, code: r.code, signal });
-    }
-    if (this.adopted.size === 0 && this.reaper) {
-      clearInterval(this.reaper);
-      this.reaper = null;
-      process.off('SIGCHLD', this.onSigchld);
+    for (const pid of pids) {
+      const slot = this.view.worker({ pid })?.slot ?? null;
+      this.children.set(pid, slot);
+      spawner.adopt(pid, (code, signal) => this.exited(pid, slot, code, signal));
     }
   }
 
-  /** The pids of the live workers: those Node spawned and those adopted after a reload. */
+  /** A worker's end: what it left in its process group goes with it, then the engine hears of it. */
+  private exited(pid: number, slot: number | null, code: number | null, signal: string | null): void {
+    this.children.delete(pid);
+    if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
+    if (slot !== null) this.opts.onWorkerExit?.(pid, slot, code, signal);
+    this.emit({ type: 'exited', pid, code, signal });
+  }
+
+  /** The pids of the live workers: those spawned here and those adopted after a reload. */
   *pids(): IterableIterator<number> {
     yield* this.children.keys();
-    yield* this.adopted;
   }
 
   /** Before the engine handles `ev`: note a worker's end in its slot's history, while the engine still knows the worker. */
@@ -252,8 +233,6 @@ export class GroupShell {
     this.spawnHead = 0;
     if (this.turn) clearImmediate(this.turn);
     this.turn = null;
-    if (this.reaper) clearInterval(this.reaper);
-    this.reaper = null;
   }
 
   private log(level: LogLevel, message: string, ctx: { pid?: number; slot?: number } = {}): void {
@@ -315,10 +294,23 @@ export class GroupShell {
     }
   }
 
-  /** Every spawn waiting for its turn, now (before a reload's snapshot). */
-  flushSpawns(): void {
+  /**
+   * Every spawn waiting for its turn started now (before a reload's snapshot; the runtime
+   * then waits for them: spawner.settle). True if any was.
+   */
+  startQueued(): boolean {
     let q: QueuedSpawn | undefined;
-    while ((q = this.nextQueued())) this.spawn(q.id, q.slot, q.generation);
+    let any = false;
+    while ((q = this.nextQueued())) {
+      any = true;
+      this.spawn(q.id, q.slot, q.generation);
+    }
+    return any;
+  }
+
+  /** Spawns started whose pid has not come back yet. */
+  get spawnsPending(): number {
+    return this.spawning;
   }
 
   private nextQueued(): QueuedSpawn | undefined {
@@ -402,19 +394,17 @@ export class GroupShell {
       if (pair) for (const fd of pair) native.close(fd);
       pair = null;
     };
-    const launch = ['--setpgid', '--close-from', String(3 + listeners.length + extraFds.length)];
     const bootNice = this.boot.forSpawn(generation, () => this.view.snapshot());
-    if (bootNice !== null) launch.push('--nice', String(bootNice));
-    else if (this.opts.niceWorker != null) launch.push('--nice', String(this.opts.niceWorker));
-    if (this.opts.killChildrenOnExit) {
-      const sig = (this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals;
-      launch.push('--pdeathsig', String(osConstants.signals[sig] ?? osConstants.signals.SIGUSR2), '--ppid', String(process.pid));
-    }
-    if (spec.user) {
-      launch.push('--uid', String(spec.user.uid), '--gid', String(spec.user.gid));
-      if (spec.user.groups?.length) launch.push('--groups', spec.user.groups.join(','));
-    }
-    launch.push('--', path, spec.program, ...spec.args);
+    const launch = launcherArgs({
+      closeFrom: 3 + listeners.length + extraFds.length,
+      nice: bootNice ?? this.opts.niceWorker ?? null,
+      deathSignal: this.opts.killChildrenOnExit ? (osConstants.signals[(this.opts.core.drainSignal ?? 'SIGUSR2') as NodeJS.Signals] ?? osConstants.signals.SIGUSR2) : null,
+      user: spec.user ?? null,
+      cwd: spec.cwd,
+      umask: spec.umask ?? processUmask,
+      path,
+      argv: [spec.program, ...spec.args],
+    });
     if (this.opts.log.enabled('debug')) {
       const base = spec.env;
       const set = Object.keys(env).filter((k) => base[k] !== env[k]);
@@ -426,47 +416,80 @@ export class GroupShell {
           (bootNice !== null ? `; nice ${bootNice} until it is up` : this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
       );
     }
-    const out = this.opts.output ? 'pipe' : 'inherit';
-    let child: ChildProcess;
-    // The child inherits the umask at fork (inside spawn): set for that call only.
-    const umask = spec.umask != null ? process.umask(spec.umask) : null;
-    try {
-      child = spawn(native.launcherPath, launch, {
-        stdio: ['inherit', out, out, ...listeners.map((s) => s.fd), ...extraFds],
-        env,
-        cwd: spec.cwd,
+    // Output pipes: socketpairs, as libuv makes for 'pipe' (our ends close-on-exec).
+    const outPairs: [number, number][] = [];
+    if (this.opts.output) {
+      try {
+        for (let i = 0; i < 2; i++) outPairs.push(native.socketPair());
+      } catch (err) {
+        for (const p of outPairs) for (const fd of p) native.close(fd);
+        closePair();
+        this.emit({ type: 'spawnFailed', id, error: (err as Error).message });
+        return;
+      }
+    }
+    const closeOut = (ends: 0 | 1) => {
+      for (const p of outPairs) native.close(p[ends]);
+    };
+    const fds = [0, outPairs[0]?.[1] ?? 1, outPairs[1]?.[1] ?? 2, ...listeners.map((s) => s.fd), ...extraFds];
+    const spawnSpec = { path: native.launcherPath, argv: [native.launcherPath, ...launch], env, fds };
+    const started = (pid: number) => {
+      if (!this.view.worker({ id })) {
+        // The engine forgot it while it was being spawned (its group went away): not left running.
+        this.log('warn', `Worker ${pid} (index ${slot}) started after its group let it go; stopping it`);
+        if (pair) native.close(pair[0]);
+        pair = null;
+        closeOut(0);
+        spawner.onExit(pid, () => undefined);
+        signalGroup(pid, 'SIGTERM');
+        return;
+      }
+      if (pair) {
+        this.opts.adoptControlFd?.(pair[0], pid);
+        pair = null;
+      }
+      this.children.set(pid, slot);
+      this.lastSpinup = this.now();
+      if (bootNice !== null) this.boot.spawned(pid);
+      let child: PipedWorker | null = null;
+      if (this.opts.output) {
+        child = new PipedWorker(pid, readEnd(outPairs[0]![0]), readEnd(outPairs[1]![0]));
+        this.opts.output(child, slot);
+      }
+      spawner.onExit(pid, (code, signal) => {
+        this.exited(pid, slot, code, signal);
+        child?.emit('exit', code, signal);
       });
-    } catch (err) {
-      closePair();
-      this.emit({ type: 'spawnFailed', id, error: (err as Error).message });
-      return;
-    } finally {
-      if (umask !== null) process.umask(umask);
-    }
-    const pid = child.pid;
-    if (pid === undefined) {
-      closePair();
-      child.once('error', (err) => this.emit({ type: 'spawnFailed', id, error: err.message }));
-      return;
-    }
-    if (pair) {
-      native.close(pair[1]); // the child has its copy
-      this.opts.adoptControlFd?.(pair[0], pid);
+      this.opts.onWorkerSpawn?.(pid, slot);
+      this.emit({ type: 'spawned', id, pid });
+    };
+    const failed = (error: string) => {
+      closeOut(0);
+      if (pair) native.close(pair[0]);
       pair = null;
+      this.emit({ type: 'spawnFailed', id, error });
+    };
+    let pid: number | null = null;
+    let error: string | null = null;
+    try {
+      // With -k the child's death signal is armed against its parent *thread*: a spawner
+      // thread would end at a reload's execve and fire it, so those are spawned from this one.
+      if (this.opts.killChildrenOnExit) pid = spawner.startSync(spawnSpec);
+      else {
+        spawner.start(spawnSpec, (r) => {
+          this.spawning--;
+          if ('pid' in r) started(r.pid);
+          else failed(r.error);
+        });
+        this.spawning++;
+      }
+    } catch (err) {
+      error = (err as Error).message;
     }
-    this.children.set(pid, child);
-    this.lastSpinup = this.now();
-    if (bootNice !== null) this.boot.spawned(pid);
-    this.opts.output?.(child, slot);
-    child.on('error', (err) => this.log('warn', `child ${pid}: ${err.message}`));
-    child.once('exit', (code, signal) => {
-      this.children.delete(pid);
-      // Whatever the worker left running in its process group goes with it.
-      if (signalGroup(pid, 'SIGTERM')) this.log('info', `Sent SIGTERM to what worker ${pid} left in its process group`);
-      this.opts.onWorkerExit?.(pid, slot, code, signal);
-      this.emit({ type: 'exited', pid, code, signal });
-    });
-    this.opts.onWorkerSpawn?.(pid, slot);
-    this.emit({ type: 'spawned', id, pid });
+    // The child (or the addon, until it is spawned) has its own copies of its ends.
+    closeOut(1);
+    if (pair) native.close(pair[1]);
+    if (error !== null) failed(error);
+    else if (pid !== null) started(pid);
   }
 }

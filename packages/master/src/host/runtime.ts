@@ -9,6 +9,10 @@
  */
 import { Fleet, type CoreConfig, type CoreSnapshot, type Event, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec, type SerializedCore, type SerializedFleet } from '@einhyrningsins/core';
 import type { Logger } from '../log.js';
+import { spawner } from './spawner.js';
+
+/** At most this many ACKs and pings wait for their worker's pid at once (a flood of bogus ones goes to the engine). */
+const MAX_EARLY = 10_000;
 import { GroupShell, type GroupShellOptions } from './group-shell.js';
 
 export interface RuntimeOptions<L> {
@@ -42,6 +46,8 @@ export class Runtime<L> {
   private fleet: Fleet<L>;
   private readonly shells = new Map<number, GroupShell>();
   private readonly queue: Array<FleetEvent<L>> = [];
+  /** ACKs and pings waiting for their worker's pid (beforeItsPid). */
+  private early = 0;
   private busy = false;
 
   constructor(private readonly opts: RuntimeOptions<L>) {
@@ -49,6 +55,7 @@ export class Runtime<L> {
   }
 
   feed(event: FleetEvent<L>): void {
+    if ((event.type === 'ack' || event.type === 'ping') && this.beforeItsPid(event)) return;
     this.queue.push(event);
     if (this.busy) return;
     this.busy = true;
@@ -64,6 +71,26 @@ export class Runtime<L> {
       this.busy = false;
     }
     this.opts.onChange?.();
+  }
+
+  /**
+   * A worker's ACK (or ping) can come before its pid does: the spawn runs on another thread
+   * and its result reaches this one in a later turn, while the worker may already have
+   * exec'd, connected and spoken. Take the results completed so far; if the pid is still
+   * unknown while spawns are in flight, the event waits for the next batch of results
+   * (once nothing is in flight it goes to the engine whatever it is: an unknown pid is
+   * logged there). True when it waits.
+   */
+  private beforeItsPid(event: { pid: number }): boolean {
+    if (this.hasPid(event.pid) || spawner.inFlight === 0) return false;
+    spawner.poll();
+    if (this.hasPid(event.pid) || spawner.inFlight === 0 || this.early >= MAX_EARLY) return false;
+    this.early += 1;
+    spawner.whenResults(() => {
+      this.early -= 1;
+      this.feed(event as FleetEvent<L>);
+    });
+    return true;
   }
 
   /** The wanted groups first, then the draining ones, each with its shell. */
@@ -105,11 +132,21 @@ export class Runtime<L> {
   }
 
   /**
-   * Run every spawn still waiting for its turn, now: a snapshot for a reload must not hold a
-   * starting worker without a pid (the next image would wait for a spawn nobody makes).
+   * Run every spawn still waiting for its turn, now, and wait (blocking) for every spawn in
+   * flight to come back with its pid: a snapshot for a reload must not hold a starting
+   * worker without a pid (the next image would wait for a spawn nobody makes). What the
+   * engines do with those pids may ask for more spawns (a worker that died at once is
+   * replaced): those too, a bounded number of rounds.
    */
   flushSpawns(): void {
-    for (const s of this.shells.values()) s.flushSpawns();
+    for (let round = 0; round < 100; round++) {
+      let started = false;
+      for (const s of this.shells.values()) started = s.startQueued() || started;
+      let pending = 0;
+      for (const s of this.shells.values()) pending += s.spawnsPending;
+      if (!started && pending === 0) return;
+      spawner.settle();
+    }
   }
 
   /** The one group's engine in the single-group snapshot format (what every master image reads). */
