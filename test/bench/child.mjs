@@ -7,15 +7,22 @@
 // only readiness signal); with BENCH_ACKED_STDOUT=1 it prints `acked PID` once its
 // ACK is written (the start-up bench). BENCH_DRAIN_MODE=exit (exit at once on SIGUSR2) or
 // =http-close (plain `server.close()`) are negative controls: they must make the
-// zero-downtime phase count errors.
+// zero-downtime phase count errors. With BENCH_TRACE_DIR set (the window phase's trace,
+// BENCH_WINDOW_TRACE=1) every response carries `X-Pid` and the child appends its own
+// events (`origin` = its start, `listen`, `ack`, `drain`, `exit`, as epoch ms) to <dir>/<pid>.events.
 import http from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { ack, gracefulDrain, sockets } from 'einhyrningsins/worker';
 
 const BODY = Buffer.from('ok\n');
-const HEADERS = { 'Content-Type': 'text/plain', 'Content-Length': String(BODY.length) };
+const traceDir = process.env.BENCH_TRACE_DIR;
+const HEADERS = { 'Content-Type': 'text/plain', 'Content-Length': String(BODY.length), ...(traceDir ? { 'X-Pid': String(process.pid) } : {}) };
 const supervised = process.env.EINHORN_MASTER_PID !== undefined;
+const traceEvent = (what) => {
+  if (traceDir) appendFileSync(join(traceDir, `${process.pid}.events`), `${what} ${(performance.timeOrigin + performance.now()).toFixed(1)}\n`);
+};
 
 const server = http.createServer((req, res) => {
   res.writeHead(200, HEADERS);
@@ -30,6 +37,12 @@ if ((supervised || process.env.BENCH_GRACEFUL === '1') && drainMode === 'gracefu
 else if (drainMode === 'exit') process.on('SIGUSR2', () => process.exit(0));
 else if (drainMode === 'http-close') process.on('SIGUSR2', () => server.close(() => process.exit(0)));
 process.on('SIGTERM', () => process.exit(0));
+if (traceDir) {
+  appendFileSync(join(traceDir, `${process.pid}.events`), `origin ${performance.timeOrigin.toFixed(1)}\n`);
+  if (process.listenerCount('SIGUSR2') > 0) process.prependListener('SIGUSR2', () => traceEvent('drain'));
+  process.prependListener('SIGTERM', () => traceEvent('drain'));
+  process.on('exit', () => traceEvent('exit'));
+}
 
 const [fd] = sockets();
 if (fd === undefined) {
@@ -37,9 +50,11 @@ if (fd === undefined) {
   process.exit(1);
 }
 server.listen({ fd }, () => {
+  traceEvent('listen');
   if (process.env.BENCH_READY_DIR) writeFileSync(join(process.env.BENCH_READY_DIR, String(process.pid)), 'ready\n');
   if (supervised && process.env.EINHORN_SOCK_PATH) {
     ack().then(() => {
+      traceEvent('ack');
       // The start-up bench counts these lines on the supervisor's stdout, which the child shares.
       if (process.env.BENCH_ACKED_STDOUT === '1') process.stdout.write(`acked ${process.pid}\n`);
     }, (err) => {

@@ -37,6 +37,8 @@ export interface LoadOptions {
    * around an event (the upgrade-window phase). Off by default: it costs memory.
    */
   record?: boolean;
+  /** With `record`: also keep each request's server pid (the `X-Pid` response header; 0 without one). */
+  recordPid?: boolean;
 }
 
 export interface LoadCounts {
@@ -68,6 +70,8 @@ export interface LoadResult extends LoadCounts {
   /** With `record`: per 2xx request, its start (ms since the mark) and latency (ms), in completion order. */
   starts?: Float64Array;
   latencies?: Float32Array;
+  /** With `recordPid`: per 2xx request, the pid that answered it. */
+  pids?: Int32Array;
 }
 
 const BUCKET_MS = 100;
@@ -101,6 +105,7 @@ class Generator {
   private readonly sweeper: NodeJS.Timeout;
   private starts: Float64Array | null = null;
   private latencies: Float32Array | null = null;
+  private pids: Int32Array | null = null;
   private recorded = 0;
 
   constructor(readonly opts: LoadOptions) {
@@ -111,6 +116,7 @@ class Generator {
     if (opts.record) {
       this.starts = new Float64Array(1 << 16);
       this.latencies = new Float32Array(1 << 16);
+      if (opts.recordPid) this.pids = new Int32Array(1 << 16);
     }
     for (let i = 0; i < opts.connections; i++) this.open();
     this.sweeper = setInterval(() => this.sweep(), 50);
@@ -150,12 +156,13 @@ class Generator {
             markEpochMs: performance.timeOrigin + this.t0,
             starts: this.starts.slice(0, this.recorded),
             latencies: this.latencies.slice(0, this.recorded),
+            ...(this.pids ? { pids: this.pids.slice(0, this.recorded) } : {}),
           }
         : {}),
     };
   }
 
-  private record(start: number, lat: number): void {
+  private record(start: number, lat: number, pid: number): void {
     if (!this.starts || !this.latencies) return;
     if (this.recorded === this.starts.length) {
       const s = new Float64Array(this.starts.length * 2);
@@ -164,9 +171,15 @@ class Generator {
       const l = new Float32Array(this.latencies.length * 2);
       l.set(this.latencies);
       this.latencies = l;
+      if (this.pids) {
+        const p = new Int32Array(this.pids.length * 2);
+        p.set(this.pids);
+        this.pids = p;
+      }
     }
     this.starts[this.recorded] = start;
     this.latencies[this.recorded] = lat;
+    if (this.pids) this.pids[this.recorded] = pid;
     this.recorded++;
   }
 
@@ -205,7 +218,11 @@ class Generator {
     conn.sock.write(conn.lastAsked ? this.lastRequest : this.request);
   }
 
-  answered(conn: Conn, status: number): void {
+  get wantsPid(): boolean {
+    return this.pids !== null;
+  }
+
+  answered(conn: Conn, status: number, pid = 0): void {
     const now = performance.now();
     const sentAt = conn.sentAt;
     const lat = now - sentAt;
@@ -214,7 +231,7 @@ class Generator {
       this.counts.ok++;
       const b = Math.floor((now - this.t0) / BUCKET_MS);
       if (b >= 0) this.buckets[b] = (this.buckets[b] ?? 0) + 1;
-      if (sentAt >= this.t0) this.record(sentAt - this.t0, lat);
+      if (sentAt >= this.t0) this.record(sentAt - this.t0, lat, pid);
     } else {
       this.counts.non2xx++;
     }
@@ -303,7 +320,8 @@ class Conn {
     }
     if (buf.length > total) return this.fail('protocolErrors'); // one request in flight: one response
     this.buf = null;
-    this.gen.answered(this, status);
+    const pid = this.gen.wantsPid ? Number(/\r\nx-pid: *(\d+)\r\n/.exec(head)?.[1] ?? 0) : 0;
+    this.gen.answered(this, status, pid);
     if (/\r\nconnection: *close\r\n/.test(head)) {
       if (this.lastAsked) this.gen.counts.plannedCloses++;
       else this.gen.counts.serverCloses++;

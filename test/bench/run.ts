@@ -29,7 +29,8 @@
  * --scale-n 128,256,1000  --scale-idle 10  --scale-upgrades 10  --scale-upgrade-s 90  --window-rounds 3
  * Then the upgrade-window phase (test/bench/window.ts): latency and capacity lost around each
  * upgrade under load, ours against the baseline restarting its children the way Server::Starter
- * does, as ratios (--window-rounds).
+ * does, as ratios (--window-rounds); BENCH_WINDOW_TRACE=1 adds where the time goes
+ * (test/bench/window-trace.ts: rate, p99 and CPU by worker generation per 100 ms).
  * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
  * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
  * (`npm run bench -- --help`)

@@ -16,6 +16,8 @@ import { Tracked, childrenOf } from '../proc.js';
 
 /** The child is plain JS, used from the source tree. */
 export const CHILD = join(ROOT, 'test', 'bench', 'child.mjs');
+/** The baseline's process starter (plain JS, from the source tree). */
+const SPAWNER = join(ROOT, 'test', 'bench', 'baseline-spawner.mjs');
 export const HOST = '127.0.0.1';
 
 export { sleep };
@@ -74,9 +76,14 @@ export const live = new Set<System>();
 export class Baseline implements System {
   readonly kind = 'baseline';
   readonly masterPid = null;
-  private readonly children: Array<{ proc: ChildProcess; t: Tracked | null; exited: Promise<void> }> = [];
+  /** Every child started: its exit is known from the spawner's `exit` lines. */
+  private readonly children = new Map<number, { t: Tracked; exited: Promise<void>; gone: boolean; done: () => void }>();
+  private spawner: ChildProcess | null = null;
+  private spawnerExited: Promise<void> = Promise.resolve();
+  /** Waiters for `pid` lines from the spawner. */
+  private pidWaiters: Array<(pid: number) => void> = [];
+  private lineBuf = '';
   private fd: number | null;
-  private env: NodeJS.ProcessEnv = {};
   readyMs = 0;
   readonly port: number;
 
@@ -94,27 +101,62 @@ export class Baseline implements System {
     this.port = native.getsockname(this.fd).port;
   }
 
-  /** `graceful`: the children run the worker library's gracefulDrain too, as ours do. */
+  /**
+   * `graceful`: the children run the worker library's gracefulDrain too, as ours do. The
+   * children are started by a small spawner process (baseline-spawner.mjs), as Server::Starter
+   * starts its own: a fork inside the bench process would slow its load generator.
+   */
   static async start(n: number, graceful = false): Promise<Baseline> {
     const t0 = performance.now();
     const b = new Baseline(mkdtempSync(join(tmpdir(), 'ein-bench-base-')));
     live.add(b);
-    b.env = { ...cleanEnv(), EINHORN_FD_COUNT: '1', EINHORN_FD_0: '3', BENCH_READY_DIR: b.dir, BENCH_GRACEFUL: graceful ? '1' : '0' };
-    const first = b.spawnSome(n);
+    const env = { ...cleanEnv(), EINHORN_FD_COUNT: '1', EINHORN_FD_0: '3', BENCH_READY_DIR: b.dir, BENCH_GRACEFUL: graceful ? '1' : '0' };
+    const sp = spawn(process.execPath, [SPAWNER, CHILD], { stdio: ['pipe', 'pipe', 'inherit', b.fd as number], env, cwd: b.dir });
+    b.spawner = sp;
+    b.spawnerExited = new Promise((r) => sp.once('exit', () => r()));
+    sp.stdout?.on('data', (d: Buffer) => b.onSpawnerOutput(d));
+    const first = await b.spawnSome(n);
     await b.untilListening(first, n);
     b.readyMs = performance.now() - t0;
     return b;
   }
 
-  private spawnSome(n: number): Set<number> {
-    const pids = new Set<number>();
-    for (let i = 0; i < n; i++) {
-      const proc = spawn(process.execPath, [CHILD], { stdio: ['ignore', 'inherit', 'inherit', this.fd as number], env: this.env, cwd: this.dir });
-      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-      this.children.push({ proc, t: proc.pid !== undefined ? new Tracked(proc.pid) : null, exited });
-      if (proc.pid !== undefined) pids.add(proc.pid);
+  private onSpawnerOutput(d: Buffer): void {
+    this.lineBuf += d.toString();
+    let i: number;
+    while ((i = this.lineBuf.indexOf('\n')) >= 0) {
+      const line = this.lineBuf.slice(0, i);
+      this.lineBuf = this.lineBuf.slice(i + 1);
+      const [what, pidText] = line.split(' ');
+      const pid = Number(pidText);
+      if (what === 'pid') {
+        let done = () => {};
+        const exited = new Promise<void>((r) => (done = r));
+        this.children.set(pid, { t: new Tracked(pid), exited, gone: false, done });
+        this.pidWaiters.shift()?.(pid);
+      } else if (what === 'exit') {
+        const c = this.children.get(pid);
+        if (c) {
+          c.gone = true;
+          c.done();
+        }
+      }
     }
-    return pids;
+  }
+
+  private async spawnSome(n: number): Promise<Set<number>> {
+    const got = Array.from({ length: n }, () => new Promise<number>((r) => this.pidWaiters.push(r)));
+    this.spawner?.stdin?.write(`spawn ${n}\n`);
+    return new Set(await within('the baseline spawner to start its children', Promise.all(got), 10_000));
+  }
+
+  /** The spawner's pid (it forks the children, as Server::Starter's process does). */
+  get spawnerPid(): number | null {
+    return this.spawner?.pid ?? null;
+  }
+
+  private liveChildren() {
+    return [...this.children.values()].filter((c) => !c.gone);
   }
 
   /** Until every child of `pids` has written its ready file (it listens). */
@@ -122,8 +164,8 @@ export class Baseline implements System {
     await until(
       `${n} baseline children listening`,
       () => {
-        const dead = this.children.find((c) => pids.has(c.proc.pid as number) && (c.proc.exitCode !== null || c.proc.signalCode !== null));
-        if (dead) throw new Error(`baseline child ${dead.proc.pid} exited (${dead.proc.exitCode ?? dead.proc.signalCode})`);
+        const dead = [...pids].find((p) => this.children.get(p)?.gone);
+        if (dead !== undefined) throw new Error(`baseline child ${dead} exited`);
         return pids.size >= n && readdirSync(this.dir).filter((f) => pids.has(Number(f))).length >= n;
       },
       15_000,
@@ -140,35 +182,43 @@ export class Baseline implements System {
    */
   async restart(intervalMs: number, timeoutMs = 20_000): Promise<{ ms: number }> {
     const t0 = performance.now();
-    const old = this.children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+    const old = this.liveChildren();
     const n = old.length;
-    const fresh = this.spawnSome(n);
+    const fresh = await this.spawnSome(n);
     await this.untilListening(fresh, n);
     await sleep(intervalMs);
-    for (const c of old) c.t?.kill('SIGUSR2');
+    for (const c of old) c.t.kill('SIGUSR2');
     await within('old baseline children to drain and exit', Promise.all(old.map((c) => c.exited)), timeoutMs);
     return { ms: performance.now() - t0 };
   }
 
   async workerPids(): Promise<number[]> {
-    return this.children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null).map((c) => c.proc.pid as number);
+    return this.liveChildren().map((c) => c.t.pid);
   }
 
   async stop(): Promise<StopReport> {
     const t0 = performance.now();
-    for (const c of this.children) c.t?.kill('SIGTERM');
+    const all = [...this.children.values()];
+    for (const c of all) if (!c.gone) c.t.kill('SIGTERM');
     let killed = 0;
     try {
-      await within('baseline children exit', Promise.all(this.children.map((c) => c.exited)), 5000);
+      await within('baseline children exit', Promise.all(all.map((c) => c.exited)), 5000);
+      this.spawner?.stdin?.end();
+      await within('the baseline spawner to exit', this.spawnerExited, 5000);
     } catch {
-      for (const c of this.children) if (c.t?.kill('SIGKILL')) killed++;
+      for (const c of all) if (c.t.kill('SIGKILL')) killed++;
+      if (this.spawner?.pid !== undefined && this.spawner.exitCode === null && this.spawner.signalCode === null) {
+        this.spawner.kill('SIGKILL');
+        killed++;
+      }
     }
     this.release();
     return { killed, ms: performance.now() - t0 };
   }
 
   kill(): void {
-    for (const c of this.children) c.t?.kill('SIGKILL');
+    for (const c of this.children.values()) c.t.kill('SIGKILL');
+    this.spawner?.kill('SIGKILL');
     this.release();
   }
 

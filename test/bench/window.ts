@@ -19,6 +19,10 @@ import { Load } from './load.js';
 import { ForeignLoad, cpuTicks } from '../proc.js';
 import { Baseline, HOST, Ours, sleep } from './systems.js';
 import { analyseWindows, medianOf, type WindowAnalysis } from './window-stats.js';
+import { CpuSampler, addTrace, emptyTrace, readEvents, traceTable, type TraceBuckets } from './window-trace.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface WindowConfig {
   n: number;
@@ -68,10 +72,21 @@ export function killWindow(): void {
 
 const epochNow = () => performance.timeOrigin + performance.now();
 
+/** BENCH_WINDOW_TRACE=1: where capacity and latency go (window-trace.ts), per kind. */
+const tracing = () => process.env.BENCH_WINDOW_TRACE === '1';
+const traces = new Map<string, TraceBuckets>();
+
 async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfig): Promise<WindowRun> {
-  const sys = kind === 'baseline' ? await Baseline.start(cfg.n, true) : await Ours.start(cfg.n, { logToFile: true });
+  const traceDir = tracing() ? mkdtempSync(join(tmpdir(), 'ein-bench-trace-')) : null;
+  if (traceDir) process.env.BENCH_TRACE_DIR = traceDir;
+  let sys: Baseline | Ours;
   try {
-    const opts = { host: HOST, port: sys.port, connections: cfg.conns, timeoutMs: cfg.timeoutMs, reconnectEvery: 0 };
+    sys = kind === 'baseline' ? await Baseline.start(cfg.n, true) : await Ours.start(cfg.n, { logToFile: true });
+  } finally {
+    delete process.env.BENCH_TRACE_DIR;
+  }
+  try {
+    const opts = { host: HOST, port: sys.port, connections: cfg.conns, timeoutMs: cfg.timeoutMs, reconnectEvery: 0, recordPid: traceDir !== null };
     if (cfg.warmupS > 0) {
       const warm = await Load.start(opts);
       loads.add(warm);
@@ -83,7 +98,11 @@ async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfi
     loads.add(load);
     const ups: Array<{ trigger: number; done: number }> = [];
     let result;
-    const foreign = new ForeignLoad(() => (sys.masterPid !== null ? (cpuTicks(sys.masterPid) ?? 0) : 0));
+    let samples: ReturnType<CpuSampler['stop']> = [];
+    // The baseline's spawner stands for Server::Starter's process (it forks the children).
+    const supervisor = sys instanceof Baseline ? sys.spawnerPid : sys.masterPid;
+    const foreign = new ForeignLoad(() => (supervisor !== null ? (cpuTicks(supervisor) ?? 0) : 0));
+    const sampler = traceDir ? new CpuSampler(traceDir, supervisor) : null;
     try {
       await load.mark();
       const t0 = epochNow();
@@ -99,8 +118,16 @@ async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfi
     } finally {
       result = await load.stop();
       loads.delete(load);
+      if (sampler) samples = sampler.stop();
     }
+    const foreignShare = foreign.share();
     const mark = result.markEpochMs as number;
+    if (traceDir) {
+      // Every upgrade waited for its old workers' exit: their events are all written.
+      const acc = traces.get(kind) ?? emptyTrace();
+      traces.set(kind, acc);
+      addTrace(acc, { markEpochMs: mark, starts: result.starts ?? new Float64Array(), latencies: result.latencies ?? new Float32Array(), pids: result.pids ?? new Int32Array(), ups, events: readEvents(traceDir), samples });
+    }
     const analysis = analyseWindows(
       result.starts ?? [],
       result.latencies ?? [],
@@ -108,14 +135,16 @@ async function oneRun(kind: 'baseline' | 'ours', round: number, cfg: WindowConfi
       result.elapsedMs,
       ups.map((u) => ({ triggerMs: u.trigger - mark, doneMs: u.done - mark })),
     );
-    return { kind, round, analysis, upgradeMs: ups.map((u) => u.done - u.trigger), errors: result.errors, rps: result.rps, foreignShare: foreign.share() };
+    return { kind, round, analysis, upgradeMs: ups.map((u) => u.done - u.trigger), errors: result.errors, rps: result.rps, foreignShare };
   } finally {
     await sys.stop();
+    if (traceDir) rmSync(traceDir, { recursive: true, force: true });
   }
 }
 
 export async function windowBench(cfg: WindowConfig, note: (msg: string) => void): Promise<WindowResult> {
   const runs: WindowRun[] = [];
+  traces.clear();
   for (let round = 0; round < cfg.rounds; round++) {
     const order: Array<'baseline' | 'ours'> = round % 2 === 0 ? ['baseline', 'ours'] : ['ours', 'baseline'];
     for (const kind of order) {
@@ -128,6 +157,7 @@ export async function windowBench(cfg: WindowConfig, note: (msg: string) => void
       );
     }
   }
+  for (const [kind, t] of traces) note(traceTable(kind, t));
   const of = (kind: string) => runs.filter((r) => r.kind === kind);
   // As upgrade_window.py's summary: lost = median over every upgrade, p99 = median over the runs of the pooled p99.
   const lostOf = (kind: string) => medianOf(of(kind).flatMap((r) => r.analysis.upgrades.map((u) => u.lostMs)));
