@@ -66,8 +66,8 @@ function gcFunction(): Gc | null {
  * reaches a limit that grows with it (RSS grew ~7 MiB from upgrade 50 to 350 and on), and
  * the young generation grows its semi-spaces under bursts. So: the young generation does
  * not grow past its initial size (from the first burst of 16 workers or the first compaction on),
- * and 2 s after workers start or exit (at most once per 2 s), once the workers are settled
- * (nothing spawning, starting or stopping: not in the middle of a burst), a full GC runs
+ * and 2 s after workers start or exit (at most once per 2 s), or, when they are not settled
+ * then (spawning, starting or stopping: in the middle of a burst), 2 s after they are, a full GC runs
  * that compacts the old generation, and glibc returns free pages (malloc_trim). The control server has one
  * too: it compacts 2 s after the last client that had much output built or queued for it
  * (one that never read its replies) is gone.
@@ -112,12 +112,19 @@ export class MemoryKeeper {
     this.arm(COMPACT_AFTER_MS);
   }
 
-  private arm(ms: number): void {
+  private arm(ms: number, waited = false): void {
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.deferredMs < MAX_DEFER_MS && !this.settled()) {
         this.deferredMs += SETTLE_CHECK_MS;
-        this.arm(SETTLE_CHECK_MS);
+        this.arm(SETTLE_CHECK_MS, true);
+        return;
+      }
+      // Settled after a wait: COMPACT_AFTER_MS more, as after the last exit of a small burst
+      // (what the burst's last replies and the operators' first commands leave is collected too).
+      if (waited && this.deferredMs < MAX_DEFER_MS) {
+        this.deferredMs += COMPACT_AFTER_MS;
+        this.arm(COMPACT_AFTER_MS);
         return;
       }
       this.compact();

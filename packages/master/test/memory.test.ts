@@ -60,13 +60,27 @@ test('MemoryKeeper: a compaction due while workers are in motion waits until the
   assert.equal(k.compactions, 0, 'still in motion');
   settled = true;
   pass(SETTLE_CHECK_MS);
-  assert.equal(k.compactions, 1, 'compacted at the first look once settled');
+  assert.equal(k.compactions, 0, 'settled: 2 s more, as after a small burst');
+  pass(2000);
+  assert.equal(k.compactions, 1, 'compacted 2 s after the workers settled');
+  // A burst that starts again within those 2 s defers it again.
+  settled = false;
+  k.poke();
+  pass(2000 + SETTLE_CHECK_MS);
+  settled = true;
+  pass(SETTLE_CHECK_MS);
+  settled = false;
+  pass(2000 + 4 * SETTLE_CHECK_MS);
+  assert.equal(k.compactions, 1, 'in motion again when the 2 s were up');
+  settled = true;
+  pass(SETTLE_CHECK_MS + 2000);
+  assert.equal(k.compactions, 2);
   // Never settled (a worker that ignores its drain signal): compacted anyway, MAX_DEFER_MS late.
   settled = false;
   k.poke();
   pass(2000 + MAX_DEFER_MS - SETTLE_CHECK_MS);
-  assert.equal(k.compactions, 1);
+  assert.equal(k.compactions, 2);
   pass(SETTLE_CHECK_MS);
-  assert.equal(k.compactions, 2, 'compacted after waiting MAX_DEFER_MS');
+  assert.equal(k.compactions, 3, 'compacted after waiting MAX_DEFER_MS');
   k.stop();
 });
