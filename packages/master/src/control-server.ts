@@ -1,6 +1,6 @@
 import { lstatSync, realpathSync, unlinkSync, watch as watchDir, type FSWatcher, type Stats } from 'node:fs';
-import { Socket, createConnection, createServer, type Server } from 'node:net';
-import { basename, dirname, join } from 'node:path';
+import { Socket, createServer, type Server } from 'node:net';
+import { basename, dirname } from 'node:path';
 import { ControlConnection, peerOf } from './control-connection.js';
 import { serve, type HttpHandler, type RequestHandler } from './control-serve.js';
 
@@ -8,19 +8,15 @@ export { ControlConnection, MAX_PENDING_OUTPUT, type Peer, type ReplyFields } fr
 export { MAX_LINE_BYTES, serveHttpOnly, type HttpHandler, type HttpReply, type HttpRequest, type RequestHandler } from './control-serve.js';
 import * as native from 'native-reuseport';
 import { StartupError } from './errors.js';
-import { checkSocketDir } from './socket-dir.js';
 import type { Logger } from './log.js';
 import { MemoryKeeper } from './memory.js';
+import { CONTROL_BACKLOG, claimPath, listenAt, resolveSocketPath, sameDir } from './control-socket-file.js';
+import { HARD_MAX_CONNECTIONS, MAX_CONNECTIONS, trim } from './connection-limit.js';
+import { monotonicMs } from './clock.js';
 
-/** Most control connections open at once; past it the one idle longest is closed, or (none idle) the new one refused. */
-export const MAX_CONNECTIONS = 512;
-/**
- * The control socket's listen backlog (the kernel caps it at net.core.somaxconn, 4096 by
- * default): 1,000 workers ACK within a second of each other, and a connection past the
- * backlog is refused at once (EAGAIN on a unix socket), not queued: with 511, a busy
- * master's workers lost half their ACKs.
- */
-const CONTROL_BACKLOG = 4096;
+export { resolveSocketPath };
+
+export { MAX_CONNECTIONS } from './connection-limit.js';
 /**
  * Connections taken per accept event beyond the one the event loop took: libuv accepts one
  * connection per turn of the loop, so while the loop is busy (spawning 1,000 workers, which
@@ -38,8 +34,6 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 const WATCH_EVERY_MS = 1000;
 /** With inotify on the directory: the poll that catches what inotify cannot (the directory itself replaced). */
 const WATCH_BACKSTOP_MS = 30_000;
-/** sun_path is 108 bytes on Linux, NUL included. */
-const MAX_UNIX_PATH = 107;
 
 export interface ControlServerOptions {
   /** Close a connection that sent nothing and is owed nothing for this long; 0: never. */
@@ -49,125 +43,6 @@ export interface ControlServerOptions {
 }
 
 
-
-/**
- * The control socket's path with its directory resolved (symlinks followed once, now):
- * what is bound, passed to children in EINHORN_SOCK_PATH and checked later.
- */
-export function resolveSocketPath(path: string): string {
-  const dir = dirname(path);
-  let real: string;
-  try {
-    real = realpathSync(dir);
-  } catch {
-    throw new StartupError(`control socket directory does not exist: ${dir}`);
-  }
-  return join(real, basename(path));
-}
-
-/** The directory's identity, to notice it being replaced (a swapped symlink, a rename). */
-function sameDir(a: Stats, b: Stats): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
-}
-
-/**
- * Make `path` (directory already resolved) free for a new control socket: refuse when a
- * live master answers there or when it is not a socket; remove a stale socket file.
- * Returns the directory's stat, to check later that it is still the same directory.
- */
-async function claimPath(path: string, log: Logger): Promise<Stats> {
-  const dir = dirname(path);
-  let dst: Stats;
-  try {
-    dst = lstatSync(dir);
-  } catch {
-    throw new StartupError(`control socket directory does not exist: ${dir}`);
-  }
-  if (!dst.isDirectory()) throw new StartupError(`control socket directory is not a directory: ${dir}`);
-  // Another user who can write to the directory could replace the socket: refuse unless the
-  // sticky bit protects it (as on /tmp), and unless the directory is ours or root's.
-  const uid = process.getuid?.() ?? 0;
-  if (dst.uid !== uid && dst.uid !== 0) {
-    throw new StartupError(`control socket directory ${dir} belongs to another user (uid ${dst.uid}); refusing`);
-  }
-  checkSocketDir(dir, dst, (m) => log.warn(m));
-  if (Buffer.byteLength(path) > MAX_UNIX_PATH) {
-    throw new StartupError(`control socket path is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH}): ${path}`);
-  }
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return dst;
-  }
-  if (!st.isSocket()) {
-    throw new StartupError(`${path} exists and is not a socket; refusing to replace it (pass -d to use another path)`);
-  }
-  const live = await new Promise<boolean | Error>((resolve) => {
-    const c = createConnection(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', (err: NodeJS.ErrnoException) => {
-      c.destroy();
-      resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? false : err);
-    });
-  });
-  if (live === true) {
-    throw new StartupError(`another master is listening on the control socket ${path}; pass -d to use another path`);
-  }
-  if (live instanceof Error) throw new StartupError(`cannot check the control socket ${path}: ${live.message}`);
-  log.info(`Removing stale control socket ${path}`);
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    throw new StartupError(`cannot remove stale control socket ${path}: ${(err as Error).message}`);
-  }
-  return dst;
-}
-
-/**
- * Listen on `path` with mode `mode`; resolves to the socket file's inode. The socket is
- * bound by the addon and handed to Node as an fd: a pipe server Node bound itself unlinks
- * its path when closed (libuv), which would remove whatever is at the path by then (a
- * recreated socket, another master's).
- */
-async function listenAt(server: Server, path: string, mode: number): Promise<number> {
-  // Created with its mode (the umask set for the bind), never chmodded by path: a chmod()
-  // after bind() would follow a symlink renamed over the new socket in between.
-  const old = process.umask(~mode & 0o777);
-  let fd: number;
-  try {
-    fd = native.listenUnix({ path, backlog: CONTROL_BACKLOG, nonBlock: true });
-  } finally {
-    process.umask(old);
-  }
-  try {
-    const st = lstatSync(path);
-    if (!st.isSocket() || st.uid !== (process.getuid?.() ?? 0)) throw new Error(`${path} was replaced by another file while it was bound`);
-    const ino = st.ino;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(err);
-      server.once('error', onError);
-      // Node listens again on the fd it is given, with its own 511 unless told (for an fd,
-      // only the positional backlog counts).
-      server.listen({ fd }, CONTROL_BACKLOG, () => {
-        server.off('error', onError);
-        resolve();
-      });
-    });
-    return ino;
-  } catch (err) {
-    try {
-      unlinkSync(path);
-    } catch {
-      /* not there */
-    }
-    native.close(fd);
-    throw err;
-  }
-}
 
 /**
  * The control socket: accepts connections (authenticating who connects, closing idle ones,
@@ -188,6 +63,7 @@ export class ControlServer {
   /** Gives memory back once clients that had much output built or queued for them are gone. */
   private readonly memory = new MemoryKeeper();
   private compactTimer: NodeJS.Timeout | null = null;
+  private trimTimer: NodeJS.Timeout | null = null;
   private heavyGone = 0;
   private readonly idleTimeoutMs: number;
   private readonly http: HttpHandler | undefined;
@@ -328,6 +204,8 @@ export class ControlServer {
     this.closing = true;
     if (this.compactTimer) clearTimeout(this.compactTimer);
     this.compactTimer = null;
+    if (this.trimTimer) clearTimeout(this.trimTimer);
+    this.trimTimer = null;
     if (this.watch) clearInterval(this.watch);
     this.watch = null;
     this.server.close();
@@ -379,12 +257,13 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
-    if (this.conns.size >= MAX_CONNECTIONS && !this.evictIdlest()) {
-      this.log.warn(`Refusing a control connection: already ${this.conns.size} open, none idle`);
+    if (this.conns.size >= HARD_MAX_CONNECTIONS && !this.trimTo(HARD_MAX_CONNECTIONS - 1)) {
+      this.log.warn(`Refusing a control connection: already ${this.conns.size} open, none idle for long`);
       socket.destroy();
       return;
     }
     this.serveClient(socket);
+    if (this.conns.size > MAX_CONNECTIONS) this.trimTo(MAX_CONNECTIONS);
   }
 
   /** An operator's or a worker's connection: its peer as the kernel says, the idle timeout, HTTP if asked. */
@@ -420,17 +299,25 @@ export class ControlServer {
     this.compactTimer.unref();
   }
 
-  /** Full: close the connection idle the longest (acks and operators must get through). */
-  private evictIdlest(): boolean {
-    let victim: ControlConnection | null = null;
-    for (const c of this.conns.values()) {
-      if (c.idle && (!victim || c.lastActive < victim.lastActive)) victim = c;
+  /**
+   * Over `max`: close the connections idle longest (only those idle a while: see
+   * connection-limit.ts), and look again when more may be closed. True when at or under `max`.
+   */
+  private trimTo(max: number): boolean {
+    const t = trim(this.conns.values(), this.conns.size, monotonicMs(), max);
+    for (const victim of t.evict) {
+      this.log.warn(`Control connections at the limit (${MAX_CONNECTIONS}): closing the one idle longest, from ${victim.describePeer()}`);
+      victim.destroy();
+      for (const [sock, c] of this.conns) if (c === victim) this.conns.delete(sock);
     }
-    if (!victim) return false;
-    this.log.warn(`Control connections at the limit (${MAX_CONNECTIONS}): closing the one idle longest, from ${victim.describePeer()}`);
-    victim.destroy();
-    for (const [sock, c] of this.conns) if (c === victim) this.conns.delete(sock);
-    return true;
+    if (t.againInMs !== null && !this.trimTimer && !this.closing) {
+      this.trimTimer = setTimeout(() => {
+        this.trimTimer = null;
+        if (this.conns.size > MAX_CONNECTIONS) this.trimTo(MAX_CONNECTIONS);
+      }, t.againInMs);
+      this.trimTimer.unref();
+    }
+    return this.conns.size <= max;
   }
 
   private dirUnchanged(): boolean {
