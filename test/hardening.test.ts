@@ -235,7 +235,8 @@ test('5: 600 connections that never write: the ctl still works and an upgrade wi
     assert.match(st!.message, /workers: 2 up of 2 wanted/);
     const replies = await m.ctl('upgrade', [], { timeoutMs: 60_000 });
     assert.equal(replies.at(-1)?.message, 'Upgrade done');
-    assert.match(m.stderr, /Control connections at the limit \(512\): closing the one idle longest/);
+    // Those silent for a second (never one just accepted, not read yet) make room.
+    await m.waitLog(/Control connections at the limit \(512\): closing the one idle longest/);
   } finally {
     for (const s of held) s.destroy();
   }
