@@ -127,11 +127,13 @@ export class ProgramLogs {
     this.paused = true;
     for (const t of this.tracked.values()) for (const s of t.streams) s.pause();
     await Promise.all([...this.writers.values()].map((w) => w.flush()));
+    for (const w of this.writers.values()) w.hold();
   }
 
   /** The reload did not happen: read on. */
   resume(): void {
     this.paused = false;
+    for (const w of this.writers.values()) w.release();
     for (const t of this.tracked.values()) for (const s of t.streams) s.resume();
   }
 

@@ -245,3 +245,23 @@ test('writer: the real file is opened append-only and created 0644 (umask permit
     assert.equal(statSync(path).mode & 0o600, 0o600);
   });
 });
+
+test('writer: held for a reload, lines written after the flush (what the paused pipes still had) start no write, and drainSync appends them', async () => {
+  await inDir(async (dir) => {
+    const path = join(dir, 'held.log');
+    const w = new LogWriter({ path, maxBytes: 0, backups: 0 });
+    w.write('before\n');
+    await w.flush();
+    w.hold();
+    // The snapshot reads what the paused streams had buffered and passes it on here.
+    w.write('read at the snapshot\n');
+    assert.doesNotThrow(() => w.drainSync());
+    assert.equal(readFileSync(path, 'utf8'), 'before\nread at the snapshot\n');
+    // The reload did not happen: writing goes on.
+    w.release();
+    w.write('after\n');
+    await w.flush();
+    assert.equal(readFileSync(path, 'utf8'), 'before\nread at the snapshot\nafter\n');
+    await w.close();
+  });
+});

@@ -117,6 +117,8 @@ export class LogWriter {
   private pumping: Promise<void> | null = null;
   private reopenWanted = false;
   private closed = false;
+  /** Held for a reload: writes queue but start no asynchronous write (drainSync writes them). */
+  private held = false;
   /** Lines and bytes dropped in the current episode, not yet marked in the file. */
   private unmarked = { lines: 0, bytes: 0 };
   private failing = false;
@@ -214,8 +216,24 @@ export class LogWriter {
     return { path: this.path, maxBytes: this.maxBytes, backups: this.backups };
   }
 
+  /**
+   * Before a reload's snapshot (after flush()): what is written from now on is queued but
+   * not written asynchronously, so drainSync finds no write in flight. The snapshot reads
+   * what the paused streams still had buffered and passes it on here: that started a write,
+   * and the reload was refused ("a write ... is in flight").
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** The reload did not happen: write on. */
+  release(): void {
+    this.held = false;
+    this.kick();
+  }
+
   private kick(force = false): void {
-    if (this.pumping || (this.queued === 0 && !force)) return;
+    if (this.held || this.pumping || (this.queued === 0 && !force)) return;
     this.pumping = this.pump().finally(() => {
       this.pumping = null;
       if (this.queued > 0 || this.reopenWanted) this.kick(true);
