@@ -46,6 +46,7 @@ const NOT_INITIALISED: Record<string, string> = {
   'exit-with-child.js': '--exit-with-child',
   'output-prefix.js': '--prefix-output',
   'syslog.js': '--syslog',
+  'loop-trace.js': 'EINHYRNINGSINS_LOOP_TRACE (a diagnostic: node:perf_hooks and a 5 ms timer)',
   'reload-state-check.js': 'the snapshot checks: only in the image a reload starts',
   'shape-check.js': 'the snapshot checks: only in the image a reload starts',
 };

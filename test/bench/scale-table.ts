@@ -74,6 +74,7 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
     checks.push({ metric: `scale N=${x.n} ran to the end, upgrades done, nothing left`, ok: !x.error && x.upgradeReply === 'Upgrade done' && x.killed === 0 });
     const worst = Math.max(x.spawnTrips.max, x.upgradeTrips.max, x.spawnAcks.max, x.upgradeAcks.max);
     checks.push({ metric: `scale N=${x.n} ehlo and ACK round trips <= 100 ms while spawning and upgrading (max ${f(worst)})`, ok: worst <= 100 });
+    checks.push({ metric: `scale N=${x.n} spawning no slower than the bare loop (${f(x.upMs / x.bareUpMs, 2)}x)`, ok: x.upMs <= x.bareUpMs });
     if (x.n >= 1000) {
       const kb = Math.max(per(x, x.rssAfterUpgradeKb), Number.isFinite(x.rssAfterLastUpgradeKb) ? per(x, x.rssAfterLastUpgradeKb) : 0);
       checks.push({ metric: `scale N=${x.n} master RSS <= 16 KB per worker after upgrades (${f(kb, 1)})`, ok: kb <= 16 });
@@ -113,6 +114,16 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
       x.idleCpuMsPer10s === null ? 'n/a' : f(x.idleCpuMsPer10s),
     ]),
   );
+  // The round-trip target in plain words: the max over the whole spawn and the whole upgrade.
+  const verdicts = r.rows.map((x) => {
+    const worst = Math.max(x.spawnTrips.max, x.upgradeTrips.max, x.spawnAcks.max, x.upgradeAcks.max);
+    const met = (limit: number) => (Number.isFinite(worst) && worst <= limit ? 'MET' : 'MISSED');
+    return (
+      `N=${x.n}: round trips over the whole spawn and the whole upgrade: max ${f(worst)} ms ` +
+      `(spawning: ehlo ${f(x.spawnTrips.max)}, ACK ${f(x.spawnAcks.max)}; upgrading: ehlo ${f(x.upgradeTrips.max)}, ACK ${f(x.upgradeAcks.max)}); ` +
+      `target <= 100 ms ${met(100)}, stretch <= 20 ms ${met(20)}; spawning took ${f(x.upMs / x.bareUpMs, 2)}x the bare loop (target <= 1.00: ${x.upMs <= x.bareUpMs ? 'MET' : 'MISSED'})`
+    );
+  });
   const lt = (x: LoopTime | null | undefined) => (x ? `${f(x.runMs)} / ${f(x.waitMs)} / ${f(x.wallMs)}` : 'n/a');
   const loop = table(
     ['N', 'loop thread spawning: on CPU / waiting for a CPU / wall ms', 'upgrading: on CPU / waiting / wall ms'],
@@ -124,6 +135,7 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
       'bare loop: the same launcher and children spawned by one synchronous loop (test/bench/bare-spawn.mjs), ratio = ours / it; ' +
       'targets: round trips <= 100 ms (stretch 20), <= 16 KB/worker, flat over upgrades',
     latency,
+    ...verdicts,
     '',
     resources,
     '',

@@ -31,7 +31,7 @@
  * whatever is left: the master and every worker it reported).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +41,7 @@ import { BIN, ROOT, sleep } from '../harness.js';
 import { Tracked, childrenOf, clockTicks, cpuTicks, schedstat, statusKb } from '../proc.js';
 import { cleanEnv, within } from './systems.js';
 import { trips, type LoopTime, type ScaleResult, type ScaleRow, type Trips } from './scale-table.js';
+import { traceReport, type LoopTraceFile, type Trip } from './scale-trace.js';
 
 export { scaleTable, type ScaleCheck, type ScaleResult } from './scale-table.js';
 
@@ -55,6 +56,22 @@ export interface ScaleConfig {
 }
 
 const msPerTick = () => 1000 / clockTicks();
+
+/** BENCH_SCALE_TRACE=1: what each slow round trip was (scale-trace.ts), after each N. */
+const tracing = () => process.env.BENCH_SCALE_TRACE === '1';
+/** Round trips over this are explained by the trace. */
+const TRACE_OVER_MS = Number(process.env.BENCH_SCALE_TRACE_OVER_MS ?? 40);
+/** CLOCK_MONOTONIC in ms (what the master's loop trace and the workers' ACK log use). */
+const monoMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** This thread's time waiting for a CPU so far, ms. */
+function ownWaitMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
 
 /** A window of the master's loop thread: call at its start, the result at its end. */
 function loopWindow(pid: number): () => LoopTime | null {
@@ -90,6 +107,10 @@ class ScaleMaster {
   private partial = '';
   /** [time, round trip ms] of every `ehlo`. */
   readonly samples: Array<[number, number]> = [];
+  /** Every `ehlo` on CLOCK_MONOTONIC, with this thread's wait for a CPU over it (BENCH_SCALE_TRACE). */
+  readonly ehlos: Trip[] = [];
+  /** The master's loop trace, read when it has exited (BENCH_SCALE_TRACE). */
+  trace: LoopTraceFile | null = null;
   private polling = true;
   /** The poller waits (the idle master's CPU is being measured: its requests would count). */
   paused = false;
@@ -113,7 +134,9 @@ class ScaleMaster {
     // blocks the master's writes.
     const logFd = openSync(this.logPath, 'a');
     try {
-      this.proc = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: { ...cleanEnv(), BENCH_ACK_LOG: this.ackLog }, cwd: this.dir });
+      const env: NodeJS.ProcessEnv = { ...cleanEnv(), BENCH_ACK_LOG: this.ackLog };
+      if (tracing()) env.EINHYRNINGSINS_LOOP_TRACE = this.tracePath;
+      this.proc = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env, cwd: this.dir });
     } finally {
       closeSync(logFd);
     }
@@ -123,6 +146,10 @@ class ScaleMaster {
 
   get logPath(): string {
     return join(this.dir, 'master.log');
+  }
+
+  get tracePath(): string {
+    return join(this.dir, 'loop.json');
   }
 
   /** Read what the master logged since the last look: "Up to K / N manual ACKs" tells when all are up. */
@@ -163,7 +190,12 @@ class ScaleMaster {
 
   /** Every worker's ACK round trip so far, ms by pid (test/bench/tiny-child.c writes them). */
   acks(): Map<number, number> {
-    const out = new Map<number, number>();
+    return new Map([...this.ackTrips()].map(([pid, t]) => [pid, t.ms]));
+  }
+
+  /** ... with when each started (CLOCK_MONOTONIC ms). */
+  ackTrips(): Map<number, Trip> {
+    const out = new Map<number, Trip>();
     let text = '';
     try {
       text = readFileSync(this.ackLog, 'utf8');
@@ -171,8 +203,8 @@ class ScaleMaster {
       return out;
     }
     for (const l of text.split('\n')) {
-      const [pid, us] = l.split(' ');
-      if (pid && us) out.set(Number(pid), Number(us) / 1000);
+      const [pid, us, start] = l.split(' ');
+      if (pid && us) out.set(Number(pid), { kind: 'ack', pid: Number(pid), ms: Number(us) / 1000, start: Number(start) / 1000 });
     }
     return out;
   }
@@ -215,8 +247,12 @@ class ScaleMaster {
           continue;
         }
         const t = performance.now();
+        const mono = monoMs();
+        const w0 = ownWaitMs();
         await within('ehlo', c.call('ehlo'), 30_000);
-        this.samples.push([t, performance.now() - t]);
+        const ms = performance.now() - t;
+        this.samples.push([t, ms]);
+        if (tracing()) this.ehlos.push({ kind: 'ehlo', start: mono, ms, clientWaitMs: ownWaitMs() - w0 });
         await sleep(10);
       }
     } finally {
@@ -309,6 +345,24 @@ class ScaleMaster {
     }
     await sleep(50);
     for (const t of this.seen.values()) if (t.kill('SIGKILL')) killed++;
+    if (tracing()) {
+      try {
+        this.trace = JSON.parse(readFileSync(this.tracePath, 'utf8')) as LoopTraceFile;
+      } catch {
+        this.trace = null;
+      }
+      // BENCH_SCALE_TRACE_KEEP=DIR: the raw files too (N-loop.json, N-acks.log, N-ehlo.json).
+      const keep = process.env.BENCH_SCALE_TRACE_KEEP;
+      if (keep && this.trace) {
+        writeFileSync(join(keep, `${this.n}-loop.json`), JSON.stringify(this.trace));
+        writeFileSync(join(keep, `${this.n}-ehlo.json`), JSON.stringify(this.ehlos));
+        try {
+          writeFileSync(join(keep, `${this.n}-acks.log`), readFileSync(this.ackLog));
+        } catch {
+          /* none */
+        }
+      }
+    }
     rmSync(this.dir, { recursive: true, force: true });
     return killed;
   }
@@ -365,9 +419,27 @@ async function bareSpawn(n: number, child: string): Promise<number> {
 
 const BARE_SPAWN = join(ROOT, 'test', 'bench', 'bare-spawn.mjs');
 
+/**
+ * The master's children from its threads' children lists (a few small files): not `status`,
+ * which at 1,000 workers costs the master tens of ms and this process ~100 ms to parse, and
+ * made the round trip in flight when the upgrade starts one of 140-190 ms (seen in the trace).
+ */
+function workerPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      for (const w of readFileSync(`/proc/${pid}/task/${t}/children`, 'latin1').split(' ')) if (w.trim() !== '') out.push(Number(w));
+    } catch {
+      /* thread gone */
+    }
+  }
+  return out;
+}
+
 /** One upgrade of every worker, to its end (the old all gone, N new up); [ms, CPU ms, reply]. */
 async function upgradeAll(m: ScaleMaster): Promise<{ ms: number; cpuMs: number; reply: string; from: number; to: number; old: Set<number>; loop: LoopTime | null }> {
-  const old = new Set((await m.workers()).map((w) => w.pid));
+  const old = new Set(workerPids(m.pid));
+  if (old.size !== m.n) throw new Error(`expected ${m.n} workers before the upgrade, the master has ${old.size} children`);
   const cpu0 = m.cpuMs();
   const loopEnd = loopWindow(m.pid);
   const from = performance.now();
@@ -412,6 +484,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
   }
   const m = new ScaleMaster(n, child);
   running.add(m);
+  let windows: { spawn: [number, number]; upgrade: [number, number]; first: Set<number>; acks: Map<number, Trip> } | null = null;
   try {
     await m.connect();
     const cpu0 = m.cpuMs();
@@ -424,6 +497,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.spawnCpuMsPerWorker = (m.cpuMs() - cpu0) / n;
     row.spawnTrips = m.tripsBetween(tConnected, tUp);
     const firstAcks = m.acks();
+    const spawnWindow = [tConnected, tUp];
     row.spawnAcks = trips([...firstAcks.values()]);
     // Settled: the memory keeper compacts 2 s after workers come or go.
     await sleep(3000);
@@ -446,6 +520,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.upgradeLoop = u.loop;
     await m.allUp(10_000, u.old);
     row.upgradeAcks = trips([...m.acks()].filter(([pid]) => !firstAcks.has(pid)).map(([, ms]) => ms));
+    windows = { spawn: spawnWindow as [number, number], upgrade: [u.from, u.to], first: new Set(firstAcks.keys()), acks: m.ackTrips() };
     row.upgradesDone = 1;
     await sleep(3000);
     row.rssAfterUpgradeKb = m.rssKb();
@@ -471,6 +546,19 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
   } finally {
     row.killed = await m.stop();
     running.delete(m);
+  }
+  if (m.trace && windows) {
+    const w = windows;
+    const off = monoMs() - performance.now();
+    const within = (t: Trip, [a, b]: [number, number]) => t.start + t.ms >= a + off && t.start <= b + off;
+    const acks = [...w.acks.values()];
+    for (const [what, range, ackSet] of [
+      ['spawning', w.spawn, acks.filter((t) => w.first.has(t.pid as number))],
+      ['upgrading', w.upgrade, acks.filter((t) => !w.first.has(t.pid as number))],
+    ] as const) {
+      const lines = traceReport(m.trace, [...m.ehlos.filter((t) => within(t, range)), ...ackSet], TRACE_OVER_MS, range[0] + off);
+      note(`scale N=${n} trace, ${what}: round trips over ${TRACE_OVER_MS} ms (${lines.length})${lines.length ? `\n${lines.join('\n')}` : ''}`);
+    }
   }
   return row;
 }

@@ -4,9 +4,9 @@
  * the drain signal (SIGUSR2) or SIGTERM/SIGINT ends it. No socket served: the scale
  * phase measures the master, not the workers. Compiled by the bench with `cc -O2`.
  *
- * With BENCH_ACK_LOG set, it appends one line "PID MICROSECONDS" to that file: the ACK's
- * round trip, from before connect() to the master closing the connection (einhorn closes
- * after an ACK). One write(2) of O_APPEND per line, so lines of many children never mix.
+ * With BENCH_ACK_LOG set, it appends one line "PID MICROSECONDS START" to that file: the
+ * ACK's round trip, from before connect() to the master closing the connection (einhorn
+ * closes after an ACK), and when it started (CLOCK_MONOTONIC, microseconds). One write(2) of O_APPEND per line, so lines of many children never mix.
  */
 #include <fcntl.h>
 #include <time.h>
@@ -56,7 +56,7 @@ int main(void) {
     if (ack_log && *ack_log) {
       int lf = open(ack_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
       if (lf >= 0) {
-        n = snprintf(line, sizeof line, "%d %lld\n", (int)getpid(), now_us() - t0);
+        n = snprintf(line, sizeof line, "%d %lld %lld\n", (int)getpid(), now_us() - t0, t0);
         if (write(lf, line, (size_t)n) != n) perror("tiny-child: ack log");
         close(lf);
       }

@@ -13,6 +13,7 @@ import { MemoryKeeper } from './memory.js';
 import { CONTROL_BACKLOG, claimPath, listenAt, resolveSocketPath, sameDir } from './control-socket-file.js';
 import { HARD_MAX_CONNECTIONS, MAX_CONNECTIONS, trim } from './connection-limit.js';
 import { monotonicMs } from './clock.js';
+import { probe, probeStart } from './loop-probe.js';
 
 export { resolveSocketPath };
 
@@ -231,8 +232,10 @@ export class ControlServer {
   private newServer(): Server {
     const server = createServer({ allowHalfOpen: true });
     server.on('connection', (socket) => {
+      const t0 = probeStart();
       this.accept(socket);
       this.acceptBurst(server);
+      probe?.task('accept', t0);
     });
     return server;
   }

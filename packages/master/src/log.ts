@@ -1,5 +1,6 @@
 import type { LogLevel } from '@einhyrningsins/core';
 import { isoTime } from './clock.js';
+import { probe, probeStart } from './loop-probe.js';
 
 const RANK: Readonly<Record<LogLevel, number>> = { debug: 0, info: 1, warn: 2, error: 3 };
 
@@ -42,7 +43,9 @@ export class Logger {
     }
     this.sink?.(level, message + suffix);
     if (!this.enabled(level)) return;
+    const t0 = probeStart();
     this.write(`${isoTime()} ${this.tag} ${level.toUpperCase()}: ${message}${suffix}\n`);
+    probe?.task('log', t0);
   }
 
   /** -vv detail (every request and reply line): stderr only, never syslog. */

@@ -9,6 +9,7 @@ import type { CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
+import { probe, probeStart } from './loop-probe.js';
 import { Notifier } from './systemd.js';
 import { dispatch } from './commands/entries.js';
 import type { CommandHost } from './commands/table.js';
@@ -184,6 +185,9 @@ export class Master {
     // kill the master with Node's default action and leave the socket file behind.
     // Until the group exists, events wait in `pending` (see feed()).
     this.installSignals();
+    // EINHYRNINGSINS_LOOP_TRACE=FILE: what the event loop did, written to FILE at exit (loop-trace.ts).
+    const loopTrace = process.env.EINHYRNINGSINS_LOOP_TRACE;
+    if (loopTrace) (await import('./loop-trace.js')).startLoopTrace(loopTrace);
     // Once per master, not again in the image a reload starts.
     const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
     if (rubyOnly) this.log.warn(rubyOnly);
@@ -446,7 +450,9 @@ export class Master {
       );
     }
     if (this.log.tracing) this.log.trace(`Control connection #${conn.id} request: ${JSON.stringify(req.raw)}`);
+    const t0 = probeStart();
     dispatch(this.commandHost, conn, req);
+    probe?.task(`request:${req.command}`, t0);
   }
 
   private facts(): MasterFacts {

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import * as native from 'native-reuseport';
+import { probe, probeStart } from './loop-probe.js';
 
 // node:v8 and node:vm are loaded at the first compaction or burst of workers, not at start-up
 // (they cost ~1 MB of the master's RSS there, for nothing until workers have come and gone).
@@ -159,11 +160,13 @@ export class MemoryKeeper {
 
   /** A full GC that compacts, then glibc's malloc_trim. */
   protected collect(): void {
+    const t0 = probeStart();
     gcFunction()?.();
     try {
       native.mallocTrim();
     } catch {
       /* not glibc */
     }
+    probe?.task('compact', t0);
   }
 }

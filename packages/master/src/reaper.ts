@@ -3,6 +3,7 @@ import { monotonicMs } from './clock.js';
 import { statFields } from './proc-stat.js';
 import * as native from 'native-reuseport';
 import type { Logger } from './log.js';
+import { probe } from './loop-probe.js';
 
 /**
  * While orphans are known (alive, waiting for their worker to go, or signalled and waiting
@@ -215,6 +216,7 @@ export class Reaper {
       }, Math.max(IN_FLIGHT_RETRY_MS, gap));
       this.retry.unref();
     }
+    probe?.task('orphan-scan', now);
   }
 
   /**

@@ -10,6 +10,7 @@
 import { Fleet, type CoreConfig, type CoreSnapshot, type Event, type FleetEffect, type FleetEvent, type FleetOptions, type GroupSpec, type SerializedCore, type SerializedFleet } from '@einhyrningsins/core';
 import type { Logger } from '../log.js';
 import { spawner } from './spawner.js';
+import { probe, probeStart } from '../loop-probe.js';
 
 /** At most this many ACKs and pings wait for their worker's pid at once (a flood of bogus ones goes to the engine). */
 const MAX_EARLY = 10_000;
@@ -59,6 +60,7 @@ export class Runtime<L> {
     this.queue.push(event);
     if (this.busy) return;
     this.busy = true;
+    const t0 = probeStart();
     try {
       while (this.queue.length) {
         const ev = this.queue.shift() as FleetEvent<L>;
@@ -71,6 +73,7 @@ export class Runtime<L> {
       this.busy = false;
     }
     this.opts.onChange?.();
+    probe?.task('engine', t0);
   }
 
   /**

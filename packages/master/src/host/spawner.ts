@@ -8,6 +8,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import * as native from 'native-reuseport';
+import { probe, probeStart } from '../loop-probe.js';
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
 
@@ -133,6 +134,7 @@ class Spawner {
   }
 
   private takeResults(): void {
+    const t0 = probeStart();
     for (const r of native.spawnResults()) {
       const done = this.pending.get(r.id);
       this.pending.delete(r.id);
@@ -146,6 +148,7 @@ class Spawner {
       this.afterResults = [];
       for (const fn of fns) fn();
     }
+    probe?.task('spawn-results', t0);
   }
 
   private scheduleReap(): void {
@@ -160,6 +163,7 @@ class Spawner {
   /** Every exited child of ours, to its handler (in the order the kernel gave them). */
   reap(): void {
     if (!this.initialized) return;
+    const t0 = probeStart();
     const all = this.reapAllNext;
     this.reapAllNext = false;
     for (const r of native.reapSpawned(all)) {
@@ -169,6 +173,7 @@ class Spawner {
       handler?.(r.code, signal);
     }
     this.hold();
+    probe?.task('reap', t0);
   }
 }
 
