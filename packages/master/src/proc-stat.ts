@@ -14,3 +14,16 @@ export function statFields(pid: number): string[] | null {
     return null;
   }
 }
+
+/**
+ * Threads runnable on the machine now (/proc/loadavg's fourth field, "running/total"), this
+ * one included; NaN when unreadable. `path`: the file (a test's stand-in).
+ */
+export function runnableThreads(path = '/proc/loadavg'): number {
+  try {
+    const m = / (\d+)\//.exec(readFileSync(path, 'latin1'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}

@@ -62,3 +62,95 @@ test(`the shell spawns and notes exits without a snapshot of every worker${upgra
   assert.equal(snapshots, 0, `snapshots of every worker taken for ${n} spawns and exits`);
 });
 }
+
+/** A shell over `n` spawns of `true`, its workers' spawns and exits counted; `runnable`: the machine's runnable threads as the shell reads them. */
+function countingShell(runnable: () => number, maxHoldMs: number, lines: string[], paced = true) {
+  const workers = new Map<number, WorkerView>();
+  const counts = { spawned: 0, exited: 0 };
+  const view: GroupView = {
+    snapshot: () => ({ config: { ...DEFAULT_CONFIG }, workers: [...workers.values()] }) as unknown as CoreSnapshot,
+    worker: (ref) => ('pid' in ref ? [...workers.values()].find((w) => w.pid === ref.pid) : workers.get(ref.id)),
+    config: () => ({ ...DEFAULT_CONFIG }) as CoreConfig,
+    shuttingDown: () => null,
+    olderUp: () => false,
+  };
+  const shell: GroupShell = new GroupShell(
+    {
+      name: '',
+      core: {},
+      launch: { program: 'true', args: [], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, dropEnv: [], cwd: process.cwd() },
+      listeners: [],
+      socketPath: '/nonexistent/ein.sock',
+      killChildrenOnExit: false,
+      log: new Logger(0, process.pid, (l) => void lines.push(l)),
+      spawnPace: paced ? { cpus: 2, perCpu: 4, maxHoldMs, retryMs: 1 } : null,
+      runnableThreads: runnable,
+    },
+    view,
+    (ev: Event) => {
+      if (ev.type === 'spawned') {
+        counts.spawned += 1;
+        const w = [...workers.values()].find((x) => x.id === ev.id);
+        if (w) workers.set(ev.id, { ...w, pid: ev.pid, state: 'up' } as WorkerView);
+      } else if (ev.type === 'exited') counts.exited += 1;
+      else if (ev.type === 'spawnFailed') assert.fail(`spawn failed: ${ev.error}`);
+    },
+    () => performance.now(),
+  );
+  const spawn = (n: number) => {
+    for (let id = 1; id <= n; id++) {
+      workers.set(id, { id, pid: null, slot: id, generation: 0, state: 'starting' } as unknown as WorkerView);
+      shell.apply({ type: 'spawn', id, slot: id, generation: 0 });
+    }
+  };
+  return { shell, counts, spawn };
+}
+
+const settle = async (what: string, ok: () => boolean) => {
+  for (let i = 0; i < 2000 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(ok(), what);
+};
+
+test('a burst of spawns waits while the machine has more runnable threads than its limit, and goes on once they are down', async () => {
+  let busy = true;
+  let reads = 0;
+  // The base when the burst begins: 1 (this thread); then 100 runnable until `busy` is cleared.
+  const lines: string[] = [];
+  const s = countingShell(() => (reads++ === 0 ? 1 : busy ? 100 : 2), 60_000, lines);
+  s.spawn(24);
+  await settle('the first batch spawned', () => s.counts.spawned === 8);
+  const seen = reads;
+  await settle('the shell looked again while held', () => reads >= seen + 5);
+  assert.equal(s.counts.spawned, 8, 'no spawn while over the limit');
+  assert.match(lines.join(''), /DEBUG: Pacing spawns: 100 threads runnable on the machine \(limit 9 for this burst\); 16 waiting/);
+  busy = false;
+  await settle('every worker spawned', () => s.counts.spawned === 24);
+  await settle('every worker exited', () => s.counts.exited === 24);
+  s.shell.stopTimers();
+});
+
+test('a held batch of spawns goes anyway after the longest hold (other load never stalls a burst)', async () => {
+  let reads = 0;
+  const lines: string[] = [];
+  const s = countingShell(() => (reads++ === 0 ? 1 : 100), 15, lines);
+  s.spawn(32);
+  await settle('every worker spawned', () => s.counts.spawned === 32);
+  // Three batches held (the first went at once), each looked at more than once.
+  assert.ok(reads >= 1 + 3 * 2, `runnable threads read ${reads} times`);
+  await settle('every worker exited', () => s.counts.exited === 32);
+  s.shell.stopTimers();
+});
+
+test('spawns are not paced when pacing is off, nor when the machine is not busy', async () => {
+  for (const [pace, runnable] of [[false, 100], [true, 1]] as const) {
+    const lines: string[] = [];
+    let reads = 0;
+    const s = countingShell(() => (reads++, runnable), 60_000, lines, pace);
+    s.spawn(24);
+    await settle('every worker spawned', () => s.counts.spawned === 24);
+    assert.doesNotMatch(lines.join(''), /Pacing spawns/);
+    assert.equal(reads, pace ? 3 : 0, 'the burst base and one look per batch after the first');
+    await settle('every worker exited', () => s.counts.exited === 24);
+    s.shell.stopTimers();
+  }
+});
