@@ -155,6 +155,12 @@ export interface TraceBuckets {
   newWarmCpuMs: number[];
   /** Requests each new worker answered in its first 200 ms of serving. */
   newFirst200: number[];
+  /**
+   * Per upgrade, the busiest new worker's share (0..1) of the new workers' requests from 200 ms
+   * after the last old worker's last answer to the end of the trace: keep-alive connections
+   * stay on the worker that accepted them, so this is how the cutover split them.
+   */
+  busiestNewShare: number[];
   /** A new worker's CPU and requests, by how many requests it had answered before (WARM_BINS). */
   warmCpuMs: number[];
   warmReqs: number[];
@@ -186,6 +192,7 @@ export function emptyTrace(): TraceBuckets {
     masterCpuMs: [],
     newWarmCpuMs: [],
     newFirst200: [],
+    busiestNewShare: [],
     warmCpuMs: zeros(WARM_BINS.length - 1),
     warmReqs: zeros(WARM_BINS.length - 1),
   };
@@ -274,6 +281,18 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
       if (f !== undefined) acc.offsets.newFirstServed.push(f - T);
       acc.newFirst200.push(first200.get(pid) ?? 0);
     }
+    let lastOld = -Infinity;
+    for (const pid of old) lastOld = Math.max(lastOld, last.get(pid) ?? -Infinity);
+    if (Number.isFinite(lastOld) && neu.size > 1) {
+      const from = lastOld + 200;
+      const to = T + POST * B;
+      const counts = [...neu].map((pid) => {
+        const a = ends.get(pid) ?? [];
+        return a.filter((t) => t >= from && t < to).length;
+      });
+      const total = counts.reduce((p, q) => p + q, 0);
+      if (total > 0) acc.busiestNewShare.push(Math.max(...counts) / total);
+    }
     for (const pid of old) {
       const e = x.events.get(pid) as ChildEvents;
       if (e.drain !== undefined && e.drain >= T) acc.offsets.oldDrain.push(e.drain - T);
@@ -358,6 +377,8 @@ export function traceTable(kind: string, t: TraceBuckets): string {
     `  master CPU trigger..done ${span(t.masterCpuMs)} ms; new worker: requests in its first 200 ms of serving ${span(t.newFirst200)}, ` +
       `CPU in its first 500 ms of serving ${span(t.newWarmCpuMs)} ms`,
   );
+  const pct = (xs: number[]) => (xs.length ? `${f(med(xs) * 100)} % (${f(Math.min(...xs) * 100)}..${f(Math.max(...xs) * 100)})` : '-');
+  lines.push(`  busiest new worker's share of the new workers' requests after the cutover: ${pct(t.busiestNewShare)}`);
   lines.push(
     '  new worker CPU per request (µs) by requests answered before: ' +
       t.warmReqs
@@ -375,4 +396,59 @@ export function traceTable(kind: string, t: TraceBuckets): string {
     );
   }
   return lines.join('\n');
+}
+
+/** What an upgrade costs in CPU, and the capacity that CPU is worth (from the averaged trace). */
+export interface UpgradeCost {
+  /** CPU of the workers and the master per upgrade, from the trigger to the end of the trace,
+   * above what their requests cost at the CPU per request before the trigger, ms. */
+  extraCpuMs: number;
+  /** CPU per request of the whole load loop before the trigger (workers, master, load generator), µs. */
+  loopUsPerReq: number;
+  /** Completions per ms before the trigger. */
+  ratePerMs: number;
+  /**
+   * extraCpuMs in ms of full capacity: the requests the loop would have served with that CPU
+   * (extraCpuMs / (CPU per request x rate)). While the machine has no idle CPU, an upgrade
+   * cannot lose less than this whatever the order of its events: it is the floor.
+   */
+  floorMs: number;
+  /** Idle CPU (all cores) per 100 ms bucket after the trigger, ms. */
+  idleMsPer100: number;
+  /** How far after the trigger the trace reaches, ms. */
+  spanMs: number;
+}
+
+/** The floor of the capacity an upgrade loses, from its extra CPU (pure: the averaged trace in). */
+export function upgradeCost(t: TraceBuckets, cores: number): UpgradeCost {
+  const u = Math.max(1, t.upgrades);
+  const n = t.oldDone.length;
+  const at = (xs: number[], b: number) => (xs[b] as number) / u;
+  const workers = (b: number) => at(t.cpuOld, b) + at(t.cpuNew, b) + at(t.cpuMaster, b);
+  const done = (b: number) => at(t.oldDone, b) + at(t.newDone, b);
+  let preDone = 0;
+  let preWorkers = 0;
+  let preLoop = 0;
+  for (let b = 0; b < PRE; b++) {
+    preDone += done(b);
+    preWorkers += workers(b);
+    preLoop += workers(b) + at(t.cpuBench, b);
+  }
+  const perReq = preDone > 0 ? preWorkers / preDone : NaN;
+  const loopPerReq = preDone > 0 ? preLoop / preDone : NaN;
+  const ratePerMs = preDone / (PRE * B);
+  let extra = 0;
+  let idle = 0;
+  for (let b = PRE; b < n; b++) {
+    extra += workers(b) - perReq * done(b);
+    idle += Math.max(0, cores * B - (workers(b) + at(t.cpuBench, b) + at(t.cpuOther, b)));
+  }
+  return {
+    extraCpuMs: extra,
+    loopUsPerReq: loopPerReq * 1000,
+    ratePerMs,
+    floorMs: extra / (loopPerReq * ratePerMs),
+    idleMsPer100: idle / (n - PRE),
+    spanMs: (n - PRE) * B,
+  };
 }
