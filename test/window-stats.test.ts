@@ -102,4 +102,15 @@ test('capacity floor: the extra CPU of an upgrade, in ms of what the load loop s
   // Idle: only bucket +100 left 20 ms of the 200 unused (the boot bucket's 220 counts as none).
   assert.ok(Math.abs(c.idleMsPer100 - 20 / 22) < 1e-9, `idle ${c.idleMsPer100}`);
   assert.equal(c.spanMs, 2200);
+  // On a shared machine the extra CPU is taken from the other processes too, in proportion:
+  // with the loop on 1.5 cores before the trigger (90 ms of workers and 60 of load generator
+  // per 100 ms) and others on 0.5, the loop loses its share of the extra CPU, extra / 2 ms.
+  for (let b = 0; b < 3; b++) {
+    t.cpuOld[b] = 2 * 90;
+    t.cpuBench[b] = 2 * 60;
+    t.cpuOther[b] = 2 * 50;
+  }
+  const shared = upgradeCost(t, 2);
+  assert.ok(Math.abs(shared.loopUsPerReq - 150) < 1e-9, `${shared.loopUsPerReq}`);
+  assert.ok(Math.abs(shared.floorMs - shared.extraCpuMs / 2) < 1e-9, `floor ${shared.floorMs}, extra ${shared.extraCpuMs}`);
 });

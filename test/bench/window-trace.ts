@@ -408,9 +408,11 @@ export interface UpgradeCost {
   /** Completions per ms before the trigger. */
   ratePerMs: number;
   /**
-   * extraCpuMs in ms of full capacity: the requests the loop would have served with that CPU
-   * (extraCpuMs / (CPU per request x rate)). While the machine has no idle CPU, an upgrade
-   * cannot lose less than this whatever the order of its events: it is the floor.
+   * extraCpuMs in ms of full capacity. While the machine has no idle CPU, the extra CPU is
+   * taken from whatever else runs, in proportion: from the load loop (its CPU per request x
+   * its rate, in cores) and from other processes (their CPU per ms before the trigger), so the
+   * loop loses extraCpuMs / (loop cores + other cores) ms of its capacity (extraCpuMs / cores
+   * on a quiet machine), whatever the order of the upgrade's events: the floor.
    */
   floorMs: number;
   /** Idle CPU (all cores) per 100 ms bucket after the trigger, ms. */
@@ -429,10 +431,12 @@ export function upgradeCost(t: TraceBuckets, cores: number): UpgradeCost {
   let preDone = 0;
   let preWorkers = 0;
   let preLoop = 0;
+  let preOther = 0;
   for (let b = 0; b < PRE; b++) {
     preDone += done(b);
     preWorkers += workers(b);
     preLoop += workers(b) + at(t.cpuBench, b);
+    preOther += at(t.cpuOther, b);
   }
   const perReq = preDone > 0 ? preWorkers / preDone : NaN;
   const loopPerReq = preDone > 0 ? preLoop / preDone : NaN;
@@ -447,7 +451,7 @@ export function upgradeCost(t: TraceBuckets, cores: number): UpgradeCost {
     extraCpuMs: extra,
     loopUsPerReq: loopPerReq * 1000,
     ratePerMs,
-    floorMs: extra / (loopPerReq * ratePerMs),
+    floorMs: extra / (loopPerReq * ratePerMs + preOther / (PRE * B)),
     idleMsPer100: idle / (n - PRE),
     spanMs: (n - PRE) * B,
   };
