@@ -94,7 +94,17 @@ test('capacity floor: the extra CPU of an upgrade, in ms of what the load loop s
   t.newDone[4] = 2 * 700;
   t.cpuNew[4] = 2 * 124;
   t.cpuBench[4] = 2 * 56;
+  // The new workers' own accounts: 30 ms of boot each (two per upgrade); 1,400 requests in
+  // their first bin on 248 ms, and warm (20,000+ requests) at 0.12 ms per request.
+  t.newBootCpuMs.push(30, 30, 30, 30);
+  t.warmReqs[0] = 2 * 700;
+  t.warmCpuMs[0] = 2 * 124;
+  const last = t.warmReqs.length - 1;
+  t.warmReqs[last] = 2 * 10_000;
+  t.warmCpuMs[last] = 2 * 1_200;
   const c = upgradeCost(t, 2);
+  assert.ok(Math.abs(c.bootCpuMs - 60) < 1e-9, `boot ${c.bootCpuMs}`);
+  assert.ok(Math.abs(c.warmCpuMs - 40) < 1e-9, `warm-up ${c.warmCpuMs}: 124 - 84 ms`);
   assert.ok(Math.abs(c.extraCpuMs - 100) < 1e-9, `extra CPU ${c.extraCpuMs}: 60 to boot + 40 to warm`);
   assert.ok(Math.abs(c.loopUsPerReq - 200) < 1e-9, `${c.loopUsPerReq}`);
   assert.ok(Math.abs(c.ratePerMs - 10) < 1e-9);
@@ -112,5 +122,5 @@ test('capacity floor: the extra CPU of an upgrade, in ms of what the load loop s
   }
   const shared = upgradeCost(t, 2);
   assert.ok(Math.abs(shared.loopUsPerReq - 150) < 1e-9, `${shared.loopUsPerReq}`);
-  assert.ok(Math.abs(shared.floorMs - shared.extraCpuMs / 2) < 1e-9, `floor ${shared.floorMs}, extra ${shared.extraCpuMs}`);
+  assert.ok(Math.abs(shared.floorMs - 50) < 1e-9, `floor ${shared.floorMs}`);
 });

@@ -153,6 +153,8 @@ export interface TraceBuckets {
   masterCpuMs: number[];
   /** ms of CPU each new worker used in its first 500 ms after its first request. */
   newWarmCpuMs: number[];
+  /** ms of CPU each new worker used before its first answer (its boot). */
+  newBootCpuMs: number[];
   /** Requests each new worker answered in its first 200 ms of serving. */
   newFirst200: number[];
   /**
@@ -191,6 +193,7 @@ export function emptyTrace(): TraceBuckets {
     offsets: { newOrigin: [], newListen: [], newAck: [], newFirstServed: [], oldDrain: [], oldLastServed: [], oldExit: [] },
     masterCpuMs: [],
     newWarmCpuMs: [],
+    newBootCpuMs: [],
     newFirst200: [],
     busiestNewShare: [],
     warmCpuMs: zeros(WARM_BINS.length - 1),
@@ -303,6 +306,7 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
     // CPU between consecutive samples.
     let master = 0;
     const warm = new Map<number, number>();
+    const boot = new Map<number, number>();
     for (let i = 1; i < x.samples.length; i++) {
       const a = x.samples[i - 1] as Sample;
       const s = x.samples[i] as Sample;
@@ -336,6 +340,7 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
           dNew += dp;
           wNew += Math.max(0, w);
           const f = first.get(pid);
+          if (f === undefined || a.t < f) boot.set(pid, (boot.get(pid) ?? 0) + dp);
           if (f !== undefined && s.t > f && a.t < f + 500) warm.set(pid, (warm.get(pid) ?? 0) + dp);
           if (f !== undefined && a.t >= f && a.ticks.has(pid)) {
             const n0 = servedBy(pid, a.t);
@@ -354,6 +359,7 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
     }
     acc.masterCpuMs.push(master);
     for (const v of warm.values()) acc.newWarmCpuMs.push(v);
+    for (const v of boot.values()) acc.newBootCpuMs.push(v);
   }
 }
 
@@ -400,15 +406,23 @@ export function traceTable(kind: string, t: TraceBuckets): string {
 
 /** What an upgrade costs in CPU, and the capacity that CPU is worth (from the averaged trace). */
 export interface UpgradeCost {
-  /** CPU of the workers and the master per upgrade, from the trigger to the end of the trace,
-   * above what their requests cost at the CPU per request before the trigger, ms. */
+  /** The new workers' CPU per upgrade before their first answer (boot), ms. */
+  bootCpuMs: number;
+  /** The new workers' CPU per upgrade above their warm CPU per request (the WARM_BINS' last
+   * bin's) while they warm up, ms. */
+  warmCpuMs: number;
+  /** CPU of all workers and the master per upgrade, from the trigger to the end of the trace,
+   * above what their requests cost at the CPU per request before the trigger, ms: boot and
+   * warm-up, and also the old workers' drain, the master, and a post-cutover split that is
+   * more or less efficient than the one before. */
   extraCpuMs: number;
   /** CPU per request of the whole load loop before the trigger (workers, master, load generator), µs. */
   loopUsPerReq: number;
   /** Completions per ms before the trigger. */
   ratePerMs: number;
   /**
-   * extraCpuMs in ms of full capacity. While the machine has no idle CPU, the extra CPU is
+   * bootCpuMs + warmCpuMs (what any supervisor's upgrade costs: N new processes to boot
+   * and warm up) in ms of full capacity. While the machine has no idle CPU, that CPU is
    * taken from whatever else runs, in proportion: from the load loop (its CPU per request x
    * its rate, in cores) and from other processes (their CPU per ms before the trigger), so the
    * loop loses extraCpuMs / (loop cores + other cores) ms of its capacity (extraCpuMs / cores
@@ -447,11 +461,20 @@ export function upgradeCost(t: TraceBuckets, cores: number): UpgradeCost {
     extra += workers(b) - perReq * done(b);
     idle += Math.max(0, cores * B - (workers(b) + at(t.cpuBench, b) + at(t.cpuOther, b)));
   }
+  const bootCpuMs = t.newBootCpuMs.reduce((p, q) => p + q, 0) / u;
+  // Warm: the last bin (20,000 requests and more); the excess of the bins before it.
+  const lastBin = t.warmReqs.length - 1;
+  const warmPerReq = (t.warmCpuMs[lastBin] as number) / (t.warmReqs[lastBin] as number);
+  let warmExcess = 0;
+  for (let i = 0; i < lastBin; i++) warmExcess += Math.max(0, (t.warmCpuMs[i] as number) - warmPerReq * (t.warmReqs[i] as number));
+  const warmCpuMs = warmExcess / u;
   return {
     extraCpuMs: extra,
     loopUsPerReq: loopPerReq * 1000,
     ratePerMs,
-    floorMs: extra / (loopPerReq * ratePerMs + preOther / (PRE * B)),
+    bootCpuMs,
+    warmCpuMs,
+    floorMs: (bootCpuMs + warmCpuMs) / (loopPerReq * ratePerMs + preOther / (PRE * B)),
     idleMsPer100: idle / (n - PRE),
     spanMs: (n - PRE) * B,
   };

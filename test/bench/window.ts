@@ -242,8 +242,15 @@ export function windowTable(r: WindowResult, cfg: WindowConfig, checks: WindowCh
   if (r.cost) {
     // The trace's answer to "can ours lose <= 0.8x?": not below the CPU its new workers need.
     const c = r.cost;
-    const cell = (x: UpgradeCost) => `${f(x.extraCpuMs, 0)} / ${f(x.floorMs, 0)} / ${f(x.idleMsPer100, 0)}`;
-    rows.push(['trace: extra CPU ms / capacity floor ms / idle CPU ms per 100 ms', cell(c.baseline), cell(c.ours), f(c.ours.floorMs / r.lost.baseline, 2), 'info']);
+    const cpu = (x: UpgradeCost) => `${f(x.bootCpuMs, 0)} + ${f(x.warmCpuMs, 0)} / ${f(x.extraCpuMs, 0)} / ${f(x.idleMsPer100, 0)}`;
+    rows.push(['trace: CPU ms per upgrade, new boot + warm-up / all extra / idle per 100 ms', cpu(c.baseline), cpu(c.ours), '', 'info']);
+    rows.push([
+      'trace: capacity floor ms (boot + warm-up CPU / the cores it is taken from)',
+      f(c.baseline.floorMs, 0),
+      f(c.ours.floorMs, 0),
+      f(c.ours.floorMs / c.baseline.floorMs, 2),
+      'info',
+    ]);
     rows.push([
       'trace: 0.8x the baseline\'s lost vs ours\' floor, ms',
       f(0.8 * r.lost.baseline, 0),
