@@ -256,7 +256,7 @@ export function windowTable(r: WindowResult, cfg: WindowConfig, checks: WindowCh
       f(0.8 * r.lost.baseline, 0),
       f(c.ours.floorMs, 0),
       '',
-      c.ours.floorMs > 0.8 * r.lost.baseline ? 'floor above the target' : 'floor below the target',
+      !Number.isFinite(c.ours.floorMs) ? 'n/a' : c.ours.floorMs > 0.8 * r.lost.baseline ? 'floor above the target' : 'floor below the target',
     ]);
   }
   const errs = (xs: WindowRun[]) => xs.reduce((a, x) => a + x.errors, 0);
