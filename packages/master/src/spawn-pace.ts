@@ -5,7 +5,7 @@
  * commands) and the workers themselves. The loop thread waited for a CPU longer than it ran,
  * and round trips reached 100-230 ms. Spawning faster than the CPUs can boot workers gains
  * nothing (they queue for the same CPUs), so a burst keeps the machine's runnable threads at
- * most `perCpu` per CPU above what they were when it began (the others' load, the master
+ * most `perCpu` per CPU (2 by default) above what they were when it began (the others' load, the master
  * included): while over, the next batch waits and looks again every `retryMs`. Workers that
  * boot without using the CPU (waiting on I/O) leave it under the limit: never held. A batch
  * never waits longer than `maxHoldMs` (other processes' load coming up during a burst must
@@ -23,7 +23,7 @@ export interface SpawnPaceConfig {
   retryMs: number;
 }
 
-export const DEFAULT_SPAWN_PACE: Omit<SpawnPaceConfig, 'cpus'> = { perCpu: 4, maxHoldMs: 20, retryMs: 1 };
+export const DEFAULT_SPAWN_PACE: Omit<SpawnPaceConfig, 'cpus'> = { perCpu: 2, maxHoldMs: 20, retryMs: 1 };
 
 export type PaceDecision = { go: true } | { go: false; retryMs: number };
 

@@ -64,7 +64,7 @@ test('each burst has its own base; one CPU still allows one thread at the least'
   assert.equal(small.limit, 2);
 });
 
-test('EINHYRNINGSINS_SPAWN_PACE: 0 turns pacing off, a number sets the threads per CPU, default 4', () => {
+test('EINHYRNINGSINS_SPAWN_PACE: 0 turns pacing off, a number sets the threads per CPU, default 2', () => {
   assert.equal(defaultSpawnPace({ EINHYRNINGSINS_SPAWN_PACE: '0' }), null);
   assert.equal(defaultSpawnPace({ EINHYRNINGSINS_SPAWN_PACE: 'off' }), null);
   assert.equal(defaultSpawnPace({ EINHYRNINGSINS_SPAWN_PACE: '6' })?.perCpu, 6);
