@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { LineSplitter, parseRequest, type Request } from '@einhyrningsins/protocol';
 import { monotonicMs } from './clock.js';
+import { probe, probeStart } from './loop-probe.js';
 import type { ControlConnection } from './control-connection.js';
 import { HttpRequestReader, encodeHttpReply, type HttpReply, type HttpRequest } from './http-request.js';
 import type { Logger } from './log.js';
@@ -82,8 +83,10 @@ export function serve(
         conn.send({ message: parsed.error, error: true });
         continue;
       }
+      const t0 = probeStart();
       try {
         handle(conn, parsed.request);
+        probe?.task(`request:${parsed.request.command}`, t0);
       } catch (err) {
         log.error(`control: error while processing '${parsed.request.command}': ${(err as Error).stack ?? err}`);
         conn.send(

@@ -9,7 +9,6 @@ import type { CoreSnapshot, Event, FleetEvent, GroupSpec } from '@einhyrningsins
 import { defaultSocketPath, type Request } from '@einhyrningsins/protocol';
 import * as native from 'native-reuseport';
 import { monotonicMs } from './clock.js';
-import { probe, probeStart } from './loop-probe.js';
 import { Notifier } from './systemd.js';
 import { dispatch } from './commands/entries.js';
 import type { CommandHost } from './commands/table.js';
@@ -186,8 +185,7 @@ export class Master {
     // Until the group exists, events wait in `pending` (see feed()).
     this.installSignals();
     // EINHYRNINGSINS_LOOP_TRACE=FILE: what the event loop did, written to FILE at exit (loop-trace.ts).
-    const loopTrace = process.env.EINHYRNINGSINS_LOOP_TRACE;
-    if (loopTrace) (await import('./loop-trace.js')).startLoopTrace(loopTrace);
+    if (process.env.EINHYRNINGSINS_LOOP_TRACE) (await import('./loop-trace.js')).startLoopTrace(process.env.EINHYRNINGSINS_LOOP_TRACE);
     // Once per master, not again in the image a reload starts.
     const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
     if (rubyOnly) this.log.warn(rubyOnly);
@@ -377,7 +375,6 @@ export class Master {
     checkMaster(opts);
   }
 
-
   /** After the take-over: the group carries on from the old engine, the connections are served again. */
   private resumeFrom(state: ReloadState): void {
     const runtime = this.runtime as Runtime<LaunchSpec>;
@@ -450,9 +447,7 @@ export class Master {
       );
     }
     if (this.log.tracing) this.log.trace(`Control connection #${conn.id} request: ${JSON.stringify(req.raw)}`);
-    const t0 = probeStart();
     dispatch(this.commandHost, conn, req);
-    probe?.task(`request:${req.command}`, t0);
   }
 
   private facts(): MasterFacts {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_SPAWN_PACE, SpawnPace } from '../src/spawn-pace.js';
-import { defaultSpawnPace } from '../src/host/group-shell.js';
+import { defaultSpawnPace } from '../src/host/spawn-turns.js';
 import { runnableThreads } from '../src/proc-stat.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,7 +4,7 @@
  * (a child's exit, a timer, a spawn's pid) into events for it. The engine itself lives
  * in the fleet (packages/core): the shell never decides, and never sees a reply.
  */
-import { availableParallelism, constants as osConstants } from 'node:os';
+import { constants as osConstants } from 'node:os';
 import type { CoreConfig, CoreSnapshot, Event, GroupEffect, LogLevel, WorkerView } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
 import { childEnv, type PassedSocket } from '../child-env.js';
@@ -13,9 +13,9 @@ import type { Logger } from '../log.js';
 import { resolveProgram } from '../program.js';
 import { SlotHistory } from '../slot-history.js';
 import { BootPriority } from '../boot-priority.js';
-import { DEFAULT_SPAWN_PACE, SpawnPace, type SpawnPaceConfig } from '../spawn-pace.js';
+import type { SpawnPaceConfig } from '../spawn-pace.js';
 import { runnableThreads } from '../proc-stat.js';
-import { probe, probeStart } from '../loop-probe.js';
+import { SpawnTurns, defaultSpawnPace } from './spawn-turns.js';
 import { launcherArgs } from './launcher-args.js';
 import { processUmask, spawner } from './spawner.js';
 import { PipedWorker, readEnd, type WorkerProcess } from './worker-process.js';
@@ -111,25 +111,7 @@ export interface GroupShellOptions {
   runnableThreads?: () => number;
 }
 
-/**
- * The default pacing of bursts of spawns: by this process's CPUs; EINHYRNINGSINS_SPAWN_PACE=0
- * turns it off (to compare), EINHYRNINGSINS_SPAWN_PACE=K allows K runnable threads per CPU.
- */
-export function defaultSpawnPace(env: NodeJS.ProcessEnv = process.env): SpawnPaceConfig | null {
-  const v = env.EINHYRNINGSINS_SPAWN_PACE;
-  const perCpu = v === undefined || v === '' ? DEFAULT_SPAWN_PACE.perCpu : Number(v);
-  if (!Number.isFinite(perCpu) || perCpu <= 0) return null;
-  return { ...DEFAULT_SPAWN_PACE, perCpu, cpus: availableParallelism() };
-}
-
-/**
- * Spawns are started in turns of at most this many, the event loop turning in between
- * (setImmediate): what each costs on this thread (the program resolved, the environment
- * built, the job handed to the spawner's threads) is small, but 1,000 in one go would
- * still hold ACKs and operator commands. The spawn itself runs off the event loop
- * (spawner.ts); the pid comes back in a later turn.
- */
-export const SPAWN_BATCH = 8;
+export { SPAWN_BATCH, defaultSpawnPace } from './spawn-turns.js';
 
 /** What the shell reads of its group's engine (never changes it). */
 export interface GroupView {
@@ -163,16 +145,8 @@ export class GroupShell {
   /** When the last worker was spawned (einhorn's last_spinup), on the host's clock. */
   lastSpinup: number | null = null;
   private readonly boot: BootPriority;
-  /** Spawns asked for beyond this turn's batch, in order. */
-  private readonly spawnQueue: QueuedSpawn[] = [];
-  /** Where the queue's head is (shift() of a long array is O(n)). */
-  private spawnHead = 0;
-  private spawnedThisTurn = 0;
-  private turn: NodeJS.Immediate | null = null;
-  /** A batch waiting for the machine's runnable threads to come down (spawn-pace.ts). */
-  private hold: NodeJS.Timeout | null = null;
-  private readonly pace: SpawnPace | null;
-  private readonly runnable: () => number;
+  /** Spawns in turns of 8, a burst paced by the CPUs (spawn-turns.ts). */
+  private readonly turns: SpawnTurns<QueuedSpawn>;
   private envCopy: { from: NodeJS.ProcessEnv; copy: NodeJS.ProcessEnv } | null = null;
 
   constructor(
@@ -184,9 +158,14 @@ export class GroupShell {
     private readonly now: () => number,
   ) {
     this.boot = new BootPriority(opts.upgradeNice ?? 0, opts.niceWorker ?? null, opts.log);
-    const pace = opts.spawnPace === undefined ? defaultSpawnPace() : opts.spawnPace;
-    this.pace = pace ? new SpawnPace(pace) : null;
-    this.runnable = opts.runnableThreads ?? (() => runnableThreads());
+    this.turns = new SpawnTurns<QueuedSpawn>({
+      start: (q) => this.spawn(q.id, q.slot, q.generation),
+      inFlight: () => this.spawning,
+      pace: opts.spawnPace === undefined ? defaultSpawnPace() : opts.spawnPace,
+      runnable: opts.runnableThreads ?? (() => runnableThreads()),
+      now: this.now,
+      debug: () => (this.opts.log.enabled('debug') ? (m) => this.debug(m) : null),
+    });
     this.launch = opts.launch;
     this.listeners = opts.listeners;
   }
@@ -257,12 +236,7 @@ export class GroupShell {
   stopTimers(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    this.spawnQueue.length = 0;
-    this.spawnHead = 0;
-    if (this.turn) clearImmediate(this.turn);
-    this.turn = null;
-    if (this.hold) clearTimeout(this.hold);
-    this.hold = null;
+    this.turns.clear();
   }
 
   private log(level: LogLevel, message: string, ctx: { pid?: number; slot?: number } = {}): void {
@@ -276,7 +250,7 @@ export class GroupShell {
   apply(e: GroupEffect): void {
     switch (e.type) {
       case 'spawn':
-        return this.queueSpawn({ id: e.id, slot: e.slot, generation: e.generation ?? 0 });
+        return this.turns.push({ id: e.id, slot: e.slot, generation: e.generation ?? 0 });
       case 'kill':
         // SIGKILL escalation takes the worker's whole process group (its own
         // grandchildren included); other signals go to the worker alone.
@@ -331,7 +305,7 @@ export class GroupShell {
   startQueued(): boolean {
     let q: QueuedSpawn | undefined;
     let any = false;
-    while ((q = this.nextQueued())) {
+    while ((q = this.turns.next())) {
       any = true;
       this.spawn(q.id, q.slot, q.generation);
     }
@@ -341,72 +315,6 @@ export class GroupShell {
   /** Spawns started whose pid has not come back yet. */
   get spawnsPending(): number {
     return this.spawning;
-  }
-
-  private nextQueued(): QueuedSpawn | undefined {
-    const q = this.spawnQueue[this.spawnHead];
-    if (q === undefined) return undefined;
-    this.spawnHead++;
-    if (this.spawnHead === this.spawnQueue.length) {
-      this.spawnQueue.length = 0;
-      this.spawnHead = 0;
-    }
-    return q;
-  }
-
-  /** Spawn now if this turn's batch has room (and nothing is waiting before it), else in a later turn. */
-  private queueSpawn(q: QueuedSpawn): void {
-    // A burst begins: nothing queued, held or in flight. The machine's runnable threads now are its base.
-    if (this.pace && this.spawnHead === this.spawnQueue.length && !this.hold && this.spawnedThisTurn === 0 && this.spawning === 0) {
-      this.pace.begin(this.runnable());
-    }
-    if (this.spawnHead === this.spawnQueue.length && !this.hold && this.spawnedThisTurn < SPAWN_BATCH) {
-      this.spawnedThisTurn++;
-      this.nextTurn();
-      this.spawn(q.id, q.slot, q.generation);
-      return;
-    }
-    this.spawnQueue.push(q);
-    this.nextTurn();
-  }
-
-  private nextTurn(): void {
-    if (this.hold) return; // the held batch's timer takes the next turn
-    this.turn ??= setImmediate(() => {
-      const t0 = probeStart();
-      this.turn = null;
-      this.spawnedThisTurn = 0;
-      if (this.spawnHead < this.spawnQueue.length && !this.paced()) {
-        probe?.task('spawn-turn', t0);
-        return;
-      }
-      let q: QueuedSpawn | undefined;
-      while (this.spawnedThisTurn < SPAWN_BATCH && (q = this.nextQueued())) {
-        this.spawnedThisTurn++;
-        this.spawn(q.id, q.slot, q.generation);
-      }
-      if (this.spawnHead < this.spawnQueue.length || this.spawnedThisTurn > 0) this.nextTurn();
-      probe?.task('spawn-turn', t0);
-    });
-  }
-
-  /**
-   * Whether the next batch may go now (spawn-pace.ts): over the burst's limit of runnable
-   * threads it waits, and this is called again from a timer.
-   */
-  private paced(): boolean {
-    if (!this.pace) return true;
-    const runnable = this.runnable();
-    const d = this.pace.decide(this.now(), runnable);
-    if (d.go) return true;
-    if (this.pace.held === 1 && this.opts.log.enabled('debug')) {
-      this.debug(`Pacing spawns: ${runnable} threads runnable on the machine (limit ${this.pace.limit} for this burst); ${this.spawnQueue.length - this.spawnHead} waiting`);
-    }
-    this.hold = setTimeout(() => {
-      this.hold = null;
-      this.nextTurn();
-    }, d.retryMs);
-    return false;
   }
 
   /**
