@@ -159,3 +159,33 @@ export function schedstat(pid: number): [number, number] | null {
     return null;
   }
 }
+
+/**
+ * glibc's malloc arenas other than the main one in a /proc/PID/maps text: each is a heap
+ * of 64 MiB aligned on 64 MiB, anonymous, its used part rw-p and the rest reserved (---p).
+ * The kilobytes of each one's rw-p part, in address order.
+ */
+export function mallocArenasIn(maps: string): number[] {
+  const HEAP = 64 * 1024 * 1024;
+  const rows = maps
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [range = '', perms = '', , , , name = ''] = l.trim().split(/\s+/);
+      const [s = 0, e = 0] = range.split('-').map((x) => parseInt(x, 16));
+      return { s, e, perms, name };
+    });
+  const out: number[] = [];
+  rows.forEach((m, i) => {
+    if (m.name !== '' || m.perms !== 'rw-p' || m.s % HEAP !== 0) return;
+    const next = rows[i + 1];
+    const end = next && next.name === '' && next.perms === '---p' && next.s === m.e ? next.e : m.e;
+    if (end - m.s === HEAP) out.push((m.e - m.s) / 1024);
+  });
+  return out;
+}
+
+/** The malloc arenas of `pid` besides glibc's main one (see mallocArenasIn). */
+export function mallocArenas(pid: number): number[] {
+  return mallocArenasIn(readFileSync(`/proc/${pid}/maps`, 'utf8'));
+}

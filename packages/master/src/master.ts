@@ -37,7 +37,7 @@ import { masterState, takeOver } from './master-reload.js';
 import { Reloader, resumeConnections } from './host/reexec.js';
 import { takeLock, writePidfile, type HeldLock } from './host/files.js';
 import { NotifyPolicy, summaryOf } from './host/notify-policy.js';
-import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
+import { capMallocArenas, exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
 import type { GroupShell, LaunchSpec, WorkerProcess } from './host/group-shell.js';
@@ -195,6 +195,7 @@ export class Master {
     this.cleanup.add(() => notifier.close());
     try {
       native.ensureNative();
+      capMallocArenas(); // one malloc arena from now on, before the spawner's threads exist (memory.ts)
       if (this.opts.syslog || this.opts.syslogTo) await this.startSyslog();
       if (this.opts.niceMaster !== null) {
         try {
