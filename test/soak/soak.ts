@@ -17,6 +17,8 @@
  * 100 upgrades and per worker (± two standard errors), and where the growth beyond that noise
  * puts RSS per worker at 1,000 upgrades.
  *
+ * SOAK_BIN runs another build's bin/einhyrningsins (A/B); SOAK_MASTER_NODE_ARGS passes node flags to the master.
+ *
  * Not a test: it prints numbers. It fails on a leak of fds, zombies or children; when RSS
  * grows by more than 6 MiB over the trend's span (issue 11); and from 1,000 workers on, when
  * RSS per worker is over 16 KB at any reading or the trend puts it over 16 KB at 1,000
@@ -71,7 +73,8 @@ async function main(): Promise<number> {
     process.execPath,
     [
       ...(process.env.SOAK_MASTER_NODE_ARGS ?? '').split(' ').filter(Boolean),
-      join(ROOT, 'bin', 'einhyrningsins'),
+      // SOAK_BIN: another build's bin/einhyrningsins, for A/B runs against it.
+      process.env.SOAK_BIN ?? join(ROOT, 'bin', 'einhyrningsins'),
       ...['-q', '-n', '1', '-b', '127.0.0.1:0,r', '-m', 'manual', '--min-ready', MIN_READY, '-d', sock],
       ...['--', ...childCommand(dir)],
     ],
@@ -97,15 +100,23 @@ async function main(): Promise<number> {
       }
       throw new Error(`the master did not settle at ${n} children within ${deadlineMs} ms`);
     };
-    /** `status` on a connection of its own, closed at once: `n` workers, every one up. */
+    /**
+     * `status` on a connection of its own, closed at once: `n` workers, every one up (asked
+     * again every 100 ms while not: a Node worker's ACK can come after its process is counted).
+     */
     const checkUp = async (n: number) => {
-      const s = await ControlClient.connect(sock);
-      try {
-        const [r] = await s.call('status');
-        const ws = (r as unknown as { state: { workers: Array<{ state: string }> } }).state.workers;
-        if (ws.length !== n || !ws.every((w) => w.state === 'up')) throw new Error(`status: ${ws.length} workers, ${ws.filter((w) => w.state === 'up').length} up; expected ${n} up`);
-      } finally {
-        s.close();
+      const until = performance.now() + deadlineMs;
+      for (;;) {
+        const s = await ControlClient.connect(sock);
+        try {
+          const [r] = await s.call('status');
+          const ws = (r as unknown as { state: { workers: Array<{ state: string }> } }).state.workers;
+          if (ws.length === n && ws.every((w) => w.state === 'up')) return;
+          if (performance.now() > until) throw new Error(`status: ${ws.length} workers, ${ws.filter((w) => w.state === 'up').length} up; expected ${n} up`);
+        } finally {
+          s.close();
+        }
+        await sleep(100);
       }
     };
     await settled(1);
