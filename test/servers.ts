@@ -29,6 +29,8 @@ export interface Recipe {
    * connection it accepted before reading its request (see README, "Running real servers").
    */
   freshRace?: number;
+  /** Not in the Debian packages but run by `npm test` too. */
+  tested?: boolean;
 }
 
 function has(cmd: string, args: string[]): boolean {
@@ -127,6 +129,13 @@ export const RECIPES: readonly Recipe[] = [
     command: () => ['--handoff', 'port', '--stop-signal', 'TERM', '--', process.execPath, fixture('dyno/stock-web.mjs')],
   },
   {
+    name: 'Node, a stop that waits for clients to hang up',
+    debian: false,
+    tested: true,
+    missing: () => null,
+    command: () => ['--stop-signal', 'TERM', '--', process.execPath, fixture('linger-child.mjs')],
+  },
+  {
     name: 'python3 -m http.server',
     debian: false,
     missing: () => null,
@@ -156,18 +165,36 @@ export interface Run {
 
 const pidsIn = (r: LoadResult): number[] => [...r.bodies].map((b) => Number(/(\d+)\s*$/.exec(b)?.[1])).filter((n) => n > 0);
 
+/** Wait until `n` workers of the newest generation are up (older ones may be draining). */
+async function newGeneration(m: MasterProc, n: number): Promise<void> {
+  await until(
+    `${n} workers of the new generation up`,
+    async () => {
+      const ws = await m.workers();
+      const gen = Math.max(...ws.map((w) => w.generation));
+      return ws.filter((w) => w.generation === gen && w.state === 'up').length === n;
+    },
+    60_000,
+    50,
+  );
+}
+
 async function phase(m: MasterProc, port: number, fresh: boolean, upgrades: number, seen: Set<number>): Promise<Phase> {
   const l = load(port, 4, { fresh, maxMs: 120_000 });
   await until('the load loop answered', () => l.result.ok > 10, 30_000);
   for (let i = 0; i < upgrades; i++) {
     const replies = await m.ctl('upgrade', [], { timeoutMs: 60_000 });
     if (replies.at(-1)?.message !== 'Upgrade done') throw new Error(`upgrade ${i + 1}: ${JSON.stringify(replies)}`);
-    await m.ready(2, 60_000);
+    // The new generation up; the old one may still be draining: a server that waits for its
+    // keep-alive clients to hang up (linger-child.mjs, uvicorn's just-accepted connection)
+    // is held by this very load until it stops, so its exit is awaited after the load.
+    await newGeneration(m, 2);
   }
   // A moment of traffic on the last generation too.
   const n = l.result.ok;
   await until('traffic after the last upgrade', () => l.result.ok > n + 10, 30_000);
   const r = await l.stop();
+  await m.ready(2, 30_000);
   for (const p of pidsIn(r)) seen.add(p);
   return { ok: r.ok, failed: r.failed, errors: r.errors.slice(0, 5) };
 }
