@@ -6,7 +6,8 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cleanupAll, startMaster, until } from './harness.js';
-import { mallocArenas, mallocArenasIn } from './proc.js';
+import { readFileSync } from 'node:fs';
+import { RSS_PARTS, mallocArenas, mallocArenasIn, rssBreakdown, rssBreakdownIn, rssBreakdownLine } from './proc.js';
 
 afterEach(async () => {
   assert.deepEqual(await cleanupAll(), []);
@@ -48,4 +49,41 @@ test("the master's threads share one malloc arena: 64 workers spawned and upgrad
   const arenas = mallocArenas(m.pid);
   assert.ok(arenas.length <= 1, `malloc arenas besides the main one: ${arenas.length} (${arenas.join(', ')} KB)`);
   assert.equal((await m.stop()).code, 0);
+});
+
+test('rssBreakdownIn: each mapping of smaps counted once, in its kind', () => {
+  const m = (range: string, perms: string, name: string, rss: number) => `${range} ${perms} 00000000 00:00 0 ${name}\nSize: 1 kB\nRss: ${rss} kB\nPss: 1 kB\n`;
+  const smaps = [
+    m('555555554000-555555556000', 'r-xp', '/usr/bin/node', 100),
+    m('555555556000-555555600000', 'rw-p', '[heap]', 20),
+    m('7e0000000000-7e0000021000', 'rw-p', '', 30), // an arena's used part ...
+    m('7e0000021000-7e0004000000', '---p', '', 0), // ... and its reservation
+    m('7e0010040000-7e0010080000', 'rw-p', '', 256), // a V8 page
+    m('7e0010080000-7e00100c0000', 'rwxp', '', 64),
+    m('7e00100c0000-7e00100c3000', 'rw-p', '', 12), // neither
+    m('7f0000000000-7f0000001000', 'r-xp', '/usr/lib/libc.so.6', 8),
+    m('7ffc00000000-7ffc00021000', 'rw-p', '[stack]', 16),
+  ].join('');
+  const b = rssBreakdownIn(smaps, '/usr/bin/node');
+  assert.deepEqual(b, {
+    'node binary': 100,
+    'other files': 8,
+    'V8 heap pages': 256,
+    'V8 code pages': 64,
+    'malloc main arena': 20,
+    'malloc other arenas': 30,
+    stacks: 16,
+    'other anonymous': 12,
+  });
+  assert.match(rssBreakdownLine(b), /^node binary 0\.1, other files 0\.0, V8 heap pages 0\.3, .* other anonymous 0\.0 MiB$/);
+  assert.match(rssBreakdownLine(b, b), /^node binary 0\.1 -> 0\.1, /);
+});
+
+test("rssBreakdown of a live process: the parts add up to every mapping's Rss", () => {
+  const text = readFileSync('/proc/self/smaps', 'utf8');
+  const total = [...text.matchAll(/^Rss:\s+(\d+) kB/gm)].reduce((a, x) => a + Number(x[1]), 0);
+  const b = rssBreakdownIn(text);
+  assert.equal(RSS_PARTS.reduce((a, p) => a + b[p], 0), total);
+  assert.ok(b['node binary'] > 0, 'the node binary has resident pages');
+  assert.ok(Object.values(rssBreakdown(process.pid)).every((x) => Number.isInteger(x) && x >= 0));
 });

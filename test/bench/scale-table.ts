@@ -1,3 +1,4 @@
+import { rssBreakdownLine, type RssPart } from '../proc.js';
 import { BASE_TEXT, perWorkerKb, perWorkerVerdict } from './rss-base.js';
 
 /**
@@ -39,6 +40,8 @@ export interface ScaleRow {
   /** Upgrades done in all, and the RSS after the last of them. */
   upgradesDone: number;
   rssAfterLastUpgradeKb: number;
+  /** The master's RSS by kind of mapping after the last upgrade (/proc/PID/smaps). */
+  rssParts?: Record<RssPart, number>;
   /** Master CPU per worker upgraded over every upgrade after the first. */
   laterUpgradeCpuMsPerWorker: number;
   idleCpuMsPer10s: number | null;
@@ -51,6 +54,7 @@ export interface ScaleRow {
 
 export interface ScaleResult {
   baseRssKb: number;
+  baseRssParts?: Record<RssPart, number>;
   rows: ScaleRow[];
   skipped?: string;
 }
@@ -128,6 +132,9 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
       x.idleCpuMsPer10s === null ? 'n/a' : f(x.idleCpuMsPer10s),
     ]),
   );
+  for (const x of r.rows) {
+    if (x.rssParts) memory.push(`N=${x.n}: master RSS by mapping (/proc/PID/smaps), the base -> after upgrade ${x.upgradesDone}: ${rssBreakdownLine(x.rssParts, r.baseRssParts)}`);
+  }
   // What one more worker costs, fixed costs left out: the slope between the two largest N.
   const byN = [...r.rows].filter((x) => Number.isFinite(x.rssKb)).sort((a, b) => a.n - b.n);
   const [lo, hi] = [byN[byN.length - 2], byN[byN.length - 1]];

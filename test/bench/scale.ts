@@ -39,7 +39,7 @@ import { performance } from 'node:perf_hooks';
 import { ControlClient } from '@einhyrningsins/ctl';
 import { launcherPath } from 'native-reuseport';
 import { BIN, ROOT, sleep } from '../harness.js';
-import { Tracked, childrenOf, clockTicks, cpuTicks, schedstat, statusKb } from '../proc.js';
+import { type RssPart, Tracked, childrenOf, clockTicks, cpuTicks, rssBreakdown, schedstat, statusKb } from '../proc.js';
 import { cleanEnv, within } from './systems.js';
 import { BASE_UPGRADES, SETTLE_MS } from './rss-base.js';
 import { trips, type LoopTime, type ScaleResult, type ScaleRow, type Trips } from './scale-table.js';
@@ -465,6 +465,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
       row.laterUpgradeCpuMsPerWorker = laterCpu / ((row.upgradesDone - 1) * n);
       await sleep(SETTLE_MS);
       row.rssAfterLastUpgradeKb = m.rssKb();
+      row.rssParts = rssBreakdown(m.pid);
       note(`scale N=${n}: ${row.upgradesDone} upgrades done`);
     }
   } catch (err) {
@@ -482,7 +483,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
  * as the soak's): not polled, after BASE_UPGRADES upgrades (each to one child left) and one
  * `status`, read SETTLE_MS later.
  */
-async function baseRss(child: string): Promise<number> {
+async function baseRss(child: string): Promise<{ kb: number; parts: Record<RssPart, number> }> {
   const m = new ScaleMaster(1, child);
   running.add(m);
   try {
@@ -499,7 +500,7 @@ async function baseRss(child: string): Promise<number> {
     }
     await m.workers();
     await sleep(SETTLE_MS);
-    return m.rssKb();
+    return { kb: m.rssKb(), parts: rssBreakdown(m.pid) };
   } finally {
     await m.stop();
     running.delete(m);
@@ -518,7 +519,7 @@ export async function scaleBench(cfg: ScaleConfig, note: (m: string) => void): P
       note(`scale N=${n}: spawning`);
       rows.push(await one(n, child, cfg, note));
     }
-    return { baseRssKb: base, rows };
+    return { baseRssKb: base.kb, baseRssParts: base.parts, rows };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -32,7 +32,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '@einhyrningsins/ctl';
-import { childrenOf, clockTicks, cpuTicks, openFdCount, statusKb, zombiesOf } from '../proc.js';
+import { childrenOf, clockTicks, cpuTicks, openFdCount, rssBreakdown, rssBreakdownLine, statusKb, zombiesOf } from '../proc.js';
 import { BASE_TEXT, BASE_UPGRADES, SETTLE_MS, perWorkerKb } from '../bench/rss-base.js';
 import { fitSlope, soakVerdict, type SoakReading } from './soak-trend.js';
 
@@ -134,6 +134,7 @@ async function main(): Promise<number> {
     await checkUp(1);
     await sleep(SETTLE_MS);
     const baseKb = statusKb(pid, 'VmRSS') ?? NaN;
+    const baseParts = rssBreakdown(pid);
     if (N !== 1) {
       const [r] = await c.call('set_workers', [String(N)]);
       if (r?.message === undefined) throw new Error('set_workers: no reply');
@@ -161,6 +162,7 @@ async function main(): Promise<number> {
       }
     }
     const cpuMs = (((cpuTicks(pid) ?? NaN) - cpu0 - settleTicks) * 1000) / clockTicks();
+    const lastParts = rssBreakdown(pid);
     c.close();
     const last = readings.at(-1) as SoakReading;
     const trend = fitSlope(readings, UPGRADES);
@@ -183,6 +185,7 @@ async function main(): Promise<number> {
     );
     console.log(`upgrade, command to all new acked and all old gone: median ${pct(lat, 50).toFixed(0)} ms, p90 ${pct(lat, 90).toFixed(0)} ms`);
     console.log(`master CPU per upgrade: ${(cpuMs / UPGRADES).toFixed(1)} ms (${(cpuMs / UPGRADES / N).toFixed(2)} ms per worker)`);
+    console.log(`master RSS by mapping (/proc/PID/smaps), the base -> after the last upgrade: ${rssBreakdownLine(lastParts, baseParts)}`);
     void last;
     console.log('');
     for (const line of v.targets) console.log(line);
