@@ -93,7 +93,7 @@ test("the scale table states the base, each 1,000-worker row's verdict, that fla
   const text = scaleTable({ baseRssKb: 48_000, rows: [row(256, 20), row(1000, 12)] }, checks);
   assert.match(text, /master RSS with 1 worker \(the base\) 46\.9 MiB; RSS per worker = \(RSS - base\) \/ \(N - 1\)/);
   assert.match(text, /RSS per worker <= 16 KB at 1,000 workers: MET at N=1000 \(start 12\.0, after upgrade 1 13\.0, after upgrade 10 13\.2 KB/);
-  assert.match(text, /flat over 1,000 upgrades of 1,000 workers: not measured by this phase .*N=1000: RSS .* MB after upgrade 1, .* MB after upgrade 10 \(\+0\.2 MB\)/);
+  assert.match(text, /flat over 1,000 upgrades of 1,000 workers: not measured by this phase .*N=1000: RSS .* MiB after upgrade 1, .* MiB after upgrade 10 \(\+0\.2 MiB\)/);
   assert.match(text, /marginal RSS per worker from N=256 to N=1000 .*: 9\.3 KB at start/);
   assert.deepEqual(
     checks.filter((c) => /16 KB/.test(c.metric)).map((c) => c.ok),

@@ -94,7 +94,7 @@ export function scaleTable(r: ScaleResult, checks: ScaleCheck[]): string {
       const grew = x.upgradesDone > 1 ? (x.rssAfterLastUpgradeKb - x.rssAfterUpgradeKb) / 1024 : NaN;
       memory.push(
         `issue 24 target, flat over 1,000 upgrades of 1,000 workers: not measured by this phase (SOAK_WORKERS=1000 SOAK_UPGRADES=1000 npm run soak measures it); ` +
-          `here, N=${x.n}: RSS ${f(x.rssAfterUpgradeKb / 1024, 1)} MB after upgrade 1, ${f(x.rssAfterLastUpgradeKb / 1024, 1)} MB after upgrade ${x.upgradesDone} (${Number.isFinite(grew) ? `${grew >= 0 ? '+' : ''}${grew.toFixed(1)} MB` : 'n/a'})`,
+          `here, N=${x.n}: RSS ${f(x.rssAfterUpgradeKb / 1024, 1)} MiB after upgrade 1, ${f(x.rssAfterLastUpgradeKb / 1024, 1)} MiB after upgrade ${x.upgradesDone} (${Number.isFinite(grew) ? `${grew >= 0 ? '+' : ''}${grew.toFixed(1)} MiB` : 'n/a'})`,
       );
     }
   }
