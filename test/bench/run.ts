@@ -30,7 +30,8 @@
  * Then the upgrade-window phase (test/bench/window.ts): latency and capacity lost around each
  * upgrade under load, ours against the baseline restarting its children the way Server::Starter
  * does, as ratios (--window-rounds); BENCH_WINDOW_TRACE=1 adds where the time goes
- * (test/bench/window-trace.ts: rate, p99 and CPU by worker generation per 100 ms).
+ * (test/bench/window-trace.ts: rate, p99 and CPU by worker generation per 100 ms, the new
+ * workers' boot and warm-up CPU and the capacity floor it sets, the cutover's connection split).
  * Last, the scale phase (test/bench/scale.ts): N tiny workers, control round trips while
  * they spawn and upgrade, CPU and RSS per worker, the idle master's CPU.
  * (`npm run bench -- --help`)

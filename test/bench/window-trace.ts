@@ -153,8 +153,16 @@ export interface TraceBuckets {
   masterCpuMs: number[];
   /** ms of CPU each new worker used in its first 500 ms after its first request. */
   newWarmCpuMs: number[];
+  /** ms of CPU each new worker used before its first answer (its boot). */
+  newBootCpuMs: number[];
   /** Requests each new worker answered in its first 200 ms of serving. */
   newFirst200: number[];
+  /**
+   * Per upgrade, the busiest new worker's share (0..1) of the new workers' requests from 200 ms
+   * after the last old worker's last answer to the end of the trace: keep-alive connections
+   * stay on the worker that accepted them, so this is how the cutover split them.
+   */
+  busiestNewShare: number[];
   /** A new worker's CPU and requests, by how many requests it had answered before (WARM_BINS). */
   warmCpuMs: number[];
   warmReqs: number[];
@@ -185,7 +193,9 @@ export function emptyTrace(): TraceBuckets {
     offsets: { newOrigin: [], newListen: [], newAck: [], newFirstServed: [], oldDrain: [], oldLastServed: [], oldExit: [] },
     masterCpuMs: [],
     newWarmCpuMs: [],
+    newBootCpuMs: [],
     newFirst200: [],
+    busiestNewShare: [],
     warmCpuMs: zeros(WARM_BINS.length - 1),
     warmReqs: zeros(WARM_BINS.length - 1),
   };
@@ -274,6 +284,18 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
       if (f !== undefined) acc.offsets.newFirstServed.push(f - T);
       acc.newFirst200.push(first200.get(pid) ?? 0);
     }
+    let lastOld = -Infinity;
+    for (const pid of old) lastOld = Math.max(lastOld, last.get(pid) ?? -Infinity);
+    if (Number.isFinite(lastOld) && neu.size > 1) {
+      const from = lastOld + 200;
+      const to = T + POST * B;
+      const counts = [...neu].map((pid) => {
+        const a = ends.get(pid) ?? [];
+        return a.filter((t) => t >= from && t < to).length;
+      });
+      const total = counts.reduce((p, q) => p + q, 0);
+      if (total > 0) acc.busiestNewShare.push(Math.max(...counts) / total);
+    }
     for (const pid of old) {
       const e = x.events.get(pid) as ChildEvents;
       if (e.drain !== undefined && e.drain >= T) acc.offsets.oldDrain.push(e.drain - T);
@@ -284,6 +306,7 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
     // CPU between consecutive samples.
     let master = 0;
     const warm = new Map<number, number>();
+    const boot = new Map<number, number>();
     for (let i = 1; i < x.samples.length; i++) {
       const a = x.samples[i - 1] as Sample;
       const s = x.samples[i] as Sample;
@@ -317,6 +340,7 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
           dNew += dp;
           wNew += Math.max(0, w);
           const f = first.get(pid);
+          if (f === undefined || a.t < f) boot.set(pid, (boot.get(pid) ?? 0) + dp);
           if (f !== undefined && s.t > f && a.t < f + 500) warm.set(pid, (warm.get(pid) ?? 0) + dp);
           if (f !== undefined && a.t >= f && a.ticks.has(pid)) {
             const n0 = servedBy(pid, a.t);
@@ -335,6 +359,7 @@ export function addTrace(acc: TraceBuckets, x: TraceInput): void {
     }
     acc.masterCpuMs.push(master);
     for (const v of warm.values()) acc.newWarmCpuMs.push(v);
+    for (const v of boot.values()) acc.newBootCpuMs.push(v);
   }
 }
 
@@ -358,6 +383,8 @@ export function traceTable(kind: string, t: TraceBuckets): string {
     `  master CPU trigger..done ${span(t.masterCpuMs)} ms; new worker: requests in its first 200 ms of serving ${span(t.newFirst200)}, ` +
       `CPU in its first 500 ms of serving ${span(t.newWarmCpuMs)} ms`,
   );
+  const pct = (xs: number[]) => (xs.length ? `${f(med(xs) * 100)} % (${f(Math.min(...xs) * 100)}..${f(Math.max(...xs) * 100)})` : '-');
+  lines.push(`  busiest new worker's share of the new workers' requests after the cutover: ${pct(t.busiestNewShare)}`);
   lines.push(
     '  new worker CPU per request (µs) by requests answered before: ' +
       t.warmReqs
@@ -375,4 +402,80 @@ export function traceTable(kind: string, t: TraceBuckets): string {
     );
   }
   return lines.join('\n');
+}
+
+/** What an upgrade costs in CPU, and the capacity that CPU is worth (from the averaged trace). */
+export interface UpgradeCost {
+  /** The new workers' CPU per upgrade before their first answer (boot), ms. */
+  bootCpuMs: number;
+  /** The new workers' CPU per upgrade above their warm CPU per request (the WARM_BINS' last
+   * bin's) while they warm up, ms. */
+  warmCpuMs: number;
+  /** CPU of all workers and the master per upgrade, from the trigger to the end of the trace,
+   * above what their requests cost at the CPU per request before the trigger, ms: boot and
+   * warm-up, and also the old workers' drain, the master, and a post-cutover split that is
+   * more or less efficient than the one before. */
+  extraCpuMs: number;
+  /** CPU per request of the whole load loop before the trigger (workers, master, load generator), µs. */
+  loopUsPerReq: number;
+  /** Completions per ms before the trigger. */
+  ratePerMs: number;
+  /**
+   * bootCpuMs + warmCpuMs (what any supervisor's upgrade costs: N new processes to boot
+   * and warm up) in ms of full capacity. While the machine has no idle CPU, that CPU is
+   * taken from whatever else runs, in proportion: from the load loop (its CPU per request x
+   * its rate, in cores) and from other processes (their CPU per ms before the trigger), so the
+   * loop loses extraCpuMs / (loop cores + other cores) ms of its capacity (extraCpuMs / cores
+   * on a quiet machine), whatever the order of the upgrade's events: the floor.
+   */
+  floorMs: number;
+  /** Idle CPU (all cores) per 100 ms bucket after the trigger, ms. */
+  idleMsPer100: number;
+  /** How far after the trigger the trace reaches, ms. */
+  spanMs: number;
+}
+
+/** The floor of the capacity an upgrade loses, from its extra CPU (pure: the averaged trace in). */
+export function upgradeCost(t: TraceBuckets, cores: number): UpgradeCost {
+  const u = Math.max(1, t.upgrades);
+  const n = t.oldDone.length;
+  const at = (xs: number[], b: number) => (xs[b] as number) / u;
+  const workers = (b: number) => at(t.cpuOld, b) + at(t.cpuNew, b) + at(t.cpuMaster, b);
+  const done = (b: number) => at(t.oldDone, b) + at(t.newDone, b);
+  let preDone = 0;
+  let preWorkers = 0;
+  let preLoop = 0;
+  let preOther = 0;
+  for (let b = 0; b < PRE; b++) {
+    preDone += done(b);
+    preWorkers += workers(b);
+    preLoop += workers(b) + at(t.cpuBench, b);
+    preOther += at(t.cpuOther, b);
+  }
+  const perReq = preDone > 0 ? preWorkers / preDone : NaN;
+  const loopPerReq = preDone > 0 ? preLoop / preDone : NaN;
+  const ratePerMs = preDone / (PRE * B);
+  let extra = 0;
+  let idle = 0;
+  for (let b = PRE; b < n; b++) {
+    extra += workers(b) - perReq * done(b);
+    idle += Math.max(0, cores * B - (workers(b) + at(t.cpuBench, b) + at(t.cpuOther, b)));
+  }
+  const bootCpuMs = t.newBootCpuMs.reduce((p, q) => p + q, 0) / u;
+  // Warm: the last bin (20,000 requests and more); the excess of the bins before it.
+  const lastBin = t.warmReqs.length - 1;
+  const warmPerReq = (t.warmCpuMs[lastBin] as number) / (t.warmReqs[lastBin] as number);
+  let warmExcess = 0;
+  for (let i = 0; i < lastBin; i++) warmExcess += Math.max(0, (t.warmCpuMs[i] as number) - warmPerReq * (t.warmReqs[i] as number));
+  const warmCpuMs = warmExcess / u;
+  return {
+    extraCpuMs: extra,
+    loopUsPerReq: loopPerReq * 1000,
+    ratePerMs,
+    bootCpuMs,
+    warmCpuMs,
+    floorMs: (bootCpuMs + warmCpuMs) / (loopPerReq * ratePerMs + preOther / (PRE * B)),
+    idleMsPer100: idle / (n - PRE),
+    spanMs: (n - PRE) * B,
+  };
 }

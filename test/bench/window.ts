@@ -19,9 +19,9 @@ import { Load } from './load.js';
 import { ForeignLoad, cpuTicks } from '../proc.js';
 import { Baseline, HOST, Ours, sleep } from './systems.js';
 import { analyseWindows, medianOf, type WindowAnalysis } from './window-stats.js';
-import { CpuSampler, addTrace, emptyTrace, readEvents, traceTable, type TraceBuckets } from './window-trace.js';
+import { CpuSampler, addTrace, emptyTrace, readEvents, traceTable, upgradeCost, type TraceBuckets, type UpgradeCost } from './window-trace.js';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface WindowConfig {
@@ -55,6 +55,8 @@ export interface WindowResult {
   runs: WindowRun[];
   lost: { baseline: number; ours: number; ratio: number };
   p99: { baseline: number; ours: number; ratio: number };
+  /** With BENCH_WINDOW_TRACE=1: each kind's extra CPU per upgrade and the capacity floor it sets. */
+  cost?: { baseline: UpgradeCost; ours: UpgradeCost };
 }
 
 export interface WindowCheck {
@@ -158,6 +160,9 @@ export async function windowBench(cfg: WindowConfig, note: (msg: string) => void
     }
   }
   for (const [kind, t] of traces) note(traceTable(kind, t));
+  const tb = traces.get('baseline');
+  const to = traces.get('ours');
+  const cost = tb && to ? { baseline: upgradeCost(tb, availableParallelism()), ours: upgradeCost(to, availableParallelism()) } : undefined;
   const of = (kind: string) => runs.filter((r) => r.kind === kind);
   // As upgrade_window.py's summary: lost = median over every upgrade, p99 = median over the runs of the pooled p99.
   const lostOf = (kind: string) => medianOf(of(kind).flatMap((r) => r.analysis.upgrades.map((u) => u.lostMs)));
@@ -166,7 +171,7 @@ export async function windowBench(cfg: WindowConfig, note: (msg: string) => void
   const lo = lostOf('ours');
   const pb = p99Of('baseline');
   const po = p99Of('ours');
-  return { runs, lost: { baseline: lb, ours: lo, ratio: lo / lb }, p99: { baseline: pb, ours: po, ratio: po / pb } };
+  return { runs, lost: { baseline: lb, ours: lo, ratio: lo / lb }, p99: { baseline: pb, ours: po, ratio: po / pb }, ...(cost ? { cost } : {}) };
 }
 
 export function windowTable(r: WindowResult, cfg: WindowConfig, checks: WindowCheck[]): string {
@@ -194,6 +199,25 @@ export function windowTable(r: WindowResult, cfg: WindowConfig, checks: WindowCh
     f(r.lost.ratio, 2),
     `<= 0.80 ${lostOk ? 'ok' : 'MISSED'}`,
   ]);
+  // The same in one fixed 2.5 s window for both (upgrade_window.py's second table): a tool's
+  // own window is as long as its upgrade, so the same slow requests weigh more in a fast one.
+  const fixP99 = (xs: WindowRun[]) => medianOf(xs.map((x) => x.analysis.fixPooledP99Ms));
+  const fixLost = (xs: WindowRun[]) => medianOf(ups(xs).map((u) => u.fixLostMs));
+  const fixFloor = (xs: WindowRun[]) => medianOf(ups(xs).map((u) => u.fixFloorMs));
+  rows.push([
+    'fixed 2.5 s window: p99 ms (as long for both)',
+    f(fixP99(B), 2),
+    f(fixP99(O), 2),
+    f(fixP99(O) / fixP99(B), 2),
+    'info',
+  ]);
+  rows.push([
+    'fixed 2.5 s window: lost ms / noise floor ms / lost - floor',
+    `${f(fixLost(B), 0)} / ${f(fixFloor(B), 0)} / ${f(fixLost(B) - fixFloor(B), 0)}`,
+    `${f(fixLost(O), 0)} / ${f(fixFloor(O), 0)} / ${f(fixLost(O) - fixFloor(O), 0)}`,
+    f((fixLost(O) - fixFloor(O)) / (fixLost(B) - fixFloor(B)), 2),
+    'info',
+  ]);
   rows.push([
     'noise floor ms (a window as long, no upgrade)',
     f(medianOf(ups(B).map((u) => u.floorMs)), 0),
@@ -215,6 +239,26 @@ export function windowTable(r: WindowResult, cfg: WindowConfig, checks: WindowCh
     '',
     'info',
   ]);
+  if (r.cost) {
+    // The trace's answer to "can ours lose <= 0.8x?": not below the CPU its new workers need.
+    const c = r.cost;
+    const cpu = (x: UpgradeCost) => `${f(x.bootCpuMs, 0)} + ${f(x.warmCpuMs, 0)} / ${f(x.extraCpuMs, 0)} / ${f(x.idleMsPer100, 0)}`;
+    rows.push(['trace: CPU ms per upgrade, new boot + warm-up / all extra / idle per 100 ms', cpu(c.baseline), cpu(c.ours), '', 'info']);
+    rows.push([
+      'trace: capacity floor ms (boot + warm-up CPU / the cores it is taken from)',
+      f(c.baseline.floorMs, 0),
+      f(c.ours.floorMs, 0),
+      f(c.ours.floorMs / c.baseline.floorMs, 2),
+      'info',
+    ]);
+    rows.push([
+      'trace: 0.8x the baseline\'s lost vs ours\' floor, ms',
+      f(0.8 * r.lost.baseline, 0),
+      f(c.ours.floorMs, 0),
+      '',
+      !Number.isFinite(c.ours.floorMs) ? 'n/a' : c.ours.floorMs > 0.8 * r.lost.baseline ? 'floor above the target' : 'floor below the target',
+    ]);
+  }
   const errs = (xs: WindowRun[]) => xs.reduce((a, x) => a + x.errors, 0);
   const errOk = errs(B) + errs(O) === 0;
   checks.push({ metric: 'upgrade window: 0 failed requests', ok: errOk });
