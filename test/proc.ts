@@ -1,6 +1,6 @@
 /** /proc readings for the tests, the bench and the soak: liveness, children, CPU ticks, memory, fds. Linux only. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
@@ -158,4 +158,104 @@ export function schedstat(pid: number): [number, number] | null {
   } catch {
     return null;
   }
+}
+
+/** What an RSS breakdown of a process (rssBreakdownIn) sorts its mappings into, in this order. */
+export const RSS_PARTS = ['node binary', 'other files', 'V8 heap pages', 'V8 code pages', 'malloc main arena', 'malloc other arenas', 'stacks', 'other anonymous'] as const;
+export type RssPart = (typeof RSS_PARTS)[number];
+
+/**
+ * A /proc/PID/smaps text's resident kilobytes by kind of mapping: the node binary's pages
+ * (file-backed, shared with every Node process), other files (libraries, the addon), V8's
+ * heap (anonymous rw-p mappings in whole 256 KiB pages) and code (anonymous rwx), glibc's
+ * main arena ([heap]) and its other arenas (mallocArenasIn), stacks, the rest.
+ */
+export function rssBreakdownIn(smaps: string, binary = process.execPath): Record<RssPart, number> {
+  const out = Object.fromEntries(RSS_PARTS.map((p) => [p, 0])) as Record<RssPart, number>;
+  const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/;
+  const maps: string[] = [];
+  const rows: Array<{ s: number; e: number; perms: string; name: string; rss: number }> = [];
+  for (const line of smaps.split('\n')) {
+    const h = header.exec(line);
+    if (h) {
+      maps.push(line);
+      rows.push({ s: parseInt(h[1] as string, 16), e: parseInt(h[2] as string, 16), perms: h[3] as string, name: (h[4] as string).trim(), rss: 0 });
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    const last = rows[rows.length - 1];
+    if (r && last) last.rss = Number(r[1]);
+  }
+  const arenaStarts = new Set(mallocArenaStartsIn(maps.join('\n')));
+  for (const m of rows) {
+    let part: RssPart;
+    if (m.name !== '' && (m.name === binary || m.name.endsWith('/node'))) part = 'node binary';
+    else if (m.name.startsWith('/')) part = 'other files';
+    else if (m.name === '[heap]') part = 'malloc main arena';
+    else if (arenaStarts.has(m.s)) part = 'malloc other arenas';
+    else if (m.name.startsWith('[stack')) part = 'stacks';
+    else if (m.name === '' && m.perms === 'rwxp') part = 'V8 code pages';
+    else if (m.name === '' && m.perms === 'rw-p' && (m.e - m.s) % (256 * 1024) === 0) part = 'V8 heap pages';
+    else part = 'other anonymous';
+    out[part] += m.rss;
+  }
+  return out;
+}
+
+/** rssBreakdownIn of a live process. */
+export function rssBreakdown(pid: number): Record<RssPart, number> {
+  return rssBreakdownIn(readFileSync(`/proc/${pid}/smaps`, 'utf8'), readlinkOr(`/proc/${pid}/exe`));
+}
+
+function readlinkOr(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return process.execPath;
+  }
+}
+
+/** One line: each part's MB, and how it moved from `from` (e.g. the base) when given. */
+export function rssBreakdownLine(to: Record<RssPart, number>, from?: Record<RssPart, number>): string {
+  const mb = (kb: number) => (kb / 1024).toFixed(1);
+  return RSS_PARTS.map((p) => (from ? `${p} ${mb(from[p])} -> ${mb(to[p])}` : `${p} ${mb(to[p])}`)).join(', ') + ' MiB';
+}
+
+/**
+ * glibc's malloc arenas other than the main one in a /proc/PID/maps text: each is a heap
+ * of 64 MiB aligned on 64 MiB, anonymous, its used part rw-p and the rest reserved (---p).
+ * The kilobytes of each one's rw-p part, in address order.
+ */
+export function mallocArenasIn(maps: string): number[] {
+  return arenaRows(maps).map((a) => a.kb);
+}
+
+/** Where each of mallocArenasIn's arenas starts. */
+function mallocArenaStartsIn(maps: string): number[] {
+  return arenaRows(maps).map((a) => a.start);
+}
+
+function arenaRows(maps: string): Array<{ start: number; kb: number }> {
+  const HEAP = 64 * 1024 * 1024;
+  const rows = maps
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [range = '', perms = '', , , , name = ''] = l.trim().split(/\s+/);
+      const [s = 0, e = 0] = range.split('-').map((x) => parseInt(x, 16));
+      return { s, e, perms, name };
+    });
+  const out: Array<{ start: number; kb: number }> = [];
+  rows.forEach((m, i) => {
+    if (m.name !== '' || m.perms !== 'rw-p' || m.s % HEAP !== 0) return;
+    const next = rows[i + 1];
+    const end = next && next.name === '' && next.perms === '---p' && next.s === m.e ? next.e : m.e;
+    if (end - m.s === HEAP) out.push({ start: m.s, kb: (m.e - m.s) / 1024 });
+  });
+  return out;
+}
+
+/** The malloc arenas of `pid` besides glibc's main one (see mallocArenasIn). */
+export function mallocArenas(pid: number): number[] {
+  return mallocArenasIn(readFileSync(`/proc/${pid}/maps`, 'utf8'));
 }

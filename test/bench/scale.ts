@@ -8,7 +8,8 @@
  * spawn of N workers (and their N ACKs on the same socket) and one `upgrade` of them,
  * replies streamed to an operator connection. Measured: spawn to all N acked, master CPU
  * per worker spawned and per worker upgraded, the master's RSS per worker (against a
- * master of 1 worker in the same run), the round trips' max and p99 while spawning and
+ * master of 1 worker in the same run, not polled, after 3 upgrades: test/bench/rss-base.ts,
+ * the soak's base too), the round trips' max and p99 while spawning and
  * while upgrading, whether the operator's `upgrade` got its final reply, and the master's
  * CPU over 10 s once all are up and nothing happens.
  *
@@ -38,8 +39,9 @@ import { performance } from 'node:perf_hooks';
 import { ControlClient } from '@einhyrningsins/ctl';
 import { launcherPath } from 'native-reuseport';
 import { BIN, ROOT, sleep } from '../harness.js';
-import { Tracked, childrenOf, clockTicks, cpuTicks, schedstat, statusKb } from '../proc.js';
+import { type RssPart, Tracked, childrenOf, clockTicks, cpuTicks, rssBreakdown, schedstat, statusKb } from '../proc.js';
 import { cleanEnv, within } from './systems.js';
+import { BASE_UPGRADES, SETTLE_MS } from './rss-base.js';
 import { trips, type LoopTime, type ScaleResult, type ScaleRow, type Trips } from './scale-table.js';
 import { traceReport, type LoopTraceFile, type Trip } from './scale-trace.js';
 
@@ -222,15 +224,15 @@ class ScaleMaster {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`einhyrningsins exited (${this.proc.exitCode ?? this.proc.signalCode}):\n${this.log}`);
   }
 
-  /** Connect the poller and the status connection as soon as the socket answers. */
-  async connect(): Promise<void> {
+  /** Connect the poller (unless `poll` is false) and the status connection as soon as the socket answers. */
+  async connect(poll = true): Promise<void> {
     const deadline = performance.now() + 10_000;
     for (;;) {
       this.failed();
       try {
-        const ping = await ControlClient.connect(this.sock, { timeoutMs: 1000 });
+        const ping = poll ? await ControlClient.connect(this.sock, { timeoutMs: 1000 }) : null;
         this.status = await ControlClient.connect(this.sock, { timeoutMs: 1000 });
-        this.poller = this.poll(ping);
+        if (ping) this.poller = this.poll(ping);
         return;
       } catch (err) {
         if (performance.now() > deadline) throw err;
@@ -500,7 +502,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     const spawnWindow = [tConnected, tUp];
     row.spawnAcks = trips([...firstAcks.values()]);
     // Settled: the memory keeper compacts 2 s after workers come or go.
-    await sleep(3000);
+    await sleep(SETTLE_MS);
     row.rssKb = m.rssKb();
     if (cfg.idleS > 0) {
       m.paused = true;
@@ -522,7 +524,7 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     row.upgradeAcks = trips([...m.acks()].filter(([pid]) => !firstAcks.has(pid)).map(([, ms]) => ms));
     windows = { spawn: spawnWindow as [number, number], upgrade: [u.from, u.to], first: new Set(firstAcks.keys()), acks: m.ackTrips() };
     row.upgradesDone = 1;
-    await sleep(3000);
+    await sleep(SETTLE_MS);
     row.rssAfterUpgradeKb = m.rssKb();
     // More upgrades, back to back, within the time given.
     const until = performance.now() + cfg.upgradeS * 1000;
@@ -536,8 +538,9 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
     }
     if (row.upgradesDone > 1) {
       row.laterUpgradeCpuMsPerWorker = laterCpu / ((row.upgradesDone - 1) * n);
-      await sleep(3000);
+      await sleep(SETTLE_MS);
       row.rssAfterLastUpgradeKb = m.rssKb();
+      row.rssParts = rssBreakdown(m.pid);
       note(`scale N=${n}: ${row.upgradesDone} upgrades done`);
     }
   } catch (err) {
@@ -563,15 +566,29 @@ async function one(n: number, child: string, cfg: ScaleConfig, note: (m: string)
   return row;
 }
 
-/** The master's RSS with one worker, the base of the per-worker figures. */
-async function baseRss(child: string): Promise<number> {
+/**
+ * The master's RSS with one worker, the base of the per-worker figures (test/bench/rss-base.ts,
+ * as the soak's): not polled, after BASE_UPGRADES upgrades (each to one child left) and one
+ * `status`, read SETTLE_MS later.
+ */
+async function baseRss(child: string): Promise<{ kb: number; parts: Record<RssPart, number> }> {
   const m = new ScaleMaster(1, child);
   running.add(m);
   try {
-    await m.connect();
+    await m.connect(false);
     await m.allUp(30_000);
-    await sleep(3000);
-    return m.rssKb();
+    for (let i = 0; i < BASE_UPGRADES; i++) {
+      const reply = await m.upgrade(60_000);
+      if (reply !== 'Upgrade done') throw new Error(`base: upgrade ${i + 1}: ${reply}`);
+      const deadline = performance.now() + 30_000;
+      while (childrenOf(m.pid).length !== 1) {
+        if (performance.now() > deadline) throw new Error(`base: upgrade ${i + 1}: the old worker did not go`);
+        await sleep(25);
+      }
+    }
+    await m.workers();
+    await sleep(SETTLE_MS);
+    return { kb: m.rssKb(), parts: rssBreakdown(m.pid) };
   } finally {
     await m.stop();
     running.delete(m);
@@ -590,7 +607,7 @@ export async function scaleBench(cfg: ScaleConfig, note: (m: string) => void): P
       note(`scale N=${n}: spawning`);
       rows.push(await one(n, child, cfg, note));
     }
-    return { baseRssKb: base, rows };
+    return { baseRssKb: base.kb, baseRssParts: base.parts, rows };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

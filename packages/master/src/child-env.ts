@@ -35,3 +35,14 @@ export function childEnv(input: ChildEnvInput): Record<string, string> {
   env.EINHORN_CHILD_INDEX = String(input.slot);
   return env;
 }
+
+/**
+ * What a child's environment changes from the one it started from, for the spawn's debug
+ * line: "sets A, B; drops C" ("sets nothing" when it adds nothing). A function of its own:
+ * a closure over the environment inside the spawn would keep it alive for the worker's life.
+ */
+export function envChanges(base: NodeJS.ProcessEnv, env: Readonly<Record<string, string>>): string {
+  const set = Object.keys(env).filter((k) => base[k] !== env[k]);
+  const dropped = Object.keys(base).filter((k) => !(k in env));
+  return `sets ${set.join(', ') || 'nothing'}${dropped.length ? `; drops ${dropped.join(', ')}` : ''}`;
+}

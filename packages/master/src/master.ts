@@ -37,7 +37,7 @@ import { masterState, takeOver } from './master-reload.js';
 import { Reloader, resumeConnections } from './host/reexec.js';
 import { takeLock, writePidfile, type HeldLock } from './host/files.js';
 import { NotifyPolicy, summaryOf } from './host/notify-policy.js';
-import { exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
+import { capMallocArenas, exitProcess, installLastResort, startMemoryKeeper, startReaper } from './host/process-wide.js';
 import { ReplyRoutes } from './host/routes.js';
 import { Runtime } from './host/runtime.js';
 import type { GroupShell, LaunchSpec, WorkerProcess } from './host/group-shell.js';
@@ -184,8 +184,7 @@ export class Master {
     // kill the master with Node's default action and leave the socket file behind.
     // Until the group exists, events wait in `pending` (see feed()).
     this.installSignals();
-    // EINHYRNINGSINS_LOOP_TRACE=FILE: what the event loop did, written to FILE at exit (loop-trace.ts).
-    if (process.env.EINHYRNINGSINS_LOOP_TRACE) (await import('./loop-trace.js')).startLoopTrace(process.env.EINHYRNINGSINS_LOOP_TRACE);
+    if (process.env.EINHYRNINGSINS_LOOP_TRACE) (await import('./loop-trace.js')).startLoopTrace(process.env.EINHYRNINGSINS_LOOP_TRACE); // what the loop did, at exit
     // Once per master, not again in the image a reload starts.
     const rubyOnly = this.stateFd === null ? rubyOnlyWarning(this.opts) : null;
     if (rubyOnly) this.log.warn(rubyOnly);
@@ -197,6 +196,7 @@ export class Master {
     this.cleanup.add(() => notifier.close());
     try {
       native.ensureNative();
+      capMallocArenas(); // one malloc arena from now on, before the spawner's threads exist (memory.ts)
       if (this.opts.syslog || this.opts.syslogTo) await this.startSyslog();
       if (this.opts.niceMaster !== null) {
         try {

@@ -7,7 +7,7 @@
 import { constants as osConstants } from 'node:os';
 import type { CoreConfig, CoreSnapshot, Event, GroupEffect, LogLevel, WorkerView } from '@einhyrningsins/core';
 import * as native from 'native-reuseport';
-import { childEnv, type PassedSocket } from '../child-env.js';
+import { childEnv, envChanges, type PassedSocket } from '../child-env.js';
 import { handoffEnv, type HandoffContext, type HandoffName } from '../handoff.js';
 import type { Logger } from '../log.js';
 import { resolveProgram } from '../program.js';
@@ -385,14 +385,12 @@ export class GroupShell {
       path,
       argv: [spec.program, ...spec.args],
     });
+    // No closure in spawn() may use `env`: the worker's exit handler keeps spawn()'s context,
+    // and every live worker held its whole environment (~2.5 KB; child-env.ts envChanges).
     if (this.opts.log.enabled('debug')) {
-      const base = spec.env;
-      const set = Object.keys(env).filter((k) => base[k] !== env[k]);
-      const dropped = Object.keys(base).filter((k) => !(k in env));
       this.debug(
         `Spawning index ${slot} (generation ${generation}): ${[path, ...spec.args].join(' ')}` +
-          `${spec.cwd === process.cwd() ? '' : ` in ${spec.cwd}`}; sets ${set.join(', ') || 'nothing'}` +
-          (dropped.length ? `; drops ${dropped.join(', ')}` : '') +
+          `${spec.cwd === process.cwd() ? '' : ` in ${spec.cwd}`}; ${envChanges(spec.env, env)}` +
           (bootNice !== null ? `; nice ${bootNice} until it is up` : this.opts.niceWorker != null ? `; nice ${this.opts.niceWorker}` : ''),
       );
     }

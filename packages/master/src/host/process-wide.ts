@@ -6,6 +6,8 @@
 import type { Cleanup } from '../cleanup.js';
 import type { Logger } from '../log.js';
 import { MemoryKeeper } from '../memory.js';
+
+export { capMallocArenas } from '../memory.js';
 import { Reaper } from '../reaper.js';
 
 export interface ReaperSetup {
