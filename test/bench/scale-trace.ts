@@ -10,21 +10,10 @@
  * ticks, the tasks and GCs in it). Pure: the files are read by scale.ts.
  */
 
-export interface TraceTick {
-  t: number;
-  gapMs: number;
-  runMs: number;
-  waitMs: number;
-  runnable: number;
-  tasks: Record<string, [number, number, number]>;
-}
+import type { LoopTraceFile } from '@einhyrningsins/master';
 
-export interface LoopTraceFile {
-  tickMs: number;
-  ticks: TraceTick[];
-  tasks: Array<[string, number, number]>;
-  gcs: Array<[number, number, number]>;
-}
+/** The master's trace file (packages/master/src/loop-trace.ts writes it). */
+export type { LoopTraceFile, TraceTick } from '@einhyrningsins/master';
 
 /** One round trip seen by the bench (ehlo) or by a worker (its ACK); ms on CLOCK_MONOTONIC. */
 export interface Trip {

@@ -42,3 +42,5 @@ export type { GroupHandle, UpgradeOutcome } from './upgrade-tracker.js';
 export type { FetchMemory } from './fetch-policy.js';
 export { watchPathProblem } from './release-checks.js';
 export { fetchMemory as checkFetchMemory, type Check as StateCheck } from './reload-state-check.js';
+/** Types only (the module itself loads only with EINHYRNINGSINS_LOOP_TRACE): the bench reads its file. */
+export type { LoopTraceFile, TraceTick } from './loop-trace.js';
