@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { monotonicMs } from './clock.js';
 import { setProbe } from './loop-probe.js';
+import { runnableThreads } from './proc-stat.js';
 
 const TICK_MS = 5;
 /** A task this long is noted on its own, not only in its tick's sums. */
@@ -49,14 +50,6 @@ function schedstat(): [number, number] {
   }
 }
 
-function runnable(): number {
-  try {
-    return Number(/ (\d+)\//.exec(readFileSync('/proc/loadavg', 'latin1'))?.[1]);
-  } catch {
-    return NaN;
-  }
-}
-
 export function startLoopTrace(file: string): void {
   const out: LoopTraceFile = { tickMs: TICK_MS, ticks: [], tasks: [], gcs: [] };
   let sums = new Map<string, [number, number, number]>();
@@ -82,7 +75,7 @@ export function startLoopTrace(file: string): void {
   const timer = setInterval(() => {
     const t1 = monotonicMs();
     const s1 = schedstat();
-    out.ticks.push({ t: t1, gapMs: t1 - t, runMs: (s1[0] - s[0]) / 1e6, waitMs: (s1[1] - s[1]) / 1e6, runnable: runnable(), tasks: Object.fromEntries(sums) });
+    out.ticks.push({ t: t1, gapMs: t1 - t, runMs: (s1[0] - s[0]) / 1e6, waitMs: (s1[1] - s[1]) / 1e6, runnable: runnableThreads(), tasks: Object.fromEntries(sums) });
     sums = new Map();
     t = t1;
     s = s1;
